@@ -1,0 +1,325 @@
+//! Typed configuration: embedded defaults, an optional TOML file, then `RINGBACK__SECTION__KEY`
+//! environment variables. Validated once at start-up; a bad value names its key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub ors_redis: OrsRedisSettings,
+    pub listen: ListenSettings,
+    pub http: HttpSettings,
+    pub admin: TokenSettings,
+    pub internal: TokenSettings,
+    pub cache: CacheSettings,
+    pub monitor: MonitorSettings,
+    pub health: HealthSettings,
+    pub alerts: AlertSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub statement_timeout_ms: u64,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrsRedisSettings {
+    pub url: String,
+    pub stream: String,
+    pub max_len: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSettings {
+    /// Everything: public, admin, internal, `/metrics`, health.
+    pub internal: String,
+    /// Public API and health only; empty = off.
+    pub external: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub body_limit_bytes: usize,
+    /// Actix workers per listener; 0 = one per core.
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Several tokens may be valid at once so they can be rotated.
+    pub tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// How long a resolved API key is trusted before the database is asked again (≤ 30 s).
+    pub key_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSettings {
+    pub tick_ms: u64,
+    pub recovery_seconds: u64,
+    pub lag_threshold_seconds: u64,
+    pub claim_lease_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    pub interval_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    pub http_400_tolerance: f64,
+    pub http_401_tolerance: f64,
+    pub http_404_tolerance: f64,
+    pub http_500_tolerance: f64,
+    pub rbac_create_vq_proxy_error_tolerance: f64,
+    pub invalid_content_length_tolerance: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Overridden by `RINGBACK_LOG` and at run time by `PUT /admin/v1/log-level`.
+    pub level: String,
+    pub max_len: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.to_string(), problem: problem.into() }
+}
+
+impl Settings {
+    /// Defaults, then the file (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(bad("--config", format!("file {} does not exist", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let env_map: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("RINGBACK__")).collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("RINGBACK")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("admin.tokens")
+                .with_list_parse_key("internal.tokens")
+                .source(Some(env_map)),
+        );
+        let raw = builder.build().map_err(config_error)?;
+        let mut settings: Settings = raw.try_deserialize().map_err(config_error)?;
+        settings.normalise();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn normalise(&mut self) {
+        for tokens in [&mut self.admin.tokens, &mut self.internal.tokens] {
+            tokens.iter_mut().for_each(|t| *t = t.trim().to_string());
+            tokens.retain(|t| !t.is_empty());
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        if !(db.url.starts_with("sqlite:") || db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
+            return Err(bad("database.url", "must start with sqlite: or postgres://"));
+        }
+        if db.max_connections == 0 {
+            return Err(bad("database.max_connections", "must be at least 1"));
+        }
+        if db.statement_timeout_ms == 0 {
+            return Err(bad("database.statement_timeout_ms", "must be positive"));
+        }
+        if db.acquire_timeout_ms == 0 {
+            return Err(bad("database.acquire_timeout_ms", "must be positive"));
+        }
+        for (key, url) in [("redis.url", &self.redis.url), ("ors_redis.url", &self.ors_redis.url)] {
+            if !url.is_empty() && !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(bad(key, "must start with redis:// or rediss://"));
+            }
+        }
+        if self.ors_redis.stream.trim().is_empty() {
+            return Err(bad("ors_redis.stream", "must not be empty"));
+        }
+        parse_listen("listen.internal", &self.listen.internal)?;
+        parse_listen("listen.external", &self.listen.external)?;
+        if self.listen.internal.is_empty() && self.listen.external.is_empty() {
+            return Err(bad("listen", "at least one of listen.internal and listen.external must be set"));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(bad("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.cache.key_ttl_seconds == 0 || self.cache.key_ttl_seconds > 30 {
+            return Err(bad("cache.key_ttl_seconds", "must be between 1 and 30"));
+        }
+        if self.monitor.tick_ms == 0 {
+            return Err(bad("monitor.tick_ms", "must be positive"));
+        }
+        if self.health.interval_seconds == 0 {
+            return Err(bad("health.interval_seconds", "must be positive"));
+        }
+        if self.log.max_len < 16 {
+            return Err(bad("log.max_len", "must be at least 16"));
+        }
+        crate::telemetry::logging::parse_filter(&self.log.level)
+            .map_err(|e| bad("log.level", e))?;
+        Ok(())
+    }
+
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        parse_listen("listen.internal", &self.listen.internal).ok().flatten()
+    }
+
+    pub fn external_addr(&self) -> Option<SocketAddr> {
+        parse_listen("listen.external", &self.listen.external).ok().flatten()
+    }
+
+    pub fn ors_redis_url(&self) -> &str {
+        if self.ors_redis.url.is_empty() {
+            &self.redis.url
+        } else {
+            &self.ors_redis.url
+        }
+    }
+}
+
+fn parse_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    value
+        .trim()
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|_| bad(key, format!("'{value}' is not an address like 0.0.0.0:3050")))
+}
+
+/// config-rs says "invalid type: string \"x\", expected u32 for key `database.max_connections`";
+/// pull the key out so every error starts with the field it is about.
+fn config_error(e: config::ConfigError) -> ConfigError {
+    let text = e.to_string();
+    let key = text
+        .split('`')
+        .nth(1)
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| "configuration".to_string());
+    ConfigError { key, problem: text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.database.url, "sqlite://ringback.db");
+        assert_eq!(s.database.max_connections, 16);
+        assert_eq!(s.database.statement_timeout_ms, 5000);
+        assert_eq!(s.listen.internal, "0.0.0.0:3050");
+        assert_eq!(s.listen.external, "0.0.0.0:3005");
+        assert_eq!(s.http.body_limit_bytes, 65536);
+        assert_eq!(s.ors_redis.stream, "NewCallbackStream");
+        assert_eq!(s.ors_redis.max_len, 1_000_000);
+        assert!(s.admin.tokens.is_empty());
+        assert_eq!(s.log.max_len, 2048);
+        assert_eq!(s.alerts.http_401_tolerance, 20.0);
+    }
+
+    #[test]
+    fn environment_overrides_with_double_underscores_and_token_lists() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("RINGBACK__DATABASE__MAX_CONNECTIONS", "4"),
+                ("RINGBACK__ADMIN__TOKENS", "a, b"),
+                ("RINGBACK__LISTEN__EXTERNAL", ""),
+                ("RINGBACK__REDIS__URL", "redis://127.0.0.1:6379"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.max_connections, 4);
+        assert_eq!(s.admin.tokens, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.external_addr(), None);
+        assert_eq!(s.ors_redis_url(), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn bad_value_names_its_field() {
+        let e = Settings::load_from(None, env(&[("RINGBACK__DATABASE__MAX_CONNECTIONS", "lots")])).unwrap_err();
+        assert_eq!(e.key, "database.max_connections", "{e}");
+        let e = Settings::load_from(None, env(&[("RINGBACK__LISTEN__INTERNAL", "nowhere")])).unwrap_err();
+        assert_eq!(e.key, "listen.internal");
+        let e = Settings::load_from(None, env(&[("RINGBACK__CACHE__KEY_TTL_SECONDS", "60")])).unwrap_err();
+        assert_eq!(e.key, "cache.key_ttl_seconds");
+        let e = Settings::load_from(None, env(&[("RINGBACK__DATABASE__URL", "mysql://x")])).unwrap_err();
+        assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, "[database]\nmax_connections = 3\n").unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.database.max_connections, 3);
+        std::fs::write(&path, "[database]\nmax_conections = 3\n").unwrap();
+        let e = Settings::load_from(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
+    }
+}

@@ -1,0 +1,233 @@
+//! Errors as clients see them: stable reason codes, field problems, the error envelope body.
+//! Plain data (no actix), so domain rules can refuse with the same type; `http::envelope` renders it.
+
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Stable reason codes (api.md § Reason codes). Clients switch on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MalformedJson,
+    ValidationFailed,
+    KindDisabled,
+    UnknownService,
+    UnknownGroup,
+    InvalidPhoneNumber,
+    PremiumNumber,
+    NumberNotAllowed,
+    TimeOutOfRange,
+    OfficeClosed,
+    AlreadyCompleted,
+    NotReschedulable,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    IllegalTransition,
+    IdempotencyInProgress,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    IdempotencyKeyReused,
+    SlotFull,
+    Throttled,
+    AlreadyQueued,
+    QueueFull,
+    PoolExhausted,
+    Unavailable,
+    Internal,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            MalformedJson => "MALFORMED_JSON",
+            ValidationFailed => "VALIDATION_FAILED",
+            KindDisabled => "KIND_DISABLED",
+            UnknownService => "UNKNOWN_SERVICE",
+            UnknownGroup => "UNKNOWN_GROUP",
+            InvalidPhoneNumber => "INVALID_PHONE_NUMBER",
+            PremiumNumber => "PREMIUM_NUMBER",
+            NumberNotAllowed => "NUMBER_NOT_ALLOWED",
+            TimeOutOfRange => "TIME_OUT_OF_RANGE",
+            OfficeClosed => "OFFICE_CLOSED",
+            AlreadyCompleted => "ALREADY_COMPLETED",
+            NotReschedulable => "NOT_RESCHEDULABLE",
+            Unauthorized => "UNAUTHORIZED",
+            NotFound => "NOT_FOUND",
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            IllegalTransition => "ILLEGAL_TRANSITION",
+            IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            SlotFull => "SLOT_FULL",
+            Throttled => "THROTTLED",
+            AlreadyQueued => "ALREADY_QUEUED",
+            QueueFull => "QUEUE_FULL",
+            PoolExhausted => "POOL_EXHAUSTED",
+            Unavailable => "UNAVAILABLE",
+            Internal => "INTERNAL",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        use Reason::*;
+        match self {
+            MalformedJson | ValidationFailed | KindDisabled | UnknownService | UnknownGroup
+            | InvalidPhoneNumber | PremiumNumber | NumberNotAllowed | TimeOutOfRange
+            | OfficeClosed | AlreadyCompleted | NotReschedulable => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            IllegalTransition | IdempotencyInProgress => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            SlotFull | Throttled | AlreadyQueued => StatusCode::TOO_MANY_REQUESTS,
+            QueueFull | PoolExhausted | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        FieldProblem { field: field.into(), problem: problem.into() }
+    }
+}
+
+/// An error answer. The message is for humans; `reason` is for programs.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub reason: Reason,
+    pub message: String,
+    pub details: Vec<FieldProblem>,
+    pub retry_after_seconds: Option<u64>,
+    /// Proposed slots carried by a 429 of create/reschedule (`data.slots`).
+    pub slots: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        ApiError { reason, message: message.into(), details: Vec::new(), retry_after_seconds: None, slots: None }
+    }
+
+    pub fn validation(details: Vec<FieldProblem>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{}: {}", one.field, one.problem),
+            many => format!("{} fields are invalid; see details", many.len()),
+        };
+        ApiError { details, ..ApiError::new(Reason::ValidationFailed, message) }
+    }
+
+    pub fn field(field: &str, problem: impl Into<String>) -> Self {
+        Self::validation(vec![FieldProblem::new(field, problem)])
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(Reason::NotFound, format!("{what} not found"))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(Reason::Unauthorized, message)
+    }
+
+    /// Database unreachable or too slow: fast 503 with a retry hint.
+    pub fn unavailable() -> Self {
+        ApiError {
+            retry_after_seconds: Some(1),
+            ..ApiError::new(Reason::Unavailable, "the database is unavailable or too slow; retry shortly")
+        }
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(Reason::Internal, "internal error; quote the corrId when reporting it")
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    pub fn with_slots(mut self, slots: Value) -> Self {
+        self.slots = Some(slots);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.reason.status()
+    }
+
+    /// The envelope body, with the given correlation id.
+    pub fn body(&self, corr_id: &str) -> Value {
+        let mut status = json!({
+            "code": self.status().as_u16(),
+            "message": self.message,
+            "corrId": corr_id,
+            "reason": self.reason.as_str(),
+        });
+        if !self.details.is_empty() {
+            status["details"] = json!(self.details);
+        }
+        let mut body = json!({ "status": status });
+        if let Some(slots) = &self.slots {
+            body["data"] = json!({ "slots": slots });
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.message)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::unavailable()
+            }
+            crate::store::StoreError::Other(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_maps_to_the_documented_status() {
+        assert_eq!(Reason::SlotFull.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(Reason::QueueFull.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Reason::IdempotencyKeyReused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(Reason::AlreadyCompleted.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(Reason::IllegalTransition.as_str(), "ILLEGAL_TRANSITION");
+    }
+
+    #[test]
+    fn validation_error_lists_each_field() {
+        let e = ApiError::validation(vec![
+            FieldProblem::new("serviceName", "is required"),
+            FieldProblem::new("phoneNumber", "is required"),
+        ]);
+        let body = e.body("c1");
+        assert_eq!(body["status"]["code"], 400);
+        assert_eq!(body["status"]["reason"], "VALIDATION_FAILED");
+        assert_eq!(body["status"]["details"].as_array().unwrap().len(), 2);
+        assert!(body.get("data").is_none());
+    }
+}

@@ -1,0 +1,34 @@
+//! `log-level`: change the log filter at run time. Applied at once on this replica and stored,
+//! so the other replicas pick it up (they poll the stored value).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::time::now_ms;
+use crate::error::ApiError;
+use crate::http::envelope;
+use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::state::AppState;
+
+pub const SETTING_KEY: &str = "log.level";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelBody {
+    pub level: String,
+}
+
+pub async fn get(state: web::Data<AppState>, _admin: AdminAuth) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(json!({ "level": state.log.current() })))
+}
+
+pub async fn put(state: web::Data<AppState>, admin: AdminAuth, body: JsonBody<LevelBody>) -> Result<HttpResponse, ApiError> {
+    let level = body.value.level.trim().to_string();
+    crate::telemetry::logging::parse_filter(&level).map_err(|p| ApiError::field("level", p))?;
+    let audit = super::audit_entry(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));
+    state.store.put_setting(SETTING_KEY, &level, &audit, now_ms()).await?;
+    state.log.set(&level).map_err(|p| ApiError::field("level", p))?;
+    tracing::info!(level = %level, "log level changed");
+    Ok(envelope::ok(json!({ "level": level })))
+}

@@ -1,0 +1,66 @@
+//! `tenants/{tenant}/services/{name}`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::{audit_entry, existing_tenant, Collection};
+use crate::domain::names::check_name;
+use crate::domain::service::ServiceConfig;
+use crate::domain::time::now_ms;
+use crate::error::ApiError;
+use crate::http::envelope;
+use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::state::AppState;
+use crate::store::ServiceRecord;
+
+fn service_json(record: &ServiceRecord) -> Value {
+    let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
+    body["name"] = Value::from(record.name.clone());
+    body
+}
+
+pub async fn put(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    body: JsonBody<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, name) = path.into_inner();
+    check_name("service", &name)?;
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let config = ServiceConfig::from_admin_body(&name, body.raw.clone()).map_err(ApiError::validation)?;
+    let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
+    let stored = state.store.put_service(&tenant.id, &name, &config, &audit, now_ms()).await?;
+    Ok(envelope::ok(service_json(&stored)))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, name) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let record = state.store.get_service(&tenant.id, &name).await?.ok_or_else(|| ApiError::not_found("service"))?;
+    Ok(envelope::ok(service_json(&record)))
+}
+
+pub async fn list(state: web::Data<AppState>, _admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let items: Vec<Value> = state.store.list_services(&tenant.id).await?.iter().map(service_json).collect();
+    Ok(envelope::ok(Collection::complete(items)))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, name) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{tenant_name}/services/{name}"), None::<&Value>);
+    if !state.store.delete_service(&tenant.id, &name, &audit, now_ms()).await? {
+        return Err(ApiError::not_found("service"));
+    }
+    Ok(envelope::ok(json!({ "name": name })))
+}

@@ -1,0 +1,105 @@
+//! `tenants/{tenant}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{audit_entry, existing_tenant, Collection};
+use crate::domain::names::check_name;
+use crate::domain::time::now_ms;
+use crate::error::{ApiError, FieldProblem};
+use crate::http::envelope;
+use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::state::AppState;
+use crate::telemetry::catalogue::register_tenant_alarms;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantBody {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// An origin is `scheme://host[:port]`, exactly as browsers send it.
+fn check_origins(origins: &[String]) -> Result<(), ApiError> {
+    let problems: Vec<FieldProblem> = origins
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            let parsed = url::Url::parse(o);
+            !parsed.is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.origin().ascii_serialization() == **o
+            })
+        })
+        .map(|(i, _)| FieldProblem::new(format!("allowedOrigins[{i}]"), "must be an origin like https://shop.example (no path or trailing slash)"))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(problems))
+    }
+}
+
+pub async fn put(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<String>,
+    body: JsonBody<TenantBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    check_name("tenant", &name)?;
+    check_origins(&body.value.allowed_origins)?;
+    let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
+    let tenant = state
+        .store
+        .put_tenant(&name, &body.value.allowed_origins, body.value.enabled, &audit, now_ms())
+        .await?;
+    register_tenant_alarms(&tenant.name);
+    state.keys.invalidate_all();
+    refresh_origins(&state).await;
+    Ok(envelope::ok(tenant))
+}
+
+pub async fn get(state: web::Data<AppState>, _admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(existing_tenant(&state, &path).await?))
+}
+
+pub async fn list(state: web::Data<AppState>, _admin: AdminAuth) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(Collection::complete(state.store.list_tenants().await?)))
+}
+
+pub async fn delete(state: web::Data<AppState>, admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
+    if !state.store.delete_tenant(&name, &audit, now_ms()).await? {
+        return Err(ApiError::not_found("tenant"));
+    }
+    state.keys.invalidate_all();
+    refresh_origins(&state).await;
+    Ok(envelope::ok(json!({ "name": name })))
+}
+
+async fn refresh_origins(state: &AppState) {
+    if let Err(e) = state.origins.refresh(&state.store).await {
+        tracing::warn!(error = %e, "could not refresh CORS origins; the periodic refresh will retry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_must_be_bare_origins() {
+        assert!(check_origins(&["https://shop.example".into(), "http://localhost:8080".into()]).is_ok());
+        let e = check_origins(&["https://shop.example/".into(), "shop.example".into(), "ftp://x.y".into()]).unwrap_err();
+        assert_eq!(e.details.len(), 3);
+        assert_eq!(e.details[1].field, "allowedOrigins[1]");
+    }
+}

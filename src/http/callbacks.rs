@@ -1,0 +1,621 @@
+//! Public callbacks API (`/engagement/v3/callbacks/...`): create, retrieve, cancel, reschedule, list.
+//! Handlers are thin: parse the wire shape, ask `domain` to decide, ask `store` to persist.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::domain::booking::{self, CreateRequest};
+use crate::domain::callback::{Actor, State};
+use crate::domain::time::{format_utc, now_ms, parse_instant};
+use crate::error::{ApiError, FieldProblem, Reason};
+use crate::http::envelope;
+use crate::http::extractors::{ApiKeyAuth, JsonBody};
+use crate::state::AppState;
+use crate::store::{
+    CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin, IdempotencyResult, NewCallback,
+    RescheduleOutcome, ServiceRecord, Tenant,
+};
+use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_CREATED, CALLBACKS_REJECTED, CALLBACKS_RESCHEDULED};
+
+/// `CreateCallbackParms` as GES v3 names it. Unknown fields are ignored; `null` means absent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCallbackParms {
+    /// Required.
+    pub service_name: Option<String>,
+    /// Required. Normalised to E.164.
+    pub phone_number: Option<String>,
+    /// ISO 8601 with a zone. Absent or not in the future: an immediate callback.
+    pub desired_time: Option<String>,
+    /// `ASAP` | `SCHEDULED` | `COMBINED_SCHEDULED_AND_ASAP` (reporting only).
+    pub cb_offer_type: Option<String>,
+    pub language: Option<String>,
+    #[serde(rename = "inboundVQ")]
+    #[schema(rename = "inboundVQ")]
+    pub inbound_vq: Option<String>,
+    pub channel: Option<String>,
+    pub cb_origination_ixn_id: Option<String>,
+    #[serde(rename = "surveyRP")]
+    #[schema(rename = "surveyRP")]
+    pub survey_rp: Option<String>,
+    pub route_point: Option<String>,
+    pub offer_threshold: Option<i64>,
+    /// `ON-HOURS` | `OFF-HOURS`.
+    pub offer_timing: Option<String>,
+    pub priority: Option<i64>,
+    /// Keys must be JavaScript identifiers (others are dropped); values string, number or bool.
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub push_targets: Option<Vec<Value>>,
+    pub always_check_capacity: Option<bool>,
+    /// Accepted and ignored.
+    pub captcha_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IdParms {
+    /// The callback id.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RescheduleParms {
+    pub id: Option<String>,
+    /// ISO 8601 with a zone, in the future.
+    pub desired_time: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdData {
+    pub id: String,
+}
+
+/// A callback as `retrieve` and `list` return it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    pub id: String,
+    pub service_name: String,
+    pub desired_time: String,
+    pub callback_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_reason: Option<String>,
+    pub phone_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position_in_queue: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_time: Option<i64>,
+    pub created_time: String,
+    pub updated_time: String,
+    #[schema(value_type = Object)]
+    pub user_data: Value,
+    /// Stored reporting fields (`language`, `channel`, `cbOfferType`, ...).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub reporting: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryView>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryView {
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub time: String,
+    /// `api`, `admin`, `monitor` or `platform`.
+    pub actor: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackPage {
+    pub items: Vec<CallbackView>,
+    pub next_cursor: Option<String>,
+}
+
+const USER_DATA_MAX_KEYS: usize = 64;
+const USER_DATA_MAX_BYTES: usize = 16 * 1024;
+const IDEMPOTENCY_KEY_MAX: usize = 128;
+
+/// Book a callback.
+#[utoipa::path(post, path = "/engagement/v3/callbacks/create", tag = "callbacks",
+    request_body = CreateCallbackParms,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first 2xx/400 answer for 24 h")),
+    responses(
+        (status = 200, description = "Booked; data.id is the callback id", body = IdData),
+        (status = 400, description = "Validation, phone, time or service error"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 409, description = "Same Idempotency-Key in progress"),
+        (status = 422, description = "Same Idempotency-Key, different body"),
+        (status = 429, description = "Slot full or throttled; data.slots proposes times"),
+        (status = 503, description = "Database unavailable or queue full"),
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    req: HttpRequest,
+    body: JsonBody<CreateCallbackParms>,
+) -> Result<HttpResponse, ApiError> {
+    let idempotency_key = idempotency_key(&req)?;
+    let tenant = &auth.tenant;
+    let Some(key) = idempotency_key else {
+        let (response, _) = book(&state, tenant, body.value, None).await;
+        return response;
+    };
+    let hash = hex::encode(Sha256::digest(body.raw.to_string().as_bytes()));
+    match state.store.begin_idempotent(&tenant.id, &key, &hash, now_ms()).await? {
+        IdempotencyBegin::Fresh => {}
+        IdempotencyBegin::Replay { status, body } => {
+            let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
+            return Ok(HttpResponse::build(status).content_type("application/json").body(body));
+        }
+        IdempotencyBegin::DifferentBody => {
+            return Err(ApiError::new(Reason::IdempotencyKeyReused, "this Idempotency-Key was used with a different body"))
+        }
+        IdempotencyBegin::InProgress => {
+            return Err(ApiError::new(Reason::IdempotencyInProgress, "a request with this Idempotency-Key is still being processed")
+                .with_retry_after(1))
+        }
+    }
+    let (response, stored_with_booking) = book(&state, tenant, body.value, Some(&key)).await;
+    if !stored_with_booking {
+        let remembered = match &response {
+            Err(e) if e.status() == actix_web::http::StatusCode::BAD_REQUEST => {
+                let result = IdempotencyResult {
+                    tenant_id: tenant.id.clone(),
+                    key: key.clone(),
+                    status: 400,
+                    body: e.body(&crate::http::corr_id::current()).to_string(),
+                };
+                state.store.finish_idempotent(&result).await
+            }
+            // 429 and 5xx are not remembered, so a retry can succeed.
+            _ => state.store.release_idempotent(&tenant.id, &key).await,
+        };
+        if let Err(e) = remembered {
+            tracing::warn!(error = %e, "could not update the idempotency record");
+        }
+    }
+    response
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
+    match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX => Ok(Some(k.to_string())),
+        _ => Err(ApiError::field("Idempotency-Key", "must be 1-128 visible ASCII characters")),
+    }
+}
+
+/// The booking path (domain.md § Booking, steps 1–6). Returns the answer and whether the
+/// idempotency record was written together with the booking.
+async fn book(
+    state: &AppState,
+    tenant: &Tenant,
+    parms: CreateCallbackParms,
+    idempotency_key: Option<&str>,
+) -> (Result<HttpResponse, ApiError>, bool) {
+    let mut service_label = "unknown".to_string();
+    let result = book_inner(state, tenant, parms, idempotency_key, &mut service_label).await;
+    match result {
+        Ok((response, stored)) => (Ok(response), stored),
+        Err(e) => {
+            metrics::counter!(CALLBACKS_REJECTED, "tenant" => tenant.name.clone(), "service" => service_label, "reason" => e.reason.as_str())
+                .increment(1);
+            tracing::debug!(reason = e.reason.as_str(), "booking refused");
+            (Err(e), false)
+        }
+    }
+}
+
+async fn book_inner(
+    state: &AppState,
+    tenant: &Tenant,
+    parms: CreateCallbackParms,
+    idempotency_key: Option<&str>,
+    service_label: &mut String,
+) -> Result<(HttpResponse, bool), ApiError> {
+    let request = validate_create(parms)?;
+    let service = resolve_service(state, tenant, &request.service_name).await?;
+    *service_label = service.name.clone();
+    tracing::Span::current().record("service", service.name.as_str());
+    let now = now_ms();
+    let decision = booking::decide(&request, &service.config, now)?;
+    tracing::trace!(stage = "validated", kind = decision.kind.as_label(), phone = %decision.phone, "request validated");
+    // Throttles and capacity (the next stages) slot in here, before the insert.
+    let id = uuid::Uuid::now_v7().to_string();
+    let corr = crate::http::corr_id::current();
+    let body = envelope::ok_body(IdData { id: id.clone() });
+    let replay = idempotency_key.map(|key| IdempotencyResult {
+        tenant_id: tenant.id.clone(),
+        key: key.to_string(),
+        status: 200,
+        body: body.to_string(),
+    });
+    let new = NewCallback {
+        id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        service_name: service.name.clone(),
+        state: decision.initial_state,
+        phone: decision.phone.as_str().to_string(),
+        desired_ms: decision.desired_ms,
+        due_ms: decision.due_ms,
+        priority: decision.priority,
+        corr_id: corr,
+        claimed: decision.claimed,
+        details: request.details,
+        now_ms: now,
+    };
+    state.store.insert_callback(&new, replay.as_ref()).await?;
+    tracing::Span::current().record("callbackId", id.as_str());
+    tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
+    metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name.clone(), "type" => decision.kind.as_label())
+        .increment(1);
+    tracing::info!(callbackId = %id, kind = decision.kind.as_label(), phone = %decision.phone, "callback booked");
+    Ok((HttpResponse::Ok().json(body), replay.is_some()))
+}
+
+/// Field rules of `CreateCallbackParms` (api.md), every problem listed at once.
+fn validate_create(p: CreateCallbackParms) -> Result<CreateRequest, ApiError> {
+    let mut problems = Vec::new();
+    let service_name = p.service_name.filter(|s| !s.trim().is_empty());
+    if service_name.is_none() {
+        problems.push(FieldProblem::new("serviceName", "is required"));
+    }
+    let phone = p.phone_number.filter(|s| !s.trim().is_empty());
+    if phone.is_none() {
+        problems.push(FieldProblem::new("phoneNumber", "is required"));
+    }
+    let desired_ms = match p.desired_time.as_deref() {
+        Some(t) => match parse_instant("desiredTime", t) {
+            Ok(ms) => Some(ms),
+            Err(problem) => {
+                problems.push(FieldProblem::new("desiredTime", problem));
+                None
+            }
+        },
+        None => None,
+    };
+    let offer_type = match p.cb_offer_type {
+        Some(t) if ["ASAP", "SCHEDULED", "COMBINED_SCHEDULED_AND_ASAP"].contains(&t.as_str()) => t,
+        Some(_) => {
+            problems.push(FieldProblem::new("cbOfferType", "must be ASAP, SCHEDULED or COMBINED_SCHEDULED_AND_ASAP"));
+            String::new()
+        }
+        None if p.desired_time.is_some() => "SCHEDULED".to_string(),
+        None => "ASAP".to_string(),
+    };
+    if let Some(timing) = &p.offer_timing {
+        if timing != "ON-HOURS" && timing != "OFF-HOURS" {
+            problems.push(FieldProblem::new("offerTiming", "must be ON-HOURS or OFF-HOURS"));
+        }
+    }
+    let user_data = match p.user_data {
+        Some(data) => clean_user_data(data, &mut problems),
+        None => Map::new(),
+    };
+    if let Some(targets) = &p.push_targets {
+        for (i, t) in targets.iter().enumerate() {
+            let ok = t.get("channel").and_then(Value::as_str) == Some("FCM") && t.get("target").is_some_and(Value::is_string);
+            if !ok {
+                problems.push(FieldProblem::new(format!("pushTargets[{i}]"), "must be {\"channel\": \"FCM\", \"target\": \"...\"}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let mut details = Map::new();
+    details.insert("cbOfferType".into(), Value::from(offer_type));
+    details.insert("language".into(), Value::from(p.language.unwrap_or_else(|| "en-US".to_string())));
+    let optional = [
+        ("inboundVQ", p.inbound_vq.map(Value::from)),
+        ("channel", p.channel.map(Value::from)),
+        ("cbOriginationIxnId", p.cb_origination_ixn_id.map(Value::from)),
+        ("surveyRP", p.survey_rp.map(Value::from)),
+        ("routePoint", p.route_point.map(Value::from)),
+        ("offerThreshold", p.offer_threshold.map(Value::from)),
+        ("offerTiming", p.offer_timing.map(Value::from)),
+        ("pushTargets", p.push_targets.map(Value::from)),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            details.insert(name.into(), v);
+        }
+    }
+    details.insert("userData".into(), Value::Object(user_data));
+    Ok(CreateRequest {
+        service_name: service_name.unwrap_or_default(),
+        phone_raw: phone.unwrap_or_default(),
+        desired_ms,
+        priority: p.priority,
+        always_check_capacity: p.always_check_capacity.unwrap_or(false),
+        details,
+    })
+}
+
+fn is_js_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+fn clean_user_data(data: Map<String, Value>, problems: &mut Vec<FieldProblem>) -> Map<String, Value> {
+    let mut kept = Map::new();
+    for (key, value) in data {
+        if !is_js_identifier(&key) || value.is_null() {
+            continue;
+        }
+        match value {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                kept.insert(key, value);
+            }
+            _ => problems.push(FieldProblem::new(format!("userData.{key}"), "must be a string, number or boolean")),
+        }
+    }
+    if kept.len() > USER_DATA_MAX_KEYS {
+        problems.push(FieldProblem::new("userData", format!("must have at most {USER_DATA_MAX_KEYS} keys")));
+    }
+    if Value::Object(kept.clone()).to_string().len() > USER_DATA_MAX_BYTES {
+        problems.push(FieldProblem::new("userData", "must be at most 16 KiB as JSON"));
+    }
+    kept
+}
+
+async fn resolve_service(state: &AppState, tenant: &Tenant, name: &str) -> Result<ServiceRecord, ApiError> {
+    let unknown = || ApiError::new(Reason::UnknownService, "serviceName is not a service of this tenant");
+    if !crate::domain::names::is_valid_name(name) {
+        return Err(unknown());
+    }
+    match state.store.get_service(&tenant.id, name).await? {
+        Some(service) if service.config.enabled => Ok(service),
+        _ => Err(unknown()),
+    }
+}
+
+fn required_id(id: Option<String>) -> Result<String, ApiError> {
+    id.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("id", "is required"))
+}
+
+async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<CallbackRecord, ApiError> {
+    state.store.get_callback(&tenant.id, id).await?.ok_or_else(|| ApiError::not_found("callback"))
+}
+
+pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> CallbackView {
+    let mut reporting = record.details;
+    let user_data = reporting.remove("userData").unwrap_or_else(|| json!({}));
+    CallbackView {
+        id: record.id,
+        service_name: record.service_name,
+        desired_time: format_utc(record.desired_ms),
+        callback_state: record.state.as_str().to_string(),
+        callback_reason: if record.state == State::Completed { record.reason } else { None },
+        phone_number: record.phone,
+        position_in_queue: None,
+        estimated_wait_time: None,
+        created_time: format_utc(record.created_ms),
+        updated_time: format_utc(record.updated_ms),
+        user_data,
+        reporting,
+        history: history.map(|h| {
+            h.into_iter()
+                .map(|e| HistoryView { state: e.state.as_str().to_string(), reason: e.reason, time: format_utc(e.time_ms), actor: e.actor })
+                .collect()
+        }),
+    }
+}
+
+/// Read one callback with its history.
+#[utoipa::path(post, path = "/engagement/v3/callbacks/retrieve", tag = "callbacks", request_body = IdParms,
+    responses((status = 200, body = CallbackView), (status = 404, description = "Unknown id, or another tenant's")),
+    security(("api_key" = [])))]
+pub async fn retrieve(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBody<IdParms>) -> Result<HttpResponse, ApiError> {
+    let id = required_id(body.value.id)?;
+    let record = find(&state, &auth.tenant, &id).await?;
+    let history = state.store.callback_history(&id).await?;
+    Ok(envelope::ok(view(record, Some(history))))
+}
+
+/// Cancel a callback that has not completed.
+#[utoipa::path(post, path = "/engagement/v3/callbacks/cancel", tag = "callbacks", request_body = IdParms,
+    responses((status = 200, body = IdData), (status = 400, description = "ALREADY_COMPLETED"), (status = 404, description = "Unknown id")),
+    security(("api_key" = [])))]
+pub async fn cancel(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBody<IdParms>) -> Result<HttpResponse, ApiError> {
+    let id = required_id(body.value.id)?;
+    tracing::Span::current().record("callbackId", id.as_str());
+    match state.store.cancel_callback(&auth.tenant.id, &id, Actor::Api, now_ms()).await? {
+        CancelOutcome::Cancelled(record) => {
+            metrics::counter!(CALLBACKS_CANCELLED, "tenant" => auth.tenant.name.clone(), "service" => record.service_name.clone())
+                .increment(1);
+            tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
+            Ok(envelope::ok(IdData { id }))
+        }
+        CancelOutcome::AlreadyCompleted => Err(ApiError::new(Reason::AlreadyCompleted, "the callback has already completed")),
+        CancelOutcome::NotFound => Err(ApiError::not_found("callback")),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RescheduleData {
+    pub id: String,
+    pub desired_time: String,
+}
+
+/// Move a `SCHEDULED` callback to a new time (extension; GES v3 lacks it).
+#[utoipa::path(post, path = "/engagement/v3/callbacks/reschedule", tag = "callbacks", request_body = RescheduleParms,
+    responses((status = 200, body = RescheduleData), (status = 400, description = "NOT_RESCHEDULABLE or a time error"), (status = 404, description = "Unknown id")),
+    security(("api_key" = [])))]
+pub async fn reschedule(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<RescheduleParms>,
+) -> Result<HttpResponse, ApiError> {
+    let RescheduleParms { id, desired_time } = body.value;
+    let mut problems = Vec::new();
+    if id.as_deref().is_none_or(str::is_empty) {
+        problems.push(FieldProblem::new("id", "is required"));
+    }
+    let desired = match desired_time.as_deref() {
+        None => {
+            problems.push(FieldProblem::new("desiredTime", "is required"));
+            None
+        }
+        Some(t) => parse_instant("desiredTime", t).map_err(|p| problems.push(FieldProblem::new("desiredTime", p))).ok(),
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let (id, desired) = (id.unwrap_or_default(), desired.unwrap_or_default());
+    tracing::Span::current().record("callbackId", id.as_str());
+    let current = find(&state, &auth.tenant, &id).await?;
+    if current.state != State::Scheduled {
+        return Err(not_reschedulable(current.state));
+    }
+    let now = now_ms();
+    if desired <= now {
+        return Err(ApiError::new(Reason::TimeOutOfRange, "desiredTime must be in the future"));
+    }
+    let service = resolve_service(&state, &auth.tenant, &current.service_name).await?;
+    booking::check_time_window(desired, &service.config, now)?;
+    let buffer_ms = (service.config.dispatch_buffer_seconds as i64).saturating_mul(1000);
+    let due = (desired - buffer_ms).max(now);
+    match state.store.reschedule_callback(&auth.tenant.id, &id, desired, due, now).await? {
+        RescheduleOutcome::Rescheduled(record) => {
+            metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => auth.tenant.name.clone(), "service" => record.service_name.clone())
+                .increment(1);
+            Ok(envelope::ok(RescheduleData { id, desired_time: format_utc(record.desired_ms) }))
+        }
+        RescheduleOutcome::NotReschedulable(s) => Err(not_reschedulable(s)),
+        RescheduleOutcome::NotFound => Err(ApiError::not_found("callback")),
+    }
+}
+
+fn not_reschedulable(state: State) -> ApiError {
+    ApiError::new(Reason::NotReschedulable, format!("only SCHEDULED callbacks can be rescheduled; this one is {state}"))
+}
+
+/// List callbacks (extension): filters, ordered by (desiredTime, id), with a cursor.
+#[utoipa::path(get, path = "/engagement/v3/callbacks", tag = "callbacks",
+    params(
+        ("serviceName" = Option<String>, Query), ("phoneNumber" = Option<String>, Query),
+        ("state" = Option<Vec<String>>, Query, description = "Repeatable; !COMPLETED = every other state"),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("limit" = Option<i64>, Query, description = "1-500, default 100"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = CallbackPage)),
+    security(("api_key" = [])))]
+pub async fn list(state: web::Data<AppState>, auth: ApiKeyAuth, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let filter = parse_list_query(req.query_string())?;
+    Ok(envelope::ok(list_page(&state, &auth.tenant, filter).await?))
+}
+
+pub async fn list_page(state: &AppState, tenant: &Tenant, filter: CallbackFilter) -> Result<CallbackPage, ApiError> {
+    let limit = filter.limit;
+    let mut records = state.store.list_callbacks(&tenant.id, &CallbackFilter { limit: limit + 1, ..filter }).await?;
+    let next_cursor = if records.len() as i64 > limit {
+        records.truncate(limit as usize);
+        records.last().map(|r| encode_cursor(r.desired_ms, &r.id))
+    } else {
+        None
+    };
+    Ok(CallbackPage { items: records.into_iter().map(|r| view(r, None)).collect(), next_cursor })
+}
+
+pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
+    let mut filter = CallbackFilter { limit: 100, ..Default::default() };
+    let mut problems = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "serviceName" => filter.service_name = Some(value.into_owned()),
+            "phoneNumber" => match booking::parse_phone(&value, &Default::default()) {
+                Ok(n) => filter.phone = Some(n.as_str().to_string()),
+                Err(_) => problems.push(FieldProblem::new("phoneNumber", "is not a phone number")),
+            },
+            "state" => match value.strip_prefix('!') {
+                Some(excluded) => match excluded.parse::<State>() {
+                    Ok(x) => filter.states.extend(State::ALL.into_iter().filter(|s| *s != x)),
+                    Err(p) => problems.push(FieldProblem::new("state", p)),
+                },
+                None => match value.parse::<State>() {
+                    Ok(s) => filter.states.push(s),
+                    Err(p) => problems.push(FieldProblem::new("state", p)),
+                },
+            },
+            "from" => match parse_instant("from", &value) {
+                Ok(ms) => filter.from_ms = Some(ms),
+                Err(p) => problems.push(FieldProblem::new("from", p)),
+            },
+            "to" => match parse_instant("to", &value) {
+                Ok(ms) => filter.to_ms = Some(ms),
+                Err(p) => problems.push(FieldProblem::new("to", p)),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=500).contains(&n) => filter.limit = n,
+                _ => problems.push(FieldProblem::new("limit", "must be a whole number from 1 to 500")),
+            },
+            "cursor" => match decode_cursor(&value) {
+                Some(after) => filter.after = Some(after),
+                None => problems.push(FieldProblem::new("cursor", "is not a cursor this API returned")),
+            },
+            _ => {}
+        }
+    }
+    filter.states.sort();
+    filter.states.dedup();
+    if problems.is_empty() {
+        Ok(filter)
+    } else {
+        Err(ApiError::validation(problems))
+    }
+}
+
+fn encode_cursor(desired_ms: i64, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{desired_ms}:{id}"))
+}
+
+fn decode_cursor(text: &str) -> Option<(i64, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (ms, id) = text.split_once(':')?;
+    Some((ms.parse().ok()?, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_keeps_identifiers_and_scalars_only() {
+        let mut problems = Vec::new();
+        let data = json!({ "ok_1": "x", "n": 2, "b": true, "bad key": "dropped", "1st": "dropped", "gone": null });
+        let kept = clean_user_data(data.as_object().unwrap().clone(), &mut problems);
+        assert!(problems.is_empty());
+        assert_eq!(kept.len(), 3);
+        let data = json!({ "nested": { "a": 1 } });
+        clean_user_data(data.as_object().unwrap().clone(), &mut problems);
+        assert_eq!(problems[0].field, "userData.nested");
+    }
+
+    #[test]
+    fn list_query_reads_repeated_states_negation_and_cursor() {
+        let f = parse_list_query("state=SCHEDULED&state=QUEUED&limit=5").unwrap();
+        assert_eq!(f.states, vec![State::Scheduled, State::Queued]);
+        assert_eq!(f.limit, 5);
+        let f = parse_list_query("state=%21COMPLETED").unwrap();
+        assert_eq!(f.states.len(), 4);
+        assert!(!f.states.contains(&State::Completed));
+        let c = encode_cursor(42, "abc");
+        assert_eq!(parse_list_query(&format!("cursor={c}")).unwrap().after, Some((42, "abc".to_string())));
+        let e = parse_list_query("limit=0&state=DONE&cursor=zz").unwrap_err();
+        assert_eq!(e.details.len(), 3);
+    }
+}

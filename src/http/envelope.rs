@@ -1,0 +1,35 @@
+//! Rendering: every JSON answer of the public, admin and internal APIs is an envelope.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::http::corr_id;
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status());
+        if let Some(seconds) = self.retry_after_seconds {
+            builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        builder.json(self.body(&corr_id::current()))
+    }
+}
+
+/// `{ status: { code: 200, message: "Successful", corrId }, data }`.
+pub fn ok(data: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(ok_body(data))
+}
+
+pub fn ok_body(data: impl Serialize) -> serde_json::Value {
+    json!({
+        "status": { "code": 200, "message": "Successful", "corrId": corr_id::current() },
+        "data": data,
+    })
+}

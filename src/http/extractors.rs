@@ -1,0 +1,181 @@
+//! Request extractors: a JSON body that fails into our envelope (415/413/400 with field paths),
+//! the API key → tenant, and the admin bearer token.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, FieldProblem, Reason};
+use crate::state::AppState;
+use crate::store::Tenant;
+use crate::telemetry::catalogue::INVALID_CONTENT_LENGTH;
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)
+}
+
+/// A JSON object body, parsed into `T`. Keeps the raw value (idempotency compares bodies as JSON).
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Value,
+}
+
+fn too_large(limit: usize) -> ApiError {
+    metrics::counter!(INVALID_CONTENT_LENGTH).increment(1);
+    ApiError::new(Reason::PayloadTooLarge, format!("the body is larger than the limit of {limit} bytes"))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let limit = app_state(&req)?.settings.http.body_limit_bytes;
+            let is_json = req
+                .mime_type()
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.essence_str() == "application/json" || m.suffix().is_some_and(|s| s == "json"));
+            if !is_json {
+                return Err(ApiError::new(Reason::UnsupportedMediaType, "send the body as application/json"));
+            }
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large(limit));
+            }
+            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ApiError::new(Reason::MalformedJson, "the body could not be read"))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let raw: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::new(Reason::MalformedJson, format!("the body is not valid JSON: {e}")))?;
+            if !raw.is_object() {
+                return Err(ApiError::new(Reason::MalformedJson, "the body must be a JSON object"));
+            }
+            let value = serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { "body".to_string() } else { path };
+                ApiError::validation(vec![FieldProblem::new(field, e.inner().to_string())])
+            })?;
+            Ok(JsonBody { value, raw })
+        })
+    }
+}
+
+/// The tenant behind the request's `x-api-key`. Also enforces the tenant's CORS origins.
+pub struct ApiKeyAuth {
+    pub tenant: Tenant,
+}
+
+/// The resolved tenant's name, left in the request for the metrics middleware's `tenant` label.
+#[derive(Clone)]
+pub struct TenantLabel(pub String);
+
+impl FromRequest for ApiKeyAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            let key = req
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| ApiError::unauthorized("send your API key in the x-api-key header"))?;
+            let resolved = state
+                .keys
+                .resolve(&state.store, key)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
+            let tenant = resolved.tenant;
+            if !tenant.enabled {
+                return Err(ApiError::unauthorized("the API key's tenant is disabled"));
+            }
+            req.extensions_mut().insert(TenantLabel(tenant.name.clone()));
+            if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+                if !tenant.allowed_origins.iter().any(|o| o == origin) {
+                    return Err(ApiError::unauthorized(format!("origin {origin} is not allowed for this API key")));
+                }
+            }
+            tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
+            tracing::Span::current().record("tenant", tenant.name.as_str());
+            Ok(ApiKeyAuth { tenant })
+        })
+    }
+}
+
+/// Constant-time comparison against a list of valid tokens (several at once, for rotation).
+pub fn token_matches(presented: &str, valid: &[String]) -> Option<usize> {
+    let mut found = None;
+    for (i, token) in valid.iter().enumerate() {
+        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// An operator holding one of `admin.tokens`. `actor` names the token (never its text) for the
+/// audit log: `admin-token-<n>` by its position in the list.
+pub struct AdminAuth {
+    pub actor: String,
+}
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            let state = app_state(req)?;
+            let tokens = &state.settings.admin.tokens;
+            // No tokens configured: the admin API does not exist.
+            if tokens.is_empty() {
+                return Err(ApiError::not_found("route"));
+            }
+            let presented = bearer(req).ok_or_else(|| ApiError::unauthorized("send an admin token as Authorization: Bearer <token>"))?;
+            let index = token_matches(presented, tokens).ok_or_else(|| ApiError::unauthorized("the admin token is not valid"))?;
+            Ok(AdminAuth { actor: format!("admin-token-{}", index + 1) })
+        })())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lists_allow_rotation() {
+        let valid = vec!["old".to_string(), "new".to_string()];
+        assert_eq!(token_matches("new", &valid), Some(1));
+        assert_eq!(token_matches("old", &valid), Some(0));
+        assert_eq!(token_matches("ne", &valid), None);
+    }
+}

@@ -1,0 +1,41 @@
+//! `/health/live` and `/health/ready` (plain JSON, not the envelope: probes read the status).
+//! Readiness follows the database only; Redis trouble is reported but does not take a replica
+//! out of service, because bookings keep working.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub async fn live(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_shutting_down() {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "shutting down" }))
+    } else {
+        HttpResponse::Ok().json(json!({ "status": "alive" }))
+    }
+}
+
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let database_up = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let mut dependencies = serde_json::Map::new();
+    dependencies.insert("database".into(), json!(if database_up { "up" } else { "down" }));
+    let ready = database_up && !state.is_shutting_down();
+    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "dependencies": dependencies });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `GET /metrics` (internal listener only), Prometheus text format 0.0.4.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (idle, in_use) = state.store.pool_connections();
+    metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "in_use").set(f64::from(in_use));
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,131 @@
+//! One middleware around every request: correlation id, the request span (its fields are
+//! flattened into every log line), the `received`/`responded` log stages, the HTTP metrics with
+//! exactly the labels of observability.md, and CORS.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use tracing::Instrument;
+
+use crate::http::corr_id;
+use crate::http::extractors::TenantLabel;
+use crate::state::AppState;
+use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS};
+
+pub async fn request_telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let corr = corr_id::from_header(req.headers().get(corr_id::HEADER).and_then(|v| v.to_str().ok()));
+    let method = req.method().as_str().to_string();
+    let span = tracing::info_span!(
+        "request",
+        corrId = %corr,
+        method = %method,
+        route = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+        service = tracing::field::Empty,
+        callbackId = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latencyMs = tracing::field::Empty,
+    );
+    metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+
+    let work = async move {
+        // Preflights carry no API key: answer them here for the union of tenants' origins.
+        if let Some(response) = preflight(&req, state.as_ref()) {
+            return Ok(req.into_response(response));
+        }
+        tracing::trace!(stage = "received", path = %req.path(), "request received");
+        let result = next.call(req).await.map(|r| r.map_into_boxed_body());
+        match result {
+            Ok(mut res) => {
+                let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+                let tenant = res
+                    .request()
+                    .extensions()
+                    .get::<TenantLabel>()
+                    .map(|t| t.0.clone())
+                    .unwrap_or_else(|| "undefined".to_string());
+                let status = res.status().as_u16();
+                let seconds = started.elapsed().as_secs_f64();
+                record_metrics(&route, &method, &tenant, status, seconds);
+                let span = tracing::Span::current();
+                span.record("route", route.as_str());
+                span.record("status", status);
+                span.record("latencyMs", (seconds * 1000.0 * 1000.0).round() / 1000.0);
+                if status >= 500 {
+                    tracing::warn!(stage = "responded", "request failed");
+                } else {
+                    tracing::debug!(stage = "responded", "request served");
+                }
+                let tenant_resolved = res.request().extensions().get::<TenantLabel>().is_some();
+                let headers = res.headers_mut();
+                if let Ok(value) = HeaderValue::from_str(&corr_id::current()) {
+                    headers.insert(header::HeaderName::from_static(corr_id::HEADER), value);
+                }
+                if let Some(origin) = origin {
+                    allow_origin_if_tenant_permits(headers, origin, tenant_resolved);
+                }
+                Ok(res)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let result = corr_id::scope(corr.clone(), work.instrument(span)).await;
+    metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+    result
+}
+
+fn record_metrics(route: &str, method: &str, tenant: &str, status: u16, seconds: f64) {
+    let code = status.to_string();
+    metrics::counter!(HTTP_REQUESTS, "path" => route.to_string(), "method" => method.to_string(), "tenant" => tenant.to_string())
+        .increment(1);
+    if status >= 400 {
+        metrics::counter!(HTTP_FAILED, "path" => route.to_string(), "httpCode" => code.clone(), "tenant" => tenant.to_string())
+            .increment(1);
+    }
+    metrics::histogram!(HTTP_DURATION, "path" => route.to_string(), "method" => method.to_string(), "httpCode" => code)
+        .record(seconds);
+}
+
+const ALLOWED_HEADERS: &str = "content-type, x-api-key, idempotency-key, x-correlation-id";
+const EXPOSED_HEADERS: &str = "x-correlation-id, retry-after";
+
+/// CORS is hand-written rather than actix-cors: the actual request must be checked against the
+/// origins of the tenant its API key resolves to (known only after authentication), and a
+/// refusal must be our JSON envelope, not actix-cors's plain-text 400.
+fn preflight(req: &ServiceRequest, state: Option<&web::Data<AppState>>) -> Option<HttpResponse> {
+    if req.method() != actix_web::http::Method::OPTIONS {
+        return None;
+    }
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?;
+    req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD)?;
+    let mut response = HttpResponse::NoContent();
+    response.insert_header((header::VARY, "Origin"));
+    if state.is_some_and(|s| s.origins.allows(origin)) {
+        response
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+    }
+    Some(response.finish())
+}
+
+/// The extractor already refused an origin outside the tenant's list; reaching here with a
+/// resolved tenant means the origin is allowed.
+fn allow_origin_if_tenant_permits(headers: &mut header::HeaderMap, origin: HeaderValue, tenant_resolved: bool) {
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if tenant_resolved {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP edge: routes, extractors, middleware, one file per resource.
+
+pub mod admin;
+pub mod callbacks;
+pub mod corr_id;
+pub mod envelope;
+pub mod extractors;
+pub mod health;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;

@@ -1,0 +1,68 @@
+//! Every route, in one place. The internal listener serves everything; the external one only the
+//! public API and health.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::{ApiError, Reason};
+use crate::http::{admin, callbacks, health, openapi};
+
+/// Public API and health: on both listeners.
+pub fn public(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/engagement/v3")
+            .service(resource("/callbacks/create").route(web::post().to(callbacks::create)))
+            .service(resource("/callbacks/retrieve").route(web::post().to(callbacks::retrieve)))
+            .service(resource("/callbacks/cancel").route(web::post().to(callbacks::cancel)))
+            .service(resource("/callbacks/reschedule").route(web::post().to(callbacks::reschedule)))
+            .service(resource("/callbacks").route(web::get().to(callbacks::list)))
+            .service(resource("/openapi.json").route(web::get().to(openapi::document))),
+    )
+    .service(resource("/health/live").route(web::get().to(health::live)))
+    .service(resource("/health/ready").route(web::get().to(health::ready)));
+}
+
+/// Admin, internal and `/metrics`: internal listener only.
+pub fn internal_only(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics").route(web::get().to(health::metrics))).service(
+        web::scope("/admin/v1")
+            .service(resource("/tenants").route(web::get().to(admin::tenants::list)))
+            .service(
+                resource("/tenants/{tenant}")
+                    .route(web::put().to(admin::tenants::put))
+                    .route(web::get().to(admin::tenants::get))
+                    .route(web::delete().to(admin::tenants::delete)),
+            )
+            .service(
+                resource("/tenants/{tenant}/api-keys")
+                    .route(web::post().to(admin::api_keys::create))
+                    .route(web::get().to(admin::api_keys::list)),
+            )
+            .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
+            .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
+            .service(
+                resource("/tenants/{tenant}/services/{name}")
+                    .route(web::put().to(admin::services::put))
+                    .route(web::get().to(admin::services::get))
+                    .route(web::delete().to(admin::services::delete)),
+            )
+            .service(resource("/audit").route(web::get().to(admin::audit::list)))
+            .service(
+                resource("/log-level")
+                    .route(web::get().to(admin::log_level::get))
+                    .route(web::put().to(admin::log_level::put)),
+            ),
+    );
+}
+
+/// A resource whose unmatched methods answer 405 in the envelope.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(Reason::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path())))
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(Reason::NotFound, "no such route"))
+}

@@ -1,0 +1,18 @@
+//! Ringback: a callback engagement service with a GES v3-compatible API.
+//!
+//! Data flows one way: `http` → `domain` (decide) → `store`/`coord` (persist, count) →
+//! `telemetry` (observe). `domain` never imports actix, sqlx or redis; handlers never build SQL.
+
+pub mod app;
+pub mod config;
+pub mod coord;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Settings;

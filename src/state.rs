@@ -1,0 +1,46 @@
+//! What every handler shares.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Settings;
+use crate::coord::key_cache::KeyCache;
+use crate::coord::origins::OriginCache;
+use crate::store::Store;
+use crate::telemetry::logging::LogControl;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub keys: KeyCache,
+    pub origins: OriginCache,
+    pub log: LogControl,
+    pub metrics: PrometheusHandle,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, store: Store, log: LogControl, metrics: PrometheusHandle) -> Self {
+        let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
+        AppState {
+            keys: KeyCache::new(ttl),
+            origins: OriginCache::default(),
+            settings,
+            store,
+            log,
+            metrics,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

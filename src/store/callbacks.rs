@@ -1,0 +1,348 @@
+//! Callbacks and their state history. Every transition is one conditional write
+//! (`... WHERE state = <expected>`), so concurrent writers can never move a callback twice.
+
+use serde_json::{Map, Value};
+use sqlx::{Any, Row, Transaction};
+
+use super::idempotency::{record_result, IdempotencyResult};
+use super::{Store, StoreResult};
+use crate::domain::callback::{Actor, State, REASON_CANCELLED};
+
+/// A booking ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewCallback {
+    pub id: String,
+    pub tenant_id: String,
+    pub service_name: String,
+    pub state: State,
+    pub phone: String,
+    pub desired_ms: i64,
+    pub due_ms: i64,
+    pub priority: i64,
+    pub corr_id: String,
+    /// Immediate callbacks are inserted claimed for their first hand-off.
+    pub claimed: bool,
+    pub details: Map<String, Value>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallbackRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub service_name: String,
+    pub state: State,
+    pub reason: Option<String>,
+    pub phone: String,
+    pub desired_ms: i64,
+    pub due_ms: i64,
+    pub priority: i64,
+    pub corr_id: String,
+    pub attempt: i64,
+    pub failed_attempts: i64,
+    pub claimed_ms: Option<i64>,
+    pub published_ms: Option<i64>,
+    pub acked_ms: Option<i64>,
+    pub queued_ms: Option<i64>,
+    pub details: Map<String, Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub state: State,
+    pub reason: Option<String>,
+    pub time_ms: i64,
+    pub actor: String,
+}
+
+/// Filters of `GET /callbacks` (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct CallbackFilter {
+    pub service_name: Option<String>,
+    pub phone: Option<String>,
+    /// Empty = every state.
+    pub states: Vec<State>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Keyset cursor: (desired_ms, id) of the last item already returned.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    Cancelled(CallbackRecord),
+    AlreadyCompleted,
+    NotFound,
+}
+
+#[derive(Debug, Clone)]
+pub enum RescheduleOutcome {
+    Rescheduled(CallbackRecord),
+    NotReschedulable(State),
+    NotFound,
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
+     attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms";
+
+fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
+    let state: String = r.try_get("state")?;
+    let details: String = r.try_get("details")?;
+    Ok(CallbackRecord {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        service_name: r.try_get("service_name")?,
+        state: state.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        reason: r.try_get("reason")?,
+        phone: r.try_get("phone")?,
+        desired_ms: r.try_get("desired_ms")?,
+        due_ms: r.try_get("due_ms")?,
+        priority: r.try_get("priority")?,
+        corr_id: r.try_get("corr_id")?,
+        attempt: r.try_get("attempt")?,
+        failed_attempts: r.try_get("failed_attempts")?,
+        claimed_ms: r.try_get("claimed_ms")?,
+        published_ms: r.try_get("published_ms")?,
+        acked_ms: r.try_get("acked_ms")?,
+        queued_ms: r.try_get("queued_ms")?,
+        details: serde_json::from_str(&details)?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+async fn append_history(
+    tx: &mut Transaction<'_, Any>,
+    callback_id: &str,
+    state: State,
+    reason: Option<&str>,
+    actor: Actor,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES ($1, $2, $3, $4, $5)")
+        .bind(callback_id)
+        .bind(state.as_str())
+        .bind(reason.map(str::to_string))
+        .bind(now_ms)
+        .bind(actor.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn fetch_in_tx(tx: &mut Transaction<'_, Any>, tenant_id: &str, id: &str) -> StoreResult<Option<CallbackRecord>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+impl Store {
+    /// Insert an accepted booking with its first history entry and, when the request carried an
+    /// `Idempotency-Key`, the answer to replay — all in one transaction, so an acknowledged
+    /// booking and its replay record exist together or not at all.
+    pub async fn insert_callback(&self, new: &NewCallback, replay: Option<&IdempotencyResult>) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let claimed_ms = new.claimed.then_some(new.now_ms);
+            let queued_ms = (new.state == State::Queued).then_some(new.now_ms);
+            sqlx::query(
+                "INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id,
+                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+            )
+            .bind(&new.id)
+            .bind(&new.tenant_id)
+            .bind(&new.service_name)
+            .bind(new.state.as_str())
+            .bind(&new.phone)
+            .bind(new.desired_ms)
+            .bind(new.due_ms)
+            .bind(new.priority)
+            .bind(&new.corr_id)
+            .bind(if new.claimed { 1_i64 } else { 0 })
+            .bind(claimed_ms)
+            .bind(queued_ms)
+            .bind(serde_json::to_string(&new.details)?)
+            .bind(new.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            append_history(&mut tx, &new.id, new.state, None, Actor::Api, new.now_ms).await?;
+            if let Some(result) = replay {
+                record_result(&mut tx, result).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_callback(&self, tenant_id: &str, id: &str) -> StoreResult<Option<CallbackRecord>> {
+        self.timed(async {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1 AND tenant_id = $2"))
+                .bind(id)
+                .bind(tenant_id)
+                .fetch_optional(&self.reader)
+                .await?;
+            row.as_ref().map(from_row).transpose()
+        })
+        .await
+    }
+
+    pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
+        self.timed(async {
+            let rows = sqlx::query("SELECT state, reason, time_ms, actor FROM callback_history WHERE callback_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let state: String = r.try_get("state")?;
+                    Ok(HistoryEntry {
+                        state: state.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                        reason: r.try_get("reason")?,
+                        time_ms: r.try_get("time_ms")?,
+                        actor: r.try_get("actor")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// One page ordered by (desired_ms, id); keyset pagination stays stable under concurrent inserts.
+    pub async fn list_callbacks(&self, tenant_id: &str, filter: &CallbackFilter) -> StoreResult<Vec<CallbackRecord>> {
+        self.timed(async {
+            let mut sql = format!("SELECT {COLUMNS} FROM callbacks WHERE tenant_id = $1");
+            let mut params = vec![Param::Text(tenant_id.to_string())];
+            let push = |params: &mut Vec<Param>, p: Param| {
+                params.push(p);
+                format!("${}", params.len())
+            };
+            if let Some(service) = &filter.service_name {
+                let mark = push(&mut params, Param::Text(service.clone()));
+                sql.push_str(&format!(" AND service_name = {mark}"));
+            }
+            if let Some(phone) = &filter.phone {
+                let mark = push(&mut params, Param::Text(phone.clone()));
+                sql.push_str(&format!(" AND phone = {mark}"));
+            }
+            if !filter.states.is_empty() {
+                let marks: Vec<String> =
+                    filter.states.iter().map(|s| push(&mut params, Param::Text(s.as_str().to_string()))).collect();
+                sql.push_str(&format!(" AND state IN ({})", marks.join(", ")));
+            }
+            if let Some(from) = filter.from_ms {
+                let mark = push(&mut params, Param::Int(from));
+                sql.push_str(&format!(" AND desired_ms >= {mark}"));
+            }
+            if let Some(to) = filter.to_ms {
+                let mark = push(&mut params, Param::Int(to));
+                sql.push_str(&format!(" AND desired_ms <= {mark}"));
+            }
+            if let Some((after_ms, after_id)) = &filter.after {
+                let ms = push(&mut params, Param::Int(*after_ms));
+                let id = push(&mut params, Param::Text(after_id.clone()));
+                sql.push_str(&format!(" AND (desired_ms > {ms} OR (desired_ms = {ms} AND id > {id}))"));
+            }
+            let limit = push(&mut params, Param::Int(filter.limit));
+            sql.push_str(&format!(" ORDER BY desired_ms, id LIMIT {limit}"));
+            let mut query = sqlx::query(&sql);
+            for p in params {
+                query = match p {
+                    Param::Text(t) => query.bind(t),
+                    Param::Int(i) => query.bind(i),
+                };
+            }
+            let rows = query.fetch_all(&self.reader).await?;
+            rows.iter().map(from_row).collect()
+        })
+        .await
+    }
+
+    /// Cancel an unfinished callback (api or admin).
+    pub async fn cancel_callback(&self, tenant_id: &str, id: &str, actor: Actor, now_ms: i64) -> StoreResult<CancelOutcome> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            // A concurrent writer (another replica, the platform) may move the callback between our
+            // read and our conditional write; read again and retry rather than fail the cancel.
+            let current = loop {
+                let Some(current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
+                    return Ok(CancelOutcome::NotFound);
+                };
+                if current.state == State::Completed {
+                    return Ok(CancelOutcome::AlreadyCompleted);
+                }
+                let moved = sqlx::query(
+                    "UPDATE callbacks SET state = $1, reason = $2, updated_ms = $3 WHERE id = $4 AND state = $5",
+                )
+                .bind(State::Completed.as_str())
+                .bind(REASON_CANCELLED)
+                .bind(now_ms)
+                .bind(id)
+                .bind(current.state.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() == 1 {
+                    break current;
+                }
+            };
+            append_history(&mut tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
+            tx.commit().await?;
+            Ok(CancelOutcome::Cancelled(CallbackRecord {
+                state: State::Completed,
+                reason: Some(REASON_CANCELLED.to_string()),
+                updated_ms: now_ms,
+                ..current
+            }))
+        })
+        .await
+    }
+
+    /// Move a `SCHEDULED` callback to a new time.
+    pub async fn reschedule_callback(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        desired_ms: i64,
+        due_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<RescheduleOutcome> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let Some(current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
+                return Ok(RescheduleOutcome::NotFound);
+            };
+            if current.state != State::Scheduled {
+                return Ok(RescheduleOutcome::NotReschedulable(current.state));
+            }
+            let moved = sqlx::query(
+                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3 WHERE id = $4 AND state = $5",
+            )
+            .bind(desired_ms)
+            .bind(due_ms)
+            .bind(now_ms)
+            .bind(id)
+            .bind(State::Scheduled.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                return Ok(RescheduleOutcome::NotReschedulable(State::Queued));
+            }
+            append_history(&mut tx, id, State::Scheduled, None, Actor::Api, now_ms).await?;
+            tx.commit().await?;
+            Ok(RescheduleOutcome::Rescheduled(CallbackRecord { desired_ms, due_ms, updated_ms: now_ms, ..current }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,208 @@
+//! Persistence. One `Store` type, two backends: PostgreSQL for production and SQLite as the
+//! embedded default. The SQL is shared (runtime queries over sqlx's `Any` driver, epoch-ms integers
+//! and JSON text so both backends read the same); what differs — pools, pragmas, row locking,
+//! migrations — lives behind the `Backend` trait in `postgres.rs` and `sqlite.rs`.
+//! sqlx's compile-time macros cannot check two databases in one crate; the conformance tests
+//! (`tests/api`, run against both backends) prove the queries instead.
+
+mod callbacks;
+mod idempotency;
+mod postgres;
+mod sqlite;
+mod tenants;
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+pub use callbacks::{CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, NewCallback, RescheduleOutcome};
+pub use idempotency::{IdempotencyBegin, IdempotencyResult};
+pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
+
+use crate::config::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer in time or could not be reached: a 503 for the client.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // 57014 = query_canceled (statement_timeout), 57P01..03 = server shutting down / gone.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57014" | "57P01" | "57P02" | "57P03")) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            // SQLite's "database is locked" after the busy timeout: contention, not a bug.
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Other(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Other(anyhow::Error::new(e).context("stored JSON does not parse"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "postgres",
+            BackendKind::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// What differs between the two databases.
+trait Backend {
+    fn kind(&self) -> BackendKind;
+    /// The URL sqlx should connect to (defaults filled in).
+    fn connect_url(&self, url: &str) -> String;
+    /// Statements run on every new connection.
+    fn session_setup(&self, settings: &DatabaseSettings) -> Vec<String>;
+    /// Pool size for writes; `None` = share the read pool.
+    fn writer_connections(&self, settings: &DatabaseSettings) -> Option<u32>;
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator;
+}
+
+fn backend_for(url: &str) -> Box<dyn Backend + Send + Sync> {
+    if url.starts_with("sqlite:") {
+        Box::new(sqlite::Sqlite)
+    } else {
+        Box::new(postgres::Postgres)
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    kind: BackendKind,
+    reader: AnyPool,
+    /// SQLite has one writer: a pool of one connection makes concurrent bookings queue in-process
+    /// instead of failing with "database is locked". On Postgres it is the reader pool.
+    writer: AnyPool,
+    statement_timeout: Duration,
+}
+
+impl Store {
+    /// Connect and apply migrations (Postgres serialises concurrent migrators with an advisory lock).
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        let store = Self::connect_without_migrating(settings).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect_without_migrating(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_for(&settings.url);
+        let url = backend.connect_url(&settings.url);
+        let setup = backend.session_setup(settings);
+        let pool = |size: u32, acquire_ms: u64| {
+            let setup = setup.clone();
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_millis(acquire_ms))
+                .after_connect(move |conn, _meta| {
+                    let setup = setup.clone();
+                    Box::pin(async move {
+                        for statement in &setup {
+                            sqlx::Executor::execute(&mut *conn, statement.as_str()).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect_lazy(&url)
+        };
+        let writer_size = backend.writer_connections(settings);
+        let reader = pool(settings.max_connections, settings.acquire_timeout_ms)?;
+        // Writes queue for SQLite's single writer; give them the statement budget to get a turn.
+        let writer_acquire_ms = settings.acquire_timeout_ms.max(settings.statement_timeout_ms);
+        let writer = match writer_size {
+            Some(n) => pool(n, writer_acquire_ms)?,
+            None => reader.clone(),
+        };
+        let store = Store {
+            kind: backend.kind(),
+            reader,
+            writer,
+            statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
+        };
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let backend = backend_for(match self.kind {
+            BackendKind::Sqlite => "sqlite:",
+            BackendKind::Postgres => "postgres:",
+        });
+        let mut conn = self.writer.acquire().await.map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))?;
+        backend
+            .migrator()
+            .run(&mut *conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))?;
+        Ok(())
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// Bound every database call by the statement timeout, so a slow or absent database is a
+    /// fast 503 rather than a hung request.
+    async fn timed<T>(&self, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        match tokio::time::timeout(self.statement_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                self.statement_timeout.as_millis()
+            ))),
+        }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("SELECT 1").execute(&self.reader).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// (idle, in use) connections of the read pool.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let size = self.reader.size();
+        let idle = self.reader.num_idle() as u32;
+        (idle, size.saturating_sub(idle))
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Decode helpers: sqlx's `Any` driver reports integers as i64 on both backends.
+pub(crate) fn flag(value: bool) -> i64 {
+    i64::from(value)
+}

@@ -1,0 +1,33 @@
+//! PostgreSQL: one shared pool; the server enforces the statement timeout too.
+
+use super::{Backend, BackendKind};
+use crate::config::DatabaseSettings;
+
+pub(super) struct Postgres;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Backend for Postgres {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn connect_url(&self, url: &str) -> String {
+        url.to_string()
+    }
+
+    fn session_setup(&self, settings: &DatabaseSettings) -> Vec<String> {
+        vec![
+            format!("SET statement_timeout = {}", settings.statement_timeout_ms),
+            "SET lock_timeout = 2000".to_string(),
+        ]
+    }
+
+    fn writer_connections(&self, _settings: &DatabaseSettings) -> Option<u32> {
+        None
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+}

@@ -1,0 +1,408 @@
+//! Tenants, API keys, services (with their virtual-queue proxy record), the admin audit log and
+//! replicated settings.
+
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+use super::{flag, Store, StoreResult};
+use crate::domain::service::ServiceConfig;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub prefix: String,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
+}
+
+/// An API key resolved to its tenant.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    pub key_id: String,
+    pub tenant: Tenant,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceRecord {
+    pub tenant_id: String,
+    pub name: String,
+    pub config: ServiceConfig,
+}
+
+/// Who wrote what, appended in the same transaction as the write it describes.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub id: i64,
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub body: Option<serde_json::Value>,
+}
+
+fn tenant_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Tenant> {
+    let origins: String = row.try_get("allowed_origins")?;
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        allowed_origins: serde_json::from_str(&origins)?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+    })
+}
+
+async fn append_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry, now_ms: i64) -> StoreResult<()> {
+    sqlx::query("INSERT INTO audit_log (time_ms, actor, action, resource, body) VALUES ($1, $2, $3, $4, $5)")
+        .bind(now_ms)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.resource)
+        .bind(entry.body.clone())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+const TENANT_COLUMNS: &str = "id, name, allowed_origins, enabled";
+
+impl Store {
+    pub async fn put_tenant(
+        &self,
+        name: &str,
+        allowed_origins: &[String],
+        enabled: bool,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<Tenant> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let origins = serde_json::to_string(allowed_origins)?;
+            let id = uuid::Uuid::now_v7().to_string();
+            sqlx::query(
+                "INSERT INTO tenants (id, name, allowed_origins, enabled, created_ms, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (name) DO UPDATE SET allowed_origins = $3, enabled = $4, updated_ms = $5",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(origins)
+            .bind(flag(enabled))
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            append_audit(&mut tx, audit, now_ms).await?;
+            let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tenant_from_row(&row)
+        })
+        .await
+    }
+
+    pub async fn get_tenant(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        self.timed(async {
+            let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?;
+            row.as_ref().map(tenant_from_row).transpose()
+        })
+        .await
+    }
+
+    pub async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.timed(async {
+            let rows = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"))
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter().map(tenant_from_row).collect()
+        })
+        .await
+    }
+
+    /// Deleting a tenant removes its keys and services; its callbacks stay until they are purged.
+    pub async fn delete_tenant(&self, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let gone = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            if gone.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        prefix: &str,
+        key_hash: &str,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(key_id)
+                .bind(tenant_id)
+                .bind(prefix)
+                .bind(key_hash)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn list_api_keys(&self, tenant_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT id, prefix, created_ms, last_used_ms FROM api_keys WHERE tenant_id = $1 ORDER BY created_ms, id",
+            )
+            .bind(tenant_id)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ApiKeyRecord {
+                        id: r.try_get("id")?,
+                        prefix: r.try_get("prefix")?,
+                        created_ms: r.try_get("created_ms")?,
+                        last_used_ms: r.try_get("last_used_ms")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let gone = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub async fn resolve_api_key(&self, key_hash: &str) -> StoreResult<Option<ResolvedKey>> {
+        self.timed(async {
+            let row = sqlx::query(
+                "SELECT k.id AS key_id, t.id, t.name, t.allowed_origins, t.enabled
+                 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1",
+            )
+            .bind(key_hash)
+            .fetch_optional(&self.reader)
+            .await?;
+            match row {
+                Some(r) => Ok(Some(ResolvedKey { key_id: r.try_get("key_id")?, tenant: tenant_from_row(&r)? })),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn touch_api_key(&self, key_id: &str, now_ms: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(key_id)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Store a service and its virtual-queue proxy record in one transaction.
+    pub async fn put_service(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        config: &ServiceConfig,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<ServiceRecord> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query(
+                "INSERT INTO services (tenant_id, name, config, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET config = $3, updated_ms = $4",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(serde_json::to_string(config)?)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO vq_proxy (tenant_id, virtual_queue, service_name) VALUES ($1, $2, $3)")
+                .bind(tenant_id)
+                .bind(config.virtual_queue_name(name))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(ServiceRecord { tenant_id: tenant_id.to_string(), name: name.to_string(), config: config.clone() })
+        })
+        .await
+    }
+
+    pub async fn get_service(&self, tenant_id: &str, name: &str) -> StoreResult<Option<ServiceRecord>> {
+        self.timed(async {
+            let row = sqlx::query("SELECT config FROM services WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?;
+            match row {
+                Some(r) => Ok(Some(ServiceRecord {
+                    tenant_id: tenant_id.to_string(),
+                    name: name.to_string(),
+                    config: serde_json::from_str(&r.try_get::<String, _>("config")?)?,
+                })),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn list_services(&self, tenant_id: &str) -> StoreResult<Vec<ServiceRecord>> {
+        self.timed(async {
+            let rows = sqlx::query("SELECT name, config FROM services WHERE tenant_id = $1 ORDER BY name")
+                .bind(tenant_id)
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ServiceRecord {
+                        tenant_id: tenant_id.to_string(),
+                        name: r.try_get("name")?,
+                        config: serde_json::from_str(&r.try_get::<String, _>("config")?)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Deleting a service keeps its callbacks (they still complete or expire).
+    pub async fn delete_service(&self, tenant_id: &str, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let gone = sqlx::query("DELETE FROM services WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Newest first; `before` is the id of the last entry of the previous page.
+    pub async fn list_audit(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT id, time_ms, actor, action, resource, body FROM audit_log
+                 WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let body: Option<String> = r.try_get("body")?;
+                    Ok(AuditRecord {
+                        id: r.try_get("id")?,
+                        time_ms: r.try_get("time_ms")?,
+                        actor: r.try_get("actor")?,
+                        action: r.try_get("action")?,
+                        resource: r.try_get("resource")?,
+                        body: body.and_then(|b| serde_json::from_str(&b).ok()),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        self.timed(async {
+            let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.reader).await?;
+            Ok(row.map(|r| r.try_get("value")).transpose()?)
+        })
+        .await
+    }
+
+    pub async fn put_setting(&self, key: &str, value: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = $2, updated_ms = $3",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,238 @@
+//! The metric catalogue: every metric Ringback exposes is declared here once, with its type,
+//! labels and help text (observability.md). `docs/metrics.md` mirrors this table; a test keeps
+//! the two in sync.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+    pub buckets: &'static [f64],
+}
+
+const fn counter(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
+    MetricDef { name, kind: Kind::Counter, labels, help, buckets: &[] }
+}
+const fn gauge(name: &'static str, labels: &'static [&'static str], help: &'static str) -> MetricDef {
+    MetricDef { name, kind: Kind::Gauge, labels, help, buckets: &[] }
+}
+const fn histogram(
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+    buckets: &'static [f64],
+) -> MetricDef {
+    MetricDef { name, kind: Kind::Histogram, labels, help, buckets }
+}
+
+// Names used from code, so a typo is a compile error rather than a missing series.
+pub const CALLBACKS_CREATED: &str = "ges_callbacks_created";
+pub const CALLBACKS_CANCELLED: &str = "ges_callbacks_cancelled";
+pub const CALLBACKS_RESCHEDULED: &str = "ges_callbacks_rescheduled";
+pub const CALLBACKS_COMPLETED: &str = "ges_callbacks_completed";
+pub const CALLBACKS_REJECTED: &str = "ges_callbacks_rejected";
+pub const HTTP_REQUESTS: &str = "ges_http_requests_total";
+pub const HTTP_FAILED: &str = "ges_http_failed_requests_total";
+pub const HTTP_DURATION: &str = "ges_http_request_duration_seconds";
+pub const HTTP_IN_FLIGHT: &str = "ges_http_requests_in_flight";
+pub const DB_POOL: &str = "ges_db_pool_connections";
+pub const BUILD_INFO: &str = "ges_build_info";
+pub const INVALID_CONTENT_LENGTH: &str = "INVALID_CONTENT_LENGTH";
+pub const LOGGING_FAILURE: &str = "LOGGING_FAILURE";
+
+const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const CYCLE_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+const DISPATCH_DELAY_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+const LOOP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Alarm counters: registered at 0 (unlabelled at start-up, tenant-labelled per known tenant) so
+/// that the very first occurrence shows in `increase()`.
+pub const TENANT_ALARMS: &[&str] =
+    &["CB_ENQUEUE_LIMIT_REACHED", "CB_TTL_LIMIT_REACHED", "CB_SUBMIT_FAILED", "CALLIN_POOL_EXHAUSTED"];
+pub const GLOBAL_ALARMS: &[&str] = &[
+    "MONITOR_LAGGING_BEHIND",
+    "RBAC_CREATE_VQ_PROXY_ERROR",
+    "DNS_FAILURE",
+    LOGGING_FAILURE,
+    "UNCAUGHT_EXCEPTION",
+    INVALID_CONTENT_LENGTH,
+];
+
+pub static CATALOGUE: &[MetricDef] = &[
+    // Business logic
+    counter(CALLBACKS_CREATED, &["tenant", "service", "type"], "Callbacks booked."),
+    counter(CALLBACKS_CANCELLED, &["tenant", "service"], "Callbacks cancelled by the API or an operator."),
+    counter(CALLBACKS_RESCHEDULED, &["tenant", "service"], "Callbacks moved to a new time."),
+    counter(CALLBACKS_COMPLETED, &["tenant", "service", "reason"], "Callbacks that reached COMPLETED, by outcome."),
+    counter(CALLBACKS_REJECTED, &["tenant", "service", "reason"], "Refused bookings, by error reason code."),
+    counter("ges_callin_created", &["tenant", "group"], "Click-to-call-in requests issued."),
+    counter("ges_callin_matched", &["tenant", "group"], "Click-to-call-in requests matched to an inbound call."),
+    counter("ges_callin_expired", &["tenant", "group"], "Click-to-call-in requests that expired unmatched."),
+    gauge("ges_monitor_size", &["type"], "Callbacks the monitor sees, by state (scheduled, queued, routing, processing, due)."),
+    histogram("ges_monitor_cycle_duration_seconds", &["pass"], "Duration of one monitor pass.", CYCLE_BUCKETS),
+    histogram("ges_monitor_dispatch_delay_seconds", &[], "Time from a callback falling due to its hand-off.", DISPATCH_DELAY_BUCKETS),
+    counter("ges_dispatch_published_total", &["type"], "Entries written to the dispatch stream."),
+    // HTTP
+    counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),
+    counter(HTTP_FAILED, &["path", "httpCode", "tenant"], "HTTP requests answered 4xx or 5xx."),
+    histogram(HTTP_DURATION, &["path", "method", "httpCode"], "HTTP request latency.", HTTP_BUCKETS),
+    gauge(HTTP_IN_FLIGHT, &[], "HTTP requests being served now."),
+    // Process and runtime
+    counter("ges_process_cpu_seconds_total", &[], "CPU seconds used by the process (user + system)."),
+    counter("ges_process_cpu_user_seconds_total", &[], "User CPU seconds used by the process."),
+    counter("ges_process_cpu_system_seconds_total", &[], "System CPU seconds used by the process."),
+    gauge("ges_process_resident_memory_bytes", &[], "Resident memory."),
+    gauge("ges_process_virtual_memory_bytes", &[], "Virtual memory."),
+    gauge("ges_process_open_fds", &[], "Open file descriptors."),
+    gauge("ges_process_max_fds", &[], "File descriptor limit."),
+    gauge("ges_process_threads", &[], "OS threads."),
+    gauge("ges_process_start_time_seconds", &[], "Process start time, epoch seconds."),
+    gauge("ges_eventloop_lag_seconds", &["worker"], "Latest event-loop lag sample of each runtime worker."),
+    histogram("ges_eventloop_delay_seconds", &["worker"], "Every event-loop lag sample.", LOOP_BUCKETS),
+    gauge(DB_POOL, &["state"], "Database pool connections, idle or in use."),
+    gauge("ges_redis_pool_connections", &["pool", "state"], "Redis pool connections, by pool (cache, ors) and state."),
+    gauge(BUILD_INFO, &["version", "revision"], "Always 1; labels carry the build."),
+    // Health gauges (0 up, 1 down)
+    gauge("POSTGRES_STATUS", &[], "PostgreSQL health: 0 up, 1 down."),
+    gauge("REDIS_CONNECTION", &[], "Cache Redis health: 0 up, 1 down."),
+    gauge("ORS_REDIS_STATUS", &[], "Dispatch-stream Redis health: 0 up, 1 down."),
+    gauge("GES_HEALTH", &[], "1 when a required dependency (database, dispatch stream) is down."),
+    // Alarms
+    counter("CB_ENQUEUE_LIMIT_REACHED", &["tenant"], "Alarm: a per-number throttle refused a booking."),
+    counter("CB_TTL_LIMIT_REACHED", &["tenant"], "Alarm: a per-service rate window refused a booking."),
+    counter("CB_SUBMIT_FAILED", &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
+    counter("CALLIN_POOL_EXHAUSTED", &["tenant"], "Alarm: a call-in group had no free number or code."),
+    counter("MONITOR_LAGGING_BEHIND", &[], "Alarm: a callback was handed over later than the lag threshold."),
+    counter("RBAC_CREATE_VQ_PROXY_ERROR", &[], "Alarm: writing a virtual-queue proxy record failed."),
+    counter("DNS_FAILURE", &[], "Alarm: a configured dependency host did not resolve."),
+    counter(LOGGING_FAILURE, &[], "Alarm: a log line could not be written."),
+    counter("UNCAUGHT_EXCEPTION", &[], "Alarm: a panic in a handler or background task."),
+    counter(INVALID_CONTENT_LENGTH, &[], "Alarm: a request body over the limit."),
+    // Tolerance gauges (alert thresholds, per pod)
+    gauge("http_400_tolerance", &[], "Alert threshold: 400 answers per 2 minutes per pod."),
+    gauge("http_401_tolerance", &[], "Alert threshold: 401 answers per 2 minutes per pod."),
+    gauge("http_404_tolerance", &[], "Alert threshold: 404 answers per 2 minutes per pod."),
+    gauge("http_500_tolerance", &[], "Alert threshold: 500 answers per 2 minutes per pod."),
+    gauge("rbac_create_vq_proxy_error_tolerance", &[], "Alert threshold: virtual-queue proxy errors per 10 minutes."),
+    gauge("invalid_content_length_tolerance", &[], "Alert threshold: oversized bodies per 2 minutes."),
+];
+
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    CATALOGUE.iter().find(|m| m.name == name)
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the process-wide recorder once (tests build many apps in one process) and describe
+/// every metric.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let mut builder = PrometheusBuilder::new();
+            for def in CATALOGUE.iter().filter(|d| d.kind == Kind::Histogram) {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full(def.name.to_string()), def.buckets)
+                    .expect("catalogue buckets are non-empty");
+            }
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed only in unit tests of this crate.
+            let _ = metrics::set_global_recorder(recorder);
+            describe_all();
+            register_global_alarms();
+            handle
+        })
+        .clone()
+}
+
+fn describe_all() {
+    for def in CATALOGUE {
+        match def.kind {
+            Kind::Counter => metrics::describe_counter!(def.name, def.help),
+            Kind::Gauge => metrics::describe_gauge!(def.name, def.help),
+            Kind::Histogram => metrics::describe_histogram!(def.name, def.help),
+        }
+    }
+}
+
+fn register_global_alarms() {
+    for name in GLOBAL_ALARMS {
+        metrics::counter!(*name).absolute(0);
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => option_env!("RINGBACK_REVISION").unwrap_or("unknown"))
+        .set(1.0);
+}
+
+/// Register a tenant's alarm series at 0 (at start-up for every tenant, and when one is created).
+pub fn register_tenant_alarms(tenant: &str) {
+    for name in TENANT_ALARMS {
+        // `increment(0)` creates the series without moving an existing one.
+        metrics::counter!(*name, "tenant" => tenant.to_string()).increment(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_histograms_have_buckets() {
+        let mut names: Vec<_> = CATALOGUE.iter().map(|m| m.name).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate metric names");
+        for m in CATALOGUE {
+            assert_eq!(m.kind == Kind::Histogram, !m.buckets.is_empty(), "{}", m.name);
+            assert!(!m.help.is_empty());
+        }
+        for alarm in TENANT_ALARMS.iter().chain(GLOBAL_ALARMS) {
+            assert_eq!(find(alarm).map(|m| m.kind), Some(Kind::Counter), "{alarm}");
+        }
+    }
+
+    /// docs/metrics.md lists every metric of the catalogue, with its type and labels, and nothing else.
+    #[test]
+    fn docs_table_matches_the_catalogue() {
+        let doc = include_str!("../../docs/metrics.md");
+        let rows: Vec<(String, String, String)> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string(), cells[3].replace('`', ""))
+            })
+            .collect();
+        for def in CATALOGUE {
+            let row = rows.iter().find(|r| r.0 == def.name).unwrap_or_else(|| panic!("{} missing from docs/metrics.md", def.name));
+            assert_eq!(row.1, def.kind.as_str(), "type of {}", def.name);
+            let labels = if def.labels.is_empty() { "—".to_string() } else { def.labels.join(", ") };
+            assert_eq!(row.2, labels, "labels of {}", def.name);
+        }
+        for row in &rows {
+            assert!(find(&row.0).is_some(), "docs/metrics.md lists {} which the catalogue does not", row.0);
+        }
+    }
+}
