@@ -114,6 +114,15 @@ impl Stopper {
         self.state.begin_shutdown();
         futures_util::future::join_all(self.handles.iter().map(|h| h.stop(true))).await;
     }
+
+    /// Ask the listeners to stop without waiting for them (for `Drop` in tests).
+    pub fn request_stop(&self) {
+        self.state.begin_shutdown();
+        for handle in &self.handles {
+            // The stop command is sent when `stop` is called; the future only awaits completion.
+            drop(handle.stop(false));
+        }
+    }
 }
 
 fn serve(state: &AppState, listener: TcpListener, internal: bool) -> std::io::Result<Listener> {

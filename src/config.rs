@@ -136,8 +136,8 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = file {
             if !path.exists() {
                 return Err(bad("--config", format!("file {} does not exist", path.display())));
@@ -172,7 +172,8 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let db = &self.database;
-        if !(db.url.starts_with("sqlite:") || db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
+        if !(db.url.starts_with("sqlite:") || db.url.starts_with("postgres://") || db.url.starts_with("postgresql://"))
+        {
             return Err(bad("database.url", "must start with sqlite: or postgres://"));
         }
         if db.max_connections == 0 {
@@ -185,7 +186,7 @@ impl Settings {
             return Err(bad("database.acquire_timeout_ms", "must be positive"));
         }
         for (key, url) in [("redis.url", &self.redis.url), ("ors_redis.url", &self.ors_redis.url)] {
-            if !url.is_empty() && !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return Err(bad(key, "must start with redis:// or rediss://"));
             }
         }
@@ -212,8 +213,7 @@ impl Settings {
         if self.log.max_len < 16 {
             return Err(bad("log.max_len", "must be at least 16"));
         }
-        crate::telemetry::logging::parse_filter(&self.log.level)
-            .map_err(|e| bad("log.level", e))?;
+        crate::telemetry::logging::parse_filter(&self.log.level).map_err(|e| bad("log.level", e))?;
         Ok(())
     }
 
@@ -249,11 +249,7 @@ fn parse_listen(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigErro
 /// pull the key out so every error starts with the field it is about.
 fn config_error(e: config::ConfigError) -> ConfigError {
     let text = e.to_string();
-    let key = text
-        .split('`')
-        .nth(1)
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| "configuration".to_string());
+    let key = text.split('`').nth(1).map(|k| k.to_string()).unwrap_or_else(|| "configuration".to_string());
     ConfigError { key, problem: text }
 }
 

@@ -74,9 +74,9 @@ impl Reason {
     pub fn status(self) -> StatusCode {
         use Reason::*;
         match self {
-            MalformedJson | ValidationFailed | KindDisabled | UnknownService | UnknownGroup
-            | InvalidPhoneNumber | PremiumNumber | NumberNotAllowed | TimeOutOfRange
-            | OfficeClosed | AlreadyCompleted | NotReschedulable => StatusCode::BAD_REQUEST,
+            MalformedJson | ValidationFailed | KindDisabled | UnknownService | UnknownGroup | InvalidPhoneNumber
+            | PremiumNumber | NumberNotAllowed | TimeOutOfRange | OfficeClosed | AlreadyCompleted
+            | NotReschedulable => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -60,11 +60,12 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
-    let (log, _guard) = logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+    let (log, _guard) =
+        logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
     let app = Application::build_with_log(settings, log).await?;
     tracing::info!(
-        internal = ?app.internal_port(),
-        external = ?app.external_port(),
+        internal = app.internal_port().unwrap_or(0),
+        external = app.external_port().unwrap_or(0),
         backend = app.state().store.kind().as_str(),
         "ringback listening"
     );

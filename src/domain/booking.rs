@@ -6,7 +6,7 @@ use jiff::{tz::TimeZone, Span, Timestamp};
 use serde_json::{Map, Value};
 
 use crate::domain::callback::{Kind, State};
-use crate::domain::phone::{E164, PhoneRejection, PhoneRules};
+use crate::domain::phone::{PhoneRejection, PhoneRules, E164};
 use crate::domain::service::{parse_max_future, ServiceConfig};
 use crate::error::{ApiError, FieldProblem, Reason};
 
@@ -43,10 +43,16 @@ pub fn decide(req: &CreateRequest, config: &ServiceConfig, now_ms: i64) -> Resul
     };
     match kind {
         Kind::Immediate if !config.immediate_enabled => {
-            return Err(ApiError::new(Reason::KindDisabled, "this service does not take immediate callbacks; send a future desiredTime"));
+            return Err(ApiError::new(
+                Reason::KindDisabled,
+                "this service does not take immediate callbacks; send a future desiredTime",
+            ));
         }
         Kind::Scheduled if !config.scheduled_enabled => {
-            return Err(ApiError::new(Reason::KindDisabled, "this service does not take scheduled callbacks; omit desiredTime"));
+            return Err(ApiError::new(
+                Reason::KindDisabled,
+                "this service does not take scheduled callbacks; omit desiredTime",
+            ));
         }
         _ => {}
     }

@@ -2,8 +2,7 @@
 //! case-sensitive (existing GES set-ups use mixed case).
 
 pub fn is_valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 pub fn check_name(field: &str, name: &str) -> Result<(), crate::error::ApiError> {

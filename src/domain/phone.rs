@@ -60,9 +60,8 @@ impl E164 {
         }
         if !rules.allowed_countries.is_empty() {
             let region = parsed.country().id().map(|id| id.as_ref().to_string());
-            let allowed = region
-                .as_deref()
-                .is_some_and(|r| rules.allowed_countries.iter().any(|c| c.eq_ignore_ascii_case(r)));
+            let allowed =
+                region.as_deref().is_some_and(|r| rules.allowed_countries.iter().any(|c| c.eq_ignore_ascii_case(r)));
             if !allowed {
                 return Err(PhoneRejection::NotAllowed(format!(
                     "phoneNumber {shown} is in a country this service does not call"

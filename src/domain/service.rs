@@ -191,7 +191,11 @@ impl ServiceConfig {
             check(is_valid_name(cal), "calendar".into(), "must be 1-64 characters of A-Z a-z 0-9 . _ -");
         }
         if let Some(tz) = &self.timezone {
-            check(jiff::tz::TimeZone::get(tz).is_ok(), "timezone".into(), "must be an IANA time zone such as Europe/Paris");
+            check(
+                jiff::tz::TimeZone::get(tz).is_ok(),
+                "timezone".into(),
+                "must be an IANA time zone such as Europe/Paris",
+            );
         }
         check(
             [5, 10, 15, 20, 30, 60, 120].contains(&self.slot_minutes),
@@ -199,7 +203,11 @@ impl ServiceConfig {
             "must be one of 5, 10, 15, 20, 30, 60, 120",
         );
         for (i, o) in self.capacity_overrides.iter().enumerate() {
-            check(is_day_range(&o.days), format!("capacityOverrides[{i}].days"), "must be a day or day range such as Mon-Fri");
+            check(
+                is_day_range(&o.days),
+                format!("capacityOverrides[{i}].days"),
+                "must be a day or day range such as Mon-Fri",
+            );
             check(is_clock(&o.from), format!("capacityOverrides[{i}].from"), "must be HH:MM");
             check(is_clock(&o.to), format!("capacityOverrides[{i}].to"), "must be HH:MM (24:00 allowed)");
         }
@@ -208,7 +216,11 @@ impl ServiceConfig {
             check(is_clock(&e.from), format!("capacityExceptions[{i}].from"), "must be HH:MM");
             check(is_clock(&e.to), format!("capacityExceptions[{i}].to"), "must be HH:MM (24:00 allowed)");
         }
-        check(parse_max_future(&self.max_future).is_some(), "maxFuture".into(), "must be <n><unit> with unit y, M, w, d, h or m (e.g. 1M)");
+        check(
+            parse_max_future(&self.max_future).is_some(),
+            "maxFuture".into(),
+            "must be <n><unit> with unit y, M, w, d, h or m (e.g. 1M)",
+        );
         check(self.per_number_limit.limit >= 1, "perNumberLimit.limit".into(), "must be at least 1");
         check(self.per_number_limit.window_seconds >= 1, "perNumberLimit.windowSeconds".into(), "must be at least 1");
         for (i, r) in self.service_rate_limits.iter().enumerate() {
@@ -360,9 +372,13 @@ fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
                 return;
             }
             let next_is_index = parts[i + 1].parse::<usize>().is_ok();
-            cur = obj
-                .entry(part.to_string())
-                .or_insert_with(|| if next_is_index { Value::Array(Vec::new()) } else { Value::Object(Map::new()) });
+            cur = obj.entry(part.to_string()).or_insert_with(|| {
+                if next_is_index {
+                    Value::Array(Vec::new())
+                } else {
+                    Value::Object(Map::new())
+                }
+            });
         }
     }
 }
@@ -420,11 +436,17 @@ mod tests {
     fn errors_name_the_field_path() {
         let e = ServiceConfig::from_admin_body("s", json!({ "slotMinutes": 7 })).unwrap_err();
         assert_eq!(e[0].field, "slotMinutes");
-        let e = ServiceConfig::from_admin_body("s", json!({ "serviceRateLimits": [{ "limit": 0, "windowSeconds": 5 }] })).unwrap_err();
+        let e =
+            ServiceConfig::from_admin_body("s", json!({ "serviceRateLimits": [{ "limit": 0, "windowSeconds": 5 }] }))
+                .unwrap_err();
         assert_eq!(e[0].field, "serviceRateLimits[0].limit");
         let e = ServiceConfig::from_admin_body("s", json!({ "slotCapacty": 3 })).unwrap_err();
         assert!(e[0].problem.contains("slotCapacty"), "{e:?}");
-        let e = ServiceConfig::from_admin_body("s", json!({ "capacityOverrides": [{ "days": "Mon-Fri", "from": "9", "to": "12:00", "capacity": 1 }] })).unwrap_err();
+        let e = ServiceConfig::from_admin_body(
+            "s",
+            json!({ "capacityOverrides": [{ "days": "Mon-Fri", "from": "9", "to": "12:00", "capacity": 1 }] }),
+        )
+        .unwrap_err();
         assert_eq!(e[0].field, "capacityOverrides[0].from");
         let e = ServiceConfig::from_admin_body("s", json!({ "slotCapacity": "x" })).unwrap_err();
         assert_eq!(e[0].field, "slotCapacity");

@@ -157,11 +157,17 @@ pub async fn create(
             return Ok(HttpResponse::build(status).content_type("application/json").body(body));
         }
         IdempotencyBegin::DifferentBody => {
-            return Err(ApiError::new(Reason::IdempotencyKeyReused, "this Idempotency-Key was used with a different body"))
+            return Err(ApiError::new(
+                Reason::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different body",
+            ))
         }
         IdempotencyBegin::InProgress => {
-            return Err(ApiError::new(Reason::IdempotencyInProgress, "a request with this Idempotency-Key is still being processed")
-                .with_retry_after(1))
+            return Err(ApiError::new(
+                Reason::IdempotencyInProgress,
+                "a request with this Idempotency-Key is still being processed",
+            )
+            .with_retry_after(1))
         }
     }
     let (response, stored_with_booking) = book(&state, tenant, body.value, Some(&key)).await;
@@ -303,9 +309,13 @@ fn validate_create(p: CreateCallbackParms) -> Result<CreateRequest, ApiError> {
     };
     if let Some(targets) = &p.push_targets {
         for (i, t) in targets.iter().enumerate() {
-            let ok = t.get("channel").and_then(Value::as_str) == Some("FCM") && t.get("target").is_some_and(Value::is_string);
+            let ok = t.get("channel").and_then(Value::as_str) == Some("FCM")
+                && t.get("target").is_some_and(Value::is_string);
             if !ok {
-                problems.push(FieldProblem::new(format!("pushTargets[{i}]"), "must be {\"channel\": \"FCM\", \"target\": \"...\"}"));
+                problems.push(FieldProblem::new(
+                    format!("pushTargets[{i}]"),
+                    "must be {\"channel\": \"FCM\", \"target\": \"...\"}",
+                ));
             }
         }
     }
@@ -406,7 +416,12 @@ pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Callb
         reporting,
         history: history.map(|h| {
             h.into_iter()
-                .map(|e| HistoryView { state: e.state.as_str().to_string(), reason: e.reason, time: format_utc(e.time_ms), actor: e.actor })
+                .map(|e| HistoryView {
+                    state: e.state.as_str().to_string(),
+                    reason: e.reason,
+                    time: format_utc(e.time_ms),
+                    actor: e.actor,
+                })
                 .collect()
         }),
     }
@@ -416,7 +431,11 @@ pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Callb
 #[utoipa::path(post, path = "/engagement/v3/callbacks/retrieve", tag = "callbacks", request_body = IdParms,
     responses((status = 200, body = CallbackView), (status = 404, description = "Unknown id, or another tenant's")),
     security(("api_key" = [])))]
-pub async fn retrieve(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBody<IdParms>) -> Result<HttpResponse, ApiError> {
+pub async fn retrieve(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<IdParms>,
+) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
     let record = find(&state, &auth.tenant, &id).await?;
     let history = state.store.callback_history(&id).await?;
@@ -427,7 +446,11 @@ pub async fn retrieve(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBo
 #[utoipa::path(post, path = "/engagement/v3/callbacks/cancel", tag = "callbacks", request_body = IdParms,
     responses((status = 200, body = IdData), (status = 400, description = "ALREADY_COMPLETED"), (status = 404, description = "Unknown id")),
     security(("api_key" = [])))]
-pub async fn cancel(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBody<IdParms>) -> Result<HttpResponse, ApiError> {
+pub async fn cancel(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<IdParms>,
+) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
     tracing::Span::current().record("callbackId", id.as_str());
     match state.store.cancel_callback(&auth.tenant.id, &id, Actor::Api, now_ms()).await? {
@@ -437,7 +460,9 @@ pub async fn cancel(state: web::Data<AppState>, auth: ApiKeyAuth, body: JsonBody
             tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
             Ok(envelope::ok(IdData { id }))
         }
-        CancelOutcome::AlreadyCompleted => Err(ApiError::new(Reason::AlreadyCompleted, "the callback has already completed")),
+        CancelOutcome::AlreadyCompleted => {
+            Err(ApiError::new(Reason::AlreadyCompleted, "the callback has already completed"))
+        }
         CancelOutcome::NotFound => Err(ApiError::not_found("callback")),
     }
 }

@@ -115,6 +115,7 @@ impl FromRequest for ApiKeyAuth {
                 if !tenant.allowed_origins.iter().any(|o| o == origin) {
                     return Err(ApiError::unauthorized(format!("origin {origin} is not allowed for this API key")));
                 }
+                req.extensions_mut().insert(OriginAllowed);
             }
             tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
             tracing::Span::current().record("tenant", tenant.name.as_str());
@@ -122,6 +123,10 @@ impl FromRequest for ApiKeyAuth {
         })
     }
 }
+
+/// Left in the request when its `Origin` is one of its tenant's allowed origins.
+#[derive(Clone, Copy)]
+pub struct OriginAllowed;
 
 /// Constant-time comparison against a list of valid tokens (several at once, for rotation).
 pub fn token_matches(presented: &str, valid: &[String]) -> Option<usize> {
@@ -160,8 +165,10 @@ impl FromRequest for AdminAuth {
             if tokens.is_empty() {
                 return Err(ApiError::not_found("route"));
             }
-            let presented = bearer(req).ok_or_else(|| ApiError::unauthorized("send an admin token as Authorization: Bearer <token>"))?;
-            let index = token_matches(presented, tokens).ok_or_else(|| ApiError::unauthorized("the admin token is not valid"))?;
+            let presented = bearer(req)
+                .ok_or_else(|| ApiError::unauthorized("send an admin token as Authorization: Bearer <token>"))?;
+            let index = token_matches(presented, tokens)
+                .ok_or_else(|| ApiError::unauthorized("the admin token is not valid"))?;
             Ok(AdminAuth { actor: format!("admin-token-{}", index + 1) })
         })())
     }

@@ -16,9 +16,8 @@ pub async fn live(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database_up = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let database_up =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
     let mut dependencies = serde_json::Map::new();
     dependencies.insert("database".into(), json!(if database_up { "up" } else { "down" }));
     let ready = database_up && !state.is_shutting_down();
@@ -35,7 +34,5 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (idle, in_use) = state.store.pool_connections();
     metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "idle").set(f64::from(idle));
     metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "in_use").set(f64::from(in_use));
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }

@@ -12,7 +12,7 @@ use actix_web::{web, HttpMessage, HttpResponse};
 use tracing::Instrument;
 
 use crate::http::corr_id;
-use crate::http::extractors::TenantLabel;
+use crate::http::extractors::{OriginAllowed, TenantLabel};
 use crate::state::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS};
 
@@ -66,13 +66,13 @@ pub async fn request_telemetry(
                 } else {
                     tracing::debug!(stage = "responded", "request served");
                 }
-                let tenant_resolved = res.request().extensions().get::<TenantLabel>().is_some();
+                let origin_allowed = res.request().extensions().get::<OriginAllowed>().is_some();
                 let headers = res.headers_mut();
                 if let Ok(value) = HeaderValue::from_str(&corr_id::current()) {
                     headers.insert(header::HeaderName::from_static(corr_id::HEADER), value);
                 }
                 if let Some(origin) = origin {
-                    allow_origin_if_tenant_permits(headers, origin, tenant_resolved);
+                    allow_origin_if_tenant_permits(headers, origin, origin_allowed);
                 }
                 Ok(res)
             }
@@ -120,11 +120,10 @@ fn preflight(req: &ServiceRequest, state: Option<&web::Data<AppState>>) -> Optio
     Some(response.finish())
 }
 
-/// The extractor already refused an origin outside the tenant's list; reaching here with a
-/// resolved tenant means the origin is allowed.
-fn allow_origin_if_tenant_permits(headers: &mut header::HeaderMap, origin: HeaderValue, tenant_resolved: bool) {
+/// The API-key extractor marks a request whose origin its tenant allows.
+fn allow_origin_if_tenant_permits(headers: &mut header::HeaderMap, origin: HeaderValue, origin_allowed: bool) {
     headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if tenant_resolved {
+    if origin_allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
     }

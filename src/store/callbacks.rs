@@ -73,14 +73,14 @@ pub struct CallbackFilter {
 
 #[derive(Debug, Clone)]
 pub enum CancelOutcome {
-    Cancelled(CallbackRecord),
+    Cancelled(Box<CallbackRecord>),
     AlreadyCompleted,
     NotFound,
 }
 
 #[derive(Debug, Clone)]
 pub enum RescheduleOutcome {
-    Rescheduled(CallbackRecord),
+    Rescheduled(Box<CallbackRecord>),
     NotReschedulable(State),
     NotFound,
 }
@@ -127,14 +127,16 @@ async fn append_history(
     actor: Actor,
     now_ms: i64,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES ($1, $2, $3, $4, $5)")
-        .bind(callback_id)
-        .bind(state.as_str())
-        .bind(reason.map(str::to_string))
-        .bind(now_ms)
-        .bind(actor.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(callback_id)
+    .bind(state.as_str())
+    .bind(reason.map(str::to_string))
+    .bind(now_ms)
+    .bind(actor.as_str())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -201,10 +203,12 @@ impl Store {
 
     pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
         self.timed(async {
-            let rows = sqlx::query("SELECT state, reason, time_ms, actor FROM callback_history WHERE callback_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&self.reader)
-                .await?;
+            let rows = sqlx::query(
+                "SELECT state, reason, time_ms, actor FROM callback_history WHERE callback_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&self.reader)
+            .await?;
             rows.iter()
                 .map(|r| {
                     let state: String = r.try_get("state")?;
@@ -271,7 +275,13 @@ impl Store {
     }
 
     /// Cancel an unfinished callback (api or admin).
-    pub async fn cancel_callback(&self, tenant_id: &str, id: &str, actor: Actor, now_ms: i64) -> StoreResult<CancelOutcome> {
+    pub async fn cancel_callback(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        actor: Actor,
+        now_ms: i64,
+    ) -> StoreResult<CancelOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             // A concurrent writer (another replica, the platform) may move the callback between our
@@ -299,12 +309,12 @@ impl Store {
             };
             append_history(&mut tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
             tx.commit().await?;
-            Ok(CancelOutcome::Cancelled(CallbackRecord {
+            Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
                 state: State::Completed,
                 reason: Some(REASON_CANCELLED.to_string()),
                 updated_ms: now_ms,
                 ..current
-            }))
+            })))
         })
         .await
     }
@@ -341,7 +351,12 @@ impl Store {
             }
             append_history(&mut tx, id, State::Scheduled, None, Actor::Api, now_ms).await?;
             tx.commit().await?;
-            Ok(RescheduleOutcome::Rescheduled(CallbackRecord { desired_ms, due_ms, updated_ms: now_ms, ..current }))
+            Ok(RescheduleOutcome::Rescheduled(Box::new(CallbackRecord {
+                desired_ms,
+                due_ms,
+                updated_ms: now_ms,
+                ..current
+            })))
         })
         .await
     }

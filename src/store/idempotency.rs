@@ -15,7 +15,10 @@ pub const STALE_IN_PROGRESS_MS: i64 = 60 * 1000;
 pub enum IdempotencyBegin {
     /// First use: the key is now held by this request.
     Fresh,
-    Replay { status: u16, body: String },
+    Replay {
+        status: u16,
+        body: String,
+    },
     DifferentBody,
     InProgress,
 }
@@ -50,11 +53,13 @@ impl Store {
     ) -> StoreResult<IdempotencyBegin> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let row = sqlx::query("SELECT request_hash, status, response, created_ms FROM idempotency WHERE tenant_id = $1 AND key = $2")
-                .bind(tenant_id)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(
+                "SELECT request_hash, status, response, created_ms FROM idempotency WHERE tenant_id = $1 AND key = $2",
+            )
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
             let outcome = match row {
                 None => {
                     let inserted = sqlx::query(

@@ -41,7 +41,9 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e.to_string())
             }
             // 57014 = query_canceled (statement_timeout), 57P01..03 = server shutting down / gone.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57014" | "57P01" | "57P02" | "57P03")) => {
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("57014" | "57P01" | "57P02" | "57P03")) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             // SQLite's "database is locked" after the busy timeout: contention, not a bug.
@@ -157,11 +159,7 @@ impl Store {
             BackendKind::Postgres => "postgres:",
         });
         let mut conn = self.writer.acquire().await.map_err(|e| anyhow::anyhow!("cannot reach the database: {e}"))?;
-        backend
-            .migrator()
-            .run(&mut *conn)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))?;
+        backend.migrator().run(&mut *conn).await.map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))?;
         Ok(())
     }
 
@@ -174,10 +172,9 @@ impl Store {
     async fn timed<T>(&self, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         match tokio::time::timeout(self.statement_timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                self.statement_timeout.as_millis()
-            ))),
+            Err(_) => {
+                Err(StoreError::Unavailable(format!("no answer within {} ms", self.statement_timeout.as_millis())))
+            }
         }
     }
 

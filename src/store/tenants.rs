@@ -166,14 +166,16 @@ impl Store {
     ) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            sqlx::query("INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5)")
-                .bind(key_id)
-                .bind(tenant_id)
-                .bind(prefix)
-                .bind(key_hash)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(key_id)
+            .bind(tenant_id)
+            .bind(prefix)
+            .bind(key_hash)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             Ok(())
@@ -203,7 +205,13 @@ impl Store {
         .await
     }
 
-    pub async fn delete_api_key(&self, tenant_id: &str, key_id: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
+    pub async fn delete_api_key(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let gone = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
@@ -328,7 +336,13 @@ impl Store {
     }
 
     /// Deleting a service keeps its callbacks (they still complete or expire).
-    pub async fn delete_service(&self, tenant_id: &str, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
+    pub async fn delete_service(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let gone = sqlx::query("DELETE FROM services WHERE tenant_id = $1 AND name = $2")
@@ -381,7 +395,8 @@ impl Store {
 
     pub async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         self.timed(async {
-            let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.reader).await?;
+            let row =
+                sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.reader).await?;
             Ok(row.map(|r| r.try_get("value")).transpose()?)
         })
         .await

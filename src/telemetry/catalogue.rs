@@ -90,9 +90,18 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter("ges_callin_created", &["tenant", "group"], "Click-to-call-in requests issued."),
     counter("ges_callin_matched", &["tenant", "group"], "Click-to-call-in requests matched to an inbound call."),
     counter("ges_callin_expired", &["tenant", "group"], "Click-to-call-in requests that expired unmatched."),
-    gauge("ges_monitor_size", &["type"], "Callbacks the monitor sees, by state (scheduled, queued, routing, processing, due)."),
+    gauge(
+        "ges_monitor_size",
+        &["type"],
+        "Callbacks the monitor sees, by state (scheduled, queued, routing, processing, due).",
+    ),
     histogram("ges_monitor_cycle_duration_seconds", &["pass"], "Duration of one monitor pass.", CYCLE_BUCKETS),
-    histogram("ges_monitor_dispatch_delay_seconds", &[], "Time from a callback falling due to its hand-off.", DISPATCH_DELAY_BUCKETS),
+    histogram(
+        "ges_monitor_dispatch_delay_seconds",
+        &[],
+        "Time from a callback falling due to its hand-off.",
+        DISPATCH_DELAY_BUCKETS,
+    ),
     counter("ges_dispatch_published_total", &["type"], "Entries written to the dispatch stream."),
     // HTTP
     counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),
@@ -226,7 +235,10 @@ mod tests {
             })
             .collect();
         for def in CATALOGUE {
-            let row = rows.iter().find(|r| r.0 == def.name).unwrap_or_else(|| panic!("{} missing from docs/metrics.md", def.name));
+            let row = rows
+                .iter()
+                .find(|r| r.0 == def.name)
+                .unwrap_or_else(|| panic!("{} missing from docs/metrics.md", def.name));
             assert_eq!(row.1, def.kind.as_str(), "type of {}", def.name);
             let labels = if def.labels.is_empty() { "—".to_string() } else { def.labels.join(", ") };
             assert_eq!(row.2, labels, "labels of {}", def.name);

@@ -86,11 +86,7 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
         .finish(std::io::stdout());
     let (filter_layer, handle) = reload::Layer::new(filter);
     let layer = JsonLayer { dropped: writer.error_counter(), writer, max_len, dropped_seen: AtomicU64::new(0) };
-    tracing_subscriber::registry()
-        .with(filter_layer)
-        .with(layer)
-        .try_init()
-        .map_err(|e| e.to_string())?;
+    tracing_subscriber::registry().with(filter_layer).with(layer).try_init().map_err(|e| e.to_string())?;
     let control = LogControl {
         handle: Some(handle),
         current: std::sync::Arc::new(std::sync::Mutex::new(level.trim().to_string())),

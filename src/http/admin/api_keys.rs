@@ -37,12 +37,20 @@ pub async fn issue_key(store: &Store, tenant_id: &str, tenant_name: &str, actor:
     Ok(NewKey { id, key, prefix })
 }
 
-pub async fn create(state: web::Data<AppState>, admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     Ok(envelope::ok(issue_key(&state.store, &tenant.id, &tenant.name, &admin.actor).await?))
 }
 
-pub async fn list(state: web::Data<AppState>, _admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     let items: Vec<Value> = state
         .store

@@ -16,7 +16,8 @@ pub async fn list(state: web::Data<AppState>, _admin: AdminAuth, req: HttpReques
     let mut before = None;
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
         if k == "cursor" {
-            before = Some(v.parse::<i64>().map_err(|_| ApiError::field("cursor", "is not a cursor this API returned"))?);
+            before =
+                Some(v.parse::<i64>().map_err(|_| ApiError::field("cursor", "is not a cursor this API returned"))?);
         }
     }
     let records = state.store.list_audit(before, PAGE).await?;

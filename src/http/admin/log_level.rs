@@ -23,7 +23,11 @@ pub async fn get(state: web::Data<AppState>, _admin: AdminAuth) -> Result<HttpRe
     Ok(envelope::ok(json!({ "level": state.log.current() })))
 }
 
-pub async fn put(state: web::Data<AppState>, admin: AdminAuth, body: JsonBody<LevelBody>) -> Result<HttpResponse, ApiError> {
+pub async fn put(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    body: JsonBody<LevelBody>,
+) -> Result<HttpResponse, ApiError> {
     let level = body.value.level.trim().to_string();
     crate::telemetry::logging::parse_filter(&level).map_err(|p| ApiError::field("level", p))?;
     let audit = super::audit_entry(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));

@@ -45,7 +45,11 @@ pub async fn get(
     Ok(envelope::ok(service_json(&record)))
 }
 
-pub async fn list(state: web::Data<AppState>, _admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     let items: Vec<Value> = state.store.list_services(&tenant.id).await?.iter().map(service_json).collect();
     Ok(envelope::ok(Collection::complete(items)))

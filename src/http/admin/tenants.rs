@@ -37,7 +37,12 @@ fn check_origins(origins: &[String]) -> Result<(), ApiError> {
                 matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.origin().ascii_serialization() == **o
             })
         })
-        .map(|(i, _)| FieldProblem::new(format!("allowedOrigins[{i}]"), "must be an origin like https://shop.example (no path or trailing slash)"))
+        .map(|(i, _)| {
+            FieldProblem::new(
+                format!("allowedOrigins[{i}]"),
+                "must be an origin like https://shop.example (no path or trailing slash)",
+            )
+        })
         .collect();
     if problems.is_empty() {
         Ok(())
@@ -56,17 +61,19 @@ pub async fn put(
     check_name("tenant", &name)?;
     check_origins(&body.value.allowed_origins)?;
     let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
-    let tenant = state
-        .store
-        .put_tenant(&name, &body.value.allowed_origins, body.value.enabled, &audit, now_ms())
-        .await?;
+    let tenant =
+        state.store.put_tenant(&name, &body.value.allowed_origins, body.value.enabled, &audit, now_ms()).await?;
     register_tenant_alarms(&tenant.name);
     state.keys.invalidate_all();
     refresh_origins(&state).await;
     Ok(envelope::ok(tenant))
 }
 
-pub async fn get(state: web::Data<AppState>, _admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(envelope::ok(existing_tenant(&state, &path).await?))
 }
 
@@ -74,7 +81,11 @@ pub async fn list(state: web::Data<AppState>, _admin: AdminAuth) -> Result<HttpR
     Ok(envelope::ok(Collection::complete(state.store.list_tenants().await?)))
 }
 
-pub async fn delete(state: web::Data<AppState>, admin: AdminAuth, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
     if !state.store.delete_tenant(&name, &audit, now_ms()).await? {
@@ -98,7 +109,8 @@ mod tests {
     #[test]
     fn origins_must_be_bare_origins() {
         assert!(check_origins(&["https://shop.example".into(), "http://localhost:8080".into()]).is_ok());
-        let e = check_origins(&["https://shop.example/".into(), "shop.example".into(), "ftp://x.y".into()]).unwrap_err();
+        let e =
+            check_origins(&["https://shop.example/".into(), "shop.example".into(), "ftp://x.y".into()]).unwrap_err();
         assert_eq!(e.details.len(), 3);
         assert_eq!(e.details[1].field, "allowedOrigins[1]");
     }

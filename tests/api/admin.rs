@@ -1,0 +1,170 @@
+//! Admin API: tenants, API keys, services, audit, log level.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{phone, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(
+    tenants_are_put_read_listed_and_deleted,
+    api_keys_are_shown_once_listed_and_revoked,
+    services_get_defaults_aliases_and_field_path_errors,
+    every_admin_write_is_audited_without_secrets,
+    admin_api_needs_a_valid_bearer_token,
+);
+
+async fn tenants_are_put_read_listed_and_deleted(app: TestApp) {
+    let r =
+        app.admin(Method::PUT, "/tenants/Acme_EU", Some(json!({ "allowedOrigins": ["https://shop.example"] }))).await;
+    r.expect(200, None);
+    assert_eq!(r.body["data"]["name"], "Acme_EU");
+    assert_eq!(r.body["data"]["enabled"], true, "defaults filled in");
+    assert!(r.body["data"]["id"].is_string());
+    let again = app.admin(Method::PUT, "/tenants/Acme_EU", Some(json!({ "enabled": false }))).await;
+    assert_eq!(again.body["data"]["id"], r.body["data"]["id"], "PUT replaces in place");
+    assert_eq!(again.body["data"]["allowedOrigins"], json!([]));
+    app.admin(Method::GET, "/tenants/Acme_EU", None).await.expect(200, None);
+    app.admin(Method::GET, "/tenants/acme_eu", None).await.expect(404, Some("NOT_FOUND"));
+    let list = app.admin(Method::GET, "/tenants", None).await;
+    assert_eq!(list.body["data"]["items"].as_array().unwrap().len(), 1);
+    assert!(list.body["data"]["nextCursor"].is_null());
+    let bad =
+        app.admin(Method::PUT, "/tenants/x", Some(json!({ "allowedOrigins": ["https://ok.example", "nope"] }))).await;
+    bad.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(bad.body["status"]["details"][0]["field"], "allowedOrigins[1]");
+    app.admin(Method::PUT, "/tenants/x", Some(json!({ "enabled": true, "colour": "red" })))
+        .await
+        .expect(400, Some("VALIDATION_FAILED"));
+    app.admin(Method::PUT, "/tenants/bad%20name", Some(json!({}))).await.expect(400, Some("VALIDATION_FAILED"));
+    let del = app.admin(Method::DELETE, "/tenants/Acme_EU", None).await;
+    del.expect(200, None);
+    assert_eq!(del.body["data"]["name"], "Acme_EU");
+    app.admin(Method::DELETE, "/tenants/Acme_EU", None).await.expect(404, Some("NOT_FOUND"));
+}
+
+async fn api_keys_are_shown_once_listed_and_revoked(app: TestApp) {
+    let key = app.tenant_with_service("acme", "sales", json!({})).await;
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(10) })).await.expect(200, None);
+    let list = app.admin(Method::GET, "/tenants/acme/api-keys", None).await;
+    let items = list.body["data"]["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert!(key.starts_with(items[0]["prefix"].as_str().unwrap()));
+    assert!(items[0].get("key").is_none(), "plaintext is shown only at creation");
+    assert!(!list.text.contains(&key));
+    // Last use is recorded (off the request path, at most once a minute).
+    let mut last_used = serde_json::Value::Null;
+    for _ in 0..50 {
+        let l = app.admin(Method::GET, "/tenants/acme/api-keys", None).await;
+        last_used = l.body["data"]["items"][0]["lastUsedTime"].clone();
+        if last_used.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(last_used.is_string(), "lastUsedTime recorded");
+    let id = items[0]["id"].as_str().unwrap();
+    let del = app.admin(Method::DELETE, &format!("/tenants/acme/api-keys/{id}"), None).await;
+    del.expect(200, None);
+    assert_eq!(del.body["data"]["id"], id);
+    // Revoked on this replica at once.
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(10) }))
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    app.admin(Method::DELETE, &format!("/tenants/acme/api-keys/{id}"), None).await.expect(404, Some("NOT_FOUND"));
+    app.admin(Method::POST, "/tenants/ghost/api-keys", Some(json!({}))).await.expect(404, Some("NOT_FOUND"));
+}
+
+async fn services_get_defaults_aliases_and_field_path_errors(app: TestApp) {
+    app.admin(Method::PUT, "/tenants/acme", Some(json!({}))).await.expect(200, None);
+    let r = app
+        .admin(Method::PUT, "/tenants/acme/services/Sales", Some(json!({ "_throttle_callbacks_per_service_1": "20" })))
+        .await;
+    r.expect(200, None);
+    let s = &r.body["data"];
+    assert_eq!(s["name"], "Sales");
+    assert_eq!(s["virtualQueue"], "Sales");
+    assert_eq!(s["slotMinutes"], 5);
+    assert_eq!(s["slotCapacity"], 100);
+    assert_eq!(s["maxFuture"], "1M");
+    assert_eq!(s["inQueueChecking"], "false");
+    assert_eq!(
+        s["serviceRateLimits"],
+        json!([{ "limit": 20, "windowSeconds": 300 }, { "limit": 1000, "windowSeconds": 3600 }])
+    );
+    assert_eq!(s["perNumberLimit"], json!({ "limit": 6, "windowSeconds": 86400 }));
+    assert_eq!(s["ttlSeconds"], 86400);
+    let got = app.admin(Method::GET, "/tenants/acme/services/Sales", None).await;
+    assert_eq!(got.body["data"], r.body["data"]);
+    let bad = app
+        .admin(Method::PUT, "/tenants/acme/services/Sales", Some(json!({ "serviceRateLimits": [{ "limit": 5, "windowSeconds": 60 }, { "limit": 0, "windowSeconds": 60 }], "slotMinutes": 7 })))
+        .await;
+    bad.expect(400, Some("VALIDATION_FAILED"));
+    let fields: Vec<&str> =
+        bad.body["status"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["slotMinutes", "serviceRateLimits[1].limit"]);
+    // Validated whole before anything is stored: the old version is intact.
+    let still = app.admin(Method::GET, "/tenants/acme/services/Sales", None).await;
+    assert_eq!(still.body["data"]["slotMinutes"], 5);
+    app.admin(Method::PUT, "/tenants/acme/services/Sales", Some(json!({ "slotMinuts": 5 })))
+        .await
+        .expect(400, Some("VALIDATION_FAILED"));
+    app.admin(Method::PUT, "/tenants/acme/services/Sales", Some(json!([1]))).await.expect(400, Some("MALFORMED_JSON"));
+    let list = app.admin(Method::GET, "/tenants/acme/services", None).await;
+    assert_eq!(list.body["data"]["items"].as_array().unwrap().len(), 1);
+    app.admin(Method::DELETE, "/tenants/acme/services/Sales", None).await.expect(200, None);
+    app.admin(Method::GET, "/tenants/acme/services/Sales", None).await.expect(404, Some("NOT_FOUND"));
+}
+
+async fn every_admin_write_is_audited_without_secrets(app: TestApp) {
+    let key = app.tenant_with_service("acme", "sales", json!({})).await;
+    let audit = app.admin(Method::GET, "/audit", None).await;
+    audit.expect(200, None);
+    let items = audit.body["data"]["items"].as_array().unwrap();
+    let resources: Vec<&str> = items.iter().map(|i| i["resource"].as_str().unwrap()).collect();
+    assert_eq!(resources.len(), 3);
+    assert!(resources[0].starts_with("tenants/acme/api-keys/"), "newest first: {resources:?}");
+    assert_eq!(resources[1..], ["tenants/acme/services/sales", "tenants/acme"]);
+    assert!(items.iter().all(|i| i["actor"] == "admin-token-1"));
+    assert!(!audit.text.contains(&key), "the key never reaches the audit log");
+    assert!(!audit.text.contains(crate::helpers::ADMIN_TOKEN));
+    // Failed writes are not audited.
+    app.admin(Method::PUT, "/tenants/acme/services/sales", Some(json!({ "slotMinutes": 1 }))).await.expect(400, None);
+    let again = app.admin(Method::GET, "/audit", None).await;
+    assert_eq!(again.body["data"]["items"].as_array().unwrap().len(), 3);
+}
+
+async fn admin_api_needs_a_valid_bearer_token(app: TestApp) {
+    app.call(Method::GET, "/admin/v1/tenants", &[], None).await.expect(401, Some("UNAUTHORIZED"));
+    app.call(Method::GET, "/admin/v1/tenants", &[("authorization", "Bearer wrong")], None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+    app.call(Method::GET, "/admin/v1/tenants", &[("authorization", "test-admin-token")], None)
+        .await
+        .expect(401, Some("UNAUTHORIZED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tokens_are_both_valid_and_no_tokens_means_no_admin_api() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("RINGBACK__ADMIN__TOKENS", "old-token,new-token")]).await;
+    for token in ["old-token", "new-token"] {
+        let auth = format!("Bearer {token}");
+        app.call(Method::GET, "/admin/v1/tenants", &[("authorization", &auth)], None).await.expect(200, None);
+    }
+    let off = TestApp::spawn_with(Backend::Sqlite, &[("RINGBACK__ADMIN__TOKENS", "")]).await;
+    off.call(Method::GET, "/admin/v1/tenants", &[("authorization", "Bearer x")], None)
+        .await
+        .expect(404, Some("NOT_FOUND"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_is_read_changed_and_validated() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let r = app.admin(Method::GET, "/log-level", None).await;
+    assert_eq!(r.body["data"]["level"], "info");
+    app.admin(Method::PUT, "/log-level", Some(json!({ "level": "trace" }))).await.expect(200, None);
+    assert_eq!(app.admin(Method::GET, "/log-level", None).await.body["data"]["level"], "trace");
+    let bad = app.admin(Method::PUT, "/log-level", Some(json!({ "level": "loud=[" }))).await;
+    bad.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(bad.body["status"]["details"][0]["field"], "level");
+}

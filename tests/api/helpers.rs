@@ -1,0 +1,211 @@
+//! Test harness: the real application on loopback (port 0), against a fresh SQLite file or a
+//! fresh PostgreSQL database per test, driven over real HTTP.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use ringback::{Application, Settings};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the test Postgres lives (the CI machine runs one on 127.0.0.1:5432 with trust auth).
+pub fn postgres_admin_url() -> String {
+    std::env::var("RINGBACK_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database URL for one test. Postgres being unreachable fails the test: a
+/// conformance suite that silently skips a backend proves nothing.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("ringback.db").display()),
+        Backend::Postgres => {
+            sqlx::any::install_default_drivers();
+            let admin = postgres_admin_url();
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
+                panic!("PostgreSQL is required for this test and is unreachable at {admin}: {e} (the test command starts it)")
+            });
+            let name = format!("ringback_test_{}", uuid::Uuid::new_v4().simple());
+            sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub fn test_settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env: Vec<(String, String)> = vec![
+        ("RINGBACK__DATABASE__URL".into(), database_url.into()),
+        ("RINGBACK__LISTEN__INTERNAL".into(), "127.0.0.1:0".into()),
+        ("RINGBACK__LISTEN__EXTERNAL".into(), "127.0.0.1:0".into()),
+        ("RINGBACK__ADMIN__TOKENS".into(), ADMIN_TOKEN.into()),
+        ("RINGBACK__HTTP__WORKERS".into(), "2".into()),
+        ("RINGBACK__HTTP__SHUTDOWN_TIMEOUT_SECONDS".into(), "2".into()),
+        ("RINGBACK__DATABASE__MAX_CONNECTIONS".into(), "4".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_from(None, env).expect("test settings")
+}
+
+pub struct TestApp {
+    pub internal: String,
+    pub external: String,
+    pub client: Client,
+    pub stopper: ringback::app::Stopper,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = fresh_database(backend, &dir).await;
+        let settings = test_settings(&database_url, extra);
+        let app = Application::build(settings).await.expect("application builds");
+        let internal = format!("http://127.0.0.1:{}", app.internal_port().expect("internal listener"));
+        let external = format!("http://127.0.0.1:{}", app.external_port().expect("external listener"));
+        let stopper = app.stopper();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            internal,
+            external,
+            client: Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            stopper,
+            _dir: dir,
+        }
+    }
+
+    /// Any request on the internal listener; returns status, headers and the parsed body.
+    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Response {
+        self.call_on(&self.internal, method, path, headers, body).await
+    }
+
+    pub async fn call_on(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{base}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        Response::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.call(method, &format!("/admin/v1{path}"), &[("authorization", &auth)], body).await
+    }
+
+    pub async fn public(&self, key: &str, path: &str, body: Value) -> Response {
+        self.call(Method::POST, &format!("/engagement/v3{path}"), &[("x-api-key", key)], Some(body)).await
+    }
+
+    /// A tenant with one service and a fresh key; returns the key.
+    pub async fn tenant_with_service(&self, tenant: &str, service: &str, config: Value) -> String {
+        let r = self.admin(Method::PUT, &format!("/tenants/{tenant}"), Some(json!({}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let r = self.admin(Method::PUT, &format!("/tenants/{tenant}/services/{service}"), Some(config)).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let r = self.admin(Method::POST, &format!("/tenants/{tenant}/api-keys"), Some(json!({}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["data"]["key"].as_str().expect("key").to_string()
+    }
+
+    pub async fn create(&self, key: &str, body: Value) -> Response {
+        self.public(key, "/callbacks/create", body).await
+    }
+
+    pub async fn retrieve(&self, key: &str, id: &str) -> Response {
+        self.public(key, "/callbacks/retrieve", json!({ "id": id })).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client.get(format!("{}/metrics", self.internal)).send().await.expect("scrape").text().await.expect("text")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stopper.request_stop();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Response {
+    async fn from(r: reqwest::Response) -> Response {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, headers, body, text }
+    }
+
+    pub fn reason(&self) -> &str {
+        self.body["status"]["reason"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(&self, status: u16, reason: Option<&str>) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        if let Some(reason) = reason {
+            assert_eq!(self.reason(), reason, "body: {}", self.text);
+        }
+        // Every answer is an envelope whose status.code is the HTTP status.
+        assert_eq!(self.body["status"]["code"], status, "envelope: {}", self.text);
+        self
+    }
+
+    pub fn id(&self) -> String {
+        self.body["data"]["id"].as_str().expect("data.id").to_string()
+    }
+}
+
+/// Generate one test per backend running the same body (the conformance suite).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A phone number unique within a test run (valid US numbers in the 415 area).
+pub fn phone(n: u32) -> String {
+    format!("+1415{:07}", 2_000_000 + (n % 8_000_000))
+}

@@ -1,0 +1,10 @@
+//! Black-box HTTP tests of the real application. Each conformance test body runs on SQLite and
+//! on PostgreSQL (`on_both_backends!`).
+
+mod admin;
+mod callbacks;
+mod edge;
+mod helpers;
+mod outage;
+mod process;
+mod telemetry;

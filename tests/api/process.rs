@@ -1,0 +1,267 @@
+//! The real binary as an operator runs it: durability across `kill -9`, the JSON log story of a
+//! booking, graceful SIGTERM, `--help` and fail-fast configuration.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{fresh_database, Backend, ADMIN_TOKEN};
+
+struct Process {
+    child: Child,
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn start(database_url: &str, extra: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringback"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RINGBACK__DATABASE__URL", database_url)
+            .env("RINGBACK__LISTEN__INTERNAL", "127.0.0.1:0")
+            .env("RINGBACK__LISTEN__EXTERNAL", "")
+            .env("RINGBACK__ADMIN__TOKENS", ADMIN_TOKEN)
+            .env("RINGBACK__HTTP__WORKERS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("ringback starts");
+        let stdout = child.stdout.take().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let port = lines.lock().unwrap().iter().find_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "ringback listening").then(|| v["internal"].as_u64()).flatten()
+            });
+            if let Some(port) = port {
+                return Process { child, port: port as u16, lines };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).ok();
+                panic!("ringback exited with {status}: {err}");
+            }
+            assert!(Instant::now() < deadline, "ringback did not start in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().ok();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ringback did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, Value) {
+    let mut req = client.request(method, url).header("content-type", "application/json").body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Tenant, service and key through the admin API of a running process; returns the key.
+async fn provision(p: &Process, client: &reqwest::Client) -> String {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(send(client, Method::PUT, p.url("/admin/v1/tenants/acme"), &h, json!({})).await.0, 200);
+    assert_eq!(send(client, Method::PUT, p.url("/admin/v1/tenants/acme/services/sales"), &h, json!({})).await.0, 200);
+    let (status, body) = send(client, Method::POST, p.url("/admin/v1/tenants/acme/api-keys"), &h, json!({})).await;
+    assert_eq!(status, 200);
+    body["data"]["key"].as_str().unwrap().to_string()
+}
+
+async fn acknowledged_booking_survives_kill_9(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let client = reqwest::Client::new();
+    let mut first = Process::start(&url, &[]);
+    let key = provision(&first, &client).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({ "serviceName": "sales", "phoneNumber": format!("+1415555{:04}", 2671 + i) });
+        let (status, resp) =
+            send(&client, Method::POST, first.url("/engagement/v3/callbacks/create"), &[("x-api-key", &key)], body)
+                .await;
+        assert_eq!(status, 200, "{resp}");
+        ids.push(resp["data"]["id"].as_str().unwrap().to_string());
+    }
+    // Killed right after the last 200: no graceful shutdown, no flush.
+    first.kill_9();
+    let second = Process::start(&url, &[]);
+    for id in &ids {
+        let (status, resp) = send(
+            &client,
+            Method::POST,
+            second.url("/engagement/v3/callbacks/retrieve"),
+            &[("x-api-key", &key)],
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(status, 200, "acknowledged callback {id} lost after kill -9: {resp}");
+        assert_eq!(resp["data"]["callbackState"], "QUEUED");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_booking_survives_kill_9_on_sqlite() {
+    acknowledged_booking_survives_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_booking_survives_kill_9_on_postgres() {
+    acknowledged_booking_survives_kill_9(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_log_tells_a_bookings_story_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let client = reqwest::Client::new();
+    let mut p = Process::start(&url, &[("RINGBACK_LOG", "trace")]);
+    let key = provision(&p, &client).await;
+    let body = json!({ "serviceName": "sales", "phoneNumber": "+14155552671", "userData": { "secretOrder": "ZX-99-PRIVATE" } });
+    let (status, resp) =
+        send(&client, Method::POST, p.url("/engagement/v3/callbacks/create"), &[("x-api-key", &key)], body).await;
+    assert_eq!(status, 200);
+    let corr = resp["status"]["corrId"].as_str().unwrap().to_string();
+    let id = resp["data"]["id"].as_str().unwrap().to_string();
+    let exit = p.terminate();
+    assert!(exit.success(), "graceful SIGTERM exits 0, got {exit}");
+    let lines = p.log_lines();
+    let parsed: Vec<Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    for v in &parsed {
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(v.get(field).is_some(), "{field} missing: {v}");
+        }
+    }
+    let story: Vec<&Value> = parsed.iter().filter(|v| v["corrId"] == corr.as_str()).collect();
+    let stages: Vec<&str> = story.iter().filter_map(|v| v["stage"].as_str()).collect();
+    assert_eq!(stages, vec!["received", "authenticated", "validated", "stored", "responded"], "{story:#?}");
+    let responded = story.iter().find(|v| v["stage"] == "responded").unwrap();
+    assert_eq!(responded["route"], "/engagement/v3/callbacks/create");
+    assert_eq!(responded["status"], 200);
+    assert_eq!(responded["tenant"], "acme");
+    assert_eq!(responded["service"], "sales");
+    assert_eq!(responded["callbackId"], id.as_str());
+    assert!(responded["latencyMs"].is_number());
+    let all = lines.join("\n");
+    assert!(!all.contains("4155552671"), "full phone number logged");
+    assert!(all.contains("2671"), "masked number keeps its last 4 digits");
+    assert!(!all.contains(&key), "API key logged");
+    assert!(!all.contains("ZX-99-PRIVATE"), "userData logged");
+    assert!(!all.contains(ADMIN_TOKEN), "admin token logged");
+    assert!(parsed.iter().any(|v| v["message"] == "stopped"));
+}
+
+#[test]
+fn help_documents_the_operator_interface() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringback")).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "--config"] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ringback")).args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--demo"));
+}
+
+#[test]
+fn bad_configuration_fails_fast_naming_the_field() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringback"))
+        .arg("serve")
+        .env("RINGBACK__DATABASE__STATEMENT_TIMEOUT_MS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database.statement_timeout_ms"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_prints_a_working_key_and_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringback"))
+        .args(["serve", "--demo"])
+        .current_dir(dir.path())
+        .env("RINGBACK__LISTEN__INTERNAL", "127.0.0.1:0")
+        .env("RINGBACK__LISTEN__EXTERNAL", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut printed = Vec::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        printed.push(line);
+        if printed.iter().filter(|l| l.contains("curl")).count() >= 2 {
+            break;
+        }
+    }
+    let key = printed.iter().find_map(|l| l.strip_prefix("demo api key: ")).expect("key line").to_string();
+    let curl = printed.iter().find(|l| l.trim_start().starts_with("curl")).expect("curl line");
+    let url = curl.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    assert!(dir.path().join("ringback.db").exists(), "embedded default is a SQLite file in the working directory");
+    let client = reqwest::Client::new();
+    let (status, resp) = send(
+        &client,
+        Method::POST,
+        url,
+        &[("x-api-key", &key)],
+        json!({ "serviceName": "demo-callbacks", "phoneNumber": "+14155552671" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    child.kill().ok();
+    child.wait().ok();
+}
