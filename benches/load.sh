@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Load benchmark (on demand, not in CI): create-callback throughput and latency over loopback
+# against PostgreSQL, side by side with pgbench doing the equivalent single-row insert into the
+# same table on the same server, in one run. Prints figures and the ratio ours/pgbench.
+#
+#   benches/load.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-15}
+CONNECTIONS=${2:-32}
+PG=${RINGBACK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+DB=ringback_bench
+PORT=${RINGBACK_BENCH_PORT:-39050}
+TOKEN=bench-admin-token
+WORK=$(mktemp -d)
+trap '[ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v pgbench >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-contrib >/dev/null; }
+
+cargo build --release --locked -q
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+
+RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
+RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="${RINGBACK_LOG:-info}" \
+  ./target/release/ringback serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+
+admin() { curl -sf -X "$1" "http://127.0.0.1:$PORT/admin/v1$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$3"; }
+admin PUT /tenants/bench '{}' >/dev/null
+# Limits out of the way: this measures the booking pipeline, not the refusals.
+admin PUT /tenants/bench/services/load '{"perNumberLimit":{"limit":1000000,"windowSeconds":60},
+  "serviceRateLimits":[{"limit":100000000,"windowSeconds":60}],"maxQueued":100000000,"slotCapacity":100000000}' >/dev/null
+KEY=$(admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
+
+cat >"$WORK/create.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "$KEY"
+math.randomseed(os.time())
+request = function()
+  local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
+  return wrk.format(nil, "/engagement/v3/callbacks/create",
+    nil, '{"serviceName":"load","phoneNumber":"' .. number .. '","userData":{"orderId":"A-1"}}')
+end
+LUA
+
+echo "== ringback: POST /engagement/v3/callbacks/create, $CONNECTIONS connections, ${DURATION}s"
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/create.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
+OURS_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+OURS_P50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
+OURS_P99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
+NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+
+# The same row (callback + first history entry) written by pgbench, one transaction each.
+cat >"$WORK/insert.sql" <<'SQL'
+\set n random(2000000, 9999999)
+BEGIN;
+INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, attempt,
+  claimed_ms, queued_ms, details, created_ms, updated_ms)
+VALUES (gen_random_uuid()::text, 'bench', 'load', 'QUEUED', '+1415' || :n, 0, 0, 0, gen_random_uuid()::text, 1, 0, 0,
+  '{"cbOfferType":"ASAP","language":"en-US","userData":{"orderId":"A-1"}}', 0, 0)
+RETURNING id \gset
+INSERT INTO callback_history (callback_id, state, time_ms, actor) VALUES (':id', 'QUEUED', 0, 'api');
+COMMIT;
+SQL
+echo "== pgbench: the equivalent insert transaction, $CONNECTIONS connections, ${DURATION}s"
+(cd "$WORK" && pgbench -n -c "$CONNECTIONS" -j 2 -T "$DURATION" -f insert.sql -l "$PG/$DB" | tee pgbench.txt)
+PG_TPS=$(awk '/^tps/ {print $3; exit}' "$WORK/pgbench.txt")
+# pgbench's per-transaction log: 3rd column is the latency in microseconds.
+cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n >"$WORK/lat.txt"
+pct() { awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; printf "%.2fms", a[i]/1000}' "$WORK/lat.txt"; }
+PG_P50=$(pct 0.50); PG_P99=$(pct 0.99)
+
+echo
+echo "| | throughput | p50 | p99 |"
+echo "|---|---|---|---|"
+echo "| ringback create-callback (HTTP) | ${OURS_RPS} req/s | ${OURS_P50} | ${OURS_P99} |"
+echo "| pgbench same insert (SQL) | ${PG_TPS} tx/s | ${PG_P50} | ${PG_P99} |"
+awk -v a="$OURS_RPS" -v b="$PG_TPS" 'BEGIN { printf "ratio ours/pgbench: %.2f\n", a / b }'
+[ -z "${NON2XX:-}" ] || echo "non-2xx answers during the ringback run: $NON2XX"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
