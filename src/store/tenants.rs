@@ -142,17 +142,7 @@ impl Store {
 
     /// Deleting a tenant removes its keys and services; its callbacks stay until they are purged.
     pub async fn delete_tenant(&self, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let gone = sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
-            if gone.rows_affected() == 0 {
-                return Ok(false);
-            }
-            append_audit(&mut tx, audit, now_ms).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
-        .await
+        self.audited_delete(&[("DELETE FROM tenants WHERE name = $1", &[name])], audit, now_ms).await
     }
 
     pub async fn create_api_key(
@@ -212,20 +202,11 @@ impl Store {
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let gone = sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-            if gone.rows_affected() == 0 {
-                return Ok(false);
-            }
-            append_audit(&mut tx, audit, now_ms).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        self.audited_delete(
+            &[("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2", &[tenant_id, key_id])],
+            audit,
+            now_ms,
+        )
         .await
     }
 
@@ -343,21 +324,38 @@ impl Store {
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        let keys: &[&str] = &[tenant_id, name];
+        self.audited_delete(
+            &[
+                ("DELETE FROM services WHERE tenant_id = $1 AND name = $2", keys),
+                ("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2", keys),
+            ],
+            audit,
+            now_ms,
+        )
+        .await
+    }
+
+    /// Run the statements in one transaction with the audit entry. The first statement decides:
+    /// when it deletes nothing, nothing is written and the answer is `false`.
+    async fn audited_delete(
+        &self,
+        statements: &[(&str, &[&str])],
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let gone = sqlx::query("DELETE FROM services WHERE tenant_id = $1 AND name = $2")
-                .bind(tenant_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            if gone.rows_affected() == 0 {
-                return Ok(false);
+            for (i, (sql, params)) in statements.iter().enumerate() {
+                let mut query = sqlx::query(sql);
+                for p in params.iter() {
+                    query = query.bind(p.to_string());
+                }
+                let done = query.execute(&mut *tx).await?;
+                if i == 0 && done.rows_affected() == 0 {
+                    return Ok(false);
+                }
             }
-            sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
-                .bind(tenant_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             Ok(true)
