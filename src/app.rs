@@ -43,7 +43,12 @@ impl Application {
         let metrics = catalogue::install();
         crate::telemetry::publish_tolerances(&settings.alerts);
         let store = Store::connect(&settings.database).await?;
-        let state = AppState::new(settings.clone(), store, log, metrics);
+        let cache_redis = match settings.redis.url.as_str() {
+            "" => None,
+            url => Some(crate::coord::redis::pool(url, 16)?),
+        };
+        let throttles = crate::coord::throttle::Throttles::new(cache_redis);
+        let state = AppState::new(settings.clone(), store, throttles, log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
         }

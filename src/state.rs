@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Settings;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
+use crate::coord::throttle::Throttles;
 use crate::store::Store;
 use crate::telemetry::logging::LogControl;
 
@@ -17,17 +18,25 @@ pub struct AppState {
     pub store: Store,
     pub keys: KeyCache,
     pub origins: OriginCache,
+    pub throttles: Throttles,
     pub log: LogControl,
     pub metrics: PrometheusHandle,
     shutting_down: Arc<AtomicBool>,
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, store: Store, log: LogControl, metrics: PrometheusHandle) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        throttles: Throttles,
+        log: LogControl,
+        metrics: PrometheusHandle,
+    ) -> Self {
         let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
         AppState {
             keys: KeyCache::new(ttl),
             origins: OriginCache::default(),
+            throttles,
             settings,
             store,
             log,

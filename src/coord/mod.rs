@@ -1,5 +1,7 @@
-//! Coordination state shared by handlers: the API-key cache and the CORS origin set.
-//! (Redis-backed throttle counters and the dispatch stream join here in later work.)
+//! Coordination state shared by handlers and replicas: the API-key cache, the CORS origin set,
+//! throttle counters (Redis or in-process) and the Redis pools behind them.
 
 pub mod key_cache;
 pub mod origins;
+pub mod redis;
+pub mod throttle;

@@ -3,6 +3,9 @@
 //! counters, are applied after this by the store and coordination layers.
 
 use jiff::{tz::TimeZone, Span, Timestamp};
+
+use crate::domain::calendar::Hours;
+use crate::domain::capacity::Grid;
 use serde_json::{Map, Value};
 
 use crate::domain::callback::{Kind, State};
@@ -22,6 +25,34 @@ pub struct CreateRequest {
     pub details: Map<String, Value>,
 }
 
+/// A service's rules as booking needs them: its configuration, office hours and bucket zone.
+#[derive(Debug, Clone)]
+pub struct ServiceRules<'a> {
+    pub config: &'a ServiceConfig,
+    pub hours: Hours<'a>,
+    /// The zone of the capacity buckets: the service's, else its calendar's, else UTC.
+    pub tz: TimeZone,
+}
+
+impl<'a> ServiceRules<'a> {
+    pub fn grid(&self) -> Grid<'a> {
+        Grid::new(self.tz.clone(), self.config)
+    }
+
+    /// Bookable instants: from now + `minLeadSeconds` to now + `maxFuture`.
+    pub fn bookable_range(&self, now_ms: i64) -> (i64, i64) {
+        let earliest = now_ms + (self.config.min_lead_seconds as i64).saturating_mul(1000);
+        (earliest, max_future_ms(&self.config.max_future, now_ms).unwrap_or(i64::MAX))
+    }
+}
+
+/// A capacity bucket the booking must reserve, atomically with its insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityClaim {
+    pub bucket_start: i64,
+    pub capacity: u32,
+}
+
 /// What the store must write for an accepted booking.
 #[derive(Debug, Clone)]
 pub struct Booking {
@@ -34,9 +65,15 @@ pub struct Booking {
     pub priority: i64,
     /// Immediate callbacks are inserted already claimed for hand-off (attempt 1).
     pub claimed: bool,
+    pub capacity: Option<CapacityClaim>,
+    /// An immediate request outside office hours, moved to the next opening.
+    pub deferred: bool,
 }
 
-pub fn decide(req: &CreateRequest, config: &ServiceConfig, now_ms: i64) -> Result<Booking, ApiError> {
+/// Booking steps 2 and 3 (kind, fields, phone, time and office hours). A `SLOT_FULL` refusal
+/// here (a closed time) carries no slots; the caller proposes them.
+pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now_ms: i64) -> Result<Booking, ApiError> {
+    let config = rules.config;
     let kind = match req.desired_ms {
         Some(t) if t > now_ms => Kind::Scheduled,
         _ => Kind::Immediate,
@@ -57,24 +94,92 @@ pub fn decide(req: &CreateRequest, config: &ServiceConfig, now_ms: i64) -> Resul
         _ => {}
     }
     let phone = parse_phone(&req.phone_raw, config)?;
-    let (desired_ms, due_ms) = match kind {
-        Kind::Immediate => (now_ms, now_ms),
-        Kind::Scheduled => {
-            let desired = req.desired_ms.unwrap_or(now_ms);
-            check_time_window(desired, config, now_ms)?;
-            let buffer_ms = (config.dispatch_buffer_seconds as i64).saturating_mul(1000);
-            (desired, (desired - buffer_ms).max(now_ms))
-        }
-    };
-    Ok(Booking {
+    let grid = rules.grid();
+    let claim_at =
+        |t: i64| grid.bucket_at(t).map(|b| CapacityClaim { bucket_start: b.start, capacity: grid.capacity(&b) });
+    let mut booking = Booking {
         kind,
         phone,
-        desired_ms,
-        due_ms,
-        initial_state: if kind == Kind::Immediate { State::Queued } else { State::Scheduled },
+        desired_ms: now_ms,
+        due_ms: now_ms,
+        initial_state: State::Queued,
         priority: req.priority.unwrap_or(config.priority),
-        claimed: kind == Kind::Immediate,
-    })
+        claimed: true,
+        capacity: None,
+        deferred: false,
+    };
+    match kind {
+        Kind::Immediate => {
+            if !rules.hours.is_open(now_ms) {
+                if config.reject_out_of_office_hours {
+                    return Err(ApiError::new(
+                        Reason::OfficeClosed,
+                        "the office is closed now and this service does not take requests out of hours",
+                    ));
+                }
+                let opening = rules.hours.next_opening(now_ms).ok_or_else(|| {
+                    ApiError::new(Reason::OfficeClosed, "the office has no opening hours in the coming year")
+                })?;
+                booking.desired_ms = opening;
+                booking.due_ms = opening;
+                booking.initial_state = State::Scheduled;
+                booking.claimed = false;
+                booking.deferred = true;
+            }
+            // With alwaysCheckCapacity, a desiredTime not in the future takes the acceptance time's bucket.
+            if req.always_check_capacity && req.desired_ms.is_some() {
+                booking.capacity = claim_at(now_ms);
+            }
+        }
+        Kind::Scheduled => {
+            let desired = req.desired_ms.unwrap_or(now_ms);
+            let (due, claim) = scheduled_slot(desired, rules, now_ms)?;
+            booking.desired_ms = desired;
+            booking.due_ms = due;
+            booking.initial_state = State::Scheduled;
+            booking.claimed = false;
+            booking.capacity = claim;
+        }
+    }
+    if booking.capacity.is_some_and(|c| c.capacity == 0) {
+        return Err(no_capacity());
+    }
+    Ok(booking)
+}
+
+fn no_capacity() -> ApiError {
+    ApiError::new(Reason::SlotFull, "that time slot has no capacity; see data.slots for open times")
+}
+
+/// The time rules of a scheduled time (create and reschedule): the bookable window, office
+/// hours, and the bucket it takes. Returns when it falls due and the capacity claim.
+pub fn scheduled_slot(
+    desired: i64,
+    rules: &ServiceRules<'_>,
+    now_ms: i64,
+) -> Result<(i64, Option<CapacityClaim>), ApiError> {
+    let config = rules.config;
+    check_time_window(desired, config, now_ms)?;
+    if !rules.hours.is_open(desired) {
+        if config.reject_out_of_office_hours {
+            return Err(ApiError::new(
+                Reason::OfficeClosed,
+                "the office is closed at desiredTime and this service does not take requests out of hours",
+            ));
+        }
+        // Closed time has no capacity.
+        return Err(ApiError::new(
+            Reason::SlotFull,
+            "the office is closed at desiredTime; see data.slots for open times",
+        ));
+    }
+    let grid = rules.grid();
+    let claim = grid.bucket_at(desired).map(|b| CapacityClaim { bucket_start: b.start, capacity: grid.capacity(&b) });
+    if claim.is_some_and(|c| c.capacity == 0) {
+        return Err(no_capacity());
+    }
+    let buffer_ms = (config.dispatch_buffer_seconds as i64).saturating_mul(1000);
+    Ok(((desired - buffer_ms).max(now_ms), claim))
 }
 
 pub fn parse_phone(raw: &str, config: &ServiceConfig) -> Result<E164, ApiError> {
@@ -135,7 +240,58 @@ pub fn max_future_ms(max_future: &str, now_ms: i64) -> Option<i64> {
 mod tests {
     use super::*;
 
+    use crate::domain::calendar::{Calendar, CalendarBody};
+
     const NOW: i64 = 1_795_000_000_000;
+
+    fn decide(req: &CreateRequest, config: &ServiceConfig, now: i64) -> Result<Booking, ApiError> {
+        super::decide(req, &ServiceRules { config, hours: Hours::AlwaysOpen, tz: TimeZone::UTC }, now)
+    }
+
+    fn office(regular: &str) -> Calendar {
+        Calendar::parse(&CalendarBody {
+            timezone: "UTC".into(),
+            regular: vec![regular.into()],
+            special: vec![],
+            holidays: vec![],
+            effective: vec![],
+        })
+        .unwrap()
+    }
+
+    fn ms(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn immediate_request_out_of_hours_is_deferred_to_the_next_opening_or_rejected() {
+        let cal = office("Mon-Fri 09:00-17:00");
+        let saturday = ms("2026-11-21T11:00:00Z");
+        let config = ServiceConfig::default();
+        let rules = ServiceRules { config: &config, hours: Hours::Calendar(&cal), tz: TimeZone::UTC };
+        let b = super::decide(&req(None), &rules, saturday).unwrap();
+        assert!(b.deferred);
+        assert_eq!(b.initial_state, State::Scheduled);
+        assert_eq!(b.desired_ms, ms("2026-11-23T09:00:00Z"), "Monday's opening");
+        assert!(b.capacity.is_none(), "deferred immediate requests take no capacity");
+        let open = super::decide(&req(None), &rules, ms("2026-11-23T10:00:00Z")).unwrap();
+        assert!(!open.deferred && open.claimed);
+        let strict = ServiceConfig { reject_out_of_office_hours: true, ..Default::default() };
+        let rules = ServiceRules { config: &strict, hours: Hours::Calendar(&cal), tz: TimeZone::UTC };
+        assert_eq!(super::decide(&req(None), &rules, saturday).unwrap_err().reason, Reason::OfficeClosed);
+    }
+
+    #[test]
+    fn scheduled_request_for_a_closed_time_is_slot_full_and_open_time_claims_its_bucket() {
+        let cal = office("Mon-Fri 09:00-17:00");
+        let config = ServiceConfig { slot_minutes: 30, ..Default::default() };
+        let rules = ServiceRules { config: &config, hours: Hours::Calendar(&cal), tz: TimeZone::UTC };
+        let now = ms("2026-11-23T07:00:00Z");
+        let closed = super::decide(&req(Some(ms("2026-11-23T08:00:00Z"))), &rules, now).unwrap_err();
+        assert_eq!(closed.reason, Reason::SlotFull);
+        let b = super::decide(&req(Some(ms("2026-11-23T10:05:00Z"))), &rules, now).unwrap();
+        assert_eq!(b.capacity, Some(CapacityClaim { bucket_start: ms("2026-11-23T10:00:00Z"), capacity: 100 }));
+    }
 
     fn req(desired: Option<i64>) -> CreateRequest {
         CreateRequest {

@@ -1,8 +1,11 @@
 //! Pure rules: no I/O, no actix, no sqlx.
 
 pub mod booking;
+pub mod calendar;
 pub mod callback;
+pub mod capacity;
 pub mod names;
 pub mod phone;
 pub mod service;
+pub mod throttle;
 pub mod time;

@@ -7,16 +7,20 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::booking::{self, CreateRequest};
 use crate::domain::callback::{Actor, State};
+use crate::domain::capacity;
+use crate::domain::throttle::{self, CounterKind, CounterSpec};
 use crate::domain::time::{format_utc, now_ms, parse_instant};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, JsonBody};
+use crate::http::service_context::{self, ServiceContext};
 use crate::state::AppState;
 use crate::store::{
-    CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin, IdempotencyResult, NewCallback,
-    RescheduleOutcome, ServiceRecord, Tenant,
+    BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin, IdempotencyResult,
+    InsertOutcome, NewCallback, RescheduleOutcome, Tenant,
 };
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_CREATED, CALLBACKS_REJECTED, CALLBACKS_RESCHEDULED};
 
@@ -229,15 +233,37 @@ async fn book_inner(
     service_label: &mut String,
 ) -> Result<(HttpResponse, bool), ApiError> {
     let request = validate_create(parms)?;
-    let service = resolve_service(state, tenant, &request.service_name).await?;
-    *service_label = service.name.clone();
-    tracing::Span::current().record("service", service.name.as_str());
+    let service = service_context::load(state, tenant, &request.service_name).await?;
+    *service_label = service.name().to_string();
+    tracing::Span::current().record("service", service.name());
+    let rules = service.rules();
+    let config = &service.record.config;
     let now = now_ms();
-    let decision = booking::decide(&request, &service.config, now)?;
+    let decision = match booking::decide(&request, &rules, now) {
+        Ok(d) => d,
+        Err(e) => return Err(proposals(e, state, tenant, &service, request.desired_ms.unwrap_or(now), now).await),
+    };
     tracing::trace!(stage = "validated", kind = decision.kind.as_label(), phone = %decision.phone, "request validated");
-    // Throttles and capacity (the next stages) slot in here, before the insert.
+
+    // Step 4: throttles. In-queue checking first (read), then the counters, reserved all or none.
+    let phone = decision.phone.as_str();
+    let in_queue_limit = throttle::in_queue_limit(config.in_queue_checking);
+    if let Some(limit) = in_queue_limit {
+        if state.store.unfinished_for_number(&tenant.id, service.name(), phone).await? >= limit {
+            return Err(already_queued());
+        }
+    }
+    let counters = throttle::counters(&tenant.id, service.name(), phone, config);
+    let reservation = match state.throttles.reserve(&counters).await {
+        ThrottleOutcome::Admitted(r) => r,
+        ThrottleOutcome::Refused { index, retry_after_ms } => {
+            return Err(throttled(&counters[index], tenant, retry_after_ms));
+        }
+    };
+    tracing::trace!(stage = "throttle", "throttles passed");
+
+    // Steps 5 and 6: capacity, guards and the insert in one transaction.
     let id = uuid::Uuid::now_v7().to_string();
-    let corr = crate::http::corr_id::current();
     let body = envelope::ok_body(IdData { id: id.clone() });
     let replay = idempotency_key.map(|key| IdempotencyResult {
         tenant_id: tenant.id.clone(),
@@ -245,27 +271,97 @@ async fn book_inner(
         status: 200,
         body: body.to_string(),
     });
+    let active_on_insert = decision.initial_state.is_active();
+    let guards = BookingGuards {
+        max_unfinished_for_number: in_queue_limit,
+        max_active: active_on_insert.then_some(i64::from(config.max_queued)),
+        bucket: decision.capacity.map(|c| (c.bucket_start, c.capacity)),
+    };
     let new = NewCallback {
         id: id.clone(),
         tenant_id: tenant.id.clone(),
-        service_name: service.name.clone(),
+        service_name: service.name().to_string(),
         state: decision.initial_state,
-        phone: decision.phone.as_str().to_string(),
+        phone: phone.to_string(),
         desired_ms: decision.desired_ms,
         due_ms: decision.due_ms,
         priority: decision.priority,
-        corr_id: corr,
+        corr_id: crate::http::corr_id::current(),
         claimed: decision.claimed,
         details: request.details,
         now_ms: now,
     };
-    state.store.insert_callback(&new, replay.as_ref()).await?;
+    let outcome = state.store.insert_callback(&new, &guards, replay.as_ref()).await;
+    let refusal = match outcome {
+        Ok(InsertOutcome::Inserted) => None,
+        Ok(InsertOutcome::AlreadyQueued) => Some(already_queued()),
+        Ok(InsertOutcome::QueueFull) => {
+            Some(ApiError::new(Reason::QueueFull, "the service has as many active callbacks as it can hold; try later"))
+        }
+        Ok(InsertOutcome::SlotFull) => {
+            let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
+            Some(proposals(full, state, tenant, &service, decision.desired_ms, now).await)
+        }
+        Err(e) => Some(ApiError::from(e)),
+    };
+    if let Some(refusal) = refusal {
+        // Only accepted bookings consume throttle budget.
+        state.throttles.release(&reservation).await;
+        return Err(refusal);
+    }
+    if guards.bucket.is_some() {
+        tracing::trace!(stage = "capacity", "capacity reserved");
+    }
     tracing::Span::current().record("callbackId", id.as_str());
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
-    metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name.clone(), "type" => decision.kind.as_label())
+    metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name().to_string(), "type" => decision.kind.as_label())
         .increment(1);
-    tracing::info!(callbackId = %id, kind = decision.kind.as_label(), phone = %decision.phone, "callback booked");
+    tracing::info!(callbackId = %id, kind = decision.kind.as_label(), deferred = decision.deferred, phone = %decision.phone, "callback booked");
     Ok((HttpResponse::Ok().json(body), replay.is_some()))
+}
+
+fn already_queued() -> ApiError {
+    ApiError::new(Reason::AlreadyQueued, "this number already has callbacks waiting in this service")
+        .with_slots(json!({}))
+}
+
+fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiError {
+    let (alarm, message) = match spec.kind {
+        CounterKind::PerNumber => {
+            ("CB_ENQUEUE_LIMIT_REACHED", "this number has booked as many callbacks as the service allows for now")
+        }
+        CounterKind::ServiceWindow => ("CB_TTL_LIMIT_REACHED", "the service is taking no more bookings for now"),
+    };
+    metrics::counter!(alarm, "tenant" => tenant.name.clone()).increment(1);
+    let seconds = (retry_after_ms.max(1000) as u64).div_ceil(1000);
+    ApiError::new(Reason::Throttled, format!("{message}; retry in {seconds} s"))
+        .with_retry_after(seconds)
+        .with_slots(json!({}))
+}
+
+/// Attach `data.slots` to a `SLOT_FULL`: up to 10 open buckets with room nearest `desired`.
+pub async fn proposals(
+    e: ApiError,
+    state: &AppState,
+    tenant: &Tenant,
+    service: &ServiceContext,
+    desired: i64,
+    now: i64,
+) -> ApiError {
+    if e.reason != Reason::SlotFull {
+        return e;
+    }
+    let rules = service.rules();
+    let (earliest, latest) = rules.bookable_range(now);
+    let window = 8 * 86_400_000;
+    let reserved =
+        match state.store.reserved_counts(&tenant.id, service.name(), desired - window, desired + window).await {
+            Ok(r) => r,
+            Err(err) => return ApiError::from(err),
+        };
+    let slots = capacity::propose(&rules.grid(), rules.hours, desired, earliest, latest, &reserved, 10);
+    let map: Map<String, Value> = slots.into_iter().map(|(t, left)| (format_utc(t), Value::from(left))).collect();
+    e.with_slots(Value::Object(map))
 }
 
 /// Field rules of `CreateCallbackParms` (api.md), every problem listed at once.
@@ -377,17 +473,6 @@ fn clean_user_data(data: Map<String, Value>, problems: &mut Vec<FieldProblem>) -
         problems.push(FieldProblem::new("userData", "must be at most 16 KiB as JSON"));
     }
     kept
-}
-
-async fn resolve_service(state: &AppState, tenant: &Tenant, name: &str) -> Result<ServiceRecord, ApiError> {
-    let unknown = || ApiError::new(Reason::UnknownService, "serviceName is not a service of this tenant");
-    if !crate::domain::names::is_valid_name(name) {
-        return Err(unknown());
-    }
-    match state.store.get_service(&tenant.id, name).await? {
-        Some(service) if service.config.enabled => Ok(service),
-        _ => Err(unknown()),
-    }
 }
 
 fn required_id(id: Option<String>) -> Result<String, ApiError> {
@@ -508,15 +593,21 @@ pub async fn reschedule(
     if desired <= now {
         return Err(ApiError::new(Reason::TimeOutOfRange, "desiredTime must be in the future"));
     }
-    let service = resolve_service(&state, &auth.tenant, &current.service_name).await?;
-    booking::check_time_window(desired, &service.config, now)?;
-    let buffer_ms = (service.config.dispatch_buffer_seconds as i64).saturating_mul(1000);
-    let due = (desired - buffer_ms).max(now);
-    match state.store.reschedule_callback(&auth.tenant.id, &id, desired, due, now).await? {
+    let service = service_context::load(&state, &auth.tenant, &current.service_name).await?;
+    let (due, claim) = match booking::scheduled_slot(desired, &service.rules(), now) {
+        Ok(slot) => slot,
+        Err(e) => return Err(proposals(e, &state, &auth.tenant, &service, desired, now).await),
+    };
+    let bucket = claim.map(|c| (c.bucket_start, c.capacity));
+    match state.store.reschedule_callback(&auth.tenant.id, &id, desired, due, bucket, now).await? {
         RescheduleOutcome::Rescheduled(record) => {
             metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => auth.tenant.name.clone(), "service" => record.service_name.clone())
                 .increment(1);
             Ok(envelope::ok(RescheduleData { id, desired_time: format_utc(record.desired_ms) }))
+        }
+        RescheduleOutcome::SlotFull => {
+            let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
+            Err(proposals(full, &state, &auth.tenant, &service, desired, now).await)
         }
         RescheduleOutcome::NotReschedulable(s) => Err(not_reschedulable(s)),
         RescheduleOutcome::NotFound => Err(ApiError::not_found("callback")),

@@ -47,7 +47,8 @@ pub async fn request_telemetry(
         let result = next.call(req).await.map(|r| r.map_into_boxed_body());
         match result {
             Ok(mut res) => {
-                let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+                let route =
+                    res.request().match_pattern().map(|p| route_label(&p)).unwrap_or_else(|| "unmatched".to_string());
                 let tenant = res
                     .request()
                     .extensions()
@@ -82,6 +83,26 @@ pub async fn request_telemetry(
     let result = corr_id::scope(corr.clone(), work.instrument(span)).await;
     metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
     result
+}
+
+/// The route pattern as observability.md spells it: actix parameter names cannot hold `-`, so
+/// `{service_name}` in the router is `{service-name}` in labels and logs.
+pub fn route_label(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_param = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => in_param = false,
+            '_' if in_param => {
+                out.push('-');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn record_metrics(route: &str, method: &str, tenant: &str, status: u16, seconds: f64) {

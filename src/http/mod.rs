@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, extractors, middleware, one file per resource.
 
 pub mod admin;
+pub mod availability;
 pub mod callbacks;
 pub mod corr_id;
 pub mod envelope;
@@ -9,3 +10,4 @@ pub mod health;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod service_context;

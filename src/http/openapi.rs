@@ -5,15 +5,17 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::callbacks;
+use crate::http::{availability, callbacks};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ringback public API", description = "GES v3-compatible callback API. Every answer is an envelope `{ status: { code, message, corrId, reason?, details? }, data? }`."),
-    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::list),
+    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::list,
+        availability::availability, availability::open_for),
     components(schemas(
         callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::IdData,
-        callbacks::CallbackView, callbacks::HistoryView, callbacks::CallbackPage, callbacks::RescheduleData
+        callbacks::CallbackView, callbacks::HistoryView, callbacks::CallbackPage, callbacks::RescheduleData,
+        availability::SlotView, availability::AvailabilityData
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "callbacks", description = "Book, read, move and cancel callbacks"))

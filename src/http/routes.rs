@@ -1,10 +1,11 @@
 //! Every route, in one place. The internal listener serves everything; the external one only the
-//! public API and health.
+//! public API and health. Actix parameter names cannot hold `-`, so `{service_name}` here is
+//! labelled `{service-name}` in metrics and logs (`middleware::route_label`), as the spec names it.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
-use crate::http::{admin, callbacks, health, openapi};
+use crate::http::{admin, availability, callbacks, health, openapi};
 
 /// Public API and health: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
@@ -15,6 +16,10 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/callbacks/cancel").route(web::post().to(callbacks::cancel)))
             .service(resource("/callbacks/reschedule").route(web::post().to(callbacks::reschedule)))
             .service(resource("/callbacks").route(web::get().to(callbacks::list)))
+            .service(
+                resource("/callbacks/availability/{service_name}").route(web::get().to(availability::availability)),
+            )
+            .service(resource("/callbacks/open-for/{service_name}").route(web::get().to(availability::open_for)))
             .service(resource("/openapi.json").route(web::get().to(openapi::document))),
     )
     .service(resource("/health/live").route(web::get().to(health::live)))
@@ -39,6 +44,13 @@ pub fn internal_only(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
             .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
+            .service(resource("/tenants/{tenant}/calendars").route(web::get().to(admin::calendars::list)))
+            .service(
+                resource("/tenants/{tenant}/calendars/{name}")
+                    .route(web::put().to(admin::calendars::put))
+                    .route(web::get().to(admin::calendars::get))
+                    .route(web::delete().to(admin::calendars::delete)),
+            )
             .service(
                 resource("/tenants/{tenant}/services/{name}")
                     .route(web::put().to(admin::services::put))

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
+use super::capacity::{release, reserve};
 use super::idempotency::{record_result, IdempotencyResult};
 use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
@@ -24,6 +25,25 @@ pub struct NewCallback {
     pub claimed: bool,
     pub details: Map<String, Value>,
     pub now_ms: i64,
+}
+
+/// Checks that must hold at the moment of the insert, inside its transaction.
+#[derive(Debug, Clone, Default)]
+pub struct BookingGuards {
+    /// In-queue checking: refuse when the number already has this many unfinished callbacks.
+    pub max_unfinished_for_number: Option<i64>,
+    /// `maxQueued`: refuse an immediate booking when the service has this many active callbacks.
+    pub max_active: Option<i64>,
+    /// Capacity bucket to reserve: (bucket start, capacity).
+    pub bucket: Option<(i64, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    AlreadyQueued,
+    QueueFull,
+    SlotFull,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +67,7 @@ pub struct CallbackRecord {
     pub details: Map<String, Value>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    pub bucket_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +102,7 @@ pub enum CancelOutcome {
 #[derive(Debug, Clone)]
 pub enum RescheduleOutcome {
     Rescheduled(Box<CallbackRecord>),
+    SlotFull,
     NotReschedulable(State),
     NotFound,
 }
@@ -91,7 +113,7 @@ enum Param {
 }
 
 const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
-     attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms";
+     attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms, bucket_ms";
 
 fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
     let state: String = r.try_get("state")?;
@@ -116,6 +138,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
         details: serde_json::from_str(&details)?,
         created_ms: r.try_get("created_ms")?,
         updated_ms: r.try_get("updated_ms")?,
+        bucket_ms: r.try_get("bucket_ms")?,
     })
 }
 
@@ -151,17 +174,59 @@ async fn fetch_in_tx(tx: &mut Transaction<'_, Any>, tenant_id: &str, id: &str) -
 
 impl Store {
     /// Insert an accepted booking with its first history entry and, when the request carried an
-    /// `Idempotency-Key`, the answer to replay — all in one transaction, so an acknowledged
-    /// booking and its replay record exist together or not at all.
-    pub async fn insert_callback(&self, new: &NewCallback, replay: Option<&IdempotencyResult>) -> StoreResult<()> {
+    /// `Idempotency-Key`, the answer to replay — all in one transaction with the guards (in-queue
+    /// checking, `maxQueued`, the capacity reservation), so an acknowledged booking, its bucket
+    /// place and its replay record exist together or not at all.
+    pub async fn insert_callback(
+        &self,
+        new: &NewCallback,
+        guards: &BookingGuards,
+        replay: Option<&IdempotencyResult>,
+    ) -> StoreResult<InsertOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
+            if let Some(limit) = guards.max_unfinished_for_number {
+                if let Some(lock) = self.kind.number_lock_sql() {
+                    let lock_key = format!("{}:{}:{}", new.tenant_id, new.service_name, new.phone);
+                    sqlx::query(lock).bind(lock_key).execute(&mut *tx).await?;
+                }
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM callbacks
+                     WHERE tenant_id = $1 AND service_name = $2 AND phone = $3 AND state <> 'COMPLETED'",
+                )
+                .bind(&new.tenant_id)
+                .bind(&new.service_name)
+                .bind(&new.phone)
+                .fetch_one(&mut *tx)
+                .await?;
+                if row.try_get::<i64, _>("n")? >= limit {
+                    return Ok(InsertOutcome::AlreadyQueued);
+                }
+            }
+            if let Some(limit) = guards.max_active {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM callbacks
+                     WHERE tenant_id = $1 AND service_name = $2 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING')",
+                )
+                .bind(&new.tenant_id)
+                .bind(&new.service_name)
+                .fetch_one(&mut *tx)
+                .await?;
+                if row.try_get::<i64, _>("n")? >= limit {
+                    return Ok(InsertOutcome::QueueFull);
+                }
+            }
+            if let Some((bucket_ms, capacity)) = guards.bucket {
+                if !reserve(&mut tx, &new.tenant_id, &new.service_name, bucket_ms, capacity).await? {
+                    return Ok(InsertOutcome::SlotFull);
+                }
+            }
             let claimed_ms = new.claimed.then_some(new.now_ms);
             let queued_ms = (new.state == State::Queued).then_some(new.now_ms);
             sqlx::query(
                 "INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id,
-                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
             )
             .bind(&new.id)
             .bind(&new.tenant_id)
@@ -177,6 +242,7 @@ impl Store {
             .bind(queued_ms)
             .bind(serde_json::to_string(&new.details)?)
             .bind(new.now_ms)
+            .bind(guards.bucket.map(|(b, _)| b))
             .execute(&mut *tx)
             .await?;
             append_history(&mut tx, &new.id, new.state, None, Actor::Api, new.now_ms).await?;
@@ -184,7 +250,7 @@ impl Store {
                 record_result(&mut tx, result).await?;
             }
             tx.commit().await?;
-            Ok(())
+            Ok(InsertOutcome::Inserted)
         })
         .await
     }
@@ -307,6 +373,9 @@ impl Store {
                     break current;
                 }
             };
+            if let Some(bucket) = current.bucket_ms {
+                release(&mut tx, tenant_id, &current.service_name, bucket).await?;
+            }
             append_history(&mut tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
             tx.commit().await?;
             Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
@@ -319,13 +388,15 @@ impl Store {
         .await
     }
 
-    /// Move a `SCHEDULED` callback to a new time.
+    /// Move a `SCHEDULED` callback to a new time; its old bucket place is released and the new
+    /// one reserved in the same transaction.
     pub async fn reschedule_callback(
         &self,
         tenant_id: &str,
         id: &str,
         desired_ms: i64,
         due_ms: i64,
+        bucket: Option<(i64, u32)>,
         now_ms: i64,
     ) -> StoreResult<RescheduleOutcome> {
         self.timed(async {
@@ -336,12 +407,21 @@ impl Store {
             if current.state != State::Scheduled {
                 return Ok(RescheduleOutcome::NotReschedulable(current.state));
             }
+            if let Some(old) = current.bucket_ms {
+                release(&mut tx, tenant_id, &current.service_name, old).await?;
+            }
+            if let Some((bucket_ms, capacity)) = bucket {
+                if !reserve(&mut tx, tenant_id, &current.service_name, bucket_ms, capacity).await? {
+                    return Ok(RescheduleOutcome::SlotFull);
+                }
+            }
             let moved = sqlx::query(
-                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3 WHERE id = $4 AND state = $5",
+                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3, bucket_ms = $4 WHERE id = $5 AND state = $6",
             )
             .bind(desired_ms)
             .bind(due_ms)
             .bind(now_ms)
+            .bind(bucket.map(|(b, _)| b))
             .bind(id)
             .bind(State::Scheduled.as_str())
             .execute(&mut *tx)

@@ -5,7 +5,9 @@
 //! sqlx's compile-time macros cannot check two databases in one crate; the conformance tests
 //! (`tests/api`, run against both backends) prove the queries instead.
 
+mod calendars;
 mod callbacks;
+mod capacity;
 mod idempotency;
 mod postgres;
 mod sqlite;
@@ -17,7 +19,10 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-pub use callbacks::{CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, NewCallback, RescheduleOutcome};
+pub use callbacks::{
+    BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
+    RescheduleOutcome,
+};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult};
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
 
@@ -72,6 +77,15 @@ impl BackendKind {
         match self {
             BackendKind::Postgres => "postgres",
             BackendKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// Serialise bookings for one number inside a transaction, so in-queue checking holds under
+    /// concurrency. SQLite needs none: it has one writer.
+    fn number_lock_sql(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Postgres => Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
+            BackendKind::Sqlite => None,
         }
     }
 }

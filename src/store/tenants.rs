@@ -69,7 +69,7 @@ fn tenant_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Tenant> {
     })
 }
 
-async fn append_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry, now_ms: i64) -> StoreResult<()> {
+pub(super) async fn append_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry, now_ms: i64) -> StoreResult<()> {
     sqlx::query("INSERT INTO audit_log (time_ms, actor, action, resource, body) VALUES ($1, $2, $3, $4, $5)")
         .bind(now_ms)
         .bind(&entry.actor)
@@ -338,7 +338,7 @@ impl Store {
 
     /// Run the statements in one transaction with the audit entry. The first statement decides:
     /// when it deletes nothing, nothing is written and the answer is `false`.
-    async fn audited_delete(
+    pub(super) async fn audited_delete(
         &self,
         statements: &[(&str, &[&str])],
         audit: &AuditEntry,

@@ -188,7 +188,7 @@ async fn trace_log_tells_a_bookings_story_without_secrets() {
     }
     let story: Vec<&Value> = parsed.iter().filter(|v| v["corrId"] == corr.as_str()).collect();
     let stages: Vec<&str> = story.iter().filter_map(|v| v["stage"].as_str()).collect();
-    assert_eq!(stages, vec!["received", "authenticated", "validated", "stored", "responded"], "{story:#?}");
+    assert_eq!(stages, vec!["received", "authenticated", "validated", "throttle", "stored", "responded"], "{story:#?}");
     let responded = story.iter().find(|v| v["stage"] == "responded").unwrap();
     assert_eq!(responded["route"], "/engagement/v3/callbacks/create");
     assert_eq!(responded["status"], 200);

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod calendars;
 pub mod log_level;
 pub mod services;
 pub mod tenants;

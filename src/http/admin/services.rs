@@ -29,6 +29,11 @@ pub async fn put(
     check_name("service", &name)?;
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let config = ServiceConfig::from_admin_body(&name, body.raw.clone()).map_err(ApiError::validation)?;
+    if let Some(calendar) = &config.calendar {
+        if state.store.get_calendar(&tenant.id, calendar).await?.is_none() {
+            return Err(ApiError::field("calendar", format!("no calendar named '{calendar}' in this tenant")));
+        }
+    }
     let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
     let stored = state.store.put_service(&tenant.id, &name, &config, &audit, now_ms()).await?;
     Ok(envelope::ok(service_json(&stored)))

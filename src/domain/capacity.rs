@@ -1,0 +1,292 @@
+//! Capacity buckets (domain.md § Capacity buckets): `slotMinutes` buckets aligned to local
+//! midnight in the service's zone, their capacity (exceptions, then overrides, then
+//! `slotCapacity`), whether they are open, and the proposed slots of a `SLOT_FULL` answer.
+//!
+//! A bucket is identified by its start instant (UTC ms). On DST days, local bucket starts that do
+//! not exist are skipped and the repeated hour yields two buckets (one per offset); each bucket
+//! lasts until the next one starts.
+
+use std::collections::HashMap;
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::Timestamp;
+
+use crate::domain::calendar::{parse_clock, parse_days, Hours};
+use crate::domain::service::ServiceConfig;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub start: i64,
+    pub end: i64,
+    /// Local wall-clock start, for capacity rules.
+    pub local_date: Date,
+    pub local_minute: i32,
+}
+
+/// An open bucket as availability and proposals show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub bucket: Bucket,
+    /// First open instant in the bucket (`utcTime`).
+    pub offered: i64,
+    pub total: u32,
+}
+
+/// The bucket grid of one service.
+#[derive(Debug, Clone)]
+pub struct Grid<'a> {
+    pub tz: TimeZone,
+    pub config: &'a ServiceConfig,
+}
+
+impl<'a> Grid<'a> {
+    pub fn new(tz: TimeZone, config: &'a ServiceConfig) -> Self {
+        Grid { tz, config }
+    }
+
+    fn local_date(&self, ms: i64) -> Option<Date> {
+        Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.tz.clone()).date())
+    }
+
+    /// Every bucket start of a local date: (instant, local minute).
+    fn starts_of_day(&self, date: Date) -> Vec<(i64, i32)> {
+        let step = self.config.slot_minutes as i32;
+        let mut starts = Vec::with_capacity((1440 / step) as usize + 12);
+        for minute in (0..1440).step_by(step as usize) {
+            let dt: DateTime = date.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
+            let ambiguous = self.tz.to_ambiguous_timestamp(dt);
+            let offsets = match ambiguous.offset() {
+                AmbiguousOffset::Unambiguous { offset } => vec![offset],
+                AmbiguousOffset::Gap { .. } => vec![],
+                AmbiguousOffset::Fold { before, after } => vec![before, after],
+            };
+            for offset in offsets {
+                if let Ok(ts) = offset.to_timestamp(dt) {
+                    starts.push((ts.as_millisecond(), minute));
+                }
+            }
+        }
+        starts.sort_unstable();
+        starts
+    }
+
+    /// Buckets that intersect `[from, to)`, in order.
+    pub fn buckets(&self, from: i64, to: i64) -> Vec<Bucket> {
+        let (Some(first), Some(last)) = (self.local_date(from), self.local_date(to)) else { return Vec::new() };
+        let mut starts: Vec<(i64, i32, Date)> = Vec::new();
+        let mut date = first.yesterday().unwrap_or(first);
+        let stop = last.tomorrow().unwrap_or(last);
+        while date <= stop {
+            starts.extend(self.starts_of_day(date).into_iter().map(|(ms, minute)| (ms, minute, date)));
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+        starts
+            .windows(2)
+            .map(|w| Bucket { start: w[0].0, end: w[1].0, local_date: w[0].2, local_minute: w[0].1 })
+            .filter(|b| b.end > from && b.start < to)
+            .collect()
+    }
+
+    pub fn bucket_at(&self, t: i64) -> Option<Bucket> {
+        self.buckets(t, t + 1).into_iter().find(|b| b.start <= t && t < b.end)
+    }
+
+    /// Capacity of a bucket: the last matching exception, else the last matching override, else
+    /// `slotCapacity`.
+    pub fn capacity(&self, bucket: &Bucket) -> u32 {
+        let minute = bucket.local_minute;
+        let in_range = |from: &str, to: &str| {
+            let (Some(f), Some(t)) = (parse_clock(from), parse_clock(to)) else { return false };
+            f <= minute && minute < t
+        };
+        let date_text = bucket.local_date.strftime("%Y-%m-%d").to_string();
+        let exception = self.config.capacity_exceptions.iter().rev().find(|e| {
+            (e.date == date_text || (e.date.len() == 5 && date_text.ends_with(&e.date))) && in_range(&e.from, &e.to)
+        });
+        if let Some(e) = exception {
+            return e.capacity;
+        }
+        let weekday = bucket.local_date.weekday().to_monday_zero_offset() as usize;
+        let overriding = self
+            .config
+            .capacity_overrides
+            .iter()
+            .rev()
+            .find(|o| parse_days(&o.days).is_ok_and(|d| d[weekday]) && in_range(&o.from, &o.to));
+        overriding.map(|o| o.capacity).unwrap_or(self.config.slot_capacity)
+    }
+
+    /// Open buckets in `[from, to)` whose offered time is within `[earliest, latest]`.
+    pub fn open_slots(&self, hours: Hours<'_>, from: i64, to: i64, earliest: i64, latest: i64) -> Vec<Slot> {
+        let buckets = self.buckets(from, to);
+        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else { return Vec::new() };
+        let open = hours.open_intervals(first.start, last.end);
+        let mut slots = Vec::new();
+        let mut i = 0;
+        for bucket in buckets {
+            while i < open.len() && open[i].1 <= bucket.start {
+                i += 1;
+            }
+            // First open instant in the bucket, no earlier than `earliest`.
+            let mut offered = None;
+            for &(s, e) in &open[i..] {
+                if s >= bucket.end {
+                    break;
+                }
+                let candidate = s.max(bucket.start).max(earliest);
+                if candidate < e.min(bucket.end) {
+                    offered = Some(candidate);
+                    break;
+                }
+            }
+            if let Some(offered) = offered.filter(|o| *o <= latest) {
+                slots.push(Slot { bucket, offered, total: self.capacity(&bucket) });
+            }
+        }
+        slots
+    }
+}
+
+/// Up to `max` open buckets with room, nearest to `desired` (earlier or later), within 7 days
+/// either side, ordered by time. `reserved` maps bucket start → reserved count.
+pub fn propose(
+    grid: &Grid<'_>,
+    hours: Hours<'_>,
+    desired: i64,
+    earliest: i64,
+    latest: i64,
+    reserved: &HashMap<i64, u32>,
+    max: usize,
+) -> Vec<(i64, u32)> {
+    let window = 7 * DAY_MS;
+    let slots = grid.open_slots(hours, desired - window, desired + window, earliest, latest);
+    let mut with_room: Vec<(i64, u32)> = slots
+        .into_iter()
+        .filter_map(|s| {
+            let left = s.total.saturating_sub(reserved.get(&s.bucket.start).copied().unwrap_or(0));
+            (left > 0).then_some((s.offered, left))
+        })
+        .collect();
+    with_room.sort_by_key(|(t, _)| (t - desired).abs());
+    with_room.truncate(max);
+    with_room.sort_unstable();
+    with_room
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::{Calendar, CalendarBody};
+    use crate::domain::service::{CapacityException, CapacityOverride};
+    use proptest::prelude::*;
+
+    fn ms(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    fn day_bounds(tz: &TimeZone, date: &str) -> (i64, i64) {
+        let d = Date::strptime("%Y-%m-%d", date).unwrap();
+        let s = tz.to_ambiguous_timestamp(d.at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
+        let e = tz.to_ambiguous_timestamp(d.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
+        (s, e)
+    }
+
+    #[test]
+    fn buckets_align_to_local_midnight_and_follow_dst() {
+        let config = ServiceConfig { slot_minutes: 5, ..Default::default() };
+        let tz = TimeZone::get("America/New_York").unwrap();
+        let grid = Grid::new(tz.clone(), &config);
+        for (date, expected) in [("2026-11-23", 288), ("2026-03-08", 276), ("2026-11-01", 300)] {
+            let (s, e) = day_bounds(&tz, date);
+            let buckets: Vec<_> = grid.buckets(s, e).into_iter().filter(|b| b.start >= s && b.start < e).collect();
+            assert_eq!(buckets.len(), expected, "{date}");
+            assert!(buckets.iter().all(|b| b.end - b.start == 300_000), "{date}: every bucket lasts 5 real minutes");
+        }
+        let b = grid.bucket_at(ms("2026-11-23T14:07:00Z")).unwrap();
+        assert_eq!((b.start, b.local_minute), (ms("2026-11-23T14:05:00Z"), 9 * 60 + 5));
+    }
+
+    #[test]
+    fn capacity_exceptions_beat_overrides_beat_the_default() {
+        let config = ServiceConfig {
+            slot_minutes: 60,
+            slot_capacity: 10,
+            capacity_overrides: vec![CapacityOverride {
+                days: "Mon-Fri".into(),
+                from: "09:00".into(),
+                to: "12:00".into(),
+                capacity: 4,
+            }],
+            capacity_exceptions: vec![CapacityException {
+                date: "2026-12-24".into(),
+                from: "00:00".into(),
+                to: "24:00".into(),
+                capacity: 0,
+            }],
+            ..Default::default()
+        };
+        let grid = Grid::new(TimeZone::UTC, &config);
+        let cap = |t: &str| grid.capacity(&grid.bucket_at(ms(t)).unwrap());
+        assert_eq!(cap("2026-11-23T10:30:00Z"), 4);
+        assert_eq!(cap("2026-11-23T13:30:00Z"), 10);
+        assert_eq!(cap("2026-11-28T10:30:00Z"), 10, "Saturday");
+        assert_eq!(cap("2026-12-24T10:30:00Z"), 0);
+    }
+
+    #[test]
+    fn a_bucket_is_offered_from_its_first_open_instant() {
+        let config = ServiceConfig { slot_minutes: 60, ..Default::default() };
+        let cal = Calendar::parse(&CalendarBody {
+            timezone: "UTC".into(),
+            regular: vec!["Mon-Fri 09:30-11:00".into()],
+            special: vec![],
+            holidays: vec![],
+            effective: vec![],
+        })
+        .unwrap();
+        let grid = Grid::new(TimeZone::UTC, &config);
+        let (s, e) = (ms("2026-11-23T00:00:00Z"), ms("2026-11-24T00:00:00Z"));
+        let slots = grid.open_slots(Hours::Calendar(&cal), s, e, s, i64::MAX);
+        let offered: Vec<i64> = slots.iter().map(|s| s.offered).collect();
+        assert_eq!(offered, vec![ms("2026-11-23T09:30:00Z"), ms("2026-11-23T10:00:00Z")]);
+    }
+
+    #[test]
+    fn proposals_are_the_nearest_buckets_with_room_in_time_order() {
+        let config = ServiceConfig { slot_minutes: 60, slot_capacity: 2, ..Default::default() };
+        let grid = Grid::new(TimeZone::UTC, &config);
+        let desired = ms("2026-11-23T12:00:00Z");
+        let mut reserved = HashMap::new();
+        reserved.insert(desired, 2);
+        reserved.insert(ms("2026-11-23T13:00:00Z"), 1);
+        let p = propose(&grid, Hours::AlwaysOpen, desired, ms("2026-11-23T11:00:00Z"), i64::MAX, &reserved, 3);
+        assert_eq!(
+            p,
+            vec![(ms("2026-11-23T11:00:00Z"), 2), (ms("2026-11-23T13:00:00Z"), 1), (ms("2026-11-23T14:00:00Z"), 2)]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn bucket_starts_increase_and_cover_time(zone in 0usize..4, slot in prop::sample::select(vec![5u32, 15, 30, 60, 120]), offset_h in 0i64..(24 * 400)) {
+            let zones = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"];
+            let config = ServiceConfig { slot_minutes: slot, ..Default::default() };
+            let grid = Grid::new(TimeZone::get(zones[zone]).unwrap(), &config);
+            let from = ms("2026-01-01T00:00:00Z") + offset_h * 3_600_000;
+            let buckets = grid.buckets(from, from + DAY_MS);
+            for w in buckets.windows(2) {
+                prop_assert_eq!(w[0].end, w[1].start, "contiguous");
+                prop_assert!(w[0].start < w[0].end);
+            }
+            let t = from + 1234;
+            let b = grid.bucket_at(t).unwrap();
+            prop_assert!(b.start <= t && t < b.end);
+        }
+    }
+}

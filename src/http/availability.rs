@@ -1,0 +1,262 @@
+//! `GET /callbacks/availability/{service-name}` and `GET /callbacks/open-for/{service-name}`.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::domain::calendar::{Calendar, Hours};
+use crate::domain::time::{format_utc, now_ms};
+use crate::error::{ApiError, FieldProblem, Reason};
+use crate::http::envelope;
+use crate::http::extractors::ApiKeyAuth;
+use crate::http::service_context::{self, unknown_service};
+use crate::state::AppState;
+
+const MAX_RANGE_MS: i64 = 31 * 86_400_000;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotView {
+    /// The slot's first open instant, UTC.
+    pub utc_time: String,
+    /// The same instant in `timezone`, with its offset.
+    pub local_time: String,
+    /// Places still free.
+    pub capacity: u32,
+    /// Places the slot holds.
+    pub total: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityData {
+    pub slots: Vec<SlotView>,
+    pub duration_min: u32,
+    pub timezone: String,
+}
+
+#[derive(Debug)]
+struct Query {
+    start: i64,
+    end: i64,
+    tz: TimeZone,
+    tz_name: String,
+    max_slots: Option<usize>,
+    report_busy: bool,
+}
+
+fn params(query: &str) -> HashMap<String, String> {
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn zone(p: &HashMap<String, String>) -> Result<(TimeZone, String), ApiError> {
+    let name = p.get("timezone").cloned().unwrap_or_else(|| "UTC".to_string());
+    TimeZone::get(&name)
+        .map(|tz| (tz, name))
+        .map_err(|_| ApiError::field("timezone", "must be an IANA time zone such as America/New_York"))
+}
+
+/// An instant with a zone, or a local date-time or date read in `tz`.
+fn instant_in(field: &str, text: &str, tz: &TimeZone) -> Result<i64, ApiError> {
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t.as_millisecond());
+    }
+    let local = text.parse::<DateTime>().or_else(|_| text.parse::<Date>().map(|d| d.at(0, 0, 0, 0))).map_err(|_| {
+        ApiError::field(
+            field,
+            format!("'{}' is not an ISO 8601 date or time", text.chars().take(40).collect::<String>()),
+        )
+    })?;
+    tz.to_ambiguous_timestamp(local)
+        .compatible()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| ApiError::field(field, "is out of range"))
+}
+
+fn ms_param(p: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
+    p.get(field).map(|v| v.parse::<i64>().map_err(|_| ApiError::field(field, "must be epoch milliseconds"))).transpose()
+}
+
+/// The start of the local day `days` after the one containing `t`.
+fn local_midnight_after(t: i64, days: i64, tz: &TimeZone) -> Result<i64, ApiError> {
+    let date = Timestamp::from_millisecond(t)
+        .map_err(|_| ApiError::field("start", "is out of range"))?
+        .to_zoned(tz.clone())
+        .date();
+    let target = date
+        .checked_add(jiff::Span::new().days(days))
+        .map_err(|_| ApiError::field("numberOfDays", "is out of range"))?;
+    tz.to_ambiguous_timestamp(target.at(0, 0, 0, 0))
+        .compatible()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| ApiError::field("end", "is out of range"))
+}
+
+fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
+    let p = params(query);
+    let (tz, tz_name) = zone(&p)?;
+    let start = match (p.get("start"), ms_param(&p, "startMS")?) {
+        (Some(_), Some(_)) => return Err(ApiError::field("start", "send start or startMS, not both")),
+        (Some(s), None) => instant_in("start", s, &tz)?,
+        (None, Some(ms)) => ms,
+        (None, None) => now,
+    };
+    let days = p
+        .get("numberOfDays")
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::field("numberOfDays", "must be a whole number of at least 1"))
+        })
+        .transpose()?;
+    let end_ms = ms_param(&p, "endMS")?;
+    let given = [p.contains_key("end"), end_ms.is_some(), days.is_some()].iter().filter(|g| **g).count();
+    if given > 1 {
+        return Err(ApiError::field("end", "send at most one of end, endMS and numberOfDays"));
+    }
+    let end = match (p.get("end"), end_ms, days) {
+        (Some(e), _, _) => instant_in("end", e, &tz)?,
+        (_, Some(ms), _) => ms,
+        (_, _, Some(n)) => local_midnight_after(start, n, &tz)?,
+        _ => local_midnight_after(start, 1, &tz)?,
+    };
+    if end <= start {
+        return Err(ApiError::field("end", "must be after start"));
+    }
+    if end - start > MAX_RANGE_MS {
+        return Err(ApiError {
+            details: vec![FieldProblem::new("end", "the range may span at most 31 days")],
+            ..ApiError::new(Reason::TimeOutOfRange, "the availability range may span at most 31 days")
+        });
+    }
+    let max_slots = p
+        .get("maxTimeSlots")
+        .map(|v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::field("maxTimeSlots", "must be a whole number of at least 1"))
+        })
+        .transpose()?;
+    let report_busy = match p.get("reportBusy").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::field("reportBusy", "must be true or false")),
+    };
+    Ok(Query { start, end, tz, tz_name, max_slots, report_busy })
+}
+
+fn local_text(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
+        .unwrap_or_default()
+}
+
+/// Open slots of a service with their free places.
+#[utoipa::path(get, path = "/engagement/v3/callbacks/availability/{service-name}", tag = "callbacks",
+    params(("service-name" = String, Path),
+        ("start" = Option<String>, Query, description = "ISO 8601; zone-less values are read in `timezone`; default now"),
+        ("startMS" = Option<i64>, Query), ("end" = Option<String>, Query), ("endMS" = Option<i64>, Query),
+        ("numberOfDays" = Option<i64>, Query, description = "At most one of end, endMS, numberOfDays; none = end of the start day"),
+        ("timezone" = Option<String>, Query, description = "IANA zone, default UTC"),
+        ("maxTimeSlots" = Option<usize>, Query), ("reportBusy" = Option<bool>, Query, description = "Also list full slots")),
+    responses((status = 200, body = AvailabilityData), (status = 400, description = "Unknown service, bad parameter, or a range over 31 days")),
+    security(("api_key" = [])))]
+pub async fn availability(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let now = now_ms();
+    let service = service_context::load(&state, &auth.tenant, &path).await?;
+    let q = parse_query(req.query_string(), now)?;
+    let rules = service.rules();
+    let (bookable_from, bookable_to) = rules.bookable_range(now);
+    let grid = rules.grid();
+    let slots = grid.open_slots(rules.hours, q.start, q.end, q.start.max(bookable_from), bookable_to);
+    let first_bucket = slots.first().map(|s| s.bucket.start).unwrap_or(q.start);
+    let reserved = state.store.reserved_counts(&auth.tenant.id, service.name(), first_bucket, q.end).await?;
+    let mut views = Vec::new();
+    for slot in slots.into_iter().filter(|s| s.offered < q.end) {
+        let left = slot.total.saturating_sub(reserved.get(&slot.bucket.start).copied().unwrap_or(0));
+        if left == 0 && !q.report_busy {
+            continue;
+        }
+        views.push(SlotView {
+            utc_time: format_utc(slot.offered),
+            local_time: local_text(slot.offered, &q.tz),
+            capacity: left,
+            total: slot.total,
+        });
+        if q.max_slots.is_some_and(|m| views.len() >= m) {
+            break;
+        }
+    }
+    Ok(envelope::ok(AvailabilityData { slots: views, duration_min: rules.config.slot_minutes, timezone: q.tz_name }))
+}
+
+/// Seconds until the office closes (0 when closed). The name may be a service or a calendar.
+#[utoipa::path(get, path = "/engagement/v3/callbacks/open-for/{service-name}", tag = "callbacks",
+    params(("service-name" = String, Path, description = "A callback service or a calendar of the tenant"),
+        ("start" = Option<String>, Query), ("timezone" = Option<String>, Query)),
+    responses((status = 200, description = "data.openFor in seconds")),
+    security(("api_key" = [])))]
+pub async fn open_for(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = params(req.query_string());
+    let (tz, _) = zone(&p)?;
+    let start = match p.get("start") {
+        Some(s) => instant_in("start", s, &tz)?,
+        None => now_ms(),
+    };
+    let seconds = match service_context::load(&state, &auth.tenant, &path).await {
+        Ok(service) => service.rules().hours.open_for_seconds(start),
+        Err(e) if e.reason == Reason::UnknownService => {
+            let body = match crate::domain::names::is_valid_name(&path) {
+                true => state.store.get_calendar(&auth.tenant.id, &path).await?,
+                false => None,
+            };
+            let calendar = body.and_then(|b| Calendar::parse(&b).ok()).ok_or_else(unknown_service)?;
+            Hours::Calendar(&calendar).open_for_seconds(start)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(envelope::ok(json!({ "openFor": seconds })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000;
+
+    #[test]
+    fn default_range_is_the_rest_of_the_start_day_in_the_zone() {
+        let q = parse_query("start=2026-11-24T10:00:00&timezone=America/New_York", NOW).unwrap();
+        assert_eq!(format_utc(q.start), "2026-11-24T15:00:00.000Z");
+        assert_eq!(format_utc(q.end), "2026-11-25T05:00:00.000Z");
+        let q = parse_query("startMS=1795000000000&numberOfDays=2", NOW).unwrap();
+        assert_eq!(format_utc(q.end), "2026-11-20T00:00:00.000Z");
+    }
+
+    #[test]
+    fn conflicting_or_oversized_ranges_are_refused() {
+        assert_eq!(parse_query("end=2026-11-25T00:00:00Z&numberOfDays=1", NOW).unwrap_err().details[0].field, "end");
+        assert_eq!(parse_query("numberOfDays=32", NOW).unwrap_err().reason, Reason::TimeOutOfRange);
+        assert_eq!(parse_query("timezone=Nowhere/Land", NOW).unwrap_err().details[0].field, "timezone");
+        assert_eq!(parse_query("maxTimeSlots=0", NOW).unwrap_err().details[0].field, "maxTimeSlots");
+        assert_eq!(parse_query("start=2026-11-24T00:00:00Z&startMS=1", NOW).unwrap_err().details[0].field, "start");
+    }
+}
