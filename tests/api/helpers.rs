@@ -209,3 +209,64 @@ macro_rules! on_both_backends {
 pub fn phone(n: u32) -> String {
     format!("+1415{:07}", 2_000_000 + (n % 8_000_000))
 }
+
+/// A Redis server of the test's own on a free loopback port, so stopping it disturbs nothing else.
+pub struct RedisServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is required for this test (the test command installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisServer { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An instant `days` from today at a local wall-clock time in `tz`, as ISO 8601 with offset.
+pub fn local_time(days: i64, hh_mm: &str, tz: &str) -> String {
+    let zone = jiff::tz::TimeZone::get(tz).unwrap();
+    let today = jiff::Timestamp::now().to_zoned(zone.clone()).date();
+    let date = today.checked_add(jiff::Span::new().days(days)).unwrap();
+    let (h, m) = hh_mm.split_once(':').unwrap();
+    let dt = date.at(h.parse().unwrap(), m.parse().unwrap(), 0, 0);
+    zone.to_ambiguous_zoned(dt).compatible().unwrap().strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+pub fn utc_ms(iso: &str) -> i64 {
+    iso.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+pub fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

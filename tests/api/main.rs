@@ -2,9 +2,11 @@
 //! on PostgreSQL (`on_both_backends!`).
 
 mod admin;
+mod booking_rules;
 mod callbacks;
 mod edge;
 mod helpers;
 mod outage;
 mod process;
+mod replicas;
 mod telemetry;

@@ -11,14 +11,14 @@ use serde_json::{json, Value};
 
 use crate::helpers::{fresh_database, Backend, ADMIN_TOKEN};
 
-struct Process {
+pub struct Process {
     child: Child,
-    port: u16,
+    pub port: u16,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
-    fn start(database_url: &str, extra: &[(&str, &str)]) -> Process {
+    pub fn start(database_url: &str, extra: &[(&str, &str)]) -> Process {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringback"));
         cmd.arg("serve")
             .env_clear()
@@ -61,7 +61,7 @@ impl Process {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -94,7 +94,7 @@ impl Drop for Process {
     }
 }
 
-async fn send(
+pub async fn send(
     client: &reqwest::Client,
     method: Method,
     url: String,
@@ -111,7 +111,7 @@ async fn send(
 }
 
 /// Tenant, service and key through the admin API of a running process; returns the key.
-async fn provision(p: &Process, client: &reqwest::Client) -> String {
+pub async fn provision(p: &Process, client: &reqwest::Client) -> String {
     let auth = format!("Bearer {ADMIN_TOKEN}");
     let h = [("authorization", auth.as_str())];
     assert_eq!(send(client, Method::PUT, p.url("/admin/v1/tenants/acme"), &h, json!({})).await.0, 200);
