@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::coord::stream::{Dispatcher, RedisStream};
 use crate::http::{middleware, routes};
 use crate::state::AppState;
 use crate::store::Store;
@@ -32,13 +33,28 @@ struct Listener {
     port: u16,
 }
 
+/// How `serve` was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    /// Run the dialer simulator in-process (`serve --demo`), so callbacks complete.
+    pub demo: bool,
+}
+
 impl Application {
     /// Connect the store (migrating it), bind the listeners, start background tasks.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        Self::build_with_log(settings, LogControl::detached("info")).await
+        Self::build_with(settings, LogControl::detached("info"), BuildOptions::default()).await
     }
 
-    pub async fn build_with_log(settings: Settings, log: LogControl) -> anyhow::Result<Application> {
+    pub async fn build_with(
+        mut settings: Settings,
+        log: LogControl,
+        options: BuildOptions,
+    ) -> anyhow::Result<Application> {
+        if options.demo && settings.internal.tokens.is_empty() {
+            // The in-process simulator reports over the internal API like a real platform.
+            settings.internal.tokens.push(format!("demo-{}", uuid::Uuid::new_v4().simple()));
+        }
         let settings = Arc::new(settings);
         let metrics = catalogue::install();
         crate::telemetry::publish_tolerances(&settings.alerts);
@@ -63,7 +79,35 @@ impl Application {
             Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, false)?),
             None => None,
         };
-        let tasks = vec![tokio::spawn(sync_replicated_state(state.clone()))];
+        let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
+        let mut tasks = vec![tokio::spawn(sync_replicated_state(state.clone()))];
+        tasks.extend(crate::monitor::spawn(state.clone(), dispatcher.clone()));
+        if options.demo {
+            let port = internal
+                .as_ref()
+                .map(|l| l.port)
+                .ok_or_else(|| anyhow::anyhow!("--demo needs the internal listener"))?;
+            let config = crate::simulator::SimulatorConfig {
+                internal_url: format!("http://127.0.0.1:{port}"),
+                token: settings.internal.tokens[0].clone(),
+                ..Default::default()
+            };
+            let source = match (local_stream, &dispatcher) {
+                (Some(rx), _) => crate::simulator::Source::Local(rx),
+                (None, Dispatcher::Redis(stream)) => crate::simulator::Source::Redis {
+                    url: settings.ors_redis_url().to_string(),
+                    stream: stream.stream_name().to_string(),
+                    group: "ringback-demo".into(),
+                    consumer: state.replica_id.clone(),
+                },
+                (None, _) => unreachable!("demo without Redis always has a local stream"),
+            };
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::simulator::run(source, config).await {
+                    tracing::error!(error = %e, "the in-process dialer simulator stopped");
+                }
+            }));
+        }
         Ok(Application { state, internal, external, tasks })
     }
 
@@ -128,6 +172,26 @@ impl Stopper {
             drop(handle.stop(false));
         }
     }
+}
+
+/// The dispatch stream: Redis when configured; else the in-process simulator's channel in demo
+/// mode; else hand-offs are only logged.
+fn dispatcher_for(
+    settings: &Settings,
+    demo: bool,
+) -> anyhow::Result<(Dispatcher, Option<tokio::sync::mpsc::UnboundedReceiver<crate::coord::stream::Message>>)> {
+    let url = settings.ors_redis_url();
+    if !url.is_empty() {
+        let pool = crate::coord::redis::pool(url, 8)?;
+        metrics::gauge!("ORS_REDIS_STATUS").set(0.0);
+        let stream = RedisStream::new(pool, settings.ors_redis.stream.clone(), settings.ors_redis.max_len);
+        return Ok((Dispatcher::Redis(stream), None));
+    }
+    if demo {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        return Ok((Dispatcher::Local(tx), Some(rx)));
+    }
+    Ok((Dispatcher::LogOnly, None))
 }
 
 fn serve(state: &AppState, listener: TcpListener, internal: bool) -> std::io::Result<Listener> {

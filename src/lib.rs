@@ -10,6 +10,8 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod monitor;
+pub mod simulator;
 pub mod state;
 pub mod store;
 pub mod telemetry;

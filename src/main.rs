@@ -25,6 +25,51 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the stand-in voice platform: consume the dispatch stream and drive callbacks to completion.
+    SimulateDialer(Box<SimulateArgs>),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Redis holding the dispatch stream (default: the configured ORS Redis, else the cache Redis).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Stream name (default: ors_redis.stream).
+    #[arg(long)]
+    stream: Option<String>,
+    /// Consumer group.
+    #[arg(long, default_value = "ringback-simulator")]
+    group: String,
+    /// Consumer name within the group (default: a random one).
+    #[arg(long)]
+    consumer: Option<String>,
+    /// Ringback's internal listener.
+    #[arg(long, default_value = "http://127.0.0.1:3050")]
+    internal_url: String,
+    /// Internal API token (default: the first of internal.tokens).
+    #[arg(long, env = "RINGBACK_SIMULATOR_TOKEN")]
+    token: Option<String>,
+    /// Delay before acknowledging a hand-off (QUEUED), in ms.
+    #[arg(long, default_value_t = 200)]
+    ack_ms: u64,
+    /// Delay before ROUTING, in ms.
+    #[arg(long, default_value_t = 2000)]
+    routing_ms: u64,
+    /// Delay before PROCESSING, in ms.
+    #[arg(long, default_value_t = 3000)]
+    processing_ms: u64,
+    /// Delay before COMPLETED, in ms.
+    #[arg(long, default_value_t = 5000)]
+    completion_ms: u64,
+    /// Outcome weights: agent connected, customer unreachable, no answer.
+    #[arg(long, default_value = "80,10,10")]
+    outcomes: String,
+    /// Callbacks driven at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Queue statistics push period, in ms.
+    #[arg(long, default_value_t = 10000)]
+    stats_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +92,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve { demo: false }) {
             Command::Serve { demo } => serve(settings, demo).await,
             Command::Migrate => migrate(settings).await,
+            Command::SimulateDialer(args) => simulate(settings, *args).await,
         }
     });
     match result {
@@ -62,7 +108,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
     let (log, _guard) =
         logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
-    let app = Application::build_with_log(settings, log).await?;
+    let app = Application::build_with(settings, log, ringback::app::BuildOptions { demo }).await?;
     tracing::info!(
         internal = app.internal_port().unwrap_or(0),
         external = app.external_port().unwrap_or(0),
@@ -76,6 +122,44 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     }
     app.run_until_stopped().await?;
     Ok(())
+}
+
+async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> {
+    let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
+    let (_log, _guard) =
+        logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+    let url = args.redis_url.unwrap_or_else(|| settings.ors_redis_url().to_string());
+    if url.is_empty() {
+        anyhow::bail!("no Redis: pass --redis-url or set RINGBACK__ORS_REDIS__URL / RINGBACK__REDIS__URL");
+    }
+    let token = args
+        .token
+        .or_else(|| settings.internal.tokens.first().cloned())
+        .ok_or_else(|| anyhow::anyhow!("no internal token: pass --token or set RINGBACK__INTERNAL__TOKENS"))?;
+    let weights: Vec<u32> = args.outcomes.split(',').map(|w| w.trim().parse()).collect::<Result<_, _>>()?;
+    let [agent, unreachable, no_answer] = weights[..] else {
+        anyhow::bail!("--outcomes takes three weights: agent,unreachable,no-answer");
+    };
+    let ms = std::time::Duration::from_millis;
+    let config = ringback::simulator::SimulatorConfig {
+        internal_url: args.internal_url.trim_end_matches('/').to_string(),
+        token,
+        ack_delay: ms(args.ack_ms),
+        routing_delay: ms(args.routing_ms),
+        processing_delay: ms(args.processing_ms),
+        completion_delay: ms(args.completion_ms),
+        outcomes: [agent, unreachable, no_answer],
+        stats_every: ms(args.stats_ms.max(100)),
+        concurrency: args.concurrency,
+    };
+    let source = ringback::simulator::Source::Redis {
+        url,
+        stream: args.stream.unwrap_or(settings.ors_redis.stream.clone()),
+        group: args.group,
+        consumer: args.consumer.unwrap_or_else(|| format!("simulator-{}", uuid::Uuid::new_v4().simple())),
+    };
+    tracing::info!("dialer simulator running");
+    ringback::simulator::run(source, config).await
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -21,6 +21,10 @@ pub struct AppState {
     pub throttles: Throttles,
     pub log: LogControl,
     pub metrics: PrometheusHandle,
+    /// This process's identity as a holder of hand-off claims.
+    pub replica_id: String,
+    /// Wakes the monitor when an immediate callback is booked, so it is handed over at once.
+    pub dispatch_wake: Arc<tokio::sync::Notify>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -41,6 +45,8 @@ impl AppState {
             store,
             log,
             metrics,
+            replica_id: uuid::Uuid::now_v7().to_string(),
+            dispatch_wake: Arc::new(tokio::sync::Notify::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

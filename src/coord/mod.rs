@@ -4,4 +4,5 @@
 pub mod key_cache;
 pub mod origins;
 pub mod redis;
+pub mod stream;
 pub mod throttle;

@@ -287,7 +287,7 @@ async fn book_inner(
         due_ms: decision.due_ms,
         priority: decision.priority,
         corr_id: crate::http::corr_id::current(),
-        claimed: decision.claimed,
+        claimed_by: decision.claimed.then(|| state.replica_id.clone()),
         details: request.details,
         now_ms: now,
     };
@@ -311,6 +311,9 @@ async fn book_inner(
     }
     if guards.bucket.is_some() {
         tracing::trace!(stage = "capacity", "capacity reserved");
+    }
+    if decision.claimed {
+        state.dispatch_wake.notify_one();
     }
     tracing::Span::current().record("callbackId", id.as_str());
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
@@ -524,7 +527,22 @@ pub async fn retrieve(
     let id = required_id(body.value.id)?;
     let record = find(&state, &auth.tenant, &id).await?;
     let history = state.store.callback_history(&id).await?;
-    Ok(envelope::ok(view(record, Some(history))))
+    let waiting = match record.state.is_active() {
+        true => {
+            let vq = match state.store.get_service(&auth.tenant.id, &record.service_name).await? {
+                Some(s) => s.config.virtual_queue_name(&record.service_name).to_string(),
+                None => record.service_name.clone(),
+            };
+            Some(crate::http::queues::position_and_wait(&state, &auth.tenant, &record, &vq).await?)
+        }
+        false => None,
+    };
+    let mut shown = view(record, Some(history));
+    if let Some((position, wait)) = waiting {
+        shown.position_in_queue = Some(position);
+        shown.estimated_wait_time = Some(wait);
+    }
+    Ok(envelope::ok(shown))
 }
 
 /// Cancel a callback that has not completed.
@@ -540,8 +558,7 @@ pub async fn cancel(
     tracing::Span::current().record("callbackId", id.as_str());
     match state.store.cancel_callback(&auth.tenant.id, &id, Actor::Api, now_ms()).await? {
         CancelOutcome::Cancelled(record) => {
-            metrics::counter!(CALLBACKS_CANCELLED, "tenant" => auth.tenant.name.clone(), "service" => record.service_name.clone())
-                .increment(1);
+            record_cancelled(&auth.tenant, &record.service_name);
             tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
             Ok(envelope::ok(IdData { id }))
         }
@@ -612,6 +629,14 @@ pub async fn reschedule(
         RescheduleOutcome::NotReschedulable(s) => Err(not_reschedulable(s)),
         RescheduleOutcome::NotFound => Err(ApiError::not_found("callback")),
     }
+}
+
+/// A cancel completes the callback: both counters move.
+pub fn record_cancelled(tenant: &Tenant, service: &str) {
+    metrics::counter!(CALLBACKS_CANCELLED, "tenant" => tenant.name.clone(), "service" => service.to_string())
+        .increment(1);
+    metrics::counter!(crate::telemetry::catalogue::CALLBACKS_COMPLETED, "tenant" => tenant.name.clone(), "service" => service.to_string(), "reason" => crate::domain::callback::REASON_CANCELLED)
+        .increment(1);
 }
 
 fn not_reschedulable(state: State) -> ApiError {
@@ -692,7 +717,7 @@ pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
     }
 }
 
-fn encode_cursor(desired_ms: i64, id: &str) -> String {
+pub fn encode_cursor(desired_ms: i64, id: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{desired_ms}:{id}"))
 }

@@ -174,6 +174,29 @@ impl FromRequest for AdminAuth {
     }
 }
 
+/// The voice platform holding one of `internal.tokens` (none configured: the internal API is off).
+pub struct InternalAuth;
+
+impl FromRequest for InternalAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready((|| {
+            let state = app_state(req)?;
+            let tokens = &state.settings.internal.tokens;
+            if tokens.is_empty() {
+                return Err(ApiError::not_found("route"));
+            }
+            let presented = bearer(req)
+                .ok_or_else(|| ApiError::unauthorized("send an internal token as Authorization: Bearer <token>"))?;
+            token_matches(presented, tokens)
+                .ok_or_else(|| ApiError::unauthorized("the internal token is not valid"))?;
+            Ok(InternalAuth)
+        })())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
-use crate::http::{admin, availability, callbacks, health, openapi};
+use crate::http::{admin, availability, callbacks, health, internal, openapi, queues};
 
 /// Public API and health: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
@@ -20,6 +20,8 @@ pub fn public(cfg: &mut web::ServiceConfig) {
                 resource("/callbacks/availability/{service_name}").route(web::get().to(availability::availability)),
             )
             .service(resource("/callbacks/open-for/{service_name}").route(web::get().to(availability::open_for)))
+            .service(resource("/callbacks/queue-status/{queue_name}").route(web::get().to(queues::queue_status)))
+            .service(resource("/estimated-wait-time").route(web::get().to(queues::estimated_wait_time)))
             .service(resource("/openapi.json").route(web::get().to(openapi::document))),
     )
     .service(resource("/health/live").route(web::get().to(health::live)))
@@ -28,42 +30,60 @@ pub fn public(cfg: &mut web::ServiceConfig) {
 
 /// Admin, internal and `/metrics`: internal listener only.
 pub fn internal_only(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/metrics").route(web::get().to(health::metrics))).service(
-        web::scope("/admin/v1")
-            .service(resource("/tenants").route(web::get().to(admin::tenants::list)))
-            .service(
-                resource("/tenants/{tenant}")
-                    .route(web::put().to(admin::tenants::put))
-                    .route(web::get().to(admin::tenants::get))
-                    .route(web::delete().to(admin::tenants::delete)),
-            )
-            .service(
-                resource("/tenants/{tenant}/api-keys")
-                    .route(web::post().to(admin::api_keys::create))
-                    .route(web::get().to(admin::api_keys::list)),
-            )
-            .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
-            .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
-            .service(resource("/tenants/{tenant}/calendars").route(web::get().to(admin::calendars::list)))
-            .service(
-                resource("/tenants/{tenant}/calendars/{name}")
-                    .route(web::put().to(admin::calendars::put))
-                    .route(web::get().to(admin::calendars::get))
-                    .route(web::delete().to(admin::calendars::delete)),
-            )
-            .service(
-                resource("/tenants/{tenant}/services/{name}")
-                    .route(web::put().to(admin::services::put))
-                    .route(web::get().to(admin::services::get))
-                    .route(web::delete().to(admin::services::delete)),
-            )
-            .service(resource("/audit").route(web::get().to(admin::audit::list)))
-            .service(
-                resource("/log-level")
-                    .route(web::get().to(admin::log_level::get))
-                    .route(web::put().to(admin::log_level::put)),
-            ),
-    );
+    cfg.service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(
+            web::scope("/internal/v1")
+                .service(resource("/callbacks/{id}/state").route(web::post().to(internal::report_state)))
+                .service(
+                    resource("/queues/{tenant}/{virtual_queue}/stats").route(web::put().to(internal::queue_stats)),
+                ),
+        )
+        .service(
+            web::scope("/admin/v1")
+                .service(resource("/tenants").route(web::get().to(admin::tenants::list)))
+                .service(
+                    resource("/tenants/{tenant}")
+                        .route(web::put().to(admin::tenants::put))
+                        .route(web::get().to(admin::tenants::get))
+                        .route(web::delete().to(admin::tenants::delete)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/api-keys")
+                        .route(web::post().to(admin::api_keys::create))
+                        .route(web::get().to(admin::api_keys::list)),
+                )
+                .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
+                .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
+                .service(resource("/tenants/{tenant}/calendars").route(web::get().to(admin::calendars::list)))
+                .service(resource("/tenants/{tenant}/callbacks").route(web::get().to(admin::callbacks::list)))
+                .service(resource("/tenants/{tenant}/callbacks/cancel").route(web::post().to(admin::callbacks::cancel)))
+                .service(
+                    resource("/tenants/{tenant}/callbacks/redrive").route(web::post().to(admin::callbacks::redrive)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/services/{name}/dispatch")
+                        .route(web::put().to(admin::callbacks::dispatch)),
+                )
+                .service(resource("/tenants/{tenant}/watermarks").route(web::get().to(admin::callbacks::watermarks)))
+                .service(
+                    resource("/tenants/{tenant}/calendars/{name}")
+                        .route(web::put().to(admin::calendars::put))
+                        .route(web::get().to(admin::calendars::get))
+                        .route(web::delete().to(admin::calendars::delete)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/services/{name}")
+                        .route(web::put().to(admin::services::put))
+                        .route(web::get().to(admin::services::get))
+                        .route(web::delete().to(admin::services::delete)),
+                )
+                .service(resource("/audit").route(web::get().to(admin::audit::list)))
+                .service(
+                    resource("/log-level")
+                        .route(web::get().to(admin::log_level::get))
+                        .route(web::put().to(admin::log_level::put)),
+                ),
+        );
 }
 
 /// A resource whose unmatched methods answer 405 in the envelope.

@@ -21,8 +21,8 @@ pub struct NewCallback {
     pub due_ms: i64,
     pub priority: i64,
     pub corr_id: String,
-    /// Immediate callbacks are inserted claimed for their first hand-off.
-    pub claimed: bool,
+    /// Immediate callbacks are inserted claimed for their first hand-off, held by this replica.
+    pub claimed_by: Option<String>,
     pub details: Map<String, Value>,
     pub now_ms: i64,
 }
@@ -68,6 +68,10 @@ pub struct CallbackRecord {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub bucket_ms: Option<i64>,
+    pub processing_ms: Option<i64>,
+    pub platform_position: Option<i64>,
+    pub platform_ewt: Option<i64>,
+    pub platform_reported_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +117,8 @@ enum Param {
 }
 
 const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
-     attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms, bucket_ms";
+     attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, \
+     processing_ms, platform_position, platform_ewt, platform_reported_ms";
 
 fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
     let state: String = r.try_get("state")?;
@@ -139,6 +144,10 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
         created_ms: r.try_get("created_ms")?,
         updated_ms: r.try_get("updated_ms")?,
         bucket_ms: r.try_get("bucket_ms")?,
+        processing_ms: r.try_get("processing_ms")?,
+        platform_position: r.try_get("platform_position")?,
+        platform_ewt: r.try_get("platform_ewt")?,
+        platform_reported_ms: r.try_get("platform_reported_ms")?,
     })
 }
 
@@ -161,6 +170,39 @@ async fn append_history(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// History rows for several callbacks in one statement per 100.
+pub(super) async fn append_history_rows(
+    tx: &mut Transaction<'_, Any>,
+    ids: &[&str],
+    state: State,
+    reason: Option<&str>,
+    actor: Actor,
+    now_ms: i64,
+) -> StoreResult<()> {
+    for chunk in ids.chunks(100) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4)", i + 5)).collect();
+        let sql = format!(
+            "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES {}",
+            marks.join(", ")
+        );
+        let mut query =
+            sqlx::query(&sql).bind(state.as_str()).bind(reason.map(str::to_string)).bind(now_ms).bind(actor.as_str());
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn fetch_any_in_tx(tx: &mut Transaction<'_, Any>, id: &str) -> StoreResult<Option<CallbackRecord>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 async fn fetch_in_tx(tx: &mut Transaction<'_, Any>, tenant_id: &str, id: &str) -> StoreResult<Option<CallbackRecord>> {
@@ -221,12 +263,13 @@ impl Store {
                     return Ok(InsertOutcome::SlotFull);
                 }
             }
-            let claimed_ms = new.claimed.then_some(new.now_ms);
+            let claimed = new.claimed_by.is_some();
+            let claimed_ms = claimed.then_some(new.now_ms);
             let queued_ms = (new.state == State::Queued).then_some(new.now_ms);
             sqlx::query(
                 "INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id,
-                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
+                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
             )
             .bind(&new.id)
             .bind(&new.tenant_id)
@@ -237,12 +280,13 @@ impl Store {
             .bind(new.due_ms)
             .bind(new.priority)
             .bind(&new.corr_id)
-            .bind(if new.claimed { 1_i64 } else { 0 })
+            .bind(if claimed { 1_i64 } else { 0 })
             .bind(claimed_ms)
             .bind(queued_ms)
             .bind(serde_json::to_string(&new.details)?)
             .bind(new.now_ms)
             .bind(guards.bucket.map(|(b, _)| b))
+            .bind(new.claimed_by.clone())
             .execute(&mut *tx)
             .await?;
             append_history(&mut tx, &new.id, new.state, None, Actor::Api, new.now_ms).await?;
@@ -375,6 +419,18 @@ impl Store {
             };
             if let Some(bucket) = current.bucket_ms {
                 release(&mut tx, tenant_id, &current.service_name, bucket).await?;
+            }
+            // Handed over already: the platform must hear of the cancel (published by the monitor).
+            if current.published_ms.is_some() && current.state.is_active() {
+                sqlx::query(
+                    "INSERT INTO dispatch_outbox (callback_id, attempt, payload, created_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(current.attempt)
+                .bind("callback.cancel")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
             }
             append_history(&mut tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
             tx.commit().await?;

@@ -8,8 +8,10 @@
 mod calendars;
 mod callbacks;
 mod capacity;
+mod dispatch;
 mod idempotency;
 mod postgres;
+mod queues;
 mod sqlite;
 mod tenants;
 
@@ -23,7 +25,9 @@ pub use callbacks::{
     BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
     RescheduleOutcome,
 };
+pub use dispatch::{Finished, HandOff, PlatformReport, ReportOutcome};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult};
+pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
 
 use crate::config::DatabaseSettings;

@@ -1,0 +1,171 @@
+//! Operator work on callbacks: query across services, bulk cancel, re-drive, pause/resume a
+//! service's hand-offs, watermarks.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{audit_entry, existing_tenant};
+use crate::domain::callback::Actor;
+use crate::domain::time::{format_utc, now_ms, parse_instant};
+use crate::error::ApiError;
+use crate::http::callbacks::{parse_list_query, record_cancelled, view};
+use crate::http::envelope;
+use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::state::AppState;
+use crate::store::{CallbackFilter, CancelOutcome};
+
+const MAX_IDS: usize = 1000;
+
+/// The public list's filters, with the hand-off bookkeeping operators need.
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let filter = parse_list_query(req.query_string())?;
+    let limit = filter.limit;
+    let mut records = state.store.list_callbacks(&tenant.id, &CallbackFilter { limit: limit + 1, ..filter }).await?;
+    let next_cursor = (records.len() as i64 > limit).then(|| {
+        records.truncate(limit as usize);
+        records.last().map(|r| crate::http::callbacks::encode_cursor(r.desired_ms, &r.id))
+    });
+    let items: Vec<Value> = records
+        .into_iter()
+        .map(|r| {
+            let extra = json!({ "attempt": r.attempt, "failedAttempts": r.failed_attempts,
+                "publishedTime": r.published_ms.map(format_utc), "ackedTime": r.acked_ms.map(format_utc) });
+            let mut v = serde_json::to_value(view(r, None)).unwrap_or_else(|_| json!({}));
+            if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+                obj.extend(more);
+            }
+            v
+        })
+        .collect();
+    Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor.flatten() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub async fn cancel(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<String>,
+    body: JsonBody<CancelBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    if body.value.ids.len() > MAX_IDS {
+        return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
+    }
+    let (mut cancelled, mut not_found, mut already) = (Vec::new(), Vec::new(), Vec::new());
+    for id in &body.value.ids {
+        match state.store.cancel_callback(&tenant.id, id, Actor::Admin, now_ms()).await? {
+            CancelOutcome::Cancelled(record) => {
+                record_cancelled(&tenant, &record.service_name);
+                cancelled.push(id.clone());
+            }
+            CancelOutcome::AlreadyCompleted => already.push(id.clone()),
+            CancelOutcome::NotFound => not_found.push(id.clone()),
+        }
+    }
+    let audit = audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
+    state.store.append_audit_entry(&audit, now_ms()).await?;
+    Ok(envelope::ok(json!({ "cancelled": cancelled, "notFound": not_found, "alreadyCompleted": already })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveBody {
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+pub async fn redrive(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<String>,
+    body: JsonBody<RedriveBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let b = &body.value;
+    let ids = match (&b.ids, &b.reason) {
+        (Some(ids), None) if ids.len() <= MAX_IDS => ids.clone(),
+        (Some(_), None) => return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call"))),
+        (None, Some(reason)) if reason == "SUBMIT_FAILED" || reason == "FAIL_TIMEOUT_TTL" => {
+            let since = match &b.since {
+                Some(t) => parse_instant("since", t).map_err(|p| ApiError::field("since", p))?,
+                None => 0,
+            };
+            state.store.completed_with_reason(&tenant.id, reason, since, MAX_IDS as i64).await?
+        }
+        (None, Some(_)) => return Err(ApiError::field("reason", "must be SUBMIT_FAILED or FAIL_TIMEOUT_TTL")),
+        _ => return Err(ApiError::field("ids", "send either ids or reason (with an optional since)")),
+    };
+    let (mut requeued, mut not_found, mut not_eligible) = (Vec::new(), Vec::new(), Vec::new());
+    for id in ids {
+        if state.store.redrive(&tenant.id, &id, &state.replica_id, now_ms()).await? {
+            requeued.push(id);
+        } else if state.store.get_callback(&tenant.id, &id).await?.is_some() {
+            not_eligible.push(id);
+        } else {
+            not_found.push(id);
+        }
+    }
+    if !requeued.is_empty() {
+        state.dispatch_wake.notify_one();
+    }
+    let audit =
+        audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/redrive", tenant.name), Some(&body.raw));
+    state.store.append_audit_entry(&audit, now_ms()).await?;
+    Ok(envelope::ok(json!({ "requeued": requeued, "notFound": not_found, "notEligible": not_eligible })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchBody {
+    pub paused: bool,
+}
+
+pub async fn dispatch(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    body: JsonBody<DispatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, service) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let audit =
+        audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{service}/dispatch"), Some(&body.raw));
+    if !state.store.set_dispatch_paused(&tenant.id, &service, body.value.paused, &audit, now_ms()).await? {
+        return Err(ApiError::not_found("service"));
+    }
+    if !body.value.paused {
+        state.dispatch_wake.notify_one();
+    }
+    tracing::info!(service = %service, paused = body.value.paused, "service hand-offs paused or resumed");
+    Ok(envelope::ok(json!({ "name": service, "paused": body.value.paused })))
+}
+
+pub async fn watermarks(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let counts = state.store.active_by_service(&tenant.id).await?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let services: Map<String, Value> = counts.into_iter().map(|(s, n)| (s, Value::from(n))).collect();
+    Ok(envelope::ok(json!({ "services": services, "total": total })))
+}

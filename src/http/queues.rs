@@ -1,0 +1,175 @@
+//! Queue status and estimated wait times (domain.md § Queue position and EWT).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::domain::names::is_valid_name;
+use crate::domain::time::now_ms;
+use crate::error::ApiError;
+use crate::http::envelope;
+use crate::http::extractors::ApiKeyAuth;
+use crate::http::service_context::{self, unknown_service};
+use crate::state::AppState;
+use crate::store::{CallbackRecord, Tenant};
+
+/// Platform figures older than this are not trusted.
+const FRESH_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ringback's own history.
+    Mode1,
+    /// mode3 when available, else mode1.
+    Mode2,
+    /// The platform's pushed EWT.
+    Mode3,
+}
+
+impl Mode {
+    fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "mode1" => Some(Mode::Mode1),
+            "mode2" => Some(Mode::Mode2),
+            "mode3" => Some(Mode::Mode3),
+            _ => None,
+        }
+    }
+}
+
+/// Estimated wait of a virtual queue in seconds, if known.
+pub async fn queue_ewt(
+    state: &AppState,
+    tenant: &Tenant,
+    vq: &str,
+    mode: Mode,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
+    let pushed = || async {
+        let stats = state.store.queue_stats(&tenant.id, vq).await?;
+        Ok::<_, ApiError>(stats.filter(|s| now - s.updated_ms < FRESH_MS).and_then(|s| s.ewt))
+    };
+    let history = || async {
+        let services = state.store.services_of_queue(&tenant.id, vq).await?;
+        Ok::<_, ApiError>(state.store.recent_wait_ms(&tenant.id, &services, now - 3_600_000).await?.map(|ms| ms / 1000))
+    };
+    match mode {
+        Mode::Mode3 => pushed().await,
+        Mode::Mode1 => history().await,
+        Mode::Mode2 => match pushed().await? {
+            Some(e) => Ok(Some(e)),
+            None => history().await,
+        },
+    }
+}
+
+/// `positionInQueue` and `estimatedWaitTime` of a handed-over callback (retrieve).
+pub async fn position_and_wait(
+    state: &AppState,
+    tenant: &Tenant,
+    cb: &CallbackRecord,
+    vq: &str,
+) -> Result<(i64, i64), ApiError> {
+    let now = now_ms();
+    let fresh = cb.platform_reported_ms.is_some_and(|t| now - t < FRESH_MS);
+    let position = match (fresh, cb.platform_position) {
+        (true, Some(p)) => p,
+        _ if cb.state == crate::domain::callback::State::Queued => {
+            state
+                .store
+                .queue_rank(&tenant.id, &cb.service_name, cb.priority, cb.queued_ms.unwrap_or(cb.created_ms), &cb.id)
+                .await?
+        }
+        // Routing or processing: at the head of the queue.
+        _ => 1,
+    };
+    let wait = match (fresh, cb.platform_ewt) {
+        (true, Some(e)) => e,
+        _ => queue_ewt(state, tenant, vq, Mode::Mode2, now).await?.unwrap_or(-1),
+    };
+    Ok((position, wait))
+}
+
+/// `GET /callbacks/queue-status/{queue-name}`: a service name, else a virtual queue name.
+pub async fn queue_status(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let tenant = &auth.tenant;
+    let service_name = match is_valid_name(&name) {
+        false => return Err(unknown_service()),
+        true => match state.store.get_service(&tenant.id, &name).await? {
+            Some(_) => name.clone(),
+            None => state
+                .store
+                .services_of_queue(&tenant.id, &name)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(unknown_service)?,
+        },
+    };
+    let record = state.store.get_service(&tenant.id, &service_name).await?.ok_or_else(unknown_service)?;
+    let vq = record.config.virtual_queue_name(&service_name).to_string();
+    let now = now_ms();
+    let ewt = queue_ewt(&state, tenant, &vq, Mode::Mode2, now).await?;
+    let config = &record.config;
+    let offer_scheduled = config.enabled && config.scheduled_enabled;
+    let mut offer_immediate = config.enabled && config.immediate_enabled;
+    if offer_immediate {
+        let calendar = service_context::load_calendar(&state, tenant, config.calendar.as_deref()).await?;
+        let hours = match &calendar {
+            Some(c) => crate::domain::calendar::Hours::Calendar(c),
+            None => crate::domain::calendar::Hours::AlwaysOpen,
+        };
+        let stats = state.store.queue_stats(&tenant.id, &vq).await?.filter(|s| now - s.updated_ms < FRESH_MS);
+        let no_agents = stats.and_then(|s| s.agents_logged_in) == Some(0);
+        let open_for = hours.open_for_seconds(now);
+        offer_immediate = open_for > 0 && !no_agents && ewt.is_none_or(|e| e < open_for);
+    }
+    Ok(envelope::ok(json!({
+        "ewt": ewt.unwrap_or(-1),
+        "offerImmediateCallback": offer_immediate,
+        "offerScheduledCallback": offer_scheduled,
+    })))
+}
+
+/// `GET /estimated-wait-time?virtual-queues=a,b&mode=mode2`.
+pub async fn estimated_wait_time(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut queues = None;
+    let mut mode = Mode::Mode2;
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "virtual-queues" => queues = Some(v.into_owned()),
+            "mode" => mode = Mode::parse(&v).ok_or_else(|| ApiError::field("mode", "must be mode1, mode2 or mode3"))?,
+            _ => {}
+        }
+    }
+    let queues = queues
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| ApiError::field("virtual-queues", "is required (comma-separated)"))?;
+    let now = now_ms();
+    let mut results = Vec::new();
+    for vq in queues.split(',').map(str::trim).filter(|q| !q.is_empty()) {
+        let known = is_valid_name(vq)
+            && (!state.store.services_of_queue(&auth.tenant.id, vq).await?.is_empty()
+                || state.store.queue_stats(&auth.tenant.id, vq).await?.is_some());
+        let entry: Value = if !known {
+            json!({ "virtualQueue": vq, "estimatedWaitTime": -1, "resultCode": 2, "message": "unknown virtual queue" })
+        } else {
+            match queue_ewt(&state, &auth.tenant, vq, mode, now).await? {
+                Some(e) => json!({ "virtualQueue": vq, "estimatedWaitTime": e, "resultCode": 0 }),
+                None => {
+                    json!({ "virtualQueue": vq, "estimatedWaitTime": -1, "resultCode": 1, "message": "no recent wait-time data for this virtual queue" })
+                }
+            }
+        };
+        results.push(entry);
+    }
+    Ok(envelope::ok(results))
+}

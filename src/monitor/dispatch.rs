@@ -1,0 +1,178 @@
+//! The dispatch pass: re-claim stale work, claim what is due, publish this replica's claims,
+//! publish cancel messages.
+
+use std::time::Instant;
+
+use super::{handoff_message, Directory, CYCLE_METRIC};
+use crate::coord::stream::{Dispatcher, PublishError};
+use crate::domain::callback::State;
+use crate::domain::time::now_ms;
+use crate::state::AppState;
+use crate::store::HandOff;
+use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
+
+const BATCH: i64 = 500;
+const SUBMIT_FAILED: &str = "SUBMIT_FAILED";
+
+pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) {
+    let started = Instant::now();
+    directory.refresh_if_stale(&state.store).await;
+    if dispatcher.is_down() && !dispatcher.check().await {
+        // Down: nothing is claimed, published or re-claimed, and no attempt is spent.
+        metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
+        return;
+    }
+    if let Err(e) = run(state, dispatcher, directory).await {
+        tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
+    }
+    metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
+}
+
+async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<()> {
+    let store = &state.store;
+    let me = state.replica_id.as_str();
+    let now = now_ms();
+    let lease_ms = state.settings.monitor.claim_lease_seconds as i64 * 1000;
+    let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
+    if reclaimed > 0 {
+        tracing::info!(count = reclaimed, "re-claimed hand-offs whose claim lease expired");
+    }
+    for (tenant_id, service, id, failed) in store.reclaim_unacknowledged(me, now, BATCH).await? {
+        let config = directory.service(&tenant_id, &service);
+        tracing::debug!(callbackId = %id, failedAttempts = failed, "hand-off not acknowledged in time; re-sending");
+        if failed >= i64::from(config.max_dispatch_attempts) {
+            submit_failed(state, directory, &tenant_id, &service, &id).await?;
+        }
+    }
+    loop {
+        let claimed = store.claim_due(me, now_ms(), BATCH).await?;
+        for h in &claimed {
+            tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
+        }
+        if (claimed.len() as i64) < BATCH {
+            break;
+        }
+    }
+    loop {
+        let batch = store.unpublished_claims(me, now_ms(), BATCH).await?;
+        let full = batch.len() as i64 == BATCH;
+        if !publish(state, dispatcher, directory, &batch).await? || !full {
+            break;
+        }
+    }
+    publish_cancels(state, dispatcher, directory).await
+}
+
+/// Publish a batch; false when the stream went down.
+async fn publish(
+    state: &AppState,
+    dispatcher: &Dispatcher,
+    directory: &Directory,
+    batch: &[HandOff],
+) -> anyhow::Result<bool> {
+    if batch.is_empty() {
+        return Ok(true);
+    }
+    let messages: Vec<_> = batch
+        .iter()
+        .map(|h| {
+            handoff_message(
+                "callback.submit",
+                h,
+                &directory.tenant_name(&h.tenant_id),
+                &directory.service(&h.tenant_id, &h.service_name),
+            )
+        })
+        .collect();
+    let (written, error) = dispatcher.publish(&messages).await;
+    let now = now_ms();
+    let lag_threshold_ms = state.settings.monitor.lag_threshold_seconds as i64 * 1000;
+    let mut published = Vec::with_capacity(written);
+    for h in &batch[..written] {
+        let ack_timeout_ms = directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds as i64 * 1000;
+        published.push((h.id.clone(), h.attempt, now + ack_timeout_ms));
+        let delay_ms = (now - h.due_ms).max(0);
+        metrics::histogram!("ges_monitor_dispatch_delay_seconds").record(delay_ms as f64 / 1000.0);
+        if delay_ms > lag_threshold_ms {
+            metrics::counter!("MONITOR_LAGGING_BEHIND").increment(1);
+        }
+        tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
+    }
+    metrics::counter!("ges_dispatch_published_total", "type" => "submit").increment(written as u64);
+    state.store.mark_published(&published, now).await?;
+    match error {
+        None => Ok(true),
+        Some(PublishError::Unreachable(e)) => {
+            tracing::warn!(error = %e, "dispatch stream unreachable; hand-offs wait");
+            Ok(false)
+        }
+        Some(PublishError::Refused(e)) => {
+            let h = &batch[written];
+            let config = directory.service(&h.tenant_id, &h.service_name);
+            // Counted in `failed_attempts` of the claim; retried with backoff 1, 2, 4 … 30 s.
+            let attempts_so_far = state.store.mark_publish_failed(&h.id, h.attempt, now).await?;
+            if let Some(failed) = attempts_so_far {
+                let backoff_s = 1_i64 << (failed - 1).clamp(0, 5);
+                state.store.mark_publish_failed_retry_at(&h.id, h.attempt, now + backoff_s.min(30) * 1000).await?;
+                tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %e, "the dispatch stream refused a hand-off");
+                if failed >= i64::from(config.max_dispatch_attempts) {
+                    submit_failed(state, directory, &h.tenant_id, &h.service_name, &h.id).await?;
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+async fn submit_failed(
+    state: &AppState,
+    directory: &Directory,
+    tenant_id: &str,
+    service: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    if state.store.complete_by_monitor(id, SUBMIT_FAILED, now_ms()).await? {
+        let tenant = directory.tenant_name(tenant_id);
+        metrics::counter!("CB_SUBMIT_FAILED", "tenant" => tenant.clone()).increment(1);
+        metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => directory.service_label(tenant_id, service), "reason" => SUBMIT_FAILED)
+            .increment(1);
+        tracing::warn!(callbackId = %id, stage = "state_changed", state = State::Completed.as_str(), "hand-off attempts spent: SUBMIT_FAILED");
+    }
+    Ok(())
+}
+
+async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<()> {
+    for (row, callback_id, attempt) in state.store.outbox_pending(100).await? {
+        let Some(record) = state.store.callback_by_id(&callback_id).await? else {
+            state.store.outbox_done(row).await?;
+            continue;
+        };
+        let h = HandOff {
+            id: record.id,
+            tenant_id: record.tenant_id,
+            service_name: record.service_name,
+            attempt,
+            phone: record.phone,
+            desired_ms: record.desired_ms,
+            due_ms: record.due_ms,
+            priority: record.priority,
+            corr_id: record.corr_id,
+            details: record.details,
+        };
+        let message = handoff_message(
+            "callback.cancel",
+            &h,
+            &directory.tenant_name(&h.tenant_id),
+            &directory.service(&h.tenant_id, &h.service_name),
+        );
+        match dispatcher.publish(&[message]).await {
+            (1, _) => {
+                state.store.outbox_done(row).await?;
+                metrics::counter!("ges_dispatch_published_total", "type" => "cancel").increment(1);
+                tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, stage = "published", "cancel handed over");
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}

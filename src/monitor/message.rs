@@ -1,0 +1,51 @@
+//! Stream entries (api.md § Dispatch contract).
+
+use serde_json::Value;
+
+use crate::coord::stream::Message;
+use crate::domain::service::ServiceConfig;
+use crate::domain::time::format_utc;
+use crate::store::HandOff;
+
+/// Reporting fields passed through to the platform as stored.
+const REPORTING: [&str; 9] = [
+    "cbOfferType",
+    "inboundVQ",
+    "channel",
+    "cbOriginationIxnId",
+    "surveyRP",
+    "routePoint",
+    "offerThreshold",
+    "offerTiming",
+    "pushTargets",
+];
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceConfig) -> Message {
+    let mut m: Message = vec![
+        ("type".into(), kind.into()),
+        ("id".into(), h.id.clone()),
+        ("attempt".into(), h.attempt.to_string()),
+        ("tenant".into(), tenant.to_string()),
+        ("service".into(), h.service_name.clone()),
+        ("virtualQueue".into(), config.virtual_queue_name(&h.service_name).to_string()),
+        ("phoneNumber".into(), h.phone.clone()),
+        ("desiredTime".into(), format_utc(h.desired_ms)),
+        ("priority".into(), h.priority.to_string()),
+        ("language".into(), h.details.get("language").map(text).unwrap_or_else(|| "en-US".into())),
+        ("corrId".into(), h.corr_id.clone()),
+        ("userData".into(), h.details.get("userData").map(Value::to_string).unwrap_or_else(|| "{}".into())),
+    ];
+    for field in REPORTING {
+        if let Some(v) = h.details.get(field) {
+            m.push((field.to_string(), text(v)));
+        }
+    }
+    m
+}

@@ -1,0 +1,45 @@
+//! The callback monitor (domain.md § The callback monitor): on every replica, a dispatch pass
+//! each tick (claim → publish → record, re-claims, failures) and a recovery pass (expire, purge,
+//! `ges_monitor_size`). Replicas cooperate only through the database.
+
+mod directory;
+mod dispatch;
+mod message;
+mod recovery;
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use directory::Directory;
+pub use message::handoff_message;
+
+use crate::coord::stream::Dispatcher;
+use crate::state::AppState;
+
+pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
+
+/// Start both passes. They run until the process stops.
+pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
+    let directory = Directory::default();
+    let dispatch = {
+        let (state, dispatcher, directory) = (state.clone(), dispatcher.clone(), directory.clone());
+        tokio::spawn(async move {
+            let tick = Duration::from_millis(state.settings.monitor.tick_ms);
+            loop {
+                dispatch::pass(&state, &dispatcher, &directory).await;
+                // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
+                let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
+            }
+        })
+    };
+    let recovery = tokio::spawn(async move {
+        let period = Duration::from_secs(state.settings.monitor.recovery_seconds.max(1));
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            recovery::pass(&state, &directory).await;
+        }
+    });
+    vec![dispatch, recovery]
+}

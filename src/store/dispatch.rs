@@ -1,0 +1,540 @@
+//! The monitor's writes (domain.md § The callback monitor): claim due callbacks, re-claim stale
+//! claims and unacknowledged hand-offs, record publication and failures, expire and purge. Every
+//! transition is a conditional write on (state, attempt), so replicas never move a callback twice.
+
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::callbacks::{append_history_rows, CallbackRecord};
+use super::{Store, StoreResult};
+use crate::domain::callback::{Actor, State};
+
+/// A hand-off ready to publish.
+#[derive(Debug, Clone)]
+pub struct HandOff {
+    pub id: String,
+    pub tenant_id: String,
+    pub service_name: String,
+    pub attempt: i64,
+    pub phone: String,
+    pub desired_ms: i64,
+    pub due_ms: i64,
+    pub priority: i64,
+    pub corr_id: String,
+    pub details: Map<String, Value>,
+}
+
+/// A callback moved to `COMPLETED` by the monitor.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub id: String,
+    pub tenant_id: String,
+    pub service_name: String,
+    pub corr_id: String,
+}
+
+const HANDOFF_COLUMNS: &str =
+    "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, details";
+
+/// Rows of services whose hand-offs are paused are left alone.
+const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM services s WHERE s.tenant_id = c.tenant_id AND s.name = c.service_name AND s.dispatch_paused = 1)";
+
+fn handoff(r: &sqlx::any::AnyRow) -> StoreResult<HandOff> {
+    Ok(HandOff {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        service_name: r.try_get("service_name")?,
+        attempt: r.try_get("attempt")?,
+        phone: r.try_get("phone")?,
+        desired_ms: r.try_get("desired_ms")?,
+        due_ms: r.try_get("due_ms")?,
+        priority: r.try_get("priority")?,
+        corr_id: r.try_get("corr_id")?,
+        details: serde_json::from_str(&r.try_get::<String, _>("details")?)?,
+    })
+}
+
+/// Platform report on a hand-off (internal API).
+#[derive(Debug, Clone, Default)]
+pub struct PlatformReport {
+    pub state: Option<State>,
+    pub reason: Option<String>,
+    pub position: Option<i64>,
+    pub ewt: Option<i64>,
+    pub session_id: Option<String>,
+    pub attempt: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReportOutcome {
+    /// Moved forward (or acknowledged).
+    Applied {
+        record: Box<CallbackRecord>,
+        from: State,
+    },
+    /// Same state again, or a report for an older attempt: nothing moved.
+    Unchanged,
+    Illegal(State),
+    NotFound,
+}
+
+impl Store {
+    fn skip_locked(&self) -> &'static str {
+        match self.kind {
+            super::BackendKind::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::BackendKind::Sqlite => "",
+        }
+    }
+
+    /// Claim due `SCHEDULED` callbacks for hand-off: `QUEUED`, `attempt + 1`, held by `replica`.
+    /// Committed before anything is published.
+    pub async fn claim_due(&self, replica: &str, now: i64, limit: i64) -> StoreResult<Vec<HandOff>> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let sql = format!(
+                "UPDATE callbacks SET state = 'QUEUED', attempt = attempt + 1, claimed_ms = $1, claimed_by = $2,
+                     published_ms = NULL, acked_ms = NULL, ack_deadline_ms = NULL, queued_ms = $1, updated_ms = $1
+                 WHERE id IN (SELECT c.id FROM callbacks c WHERE c.state = 'SCHEDULED' AND c.due_ms <= $1 AND {NOT_PAUSED}
+                              ORDER BY c.due_ms LIMIT $3{})
+                   AND state = 'SCHEDULED'
+                 RETURNING {HANDOFF_COLUMNS}",
+                self.skip_locked()
+            );
+            let rows = sqlx::query(&sql).bind(now).bind(replica).bind(limit).fetch_all(&mut *tx).await?;
+            let claimed: Vec<HandOff> = rows.iter().map(handoff).collect::<StoreResult<_>>()?;
+            let ids: Vec<&str> = claimed.iter().map(|h| h.id.as_str()).collect();
+            append_history_rows(&mut tx, &ids, State::Queued, None, Actor::Monitor, now).await?;
+            tx.commit().await?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Claims not published within the lease (a crashed or stuck replica) move to `replica` with
+    /// `attempt + 1`. Returns how many.
+    pub async fn reclaim_expired_leases(&self, replica: &str, now: i64, lease_ms: i64, limit: i64) -> StoreResult<u64> {
+        self.timed(async {
+            let sql = format!(
+                "UPDATE callbacks SET attempt = attempt + 1, claimed_ms = $1, claimed_by = $2, updated_ms = $1
+                 WHERE id IN (SELECT c.id FROM callbacks c WHERE c.state = 'QUEUED' AND c.published_ms IS NULL
+                                AND c.claimed_ms <= $3 AND {NOT_PAUSED} ORDER BY c.claimed_ms LIMIT $4{})
+                   AND state = 'QUEUED' AND published_ms IS NULL AND claimed_ms <= $3",
+                self.skip_locked()
+            );
+            let done = sqlx::query(&sql)
+                .bind(now)
+                .bind(replica)
+                .bind(now - lease_ms)
+                .bind(limit)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    /// Published hand-offs the platform has not acknowledged by their deadline: re-claimed with
+    /// `attempt + 1`, counting one failed attempt. Returns (tenant, service, id, failed attempts).
+    pub async fn reclaim_unacknowledged(
+        &self,
+        replica: &str,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, String, i64)>> {
+        self.timed(async {
+            let sql = format!(
+                "UPDATE callbacks SET attempt = attempt + 1, failed_attempts = failed_attempts + 1, claimed_ms = $1,
+                     claimed_by = $2, published_ms = NULL, ack_deadline_ms = NULL, updated_ms = $1
+                 WHERE id IN (SELECT c.id FROM callbacks c WHERE c.state = 'QUEUED' AND c.acked_ms IS NULL
+                                AND c.published_ms IS NOT NULL AND c.ack_deadline_ms <= $1 AND {NOT_PAUSED}
+                              ORDER BY c.ack_deadline_ms LIMIT $3{})
+                   AND state = 'QUEUED' AND acked_ms IS NULL AND published_ms IS NOT NULL
+                 RETURNING tenant_id, service_name, id, failed_attempts",
+                self.skip_locked()
+            );
+            let rows = sqlx::query(&sql).bind(now).bind(replica).bind(limit).fetch_all(&self.writer).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("tenant_id")?,
+                        r.try_get("service_name")?,
+                        r.try_get("id")?,
+                        r.try_get("failed_attempts")?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// This replica's claims that are due for publication.
+    pub async fn unpublished_claims(&self, replica: &str, now: i64, limit: i64) -> StoreResult<Vec<HandOff>> {
+        self.timed(async {
+            let sql = format!(
+                "SELECT {HANDOFF_COLUMNS} FROM callbacks c
+                 WHERE c.state = 'QUEUED' AND c.published_ms IS NULL AND c.claimed_by = $1 AND c.claimed_ms <= $2 AND {NOT_PAUSED}
+                 ORDER BY c.claimed_ms LIMIT $3"
+            );
+            let rows = sqlx::query(&sql).bind(replica).bind(now).bind(limit).fetch_all(&self.reader).await?;
+            rows.iter().map(handoff).collect()
+        })
+        .await
+    }
+
+    /// Record publication of (id, attempt, ack deadline) hand-offs.
+    pub async fn mark_published(&self, published: &[(String, i64, i64)], now: i64) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            for (id, attempt, ack_deadline) in published {
+                sqlx::query(
+                    "UPDATE callbacks SET published_ms = $1, ack_deadline_ms = $2, updated_ms = $1
+                     WHERE id = $3 AND attempt = $4 AND state = 'QUEUED' AND published_ms IS NULL",
+                )
+                .bind(now)
+                .bind(*ack_deadline)
+                .bind(id)
+                .bind(*attempt)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A publish Redis refused: one failed attempt, retried at `retry_at` (the claim's lease
+    /// restarts then). Returns the failed-attempt count, or `None` if the claim moved on.
+    pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<Option<i64>> {
+        self.timed(async {
+            let row = sqlx::query(
+                "UPDATE callbacks SET failed_attempts = failed_attempts + 1, claimed_ms = $1
+                 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND published_ms IS NULL
+                 RETURNING failed_attempts",
+            )
+            .bind(retry_at)
+            .bind(id)
+            .bind(attempt)
+            .fetch_optional(&self.writer)
+            .await?;
+            Ok(row.map(|r| r.try_get("failed_attempts")).transpose()?)
+        })
+        .await
+    }
+
+    /// Push a failed claim's next try (and its lease) to `retry_at`.
+    pub async fn mark_publish_failed_retry_at(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("UPDATE callbacks SET claimed_ms = $1 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND published_ms IS NULL")
+                .bind(retry_at)
+                .bind(id)
+                .bind(attempt)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `COMPLETED` with `reason` from an unfinished state, by the monitor. False if it moved on.
+    pub async fn complete_by_monitor(&self, id: &str, reason: &str, now: i64) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query("UPDATE callbacks SET state = 'COMPLETED', reason = $1, updated_ms = $2 WHERE id = $3 AND state <> 'COMPLETED'")
+                .bind(reason)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append_history_rows(&mut tx, &[id], State::Completed, Some(reason), Actor::Monitor, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Recovery: hand-offs of a service not `PROCESSING` within its `queuedTtlSeconds`.
+    pub async fn expire_queued(
+        &self,
+        tenant_id: &str,
+        service: &str,
+        queued_before: i64,
+        now: i64,
+    ) -> StoreResult<Vec<Finished>> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let rows = sqlx::query(
+                "UPDATE callbacks SET state = 'COMPLETED', reason = 'FAIL_TIMEOUT_TTL', updated_ms = $1
+                 WHERE tenant_id = $2 AND service_name = $3 AND state IN ('QUEUED', 'ROUTING') AND queued_ms <= $4
+                 RETURNING id, corr_id",
+            )
+            .bind(now)
+            .bind(tenant_id)
+            .bind(service)
+            .bind(queued_before)
+            .fetch_all(&mut *tx)
+            .await?;
+            let finished: Vec<Finished> = rows
+                .iter()
+                .map(|r| {
+                    Ok(Finished {
+                        id: r.try_get("id")?,
+                        tenant_id: tenant_id.to_string(),
+                        service_name: service.to_string(),
+                        corr_id: r.try_get("corr_id")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+            let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
+            append_history_rows(&mut tx, &ids, State::Completed, Some("FAIL_TIMEOUT_TTL"), Actor::Monitor, now).await?;
+            tx.commit().await?;
+            Ok(finished)
+        })
+        .await
+    }
+
+    /// Recovery: finished records of a service kept longer than its `ttlSeconds`.
+    pub async fn purge_finished(&self, tenant_id: &str, service: &str, finished_before: i64) -> StoreResult<u64> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            // History first: SQLite enforces the cascade only with foreign keys on.
+            sqlx::query(
+                "DELETE FROM callback_history WHERE callback_id IN (SELECT id FROM callbacks
+                   WHERE tenant_id = $1 AND service_name = $2 AND state = 'COMPLETED' AND updated_ms <= $3)",
+            )
+            .bind(tenant_id)
+            .bind(service)
+            .bind(finished_before)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query("DELETE FROM callbacks WHERE tenant_id = $1 AND service_name = $2 AND state = 'COMPLETED' AND updated_ms <= $3")
+                .bind(tenant_id)
+                .bind(service)
+                .bind(finished_before)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    /// Recovery: idempotency records past 24 h and capacity rows of buckets long gone.
+    pub async fn purge_bookkeeping(&self, now: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("DELETE FROM idempotency WHERE created_ms <= $1")
+                .bind(now - super::idempotency::RETENTION_MS)
+                .execute(&self.writer)
+                .await?;
+            sqlx::query("DELETE FROM capacity_buckets WHERE bucket_ms <= $1")
+                .bind(now - 8 * 86_400_000)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Counts for `ges_monitor_size`: unfinished callbacks by state, and those due now.
+    pub async fn monitor_counts(&self, now: i64) -> StoreResult<(Vec<(State, i64)>, i64)> {
+        self.timed(async {
+            let rows =
+                sqlx::query("SELECT state, COUNT(*) AS n FROM callbacks WHERE state <> 'COMPLETED' GROUP BY state")
+                    .fetch_all(&self.reader)
+                    .await?;
+            let mut by_state = Vec::new();
+            for r in &rows {
+                let state: String = r.try_get("state")?;
+                if let Ok(s) = state.parse::<State>() {
+                    by_state.push((s, r.try_get("n")?));
+                }
+            }
+            let due = sqlx::query("SELECT COUNT(*) AS n FROM callbacks WHERE state = 'SCHEDULED' AND due_ms <= $1")
+                .bind(now)
+                .fetch_one(&self.reader)
+                .await?;
+            Ok((by_state, due.try_get("n")?))
+        })
+        .await
+    }
+
+    /// `callback.cancel` messages to publish: (outbox row, callback id, attempt).
+    pub async fn outbox_pending(&self, limit: i64) -> StoreResult<Vec<(i64, String, i64)>> {
+        self.timed(async {
+            let rows = sqlx::query("SELECT id, callback_id, attempt FROM dispatch_outbox ORDER BY id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("callback_id")?, r.try_get("attempt")?))).collect()
+        })
+        .await
+    }
+
+    pub async fn outbox_done(&self, row: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query("DELETE FROM dispatch_outbox WHERE id = $1").bind(row).execute(&self.writer).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The platform's report on a hand-off: forward moves, acknowledgements, idempotent repeats.
+    pub async fn apply_platform_report(
+        &self,
+        id: &str,
+        report: &PlatformReport,
+        now: i64,
+    ) -> StoreResult<ReportOutcome> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            loop {
+                let Some(current) = super::callbacks::fetch_any_in_tx(&mut tx, id).await? else {
+                    return Ok(ReportOutcome::NotFound);
+                };
+                match report.attempt {
+                    Some(a) if a < current.attempt => return Ok(ReportOutcome::Unchanged),
+                    Some(a) if a > current.attempt => return Ok(ReportOutcome::Illegal(current.state)),
+                    _ => {}
+                }
+                let target = report.state.unwrap_or(current.state);
+                if current.state == State::Scheduled || target < current.state || (current.state == State::Completed && target != State::Completed) {
+                    return Ok(ReportOutcome::Illegal(current.state));
+                }
+                // Every accepted report acknowledges the hand-off ("every later state implies it").
+                let first_ack = current.acked_ms.is_none();
+                let completing = target == State::Completed && current.state != State::Completed;
+                let moved = sqlx::query(
+                    "UPDATE callbacks SET state = $1, reason = COALESCE($2, reason), acked_ms = COALESCE(acked_ms, $3),
+                         processing_ms = CASE WHEN $1 = 'PROCESSING' THEN COALESCE(processing_ms, $3) ELSE processing_ms END,
+                         platform_position = COALESCE($4, platform_position), platform_ewt = COALESCE($5, platform_ewt),
+                         platform_reported_ms = CASE WHEN $4 IS NOT NULL OR $5 IS NOT NULL THEN $3 ELSE platform_reported_ms END,
+                         session_id = COALESCE($6, session_id), updated_ms = CASE WHEN $1 <> $7 THEN $3 ELSE updated_ms END
+                     WHERE id = $8 AND state = $7 AND attempt = $9",
+                )
+                .bind(target.as_str())
+                .bind(if completing { report.reason.clone() } else { None })
+                .bind(now)
+                .bind(report.position)
+                .bind(report.ewt)
+                .bind(report.session_id.clone())
+                .bind(current.state.as_str())
+                .bind(id)
+                .bind(current.attempt)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() == 0 {
+                    continue; // moved under us; read again
+                }
+                if target == current.state {
+                    tx.commit().await?;
+                    return Ok(if first_ack && target == State::Queued {
+                        ReportOutcome::Applied { record: Box::new(current.clone()), from: current.state }
+                    } else {
+                        ReportOutcome::Unchanged
+                    });
+                }
+                let reason = (target == State::Completed).then(|| report.reason.clone()).flatten();
+                append_history_rows(&mut tx, &[id], target, reason.as_deref(), Actor::Platform, now).await?;
+                tx.commit().await?;
+                let from = current.state;
+                let record = CallbackRecord { state: target, reason, updated_ms: now, ..current };
+                return Ok(ReportOutcome::Applied { record: Box::new(record), from });
+            }
+        })
+        .await
+    }
+
+    /// Re-drive an eligible `COMPLETED` callback (`SUBMIT_FAILED` or `FAIL_TIMEOUT_TTL`): a new
+    /// claimed hand-off held by `replica`, `failedAttempts` reset. False when not eligible.
+    pub async fn redrive(&self, tenant_id: &str, id: &str, replica: &str, now: i64) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query(
+                "UPDATE callbacks SET state = 'QUEUED', reason = NULL, attempt = attempt + 1, failed_attempts = 0, claimed_ms = $1,
+                     claimed_by = $2, published_ms = NULL, acked_ms = NULL, ack_deadline_ms = NULL, queued_ms = $1,
+                     processing_ms = NULL, updated_ms = $1
+                 WHERE id = $3 AND tenant_id = $4 AND state = 'COMPLETED' AND reason IN ('SUBMIT_FAILED', 'FAIL_TIMEOUT_TTL')",
+            )
+            .bind(now)
+            .bind(replica)
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            append_history_rows(&mut tx, &[id], State::Queued, None, Actor::Admin, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Ids of a tenant's callbacks completed with `reason` since `since`.
+    pub async fn completed_with_reason(
+        &self,
+        tenant_id: &str,
+        reason: &str,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT id FROM callbacks WHERE tenant_id = $1 AND state = 'COMPLETED' AND reason = $2 AND updated_ms >= $3 ORDER BY updated_ms LIMIT $4",
+            )
+            .bind(tenant_id)
+            .bind(reason)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        })
+        .await
+    }
+
+    pub async fn set_dispatch_paused(
+        &self,
+        tenant_id: &str,
+        service: &str,
+        paused: bool,
+        audit: &super::AuditEntry,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query("UPDATE services SET dispatch_paused = $1 WHERE tenant_id = $2 AND name = $3")
+                .bind(i64::from(paused))
+                .bind(tenant_id)
+                .bind(service)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            super::tenants::append_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Active (`QUEUED`+`ROUTING`+`PROCESSING`) callbacks per service of a tenant.
+    pub async fn active_by_service(&self, tenant_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT service_name, COUNT(*) AS n FROM callbacks WHERE tenant_id = $1 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING')
+                 GROUP BY service_name ORDER BY service_name",
+            )
+            .bind(tenant_id)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter().map(|r| Ok((r.try_get("service_name")?, r.try_get("n")?))).collect()
+        })
+        .await
+    }
+}
