@@ -64,7 +64,8 @@ impl Application {
             url => Some(crate::coord::redis::pool(url, 16)?),
         };
         let throttles = crate::coord::throttle::Throttles::new(cache_redis);
-        let state = AppState::new(settings.clone(), store, throttles, log, metrics);
+        let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
+        let state = AppState::new(settings.clone(), store, throttles, dispatcher.clone(), log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
         }
@@ -79,7 +80,6 @@ impl Application {
             Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, false)?),
             None => None,
         };
-        let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
         let mut tasks = vec![tokio::spawn(sync_replicated_state(state.clone()))];
         tasks.extend(crate::monitor::spawn(state.clone(), dispatcher.clone()));
         if options.demo {

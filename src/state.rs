@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Settings;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
+use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
 use crate::store::Store;
 use crate::telemetry::logging::LogControl;
@@ -19,6 +20,7 @@ pub struct AppState {
     pub keys: KeyCache,
     pub origins: OriginCache,
     pub throttles: Throttles,
+    pub dispatcher: Dispatcher,
     pub log: LogControl,
     pub metrics: PrometheusHandle,
     /// This process's identity as a holder of hand-off claims.
@@ -33,6 +35,7 @@ impl AppState {
         settings: Arc<Settings>,
         store: Store,
         throttles: Throttles,
+        dispatcher: Dispatcher,
         log: LogControl,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -41,6 +44,7 @@ impl AppState {
             keys: KeyCache::new(ttl),
             origins: OriginCache::default(),
             throttles,
+            dispatcher,
             settings,
             store,
             log,

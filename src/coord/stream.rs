@@ -7,7 +7,8 @@
 //! an error counts a failed hand-off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use deadpool_redis::Pool;
 use tokio::sync::mpsc;
@@ -40,6 +41,8 @@ pub struct RedisStream {
     stream: String,
     max_len: u64,
     down: Arc<AtomicBool>,
+    /// When the stream last came (back) up.
+    up_since: Arc<Mutex<Instant>>,
 }
 
 fn classify(e: &redis::RedisError) -> PublishError {
@@ -52,7 +55,7 @@ fn classify(e: &redis::RedisError) -> PublishError {
 
 impl RedisStream {
     pub fn new(pool: Pool, stream: String, max_len: u64) -> Self {
-        RedisStream { pool, stream, max_len, down: Arc::default() }
+        RedisStream { pool, stream, max_len, down: Arc::default(), up_since: Arc::new(Mutex::new(Instant::now())) }
     }
 
     pub fn stream_name(&self) -> &str {
@@ -65,6 +68,15 @@ impl Dispatcher {
         match self {
             Dispatcher::Redis(r) => r.down.load(Ordering::SeqCst),
             _ => false,
+        }
+    }
+
+    /// How long the stream has been reachable without interruption.
+    pub fn up_for(&self) -> Duration {
+        match self {
+            Dispatcher::Redis(r) if r.down.load(Ordering::SeqCst) => Duration::ZERO,
+            Dispatcher::Redis(r) => r.up_since.lock().map(|t| t.elapsed()).unwrap_or(Duration::ZERO),
+            _ => Duration::MAX,
         }
     }
 
@@ -121,6 +133,9 @@ impl RedisStream {
             tracing::warn!("dispatch stream unreachable: hand-offs wait until it returns");
             metrics::gauge!("ORS_REDIS_STATUS").set(1.0);
         } else if !down && was {
+            if let Ok(mut t) = self.up_since.lock() {
+                *t = Instant::now();
+            }
             tracing::info!("dispatch stream reachable again: the backlog drains");
             metrics::gauge!("ORS_REDIS_STATUS").set(0.0);
         }

@@ -20,6 +20,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
     let mut dependencies = serde_json::Map::new();
     dependencies.insert("database".into(), json!(if database_up { "up" } else { "down" }));
+    // Reported, not required: Redis trouble does not take a replica out of service.
+    if state.dispatcher.is_redis() {
+        dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));
+    }
     let ready = database_up && !state.is_shutting_down();
     let body = json!({ "status": if ready { "ready" } else { "not ready" }, "dependencies": dependencies });
     if ready {

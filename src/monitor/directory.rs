@@ -29,6 +29,19 @@ impl Directory {
         }
     }
 
+    /// Reload at once when work names a service this directory has not seen yet (created since
+    /// the last refresh), so its configuration — not the defaults — governs its first hand-off.
+    pub async fn ensure<'a>(&self, store: &Store, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let missing = self
+            .inner
+            .read()
+            .map(|i| keys.into_iter().any(|(t, s)| !i.services.contains_key(&(t.to_string(), s.to_string()))))
+            .unwrap_or(true);
+        if missing {
+            self.refresh(store).await;
+        }
+    }
+
     pub async fn refresh(&self, store: &Store) {
         match store.all_services().await {
             Ok(rows) => {

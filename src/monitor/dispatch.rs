@@ -33,17 +33,6 @@ async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -
     let me = state.replica_id.as_str();
     let now = now_ms();
     let lease_ms = state.settings.monitor.claim_lease_seconds as i64 * 1000;
-    let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
-    if reclaimed > 0 {
-        tracing::info!(count = reclaimed, "re-claimed hand-offs whose claim lease expired");
-    }
-    for (tenant_id, service, id, failed) in store.reclaim_unacknowledged(me, now, BATCH).await? {
-        let config = directory.service(&tenant_id, &service);
-        tracing::debug!(callbackId = %id, failedAttempts = failed, "hand-off not acknowledged in time; re-sending");
-        if failed >= i64::from(config.max_dispatch_attempts) {
-            submit_failed(state, directory, &tenant_id, &service, &id).await?;
-        }
-    }
     loop {
         let claimed = store.claim_due(me, now_ms(), BATCH).await?;
         for h in &claimed {
@@ -53,14 +42,46 @@ async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -
             break;
         }
     }
-    loop {
-        let batch = store.unpublished_claims(me, now_ms(), BATCH).await?;
-        let full = batch.len() as i64 == BATCH;
-        if !publish(state, dispatcher, directory, &batch).await? || !full {
-            break;
+    if !publish_own_claims(state, dispatcher, directory).await? {
+        return Ok(());
+    }
+    // Other replicas' stale work. After an outage every owner first gets a full lease to publish
+    // its own claims, so a live replica's claims are not taken over just because the stream was down.
+    if dispatcher.up_for() >= std::time::Duration::from_millis(lease_ms as u64) {
+        let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
+        if reclaimed > 0 {
+            tracing::info!(count = reclaimed, "re-claimed hand-offs whose claim lease expired");
         }
     }
+    let mut resend = false;
+    for (tenant_id, service, id, failed) in store.reclaim_unacknowledged(me, now, BATCH).await? {
+        directory.ensure(store, [(tenant_id.as_str(), service.as_str())]).await;
+        let config = directory.service(&tenant_id, &service);
+        tracing::debug!(callbackId = %id, failedAttempts = failed, "hand-off not acknowledged in time; re-sending");
+        if failed >= i64::from(config.max_dispatch_attempts) {
+            submit_failed(state, directory, &tenant_id, &service, &id).await?;
+        } else {
+            resend = true;
+        }
+    }
+    if resend && !publish_own_claims(state, dispatcher, directory).await? {
+        return Ok(());
+    }
     publish_cancels(state, dispatcher, directory).await
+}
+
+/// Publish everything this replica holds, in batches; false when the stream went down.
+async fn publish_own_claims(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<bool> {
+    loop {
+        let batch = state.store.unpublished_claims(&state.replica_id, now_ms(), BATCH).await?;
+        let full = batch.len() as i64 == BATCH;
+        if !publish(state, dispatcher, directory, &batch).await? {
+            return Ok(false);
+        }
+        if !full {
+            return Ok(true);
+        }
+    }
 }
 
 /// Publish a batch; false when the stream went down.
@@ -73,6 +94,7 @@ async fn publish(
     if batch.is_empty() {
         return Ok(true);
     }
+    directory.ensure(&state.store, batch.iter().map(|h| (h.tenant_id.as_str(), h.service_name.as_str()))).await;
     let messages: Vec<_> = batch
         .iter()
         .map(|h| {

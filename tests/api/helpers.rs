@@ -218,7 +218,10 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+    }
+
+    pub fn start_on(port: u16) -> RedisServer {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
@@ -269,4 +272,72 @@ pub fn metric_value(metrics: &str, series: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
+}
+
+pub const INTERNAL_TOKEN: &str = "test-internal-token";
+
+/// An app on `backend` whose dispatch stream is a Redis of its own; fast monitor ticks.
+pub async fn app_with_stream(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, RedisServer) {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut env = vec![
+        ("RINGBACK__REDIS__URL", url.as_str()),
+        ("RINGBACK__INTERNAL__TOKENS", INTERNAL_TOKEN),
+        ("RINGBACK__MONITOR__TICK_MS", "200"),
+    ];
+    env.extend_from_slice(extra);
+    (TestApp::spawn_with(backend, &env).await, redis)
+}
+
+/// Stream entries as (id, attempt, type).
+pub async fn stream_entries(redis_url: &str) -> Vec<(String, i64, String)> {
+    let mut conn = redis::Client::open(redis_url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("NewCallbackStream")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    reply
+        .ids
+        .iter()
+        .map(|e| {
+            let get =
+                |k: &str| e.map.get(k).and_then(|v| redis::from_redis_value::<String>(v).ok()).unwrap_or_default();
+            (get("id"), get("attempt").parse().unwrap_or(0), get("type"))
+        })
+        .collect()
+}
+
+/// Poll until `check` holds (or panic after `seconds`).
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run the same async test body on SQLite and on PostgreSQL (bodies take the backend).
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
 }

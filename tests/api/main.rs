@@ -6,6 +6,7 @@ mod booking_rules;
 mod callbacks;
 mod edge;
 mod helpers;
+mod monitor;
 mod outage;
 mod process;
 mod replicas;
