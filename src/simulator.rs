@@ -55,6 +55,9 @@ struct Driver {
     config: Arc<SimulatorConfig>,
     client: reqwest::Client,
     limit: Arc<Semaphore>,
+    /// Acknowledgements have their own budget: a platform confirms receipt at once, whatever
+    /// else it is busy with.
+    acks: Arc<Semaphore>,
     /// (tenant, virtual queue) → callbacks in progress.
     queues: Arc<Mutex<HashMap<(String, String), i64>>>,
 }
@@ -63,6 +66,7 @@ struct Driver {
 pub async fn run(source: Source, config: SimulatorConfig) -> anyhow::Result<()> {
     let driver = Driver {
         limit: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        acks: Arc::new(Semaphore::new(config.concurrency.max(1))),
         client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
         config: Arc::new(config),
         queues: Arc::default(),
@@ -136,12 +140,28 @@ impl Driver {
         if field(&message, "type") != "callback.submit" {
             return; // cancels: the simulator simply stops caring about that callback
         }
-        let Ok(permit) = self.limit.clone().acquire_owned().await else { return };
+        let Ok(ack_permit) = self.acks.clone().acquire_owned().await else { return };
         let driver = self.clone();
         tokio::spawn(async move {
-            driver.drive(&message).await;
-            drop(permit);
+            let acknowledged = driver.acknowledge(&message).await;
+            drop(ack_permit);
+            if acknowledged {
+                if let Ok(_permit) = driver.limit.clone().acquire_owned().await {
+                    driver.drive(&message).await;
+                }
+            }
         });
+    }
+
+    /// `QUEUED` for this attempt: "the platform holds this callback".
+    async fn acknowledge(&self, m: &Message) -> bool {
+        if !self.config.ack_delay.is_zero() {
+            tokio::time::sleep(self.config.ack_delay).await;
+        }
+        let attempt = field(m, "attempt").parse::<i64>().unwrap_or(0);
+        let ewt = self.config.routing_delay.as_secs() as i64;
+        let body = json!({ "state": "QUEUED", "attempt": attempt, "positionInQueue": 1, "estimatedWaitTime": ewt });
+        self.report(field(m, "id"), &body).await == Some(200)
     }
 
     async fn drive(&self, m: &Message) {

@@ -18,13 +18,24 @@ use crate::coord::redis::COMMAND_TIMEOUT;
 /// One stream entry: ordered field/value pairs.
 pub type Message = Vec<(String, String)>;
 
+/// What became of a batch of entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishError {
-    /// Redis could not be reached (connection, timeout): the stream is down.
-    Unreachable(String),
-    /// Redis answered with an error: a failed hand-off.
-    Refused(String),
+pub enum BatchResult {
+    /// Redis answered for every entry: written, or refused with its error (a failed hand-off).
+    Answered(Vec<Result<(), String>>),
+    /// Redis could not be reached (connection, timeout): the stream is down. When the batch was
+    /// already sent, any entry of it may or may not have been written.
+    Unreachable { error: String, maybe_written: bool },
 }
+
+impl BatchResult {
+    fn all_written(n: usize) -> Self {
+        BatchResult::Answered(vec![Ok(()); n])
+    }
+}
+
+/// One pipelined round trip for a whole batch may take this long.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub enum Dispatcher {
@@ -43,14 +54,6 @@ pub struct RedisStream {
     down: Arc<AtomicBool>,
     /// When the stream last came (back) up.
     up_since: Arc<Mutex<Instant>>,
-}
-
-fn classify(e: &redis::RedisError) -> PublishError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout() {
-        PublishError::Unreachable(e.to_string())
-    } else {
-        PublishError::Refused(e.to_string())
-    }
 }
 
 impl RedisStream {
@@ -84,24 +87,27 @@ impl Dispatcher {
         matches!(self, Dispatcher::Redis(_))
     }
 
-    /// Write entries in order; stops at the first failure and returns how many were written.
-    pub async fn publish(&self, messages: &[Message]) -> (usize, Option<PublishError>) {
+    /// Write a batch of entries.
+    pub async fn publish(&self, messages: &[Message]) -> BatchResult {
         match self {
             Dispatcher::Redis(r) => r.publish(messages).await,
             Dispatcher::Local(tx) => {
-                for (i, m) in messages.iter().enumerate() {
+                for m in messages {
                     if tx.send(m.clone()).is_err() {
-                        return (i, Some(PublishError::Unreachable("the in-process simulator stopped".into())));
+                        return BatchResult::Unreachable {
+                            error: "the in-process simulator stopped".into(),
+                            maybe_written: false,
+                        };
                     }
                 }
-                (messages.len(), None)
+                BatchResult::all_written(messages.len())
             }
             Dispatcher::LogOnly => {
                 for m in messages {
                     let id = m.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str()).unwrap_or("");
                     tracing::debug!(callbackId = %id, "hand-off logged (no dispatch stream configured)");
                 }
-                (messages.len(), None)
+                BatchResult::all_written(messages.len())
             }
         }
     }
@@ -141,38 +147,49 @@ impl RedisStream {
         }
     }
 
-    async fn publish(&self, messages: &[Message]) -> (usize, Option<PublishError>) {
-        let mut conn = match tokio::time::timeout(COMMAND_TIMEOUT, self.pool.get()).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                self.set_down(true);
-                return (0, Some(PublishError::Unreachable(e.to_string())));
-            }
-            Err(_) => {
-                self.set_down(true);
-                return (0, Some(PublishError::Unreachable("no connection in time".into())));
-            }
-        };
-        for (i, message) in messages.iter().enumerate() {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(&self.stream).arg("MAXLEN").arg("~").arg(self.max_len).arg("*");
+    /// One pipelined round trip; each entry's own answer tells written from refused.
+    async fn publish(&self, messages: &[Message]) -> BatchResult {
+        if messages.is_empty() {
+            return BatchResult::Answered(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for message in messages {
+            let cmd = pipe.cmd("XADD").arg(&self.stream).arg("MAXLEN").arg("~").arg(self.max_len).arg("*");
             for (k, v) in message {
                 cmd.arg(k).arg(v);
             }
-            let written = tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<String>(&mut conn)).await;
-            let error = match written {
-                Ok(Ok(_)) => continue,
-                Ok(Err(e)) => classify(&e),
-                Err(_) => PublishError::Unreachable("XADD timed out".into()),
-            };
-            if matches!(error, PublishError::Unreachable(_)) {
-                self.set_down(true);
-            } else {
-                self.set_down(false);
-            }
-            return (i, Some(error));
         }
-        self.set_down(false);
-        (messages.len(), None)
+        let mut conn = match tokio::time::timeout(COMMAND_TIMEOUT, self.pool.get()).await {
+            Ok(Ok(conn)) => conn,
+            // Nothing was sent.
+            Ok(Err(e)) => return self.unreachable(e.to_string(), false),
+            Err(_) => return self.unreachable("no connection to the dispatch stream in time".into(), false),
+        };
+        let answer = tokio::time::timeout(
+            BATCH_TIMEOUT,
+            redis::aio::ConnectionLike::req_packed_commands(&mut conn, &pipe, 0, messages.len()),
+        )
+        .await;
+        match answer {
+            Ok(Ok(values)) => {
+                self.set_down(false);
+                BatchResult::Answered(
+                    values
+                        .into_iter()
+                        .map(|v| match v {
+                            redis::Value::ServerError(e) => Err(format!("{e:?}")),
+                            _ => Ok(()),
+                        })
+                        .collect(),
+                )
+            }
+            Ok(Err(e)) => self.unreachable(e.to_string(), true),
+            Err(_) => self.unreachable("the dispatch stream did not answer in time".into(), true),
+        }
+    }
+
+    fn unreachable(&self, error: String, maybe_written: bool) -> BatchResult {
+        self.set_down(true);
+        BatchResult::Unreachable { error, maybe_written }
     }
 }

@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 use super::{handoff_message, Directory, CYCLE_METRIC};
-use crate::coord::stream::{Dispatcher, PublishError};
+use crate::coord::stream::{BatchResult, Dispatcher};
 use crate::domain::callback::State;
 use crate::domain::time::now_ms;
 use crate::state::AppState;
 use crate::store::HandOff;
 use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
 
-const BATCH: i64 = 500;
+const BATCH: i64 = 200;
 const SUBMIT_FAILED: &str = "SUBMIT_FAILED";
 
 pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) {
@@ -33,17 +33,22 @@ async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -
     let me = state.replica_id.as_str();
     let now = now_ms();
     let lease_ms = state.settings.monitor.claim_lease_seconds as i64 * 1000;
+    // Publish what we hold, then claim one batch at a time and publish it before claiming more,
+    // so no claim waits longer than one batch for its publication (and its lease never lapses).
+    if !publish_own_claims(state, dispatcher, directory).await? {
+        return Ok(());
+    }
     loop {
         let claimed = store.claim_due(me, now_ms(), BATCH).await?;
         for h in &claimed {
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
         }
+        if !publish_own_claims(state, dispatcher, directory).await? {
+            return Ok(());
+        }
         if (claimed.len() as i64) < BATCH {
             break;
         }
-    }
-    if !publish_own_claims(state, dispatcher, directory).await? {
-        return Ok(());
     }
     // Other replicas' stale work. After an outage every owner first gets a full lease to publish
     // its own claims, so a live replica's claims are not taken over just because the stream was down.
@@ -95,6 +100,20 @@ async fn publish(
         return Ok(true);
     }
     directory.ensure(&state.store, batch.iter().map(|h| (h.tenant_id.as_str(), h.service_name.as_str()))).await;
+    // Marked first, written second: an (id, attempt) reaches the stream at most once.
+    let now = now_ms();
+    let marks: Vec<(String, i64, i64)> = batch
+        .iter()
+        .map(|h| {
+            (
+                h.id.clone(),
+                h.attempt,
+                now + directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds as i64 * 1000,
+            )
+        })
+        .collect();
+    let marked = state.store.mark_published(&state.replica_id, &marks, now).await?;
+    let batch: Vec<&HandOff> = batch.iter().zip(marked).filter_map(|(h, m)| m.then_some(h)).collect();
     let messages: Vec<_> = batch
         .iter()
         .map(|h| {
@@ -106,44 +125,48 @@ async fn publish(
             )
         })
         .collect();
-    let (written, error) = dispatcher.publish(&messages).await;
-    let now = now_ms();
+    let held = |items: &[&HandOff]| -> Vec<(String, i64)> { items.iter().map(|h| (h.id.clone(), h.attempt)).collect() };
+    let results = match dispatcher.publish(&messages).await {
+        BatchResult::Answered(results) => results,
+        BatchResult::Unreachable { error, maybe_written } => {
+            // Not in the stream (or perhaps in it): take the marks back; a batch that may have been
+            // written goes out again as its next attempt, so a duplicate is always a higher attempt.
+            state.store.unpublish(&held(&batch), maybe_written).await?;
+            tracing::warn!(error = %error, "dispatch stream unreachable; hand-offs wait");
+            return Ok(false);
+        }
+    };
     let lag_threshold_ms = state.settings.monitor.lag_threshold_seconds as i64 * 1000;
-    let mut published = Vec::with_capacity(written);
-    for h in &batch[..written] {
-        let ack_timeout_ms = directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds as i64 * 1000;
-        published.push((h.id.clone(), h.attempt, now + ack_timeout_ms));
-        let delay_ms = (now - h.due_ms).max(0);
-        metrics::histogram!("ges_monitor_dispatch_delay_seconds").record(delay_ms as f64 / 1000.0);
-        if delay_ms > lag_threshold_ms {
-            metrics::counter!("MONITOR_LAGGING_BEHIND").increment(1);
-        }
-        tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
-    }
-    metrics::counter!("ges_dispatch_published_total", "type" => "submit").increment(written as u64);
-    state.store.mark_published(&published, now).await?;
-    match error {
-        None => Ok(true),
-        Some(PublishError::Unreachable(e)) => {
-            tracing::warn!(error = %e, "dispatch stream unreachable; hand-offs wait");
-            Ok(false)
-        }
-        Some(PublishError::Refused(e)) => {
-            let h = &batch[written];
-            let config = directory.service(&h.tenant_id, &h.service_name);
-            // Counted in `failed_attempts` of the claim; retried with backoff 1, 2, 4 … 30 s.
-            let attempts_so_far = state.store.mark_publish_failed(&h.id, h.attempt, now).await?;
-            if let Some(failed) = attempts_so_far {
-                let backoff_s = 1_i64 << (failed - 1).clamp(0, 5);
-                state.store.mark_publish_failed_retry_at(&h.id, h.attempt, now + backoff_s.min(30) * 1000).await?;
-                tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %e, "the dispatch stream refused a hand-off");
-                if failed >= i64::from(config.max_dispatch_attempts) {
-                    submit_failed(state, directory, &h.tenant_id, &h.service_name, &h.id).await?;
+    let mut written = 0_u64;
+    for (h, result) in batch.iter().zip(&results) {
+        match result {
+            Ok(()) => {
+                written += 1;
+                let delay_ms = (now - h.due_ms).max(0);
+                metrics::histogram!("ges_monitor_dispatch_delay_seconds").record(delay_ms as f64 / 1000.0);
+                if delay_ms > lag_threshold_ms {
+                    metrics::counter!("MONITOR_LAGGING_BEHIND").increment(1);
                 }
+                tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
             }
-            Ok(true)
+            Err(e) => refused(state, directory, h, e, now).await?,
         }
     }
+    metrics::counter!("ges_dispatch_published_total", "type" => "submit").increment(written);
+    Ok(true)
+}
+
+/// Redis answered the hand-off with an error: one failed attempt, retried with backoff
+/// 1, 2, 4 … 30 s, and `SUBMIT_FAILED` once `maxDispatchAttempts` are spent.
+async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &str, now: i64) -> anyhow::Result<()> {
+    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now).await? else { return Ok(()) };
+    let backoff_s = (1_i64 << (failed - 1).clamp(0, 5)).min(30);
+    state.store.mark_publish_failed_retry_at(&h.id, h.attempt, now + backoff_s * 1000).await?;
+    tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %error, "the dispatch stream refused a hand-off");
+    if failed >= i64::from(directory.service(&h.tenant_id, &h.service_name).max_dispatch_attempts) {
+        submit_failed(state, directory, &h.tenant_id, &h.service_name, &h.id).await?;
+    }
+    Ok(())
 }
 
 async fn submit_failed(
@@ -188,7 +211,7 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
             &directory.service(&h.tenant_id, &h.service_name),
         );
         match dispatcher.publish(&[message]).await {
-            (1, _) => {
+            BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;
                 metrics::counter!("ges_dispatch_published_total", "type" => "cancel").increment(1);
                 tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, stage = "published", "cancel handed over");

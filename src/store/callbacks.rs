@@ -258,11 +258,6 @@ impl Store {
                     return Ok(InsertOutcome::QueueFull);
                 }
             }
-            if let Some((bucket_ms, capacity)) = guards.bucket {
-                if !reserve(&mut tx, &new.tenant_id, &new.service_name, bucket_ms, capacity).await? {
-                    return Ok(InsertOutcome::SlotFull);
-                }
-            }
             let claimed = new.claimed_by.is_some();
             let claimed_ms = claimed.then_some(new.now_ms);
             let queued_ms = (new.state == State::Queued).then_some(new.now_ms);
@@ -292,6 +287,13 @@ impl Store {
             append_history(&mut tx, &new.id, new.state, None, Actor::Api, new.now_ms).await?;
             if let Some(result) = replay {
                 record_result(&mut tx, result).await?;
+            }
+            // Last, so the bucket row (every booking of a busy slot contends for it) stays locked
+            // only for the commit.
+            if let Some((bucket_ms, capacity)) = guards.bucket {
+                if !reserve(&mut tx, &new.tenant_id, &new.service_name, bucket_ms, capacity).await? {
+                    return Ok(InsertOutcome::SlotFull);
+                }
             }
             tx.commit().await?;
             Ok(InsertOutcome::Inserted)

@@ -181,17 +181,48 @@ impl Store {
         .await
     }
 
-    /// Record publication of (id, attempt, ack deadline) hand-offs.
-    pub async fn mark_published(&self, published: &[(String, i64, i64)], now: i64) -> StoreResult<()> {
+    /// Mark hand-offs published *before* they are written to the stream, so an (id, attempt) can
+    /// reach the stream at most once. Returns which of them were still this replica's to publish.
+    pub async fn mark_published(
+        &self,
+        replica: &str,
+        batch: &[(String, i64, i64)],
+        now: i64,
+    ) -> StoreResult<Vec<bool>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            for (id, attempt, ack_deadline) in published {
-                sqlx::query(
+            let mut marked = Vec::with_capacity(batch.len());
+            for (id, attempt, ack_deadline) in batch {
+                let done = sqlx::query(
                     "UPDATE callbacks SET published_ms = $1, ack_deadline_ms = $2, updated_ms = $1
-                     WHERE id = $3 AND attempt = $4 AND state = 'QUEUED' AND published_ms IS NULL",
+                     WHERE id = $3 AND attempt = $4 AND claimed_by = $5 AND state = 'QUEUED' AND published_ms IS NULL",
                 )
                 .bind(now)
                 .bind(*ack_deadline)
+                .bind(id)
+                .bind(*attempt)
+                .bind(replica)
+                .execute(&mut *tx)
+                .await?;
+                marked.push(done.rows_affected() == 1);
+            }
+            tx.commit().await?;
+            Ok(marked)
+        })
+        .await
+    }
+
+    /// Take back the mark of hand-offs that did not reach the stream. With `next_attempt`, the
+    /// entry may have been written: its retry goes out as the next attempt.
+    pub async fn unpublish(&self, held: &[(String, i64)], next_attempt: bool) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            for (id, attempt) in held {
+                sqlx::query(
+                    "UPDATE callbacks SET published_ms = NULL, ack_deadline_ms = NULL, attempt = attempt + $1
+                     WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND acked_ms IS NULL",
+                )
+                .bind(i64::from(next_attempt))
                 .bind(id)
                 .bind(*attempt)
                 .execute(&mut *tx)
@@ -208,8 +239,8 @@ impl Store {
     pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<Option<i64>> {
         self.timed(async {
             let row = sqlx::query(
-                "UPDATE callbacks SET failed_attempts = failed_attempts + 1, claimed_ms = $1
-                 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND published_ms IS NULL
+                "UPDATE callbacks SET failed_attempts = failed_attempts + 1, claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
+                 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND acked_ms IS NULL
                  RETURNING failed_attempts",
             )
             .bind(retry_at)

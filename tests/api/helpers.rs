@@ -341,3 +341,7 @@ macro_rules! for_each_backend {
         )*
     };
 }
+
+/// Tests that run several service processes take this lock, so two of them never share the
+/// machine's two cores at once (in-process tests still run beside them).
+pub static MULTI_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

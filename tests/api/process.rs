@@ -65,7 +65,7 @@ impl Process {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn kill_9(&mut self) {
+    pub fn kill_9(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().ok();
     }
