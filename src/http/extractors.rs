@@ -147,6 +147,29 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Which token list guards a surface.
+#[derive(Clone, Copy)]
+enum Surface {
+    Admin,
+    Internal,
+}
+
+/// The position of the request's bearer token in the surface's list. No tokens configured: the
+/// surface does not exist (404).
+fn bearer_index(req: &HttpRequest, surface: Surface) -> Result<usize, ApiError> {
+    let state = app_state(req)?;
+    let (tokens, name) = match surface {
+        Surface::Admin => (&state.settings.admin.tokens, "admin"),
+        Surface::Internal => (&state.settings.internal.tokens, "internal"),
+    };
+    if tokens.is_empty() {
+        return Err(ApiError::not_found("route"));
+    }
+    let presented = bearer(req)
+        .ok_or_else(|| ApiError::unauthorized(format!("send an {name} token as Authorization: Bearer <token>")))?;
+    token_matches(presented, tokens).ok_or_else(|| ApiError::unauthorized(format!("the {name} token is not valid")))
+}
+
 /// An operator holding one of `admin.tokens`. `actor` names the token (never its text) for the
 /// audit log: `admin-token-<n>` by its position in the list.
 pub struct AdminAuth {
@@ -158,23 +181,13 @@ impl FromRequest for AdminAuth {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready((|| {
-            let state = app_state(req)?;
-            let tokens = &state.settings.admin.tokens;
-            // No tokens configured: the admin API does not exist.
-            if tokens.is_empty() {
-                return Err(ApiError::not_found("route"));
-            }
-            let presented = bearer(req)
-                .ok_or_else(|| ApiError::unauthorized("send an admin token as Authorization: Bearer <token>"))?;
-            let index = token_matches(presented, tokens)
-                .ok_or_else(|| ApiError::unauthorized("the admin token is not valid"))?;
-            Ok(AdminAuth { actor: format!("admin-token-{}", index + 1) })
-        })())
+        std::future::ready(
+            bearer_index(req, Surface::Admin).map(|i| AdminAuth { actor: format!("admin-token-{}", i + 1) }),
+        )
     }
 }
 
-/// The voice platform holding one of `internal.tokens` (none configured: the internal API is off).
+/// The voice platform holding one of `internal.tokens`.
 pub struct InternalAuth;
 
 impl FromRequest for InternalAuth {
@@ -182,18 +195,7 @@ impl FromRequest for InternalAuth {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready((|| {
-            let state = app_state(req)?;
-            let tokens = &state.settings.internal.tokens;
-            if tokens.is_empty() {
-                return Err(ApiError::not_found("route"));
-            }
-            let presented = bearer(req)
-                .ok_or_else(|| ApiError::unauthorized("send an internal token as Authorization: Bearer <token>"))?;
-            token_matches(presented, tokens)
-                .ok_or_else(|| ApiError::unauthorized("the internal token is not valid"))?;
-            Ok(InternalAuth)
-        })())
+        std::future::ready(bearer_index(req, Surface::Internal).map(|_| InternalAuth))
     }
 }
 
