@@ -43,7 +43,8 @@ async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -
         for h in &claimed {
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
         }
-        if !publish_own_claims(state, dispatcher, directory).await? {
+        // The batch just claimed is published straight from the claim's answer.
+        if !publish(state, dispatcher, directory, &claimed).await? {
             return Ok(());
         }
         if (claimed.len() as i64) < BATCH {
