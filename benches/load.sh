@@ -39,14 +39,17 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.headers["x-api-key"] = "$KEY"
 math.randomseed(os.time())
+-- Scheduled bookings spread over the next day: the full path (office hours, capacity bucket
+-- reservation) without every request contending for one bucket row.
 request = function()
   local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
-  return wrk.format(nil, "/engagement/v3/callbacks/create",
-    nil, '{"serviceName":"load","phoneNumber":"' .. number .. '","userData":{"orderId":"A-1"}}')
+  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
+  return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
+    '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
 end
 LUA
 
-echo "== ringback: POST /engagement/v3/callbacks/create, $CONNECTIONS connections, ${DURATION}s"
+echo "== ringback: POST /engagement/v3/callbacks/create (scheduled), $CONNECTIONS connections, ${DURATION}s"
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/create.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
 OURS_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 OURS_P50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
@@ -54,16 +57,20 @@ OURS_P99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
 NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
 
-# The same row (callback + first history entry) written by pgbench, one transaction each.
+# The same rows (callback + first history entry + the bucket's conditional increment) written by
+# pgbench, one transaction each.
 cat >"$WORK/insert.sql" <<'SQL'
 \set n random(2000000, 9999999)
 BEGIN;
 INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, attempt,
   claimed_ms, queued_ms, details, created_ms, updated_ms)
-VALUES (gen_random_uuid()::text, 'bench', 'load', 'QUEUED', '+1415' || :n, 0, 0, 0, gen_random_uuid()::text, 1, 0, 0,
+VALUES (gen_random_uuid()::text, 'bench', 'load', 'SCHEDULED', '+1415' || :n, 0, 0, 0, gen_random_uuid()::text, 0, NULL, NULL,
   '{"cbOfferType":"ASAP","language":"en-US","userData":{"orderId":"A-1"}}', 0, 0)
 RETURNING id \gset
-INSERT INTO callback_history (callback_id, state, time_ms, actor) VALUES (':id', 'QUEUED', 0, 'api');
+INSERT INTO callback_history (callback_id, state, time_ms, actor) VALUES (':id', 'SCHEDULED', 0, 'api');
+INSERT INTO capacity_buckets (tenant_id, service_name, bucket_ms, reserved) VALUES ('bench', 'load', :n % 288, 0)
+  ON CONFLICT (tenant_id, service_name, bucket_ms) DO NOTHING;
+UPDATE capacity_buckets SET reserved = reserved + 1 WHERE tenant_id = 'bench' AND service_name = 'load' AND bucket_ms = :n % 288 AND reserved < 100000000;
 COMMIT;
 SQL
 echo "== pgbench: the equivalent insert transaction, $CONNECTIONS connections, ${DURATION}s"

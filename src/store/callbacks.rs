@@ -246,12 +246,14 @@ impl Store {
                 }
             }
             if let Some(limit) = guards.max_active {
+                // Counting stops at the limit: the answer is only "full or not".
                 let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM callbacks
-                     WHERE tenant_id = $1 AND service_name = $2 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING')",
+                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM callbacks
+                     WHERE tenant_id = $1 AND service_name = $2 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING') LIMIT $3) active",
                 )
                 .bind(&new.tenant_id)
                 .bind(&new.service_name)
+                .bind(limit)
                 .fetch_one(&mut *tx)
                 .await?;
                 if row.try_get::<i64, _>("n")? >= limit {
