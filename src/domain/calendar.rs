@@ -76,7 +76,6 @@ struct Special {
 #[derive(Debug, Clone)]
 pub struct Calendar {
     tz: TimeZone,
-    timezone: String,
     regular: Vec<Regular>,
     special: Vec<Special>,
     holidays: Vec<DateSpec>,
@@ -84,7 +83,6 @@ pub struct Calendar {
 }
 
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
 pub fn parse_clock(text: &str) -> Option<i32> {
@@ -216,19 +214,13 @@ impl Calendar {
             }
         }
         match tz {
-            Some(tz) if problems.is_empty() => {
-                Ok(Calendar { tz, timezone: body.timezone.clone(), regular, special, holidays, effective })
-            }
+            Some(tz) if problems.is_empty() => Ok(Calendar { tz, regular, special, holidays, effective }),
             _ => Err(problems),
         }
     }
 
     pub fn timezone(&self) -> &TimeZone {
         &self.tz
-    }
-
-    pub fn timezone_name(&self) -> &str {
-        &self.timezone
     }
 
     /// The hour ranges that apply to a local date (before DST conversion).
@@ -367,14 +359,12 @@ impl Hours<'_> {
     }
 }
 
-pub const fn minutes_ms(m: i64) -> i64 {
-    m * MINUTE_MS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const MINUTE_MS: i64 = 60_000;
 
     fn cal(tz: &str, regular: &[&str]) -> Calendar {
         Calendar::parse(&CalendarBody {

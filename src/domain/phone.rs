@@ -76,11 +76,6 @@ impl E164 {
         Ok(E164(e164))
     }
 
-    /// Trust a value read back from our own store (it was validated on the way in).
-    pub fn from_stored(value: String) -> E164 {
-        E164(value)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
