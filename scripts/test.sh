@@ -43,6 +43,7 @@ ensure_redis() {
 
 ensure_postgres
 ensure_redis
+install_if_missing promtool prometheus
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -38,5 +38,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (idle, in_use) = state.store.pool_connections();
     metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "idle").set(f64::from(idle));
     metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "in_use").set(f64::from(in_use));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render() + &crate::telemetry::process::render())
 }

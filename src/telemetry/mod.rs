@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod logging;
+pub mod process;
 
 use crate::config::AlertSettings;
 

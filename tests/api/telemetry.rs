@@ -45,6 +45,16 @@ async fn http_metrics_carry_route_patterns_and_spec_labels_only() {
     assert!(has("UNCAUGHT_EXCEPTION "));
     assert!(has("http_401_tolerance 20"));
     assert!(text.contains("# HELP ges_http_requests_total"));
+    // Process metrics as floats, appended by our own collector.
+    let cpu: f64 = text
+        .lines()
+        .find(|l| l.starts_with("ges_process_cpu_seconds_total "))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cpu > 0.0);
+    assert!(has("ges_process_resident_memory_bytes ") && has("ges_process_open_fds ") && has("ges_build_info{"));
     assert!(text.contains("# TYPE ges_http_request_duration_seconds histogram"));
     // No ids, numbers or other unbounded values in any label.
     assert!(!text.contains(&id), "callback id leaked into /metrics");
@@ -59,4 +69,41 @@ async fn http_metrics_carry_route_patterns_and_spec_labels_only() {
             );
         }
     }
+}
+
+/// `promtool check metrics` on a live scrape after a workload says nothing but the two remarks
+/// observability.md allows: the `_total` suffix on GES-named counters, snake_case on `httpCode`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_nothing_but_the_allow_listed_remarks() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.tenant_with_service("promtool", "svc", json!({})).await;
+    app.create(&key, json!({ "serviceName": "svc", "phoneNumber": phone(1) })).await.expect(200, None);
+    app.create(&key, json!({ "serviceName": "svc" })).await.expect(400, None);
+    app.call(Method::GET, "/engagement/v3/nope", &[], None).await.expect(404, None);
+    let scrape = app.metrics().await;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is required; the test command installs it");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), scrape.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let ges_named = |name: &str| {
+        name.starts_with("ges_callbacks_")
+            || name.starts_with("ges_callin_")
+            || name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    };
+    let mut remarks = 0;
+    for line in report.lines().filter(|l| !l.trim().is_empty()) {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let allowed = (line.ends_with(r#"counter metrics should have "_total" suffix"#) && ges_named(name))
+            || (line.ends_with("label names should be written in 'snake_case' not 'camelCase'")
+                && ["ges_http_failed_requests_total", "ges_http_request_duration_seconds"].contains(&name));
+        assert!(allowed, "promtool remark not allowed by observability.md: {line}\n{report}");
+        remarks += 1;
+    }
+    assert!(remarks > 0, "promtool ran and reported the known remarks: {report}");
 }
