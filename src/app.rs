@@ -63,7 +63,7 @@ impl Application {
             "" => None,
             url => Some(crate::coord::redis::pool(url, 16)?),
         };
-        let throttles = crate::coord::throttle::Throttles::new(cache_redis);
+        let throttles = crate::coord::throttle::Throttles::new(cache_redis.clone());
         let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
         let state = AppState::new(settings.clone(), store, throttles, dispatcher.clone(), log, metrics);
         for tenant in state.store.list_tenants().await? {
@@ -80,7 +80,10 @@ impl Application {
             Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, false)?),
             None => None,
         };
-        let mut tasks = vec![tokio::spawn(sync_replicated_state(state.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(sync_replicated_state(state.clone())),
+            tokio::spawn(crate::telemetry::health::run(state.clone(), cache_redis)),
+        ];
         tasks.extend(crate::monitor::spawn(state.clone(), dispatcher.clone()));
         if options.demo {
             let port = internal

@@ -154,6 +154,20 @@ impl Throttles {
         ThrottleOutcome::Admitted(Reservation { keys: specs.iter().map(|s| s.key.clone()).collect(), in_redis: false })
     }
 
+    /// `None` without a cache Redis; else whether it is down (by the last booking or health check).
+    pub fn redis_down(&self) -> Option<bool> {
+        self.redis.as_ref().map(|_| self.outage.load(Ordering::SeqCst))
+    }
+
+    /// The health checker's verdict on the cache Redis.
+    pub fn observed(&self, reachable: bool) {
+        if reachable {
+            self.redis_answered();
+        } else {
+            self.redis_failed("health check failed");
+        }
+    }
+
     fn redis_failed(&self, error: &str) {
         if !self.outage.swap(true, Ordering::SeqCst) {
             tracing::warn!(error = %error, "Redis unreachable: throttles fall back to per-replica limits until it returns");

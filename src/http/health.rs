@@ -21,6 +21,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mut dependencies = serde_json::Map::new();
     dependencies.insert("database".into(), json!(if database_up { "up" } else { "down" }));
     // Reported, not required: Redis trouble does not take a replica out of service.
+    if let Some(down) = state.throttles.redis_down() {
+        dependencies.insert("redis".into(), json!(if down { "down" } else { "up" }));
+    }
     if state.dispatcher.is_redis() {
         dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));
     }

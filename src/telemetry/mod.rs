@@ -1,6 +1,7 @@
 //! Observability: the metric catalogue, alarms, logs.
 
 pub mod catalogue;
+pub mod health;
 pub mod logging;
 pub mod process;
 

@@ -275,3 +275,58 @@ async fn demo_mode_prints_a_working_key_and_curl() {
     child.kill().ok();
     child.wait().ok();
 }
+
+fn gauge(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Health gauges flip within a check period when Redis (cache and dispatch stream) stops,
+/// `GES_HEALTH` follows the required dependency, readiness follows the database only, and
+/// everything recovers without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_gauges_follow_dependencies_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let mut redis = crate::helpers::RedisServer::start();
+    let port = redis.port;
+    let p = Process::start(
+        &url,
+        &[("RINGBACK__REDIS__URL", redis.url().as_str()), ("RINGBACK__HEALTH__INTERVAL_SECONDS", "1")],
+    );
+    let client = reqwest::Client::new();
+    let scrape = || {
+        let req = client.get(p.url("/metrics"));
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let ready = || {
+        let req = client.get(p.url("/health/ready"));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let all_are = |value: f64| {
+        let scrape = &scrape;
+        move || async move {
+            let m = scrape().await;
+            ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].iter().all(|g| gauge(&m, g) == Some(value))
+        }
+    };
+    crate::helpers::eventually(10, "gauges up", all_are(0.0)).await;
+    assert_eq!(gauge(&scrape().await, "POSTGRES_STATUS"), None, "not configured: no gauge");
+    redis.stop();
+    crate::helpers::eventually(10, "gauges down", all_are(1.0)).await;
+    let (status, body) = ready().await;
+    assert_eq!(status, 200, "readiness follows the database only: {body}");
+    assert_eq!(
+        (body["dependencies"]["redis"].as_str(), body["dependencies"]["orsRedis"].as_str()),
+        (Some("down"), Some("down"))
+    );
+    let _back = crate::helpers::RedisServer::start_on(port);
+    crate::helpers::eventually(10, "gauges recovered", all_are(0.0)).await;
+    assert_eq!(ready().await.1["dependencies"]["redis"], "up");
+}
