@@ -658,6 +658,16 @@ pub async fn list(state: web::Data<AppState>, auth: ApiKeyAuth, req: HttpRequest
 }
 
 pub async fn list_page(state: &AppState, tenant: &Tenant, filter: CallbackFilter) -> Result<CallbackPage, ApiError> {
+    let (records, next_cursor) = page_of(state, tenant, filter).await?;
+    Ok(CallbackPage { items: records.into_iter().map(|r| view(r, None)).collect(), next_cursor })
+}
+
+/// One page of records and the cursor of the next (one extra row tells whether there is one).
+pub async fn page_of(
+    state: &AppState,
+    tenant: &Tenant,
+    filter: CallbackFilter,
+) -> Result<(Vec<CallbackRecord>, Option<String>), ApiError> {
     let limit = filter.limit;
     let mut records = state.store.list_callbacks(&tenant.id, &CallbackFilter { limit: limit + 1, ..filter }).await?;
     let next_cursor = if records.len() as i64 > limit {
@@ -666,7 +676,7 @@ pub async fn list_page(state: &AppState, tenant: &Tenant, filter: CallbackFilter
     } else {
         None
     };
-    Ok(CallbackPage { items: records.into_iter().map(|r| view(r, None)).collect(), next_cursor })
+    Ok((records, next_cursor))
 }
 
 pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
@@ -717,7 +727,7 @@ pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
     }
 }
 
-pub fn encode_cursor(desired_ms: i64, id: &str) -> String {
+fn encode_cursor(desired_ms: i64, id: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{desired_ms}:{id}"))
 }

@@ -160,9 +160,10 @@ async fn publish(
 /// Redis answered the hand-off with an error: one failed attempt, retried with backoff
 /// 1, 2, 4 … 30 s, and `SUBMIT_FAILED` once `maxDispatchAttempts` are spent.
 async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &str, now: i64) -> anyhow::Result<()> {
-    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now).await? else { return Ok(()) };
-    let backoff_s = (1_i64 << (failed - 1).clamp(0, 5)).min(30);
-    state.store.mark_publish_failed_retry_at(&h.id, h.attempt, now + backoff_s * 1000).await?;
+    let backoff_s = (1_i64 << h.failed_attempts.clamp(0, 5)).min(30);
+    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + backoff_s * 1000).await? else {
+        return Ok(());
+    };
     tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %error, "the dispatch stream refused a hand-off");
     if failed >= i64::from(directory.service(&h.tenant_id, &h.service_name).max_dispatch_attempts) {
         submit_failed(state, directory, &h.tenant_id, &h.service_name, &h.id).await?;
@@ -203,6 +204,7 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
             due_ms: record.due_ms,
             priority: record.priority,
             corr_id: record.corr_id,
+            failed_attempts: record.failed_attempts,
             details: record.details,
         };
         let message = handoff_message(

@@ -303,6 +303,18 @@ impl Store {
         .await
     }
 
+    /// Any tenant's callback (the monitor and the internal API work across tenants).
+    pub async fn callback_by_id(&self, id: &str) -> StoreResult<Option<CallbackRecord>> {
+        self.timed(async {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+            row.as_ref().map(from_row).transpose()
+        })
+        .await
+    }
+
     pub async fn get_callback(&self, tenant_id: &str, id: &str) -> StoreResult<Option<CallbackRecord>> {
         self.timed(async {
             let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1 AND tenant_id = $2"))

@@ -21,6 +21,7 @@ pub struct HandOff {
     pub due_ms: i64,
     pub priority: i64,
     pub corr_id: String,
+    pub failed_attempts: i64,
     pub details: Map<String, Value>,
 }
 
@@ -28,13 +29,11 @@ pub struct HandOff {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub id: String,
-    pub tenant_id: String,
-    pub service_name: String,
     pub corr_id: String,
 }
 
 const HANDOFF_COLUMNS: &str =
-    "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, details";
+    "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, failed_attempts, details";
 
 /// Rows of services whose hand-offs are paused are left alone.
 const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM services s WHERE s.tenant_id = c.tenant_id AND s.name = c.service_name AND s.dispatch_paused = 1)";
@@ -50,6 +49,7 @@ fn handoff(r: &sqlx::any::AnyRow) -> StoreResult<HandOff> {
         due_ms: r.try_get("due_ms")?,
         priority: r.try_get("priority")?,
         corr_id: r.try_get("corr_id")?,
+        failed_attempts: r.try_get("failed_attempts")?,
         details: serde_json::from_str(&r.try_get::<String, _>("details")?)?,
     })
 }
@@ -244,8 +244,8 @@ impl Store {
         .await
     }
 
-    /// A publish Redis refused: one failed attempt, retried at `retry_at` (the claim's lease
-    /// restarts then). Returns the failed-attempt count, or `None` if the claim moved on.
+    /// A publish Redis refused: one failed attempt, the mark taken back, retried at `retry_at` (the
+    /// claim's lease restarts then). Returns the failed-attempt count, or `None` if the claim moved on.
     pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<Option<i64>> {
         self.timed(async {
             let row = sqlx::query(
@@ -259,20 +259,6 @@ impl Store {
             .fetch_optional(&self.writer)
             .await?;
             Ok(row.map(|r| r.try_get("failed_attempts")).transpose()?)
-        })
-        .await
-    }
-
-    /// Push a failed claim's next try (and its lease) to `retry_at`.
-    pub async fn mark_publish_failed_retry_at(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<()> {
-        self.timed(async {
-            sqlx::query("UPDATE callbacks SET claimed_ms = $1 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND published_ms IS NULL")
-                .bind(retry_at)
-                .bind(id)
-                .bind(attempt)
-                .execute(&self.writer)
-                .await?;
-            Ok(())
         })
         .await
     }
@@ -320,14 +306,7 @@ impl Store {
             .await?;
             let finished: Vec<Finished> = rows
                 .iter()
-                .map(|r| {
-                    Ok(Finished {
-                        id: r.try_get("id")?,
-                        tenant_id: tenant_id.to_string(),
-                        service_name: service.to_string(),
-                        corr_id: r.try_get("corr_id")?,
-                    })
-                })
+                .map(|r| Ok(Finished { id: r.try_get("id")?, corr_id: r.try_get("corr_id")? }))
                 .collect::<StoreResult<_>>()?;
             let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
             append_history_rows(&mut tx, &ids, State::Completed, Some("FAIL_TIMEOUT_TTL"), Actor::Monitor, now).await?;

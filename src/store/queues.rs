@@ -155,14 +155,4 @@ impl Store {
         })
         .await
     }
-
-    pub async fn callback_by_id(&self, id: &str) -> StoreResult<Option<super::CallbackRecord>> {
-        self.timed(async {
-            let mut tx = self.reader.begin().await?;
-            let found = super::callbacks::fetch_any_in_tx(&mut tx, id).await?;
-            tx.rollback().await?;
-            Ok(found)
-        })
-        .await
-    }
 }

@@ -9,11 +9,11 @@ use super::{audit_entry, existing_tenant};
 use crate::domain::callback::Actor;
 use crate::domain::time::{format_utc, now_ms, parse_instant};
 use crate::error::ApiError;
-use crate::http::callbacks::{parse_list_query, record_cancelled, view};
+use crate::http::callbacks::{page_of, parse_list_query, record_cancelled, view};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::state::AppState;
-use crate::store::{CallbackFilter, CancelOutcome};
+use crate::store::CancelOutcome;
 
 const MAX_IDS: usize = 1000;
 
@@ -25,13 +25,7 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let filter = parse_list_query(req.query_string())?;
-    let limit = filter.limit;
-    let mut records = state.store.list_callbacks(&tenant.id, &CallbackFilter { limit: limit + 1, ..filter }).await?;
-    let next_cursor = (records.len() as i64 > limit).then(|| {
-        records.truncate(limit as usize);
-        records.last().map(|r| crate::http::callbacks::encode_cursor(r.desired_ms, &r.id))
-    });
+    let (records, next_cursor) = page_of(&state, &tenant, parse_list_query(req.query_string())?).await?;
     let items: Vec<Value> = records
         .into_iter()
         .map(|r| {
@@ -44,7 +38,7 @@ pub async fn list(
             v
         })
         .collect();
-    Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor.flatten() })))
+    Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor })))
 }
 
 #[derive(Deserialize)]
