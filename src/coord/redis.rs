@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 
-/// How long one Redis command (including getting a connection) may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one Redis command (including getting a connection) may take. 500 ms proved too short
+/// on a loaded 2-core machine: a reachable Redis was taken for down and throttles went per-replica.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub fn pool(url: &str, max_size: usize) -> anyhow::Result<Pool> {
     let mut config = Config::from_url(url);
     config.pool = Some(PoolConfig {
         max_size,
         timeouts: Timeouts {
-            wait: Some(Duration::from_millis(300)),
-            create: Some(Duration::from_millis(300)),
-            recycle: Some(Duration::from_millis(300)),
+            wait: Some(Duration::from_millis(1000)),
+            create: Some(Duration::from_millis(1000)),
+            recycle: Some(Duration::from_millis(1000)),
         },
         ..Default::default()
     });
