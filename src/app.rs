@@ -2,6 +2,7 @@
 //! by `main` and by the tests.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::telemetry::catalogue::{self, register_tenant_alarms};
 use crate::telemetry::logging::LogControl;
+use crate::telemetry::{event_loop, supervise};
 
 /// How often replicated state (CORS origins, log level) is re-read from the store.
 const SYNC_PERIOD: Duration = Duration::from_secs(10);
@@ -63,7 +65,7 @@ impl Application {
             "" => None,
             url => Some(crate::coord::redis::pool(url, 16)?),
         };
-        let throttles = crate::coord::throttle::Throttles::new(cache_redis.clone());
+        let throttles = crate::coord::throttle::Throttles::new(cache_redis);
         let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
         let state = AppState::new(settings.clone(), store, throttles, dispatcher.clone(), log, metrics);
         for tenant in state.store.list_tenants().await? {
@@ -73,16 +75,25 @@ impl Application {
         sync_log_level(&state).await;
 
         let internal = match settings.internal_addr() {
-            Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, true)?),
+            Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, Surface::Internal)?),
             None => None,
         };
         let external = match settings.external_addr() {
-            Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, false)?),
+            Some(addr) => Some(serve(&state, TcpListener::bind(addr)?, Surface::External)?),
             None => None,
         };
+        let probe_period = Duration::from_millis(settings.health.lag_probe_ms);
         let mut tasks = vec![
-            tokio::spawn(sync_replicated_state(state.clone())),
-            tokio::spawn(crate::telemetry::health::run(state.clone(), cache_redis)),
+            supervise::spawn("replicated-state-sync", {
+                let state = state.clone();
+                move || sync_replicated_state(state.clone())
+            }),
+            supervise::spawn("health-checker", {
+                let state = state.clone();
+                move || crate::telemetry::health::run(state.clone())
+            }),
+            // The runtime that hosts the monitor watches its own lag too.
+            supervise::spawn("eventloop-probe-monitor", move || event_loop::probe("monitor".into(), probe_period)),
         ];
         tasks.extend(crate::monitor::spawn(state.clone(), dispatcher.clone()));
         if options.demo {
@@ -197,18 +208,36 @@ fn dispatcher_for(
     Ok((Dispatcher::LogOnly, None))
 }
 
-fn serve(state: &AppState, listener: TcpListener, internal: bool) -> std::io::Result<Listener> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// Everything: public, admin, internal, `/metrics`.
+    Internal,
+    /// Public API and health only.
+    External,
+}
+
+fn serve(state: &AppState, listener: TcpListener, surface: Surface) -> std::io::Result<Listener> {
     let port = listener.local_addr()?.port();
     let data = web::Data::new(state.clone());
     let settings = &state.settings;
+    let probe_period = Duration::from_millis(settings.health.lag_probe_ms);
+    let faults = settings.faults.enabled;
+    let workers_started = Arc::new(AtomicUsize::new(0));
     let mut server = HttpServer::new(move || {
+        // actix calls this factory once per worker, on that worker's own runtime.
+        let n = workers_started.fetch_add(1, Ordering::Relaxed);
+        let name = match surface {
+            Surface::Internal => "internal",
+            Surface::External => "external",
+        };
+        event_loop::start_on_worker(format!("{name}-{n}"), probe_period);
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(middleware::request_telemetry))
             .configure(|cfg| {
                 routes::public(cfg);
-                if internal {
-                    routes::internal_only(cfg);
+                if surface == Surface::Internal {
+                    routes::internal_only(cfg, faults);
                 }
             })
             .default_service(web::to(routes::not_found))

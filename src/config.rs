@@ -23,6 +23,7 @@ pub struct Settings {
     pub health: HealthSettings,
     pub alerts: AlertSettings,
     pub log: LogSettings,
+    pub faults: FaultSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +94,14 @@ pub struct MonitorSettings {
 #[serde(deny_unknown_fields)]
 pub struct HealthSettings {
     pub interval_seconds: u64,
+    pub lag_probe_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Expose the fault-injection routes (tests only).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +218,9 @@ impl Settings {
         }
         if self.health.interval_seconds == 0 {
             return Err(bad("health.interval_seconds", "must be positive"));
+        }
+        if !(10..=10_000).contains(&self.health.lag_probe_ms) {
+            return Err(bad("health.lag_probe_ms", "must be between 10 and 10000"));
         }
         if self.log.max_len < 16 {
             return Err(bad("log.max_len", "must be at least 16"));

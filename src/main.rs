@@ -108,6 +108,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
     let (log, _guard) =
         logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+    logging::log_panics();
     let app = Application::build_with(settings, log, ringback::app::BuildOptions { demo }).await?;
     tracing::info!(
         internal = app.internal_port().unwrap_or(0),

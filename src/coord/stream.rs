@@ -87,6 +87,14 @@ impl Dispatcher {
         matches!(self, Dispatcher::Redis(_))
     }
 
+    /// The dispatch-stream Redis pool, when the stream is in Redis (for the pool gauges).
+    pub fn pool(&self) -> Option<&Pool> {
+        match self {
+            Dispatcher::Redis(r) => Some(&r.pool),
+            _ => None,
+        }
+    }
+
     /// Write a batch of entries.
     pub async fn publish(&self, messages: &[Message]) -> BatchResult {
         match self {

@@ -66,6 +66,11 @@ pub struct Throttles {
 }
 
 impl Throttles {
+    /// The cache Redis pool, when one is configured (for the pool gauges).
+    pub fn pool(&self) -> Option<&Pool> {
+        self.redis.as_ref()
+    }
+
     pub fn new(redis: Option<Pool>) -> Self {
         Throttles {
             redis,

@@ -38,9 +38,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics` (internal listener only), Prometheus text format 0.0.4.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let (idle, in_use) = state.store.pool_connections();
-    metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "idle").set(f64::from(idle));
-    metrics::gauge!(crate::telemetry::catalogue::DB_POOL, "state" => "in_use").set(f64::from(in_use));
+    crate::telemetry::health::publish_pool_gauges(&state);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render() + &crate::telemetry::process::render())

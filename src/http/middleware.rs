@@ -2,19 +2,24 @@
 //! flattened into every log line), the `received`/`responded` log stages, the HTTP metrics with
 //! exactly the labels of observability.md, and CORS.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
+
+use futures_util::FutureExt;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::http::corr_id;
 use crate::http::extractors::{OriginAllowed, TenantLabel};
 use crate::state::AppState;
-use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS};
+use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
+use crate::telemetry::supervise::panic_message;
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -83,6 +88,24 @@ pub async fn request_telemetry(
     let result = corr_id::scope(corr.clone(), work.instrument(span)).await;
     metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
     result
+}
+
+/// Catch a panic in a handler: the request gets a 500 envelope, `UNCAUGHT_EXCEPTION` counts it,
+/// the worker keeps serving. Wrapped around each resource (after routing), because the request
+/// can only be cloned once the router no longer needs it to itself.
+pub async fn catch_panic(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request = req.request().clone();
+    match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
+        Err(panic) => {
+            metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);
+            tracing::error!(panic = panic_message(&panic), "handler panicked; answered 500");
+            Ok(ServiceResponse::new(request, ApiError::internal().error_response()))
+        }
+    }
 }
 
 /// The route pattern as observability.md spells it: actix parameter names cannot hold `-`, so

@@ -2,10 +2,13 @@
 //! public API and health. Actix parameter names cannot hold `-`, so `{service_name}` here is
 //! labelled `{service-name}` in metrics and logs (`middleware::route_label`), as the spec names it.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
-use crate::http::{admin, availability, callbacks, health, internal, openapi, queues};
+use crate::http::{admin, availability, callbacks, health, internal, middleware, openapi, queues};
 
 /// Public API and health: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
@@ -28,8 +31,13 @@ pub fn public(cfg: &mut web::ServiceConfig) {
     .service(resource("/health/ready").route(web::get().to(health::ready)));
 }
 
-/// Admin, internal and `/metrics`: internal listener only.
-pub fn internal_only(cfg: &mut web::ServiceConfig) {
+/// Admin, internal and `/metrics`: internal listener only. `faults` adds the fault-injection
+/// routes (tests only).
+pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
+    let mut admin_scope = web::scope("/admin/v1");
+    if faults {
+        admin_scope = admin::faults::routes(admin_scope);
+    }
     cfg.service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(
             web::scope("/internal/v1")
@@ -39,7 +47,7 @@ pub fn internal_only(cfg: &mut web::ServiceConfig) {
                 ),
         )
         .service(
-            web::scope("/admin/v1")
+            admin_scope
                 .service(resource("/tenants").route(web::get().to(admin::tenants::list)))
                 .service(
                     resource("/tenants/{tenant}")
@@ -86,9 +94,20 @@ pub fn internal_only(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// A resource whose unmatched methods answer 405 in the envelope.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource whose unmatched methods answer 405 in the envelope and whose handlers' panics
+/// answer 500 (`middleware::catch_panic`).
+pub fn resource(
+    path: &str,
+) -> actix_web::Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).wrap(from_fn(middleware::catch_panic)).default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {

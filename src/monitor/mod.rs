@@ -16,29 +16,40 @@ pub use message::handoff_message;
 
 use crate::coord::stream::Dispatcher;
 use crate::state::AppState;
+use crate::telemetry::{faults, supervise};
 
 pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
 
-/// Start both passes. They run until the process stops.
+/// Start both passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`). They run until the
+/// process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     let directory = Directory::default();
     let dispatch = {
-        let (state, dispatcher, directory) = (state.clone(), dispatcher.clone(), directory.clone());
-        tokio::spawn(async move {
-            let tick = Duration::from_millis(state.settings.monitor.tick_ms);
-            loop {
-                dispatch::pass(&state, &dispatcher, &directory).await;
-                // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
-                let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
+        let (state, directory) = (state.clone(), directory.clone());
+        supervise::spawn("monitor-dispatch", move || {
+            let (state, dispatcher, directory) = (state.clone(), dispatcher.clone(), directory.clone());
+            async move {
+                let tick = Duration::from_millis(state.settings.monitor.tick_ms);
+                loop {
+                    if faults::take_task_panic() {
+                        panic!("fault injection: panic in the monitor's dispatch task");
+                    }
+                    dispatch::pass(&state, &dispatcher, &directory).await;
+                    // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
+                    let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
+                }
             }
         })
     };
-    let recovery = tokio::spawn(async move {
-        let period = Duration::from_secs(state.settings.monitor.recovery_seconds.max(1));
-        let mut ticker = tokio::time::interval(period);
-        loop {
-            ticker.tick().await;
-            recovery::pass(&state, &directory).await;
+    let recovery = supervise::spawn("monitor-recovery", move || {
+        let (state, directory) = (state.clone(), directory.clone());
+        async move {
+            let period = Duration::from_secs(state.settings.monitor.recovery_seconds.max(1));
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                recovery::pass(&state, &directory).await;
+            }
         }
     });
     vec![dispatch, recovery]

@@ -6,6 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{flag, Store, StoreResult};
 use crate::domain::service::ServiceConfig;
+use crate::telemetry::catalogue::RBAC_CREATE_VQ_PROXY_ERROR;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -260,17 +261,11 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
-                .bind(tenant_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO vq_proxy (tenant_id, virtual_queue, service_name) VALUES ($1, $2, $3)")
-                .bind(tenant_id)
-                .bind(config.virtual_queue_name(name))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            if let Err(e) = write_vq_proxy(&mut tx, tenant_id, name, config.virtual_queue_name(name)).await {
+                metrics::counter!(RBAC_CREATE_VQ_PROXY_ERROR).increment(1);
+                tracing::error!(error = %e, "could not write the virtual-queue proxy record; the service was not stored");
+                return Err(e.into());
+            }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             Ok(ServiceRecord { tenant_id: tenant_id.to_string(), name: name.to_string(), config: config.clone() })
@@ -429,4 +424,30 @@ impl Store {
         })
         .await
     }
+}
+
+/// The service's virtual-queue proxy record (virtual queue → services), replaced inside the
+/// service's own transaction so a failure leaves neither half written.
+async fn write_vq_proxy(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    service: &str,
+    virtual_queue: &str,
+) -> Result<(), sqlx::Error> {
+    if crate::telemetry::faults::take_vq_proxy_failure() {
+        // A real database error: the table does not exist.
+        sqlx::query("INSERT INTO vq_proxy_fault_injection VALUES (1)").execute(&mut **tx).await?;
+    }
+    sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
+        .bind(tenant_id)
+        .bind(service)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO vq_proxy (tenant_id, virtual_queue, service_name) VALUES ($1, $2, $3)")
+        .bind(tenant_id)
+        .bind(virtual_queue)
+        .bind(service)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -61,6 +61,12 @@ pub const DB_POOL: &str = "ges_db_pool_connections";
 pub const BUILD_INFO: &str = "ges_build_info";
 pub const INVALID_CONTENT_LENGTH: &str = "INVALID_CONTENT_LENGTH";
 pub const LOGGING_FAILURE: &str = "LOGGING_FAILURE";
+pub const UNCAUGHT_EXCEPTION: &str = "UNCAUGHT_EXCEPTION";
+pub const DNS_FAILURE: &str = "DNS_FAILURE";
+pub const RBAC_CREATE_VQ_PROXY_ERROR: &str = "RBAC_CREATE_VQ_PROXY_ERROR";
+pub const EVENTLOOP_LAG: &str = "ges_eventloop_lag_seconds";
+pub const EVENTLOOP_DELAY: &str = "ges_eventloop_delay_seconds";
+pub const REDIS_POOL: &str = "ges_redis_pool_connections";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const CYCLE_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
@@ -73,10 +79,10 @@ pub const TENANT_ALARMS: &[&str] =
     &["CB_ENQUEUE_LIMIT_REACHED", "CB_TTL_LIMIT_REACHED", "CB_SUBMIT_FAILED", "CALLIN_POOL_EXHAUSTED"];
 pub const GLOBAL_ALARMS: &[&str] = &[
     "MONITOR_LAGGING_BEHIND",
-    "RBAC_CREATE_VQ_PROXY_ERROR",
-    "DNS_FAILURE",
+    RBAC_CREATE_VQ_PROXY_ERROR,
+    DNS_FAILURE,
     LOGGING_FAILURE,
-    "UNCAUGHT_EXCEPTION",
+    UNCAUGHT_EXCEPTION,
     INVALID_CONTENT_LENGTH,
 ];
 
@@ -118,10 +124,10 @@ pub static CATALOGUE: &[MetricDef] = &[
     gauge("ges_process_max_fds", &[], "File descriptor limit."),
     gauge("ges_process_threads", &[], "OS threads."),
     gauge("ges_process_start_time_seconds", &[], "Process start time, epoch seconds."),
-    gauge("ges_eventloop_lag_seconds", &["worker"], "Latest event-loop lag sample of each runtime worker."),
-    histogram("ges_eventloop_delay_seconds", &["worker"], "Every event-loop lag sample.", LOOP_BUCKETS),
+    gauge(EVENTLOOP_LAG, &["worker"], "Latest event-loop lag sample of each runtime worker."),
+    histogram(EVENTLOOP_DELAY, &["worker"], "Every event-loop lag sample.", LOOP_BUCKETS),
     gauge(DB_POOL, &["state"], "Database pool connections, idle or in use."),
-    gauge("ges_redis_pool_connections", &["pool", "state"], "Redis pool connections, by pool (cache, ors) and state."),
+    gauge(REDIS_POOL, &["pool", "state"], "Redis pool connections, by pool (cache, ors) and state."),
     gauge(BUILD_INFO, &["version", "revision"], "Always 1; labels carry the build."),
     // Health gauges (0 up, 1 down)
     gauge("POSTGRES_STATUS", &[], "PostgreSQL health: 0 up, 1 down."),
@@ -134,10 +140,10 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter("CB_SUBMIT_FAILED", &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
     counter("CALLIN_POOL_EXHAUSTED", &["tenant"], "Alarm: a call-in group had no free number or code."),
     counter("MONITOR_LAGGING_BEHIND", &[], "Alarm: a callback was handed over later than the lag threshold."),
-    counter("RBAC_CREATE_VQ_PROXY_ERROR", &[], "Alarm: writing a virtual-queue proxy record failed."),
-    counter("DNS_FAILURE", &[], "Alarm: a configured dependency host did not resolve."),
+    counter(RBAC_CREATE_VQ_PROXY_ERROR, &[], "Alarm: writing a virtual-queue proxy record failed."),
+    counter(DNS_FAILURE, &[], "Alarm: a configured dependency host did not resolve."),
     counter(LOGGING_FAILURE, &[], "Alarm: a log line could not be written."),
-    counter("UNCAUGHT_EXCEPTION", &[], "Alarm: a panic in a handler or background task."),
+    counter(UNCAUGHT_EXCEPTION, &[], "Alarm: a panic in a handler or background task."),
     counter(INVALID_CONTENT_LENGTH, &[], "Alarm: a request body over the limit."),
     // Tolerance gauges (alert thresholds, per pod)
     gauge("http_400_tolerance", &[], "Alert threshold: 400 answers per 2 minutes per pod."),

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::state::AppState;
+use crate::telemetry::catalogue::{DB_POOL, REDIS_POOL};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -14,12 +15,12 @@ fn gauge(name: &'static str, down: bool) {
 }
 
 /// One round of checks; returns (database down, cache Redis down, dispatch stream down).
-pub async fn check_once(state: &AppState, cache: Option<&deadpool_redis::Pool>) -> (bool, Option<bool>, Option<bool>) {
+pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) {
     let database_down = !matches!(tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await, Ok(Ok(())));
     if state.store.kind() == crate::store::BackendKind::Postgres {
         gauge("POSTGRES_STATUS", database_down);
     }
-    let cache_down = match cache {
+    let cache_down = match state.throttles.pool() {
         Some(pool) => {
             let ok = tokio::time::timeout(CHECK_TIMEOUT, async {
                 let mut conn = pool.get().await.ok()?;
@@ -47,11 +48,30 @@ pub async fn check_once(state: &AppState, cache: Option<&deadpool_redis::Pool>) 
     (database_down, cache_down, stream_down)
 }
 
-/// Check forever at the configured period.
-pub async fn run(state: AppState, cache: Option<deadpool_redis::Pool>) {
+/// Check forever at the configured period; configured host names are resolved on every round
+/// (`DNS_FAILURE`).
+pub async fn run(state: AppState) {
+    let hosts = crate::telemetry::dns::configured_hosts(&state.settings);
     let mut ticker = tokio::time::interval(Duration::from_secs(state.settings.health.interval_seconds));
     loop {
         ticker.tick().await;
-        check_once(&state, cache.as_ref()).await;
+        crate::telemetry::dns::check(&hosts, CHECK_TIMEOUT).await;
+        check_once(&state).await;
+    }
+}
+
+/// Pool gauges, set at scrape time so they are never a check period old.
+pub fn publish_pool_gauges(state: &AppState) {
+    let (idle, in_use) = state.store.pool_connections();
+    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
+    metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(in_use));
+    let pools = [("cache", state.throttles.pool()), ("ors", state.dispatcher.pool())];
+    for (name, pool) in pools {
+        if let Some(pool) = pool {
+            let status = pool.status();
+            let idle = status.available as f64;
+            metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "idle").set(idle);
+            metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "in_use").set(status.size as f64 - idle);
+        }
     }
 }

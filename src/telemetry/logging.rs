@@ -83,7 +83,7 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
         .lossy(true)
         .buffered_lines_limit(64 * 1024)
         .thread_name("ringback-log-writer")
-        .finish(std::io::stdout());
+        .finish(StdoutSink);
     let (filter_layer, handle) = reload::Layer::new(filter);
     let layer = JsonLayer { dropped: writer.error_counter(), writer, max_len, dropped_seen: AtomicU64::new(0) };
     tracing_subscriber::registry().with(filter_layer).with(layer).try_init().map_err(|e| e.to_string())?;
@@ -93,6 +93,39 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
     };
     let _ = INSTALLED.set(control.clone());
     Ok((control, Some(LogGuard { _guard: guard })))
+}
+
+/// Stdout as the writer thread sees it: a line that cannot be written (stdout closed, a broken
+/// pipe) counts `LOGGING_FAILURE` — the writer thread would otherwise drop it silently. Fault
+/// injection can make it stall like a stuck terminal.
+struct StdoutSink;
+
+impl std::io::Write for StdoutSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let stall = crate::telemetry::faults::log_writer_stall_ms(crate::domain::time::now_ms());
+        if stall > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(stall as u64));
+        }
+        let written = std::io::stdout().write(buf);
+        if written.is_err() {
+            metrics::counter!(LOGGING_FAILURE).increment(1);
+        }
+        written
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+/// Panics also go to the JSON log (with the request's corrId when a handler panicked), before
+/// the default hook's text on stderr. Counting and recovery happen where they are caught.
+pub fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "panic");
+        default(info);
+    }));
 }
 
 struct JsonLayer {

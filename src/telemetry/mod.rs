@@ -1,9 +1,13 @@
 //! Observability: the metric catalogue, alarms, logs.
 
 pub mod catalogue;
+pub mod dns;
+pub mod event_loop;
+pub mod faults;
 pub mod health;
 pub mod logging;
 pub mod process;
+pub mod supervise;
 
 use crate::config::AlertSettings;
 

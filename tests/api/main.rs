@@ -7,6 +7,7 @@ mod callbacks;
 mod edge;
 mod helpers;
 mod monitor;
+mod observability;
 mod outage;
 mod process;
 mod replicas;

@@ -12,14 +12,14 @@ use tokio::task::JoinHandle;
 
 use crate::helpers::{fresh_database, phone, Backend, TestApp};
 
-struct ChaosProxy {
-    port: u16,
+pub struct ChaosProxy {
+    pub port: u16,
     cut: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl ChaosProxy {
-    async fn start(upstream: String) -> ChaosProxy {
+    pub async fn start(upstream: String) -> ChaosProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
@@ -45,14 +45,14 @@ impl ChaosProxy {
         ChaosProxy { port, cut, links }
     }
 
-    fn cut(&self) {
+    pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
     }
 
-    fn restore(&self) {
+    pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
 }

@@ -70,7 +70,7 @@ impl Process {
         self.child.wait().ok();
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -82,7 +82,7 @@ impl Process {
         }
     }
 
-    fn log_lines(&self) -> Vec<String> {
+    pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 }
@@ -276,7 +276,7 @@ async fn demo_mode_prints_a_working_key_and_curl() {
     child.wait().ok();
 }
 
-fn gauge(metrics: &str, name: &str) -> Option<f64> {
+pub fn gauge(metrics: &str, name: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))
@@ -317,7 +317,14 @@ async fn health_gauges_follow_dependencies_and_recover() {
         }
     };
     crate::helpers::eventually(10, "gauges up", all_are(0.0)).await;
-    assert_eq!(gauge(&scrape().await, "POSTGRES_STATUS"), None, "not configured: no gauge");
+    let m = scrape().await;
+    assert_eq!(gauge(&m, "POSTGRES_STATUS"), None, "not configured: no gauge");
+    for pool in ["cache", "ors"] {
+        for state in ["idle", "in_use"] {
+            let series = format!(r#"ges_redis_pool_connections{{pool="{pool}",state="{state}"}}"#);
+            assert!(m.contains(&series), "{series} missing:\n{m}");
+        }
+    }
     redis.stop();
     crate::helpers::eventually(10, "gauges down", all_are(1.0)).await;
     let (status, body) = ready().await;

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod calendars;
 pub mod callbacks;
+pub mod faults;
 pub mod log_level;
 pub mod services;
 pub mod tenants;

@@ -1,0 +1,83 @@
+//! Fault injection (`faults.enabled`, tests only; internal listener, admin token): block a worker,
+//! panic in a handler or a background task, stall the log writer, fail the next virtual-queue
+//! proxy write — so every alarm of observability.md can be raised for real.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::time::now_ms;
+use crate::error::ApiError;
+use crate::http::envelope;
+use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::telemetry::{event_loop, faults};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stall {
+    /// How long, in ms (at most 60 s).
+    pub ms: u64,
+    /// Log lines to emit while the writer is stalled (`stall-log-writer` only).
+    #[serde(default)]
+    pub lines: u64,
+}
+
+fn bounded(ms: u64) -> Result<Duration, ApiError> {
+    if ms == 0 || ms > 60_000 {
+        return Err(ApiError::field("ms", "must be between 1 and 60000"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// Block this worker's thread (and so its event loop) for `ms`.
+pub async fn block_worker(_admin: AdminAuth, body: JsonBody<Stall>) -> Result<HttpResponse, ApiError> {
+    let pause = bounded(body.value.ms)?;
+    let worker = event_loop::current_worker();
+    tracing::warn!(worker = ?worker, ms = body.value.ms, "fault injection: blocking this worker");
+    std::thread::sleep(pause);
+    Ok(envelope::ok(json!({ "worker": worker })))
+}
+
+/// Panic inside a handler: the middleware answers 500 and counts `UNCAUGHT_EXCEPTION`.
+pub async fn panic_in_handler(_admin: AdminAuth) -> HttpResponse {
+    panic!("fault injection: panic in a handler");
+}
+
+/// The monitor's dispatch task panics on its next pass, and is restarted.
+pub async fn panic_in_task(_admin: AdminAuth) -> HttpResponse {
+    faults::arm_task_panic();
+    envelope::ok(json!({ "armed": "panic-task" }))
+}
+
+/// Stall the log writer like a stuck stdout and emit `lines` lines meanwhile: the request is not
+/// held up, lines beyond the writer's buffer are dropped and counted as `LOGGING_FAILURE`.
+pub async fn stall_log_writer(_admin: AdminAuth, body: JsonBody<Stall>) -> Result<HttpResponse, ApiError> {
+    let pause = bounded(body.value.ms)?;
+    if body.value.lines > 1_000_000 {
+        return Err(ApiError::field("lines", "must be at most 1000000"));
+    }
+    faults::stall_log_writer_until(now_ms() + pause.as_millis() as i64);
+    for n in 0..body.value.lines {
+        tracing::warn!(n, "fault injection: log line written while the writer is stalled");
+    }
+    Ok(envelope::ok(json!({ "emitted": body.value.lines })))
+}
+
+/// The next virtual-queue proxy write fails with a real database error.
+pub async fn fail_vq_proxy(_admin: AdminAuth) -> HttpResponse {
+    faults::arm_vq_proxy_failure();
+    envelope::ok(json!({ "armed": "fail-vq-proxy" }))
+}
+
+/// The routes, registered under `/admin/v1` only when `faults.enabled`.
+pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
+    use crate::http::routes::resource;
+    scope
+        .service(resource("/faults/block-worker").route(web::post().to(block_worker)))
+        .service(resource("/faults/panic").route(web::post().to(panic_in_handler)))
+        .service(resource("/faults/panic-task").route(web::post().to(panic_in_task)))
+        .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
+        .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
+}

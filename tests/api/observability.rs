@@ -1,0 +1,302 @@
+//! Observability over HTTP against the real binary (each test its own process, so process-wide
+//! counters and gauges belong to it alone): every alarm reads 0 until its condition happens and
+//! then counts each occurrence (raised for real through the fault-injection routes), health
+//! gauges follow the database, event-loop lag rises on a blocked worker, log lines are cut at
+//! `log.max_len`, and a log-level change applies at once here and within 30 s on other replicas.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, fresh_database, metric_value, phone, Backend, ADMIN_TOKEN};
+use crate::outage::ChaosProxy;
+use crate::process::{gauge, provision, send, Process};
+
+const FAULTS: (&str, &str) = ("RINGBACK__FAULTS__ENABLED", "true");
+
+struct Subject {
+    process: Process,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Subject {
+    async fn start(extra: &[(&str, &str)]) -> Subject {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_database(Backend::Sqlite, &dir).await;
+        let mut env = vec![FAULTS];
+        env.extend_from_slice(extra);
+        Subject { process: Process::start(&url, &env), client: reqwest::Client::new(), _dir: dir }
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        send(&self.client, method, self.process.url(&format!("/admin/v1{path}")), &[("authorization", &auth)], body)
+            .await
+    }
+
+    async fn metrics(&self) -> String {
+        self.client.get(self.process.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
+    async fn alarm(&self, name: &str) -> f64 {
+        gauge(&self.metrics().await, name).unwrap_or_else(|| panic!("{name} is not registered"))
+    }
+}
+
+const GLOBAL_ALARMS: [&str; 6] = [
+    "MONITOR_LAGGING_BEHIND",
+    "RBAC_CREATE_VQ_PROXY_ERROR",
+    "DNS_FAILURE",
+    "LOGGING_FAILURE",
+    "UNCAUGHT_EXCEPTION",
+    "INVALID_CONTENT_LENGTH",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_panic_answers_500_and_counts_uncaught_exception() {
+    let s = Subject::start(&[]).await;
+    let scrape = s.metrics().await;
+    for alarm in GLOBAL_ALARMS {
+        assert_eq!(gauge(&scrape, alarm), Some(0.0), "{alarm} is registered at 0 before any occurrence");
+    }
+    for n in 1..=2 {
+        let (status, body) = s.admin(Method::POST, "/faults/panic", json!({})).await;
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["status"]["reason"], "INTERNAL");
+        assert!(body["status"]["corrId"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+        assert_eq!(s.alarm("UNCAUGHT_EXCEPTION").await, f64::from(n), "each panic counts once");
+    }
+    // The worker that panicked keeps serving.
+    let (status, _) = s.admin(Method::GET, "/tenants", json!(null)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_task_panic_counts_and_the_task_restarts() {
+    let s = Subject::start(&[("RINGBACK__MONITOR__TICK_MS", "100")]).await;
+    assert_eq!(s.alarm("UNCAUGHT_EXCEPTION").await, 0.0);
+    let passes = |m: &str| metric_value(m, r#"ges_monitor_cycle_duration_seconds_count{pass="dispatch"}"#);
+    let (status, _) = s.admin(Method::POST, "/faults/panic-task", json!({})).await;
+    assert_eq!(status, 200);
+    eventually(10, "the dispatch task's panic is counted", || async { s.alarm("UNCAUGHT_EXCEPTION").await == 1.0 })
+        .await;
+    let after_panic = passes(&s.metrics().await);
+    eventually(10, "the restarted dispatch task runs passes again", || async {
+        passes(&s.metrics().await) > after_panic + 2.0
+    })
+    .await;
+    assert_eq!(s.alarm("UNCAUGHT_EXCEPTION").await, 1.0, "one panic, one count");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_vq_proxy_write_counts_and_stores_nothing() {
+    let s = Subject::start(&[]).await;
+    assert_eq!(s.admin(Method::PUT, "/tenants/acme", json!({})).await.0, 200);
+    assert_eq!(s.alarm("RBAC_CREATE_VQ_PROXY_ERROR").await, 0.0);
+    assert_eq!(s.admin(Method::POST, "/faults/fail-vq-proxy", json!({})).await.0, 200);
+    let (status, body) = s.admin(Method::PUT, "/tenants/acme/services/sales", json!({ "virtualQueue": "vq" })).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(s.alarm("RBAC_CREATE_VQ_PROXY_ERROR").await, 1.0);
+    let (status, _) = s.admin(Method::GET, "/tenants/acme/services/sales", json!(null)).await;
+    assert_eq!(status, 404, "the service was not half-written without its proxy record");
+    let (status, body) = s.admin(Method::PUT, "/tenants/acme/services/sales", json!({ "virtualQueue": "vq" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.alarm("RBAC_CREATE_VQ_PROXY_ERROR").await, 1.0, "a good write raises nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_count_invalid_content_length_each() {
+    let s = Subject::start(&[]).await;
+    let key = provision(&s.process, &s.client).await;
+    assert_eq!(s.alarm("INVALID_CONTENT_LENGTH").await, 0.0);
+    let huge = json!({ "serviceName": "sales", "phoneNumber": phone(7), "pad": "x".repeat(70_000) });
+    for n in 1..=3 {
+        let (status, body) = send(
+            &s.client,
+            Method::POST,
+            s.process.url("/engagement/v3/callbacks/create"),
+            &[("x-api-key", &key)],
+            huge.clone(),
+        )
+        .await;
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(s.alarm("INVALID_CONTENT_LENGTH").await, f64::from(n));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_writer_drops_lines_counts_them_and_stalls_no_request() {
+    let s = Subject::start(&[]).await;
+    assert_eq!(s.alarm("LOGGING_FAILURE").await, 0.0);
+    // More lines than the writer's 64 Ki-line buffer while it is stuck: the request still returns.
+    let (status, body) = s.admin(Method::POST, "/faults/stall-log-writer", json!({ "ms": 3000, "lines": 80000 })).await;
+    assert_eq!(status, 200, "{body}");
+    let dropped = s.alarm("LOGGING_FAILURE").await;
+    assert!(dropped > 0.0, "lines beyond the buffer were dropped and counted");
+    assert!(dropped <= 80_000.0);
+    // Once the writer is back, what was written is still one valid JSON object per line.
+    eventually(20, "the writer catches up", || async {
+        s.process.log_lines().iter().any(|l| l.contains("\"n\":1000"))
+    })
+    .await;
+    for line in s.process.log_lines() {
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresolvable_dependency_host_counts_dns_failure_on_each_check() {
+    let s = Subject::start(&[
+        ("RINGBACK__REDIS__URL", "redis://ringback-no-such-host.invalid:6379"),
+        ("RINGBACK__HEALTH__INTERVAL_SECONDS", "1"),
+    ])
+    .await;
+    eventually(20, "DNS_FAILURE counts repeated failed resolutions", || async { s.alarm("DNS_FAILURE").await >= 2.0 })
+        .await;
+    let m = s.metrics().await;
+    assert_eq!(gauge(&m, "REDIS_CONNECTION"), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_worker_shows_its_lag_on_its_own_series() {
+    let s = Subject::start(&[("RINGBACK__HTTP__WORKERS", "2")]).await;
+    let (status, body) = s.admin(Method::POST, "/faults/block-worker", json!({ "ms": 1500 })).await;
+    assert_eq!(status, 200, "{body}");
+    let blocked = body["data"]["worker"].as_str().expect("the blocked worker's label").to_string();
+    assert!(blocked.starts_with("internal-"), "{blocked}");
+    let m = s.metrics().await;
+    // Samples over 1 s: the histogram's count minus its le="1" bucket.
+    let slow_samples = |worker: &str| {
+        metric_value(&m, &format!(r#"ges_eventloop_delay_seconds_count{{worker="{worker}"}}"#))
+            - metric_value(&m, &format!(r#"ges_eventloop_delay_seconds_bucket{{worker="{worker}",le="1"}}"#))
+    };
+    assert!(slow_samples(&blocked) >= 1.0, "the blocked worker recorded its stall:\n{m}");
+    for worker in ["internal-0", "internal-1", "monitor"] {
+        assert!(
+            m.contains(&format!(r#"ges_eventloop_lag_seconds{{worker="{worker}"}}"#)),
+            "{worker} has a probe:\n{m}"
+        );
+        if worker != blocked {
+            assert_eq!(slow_samples(worker), 0.0, "{worker} was not blocked");
+        }
+    }
+}
+
+/// `POSTGRES_STATUS` and `GES_HEALTH` go to 1 within a check period when the database stops
+/// answering (a loopback proxy is cut), readiness fails, and all recover without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_gauge_and_readiness_follow_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let (prefix, rest) = url.split_once('@').unwrap();
+    let (host_port, database) = rest.split_once('/').unwrap();
+    let proxy = ChaosProxy::start(host_port.to_string()).await;
+    let proxied = format!("{prefix}@127.0.0.1:{}/{database}", proxy.port);
+    let p = Process::start(
+        &proxied,
+        &[
+            ("RINGBACK__HEALTH__INTERVAL_SECONDS", "1"),
+            ("RINGBACK__DATABASE__ACQUIRE_TIMEOUT_MS", "500"),
+            ("RINGBACK__DATABASE__STATEMENT_TIMEOUT_MS", "500"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let scrape = || async { client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let ready = || async { client.get(p.url("/health/ready")).send().await.unwrap().status().as_u16() };
+    let both_are = |value: f64| {
+        let scrape = &scrape;
+        move || async move {
+            let m = scrape().await;
+            gauge(&m, "POSTGRES_STATUS") == Some(value) && gauge(&m, "GES_HEALTH") == Some(value)
+        }
+    };
+    eventually(10, "database up", both_are(0.0)).await;
+    assert_eq!(ready().await, 200);
+    assert!(scrape().await.contains(r#"ges_db_pool_connections{state="idle"}"#));
+    proxy.cut();
+    eventually(10, "POSTGRES_STATUS and GES_HEALTH down", both_are(1.0)).await;
+    assert_eq!(ready().await, 503, "readiness follows the database");
+    proxy.restore();
+    eventually(15, "recovered without a restart", both_are(0.0)).await;
+    assert_eq!(ready().await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_field_values_are_cut_at_max_len_and_flagged() {
+    let s = Subject::start(&[("RINGBACK_LOG", "trace"), ("RINGBACK__LOG__MAX_LEN", "64")]).await;
+    let long_path = format!("/engagement/v3/{}", "x".repeat(300));
+    let r = s.client.get(s.process.url(&long_path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    eventually(10, "the request's lines are written", || async {
+        s.process.log_lines().iter().any(|l| l.contains("/engagement/v3/xxxx"))
+    })
+    .await;
+    let lines: Vec<Value> = s.process.log_lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let received = lines
+        .iter()
+        .find(|v| v["stage"] == "received" && v["path"].as_str().is_some_and(|p| p.starts_with("/engagement/v3/xx")))
+        .expect("the received line of the long path");
+    assert_eq!(received["truncated"], true, "{received}");
+    assert_eq!(received["path"].as_str().unwrap().chars().count(), 64);
+    for v in &lines {
+        for (k, value) in v.as_object().unwrap() {
+            if let Some(text) = value.as_str() {
+                assert!(text.chars().count() <= 64, "{k} longer than log.max_len: {v}");
+            }
+        }
+        if v.get("truncated").is_some() {
+            assert!(v.as_object().unwrap().values().any(|x| x.as_str().is_some_and(|t| t.chars().count() == 64)));
+        }
+    }
+}
+
+/// A log-level change applies at once on the replica that takes it and within 30 s on another
+/// replica of the same database, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_change_applies_here_at_once_and_on_other_replicas_within_30s() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let client = reqwest::Client::new();
+    let a = Process::start(&url, &[("RINGBACK_LOG", "info")]);
+    let b = Process::start(&url, &[("RINGBACK_LOG", "info")]);
+    let key = provision(&a, &client).await;
+    let book = |p: &Process, n: u32| {
+        let req = client
+            .post(p.url("/engagement/v3/callbacks/create"))
+            .header("x-api-key", key.as_str())
+            .header("content-type", "application/json")
+            .body(json!({ "serviceName": "sales", "phoneNumber": phone(n) }).to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.unwrap()["status"]["corrId"].as_str().unwrap().to_string()
+        }
+    };
+    let traced =
+        |p: &Process, corr: &str| p.log_lines().iter().any(|l| l.contains(corr) && l.contains(r#""stage":"received""#));
+    let before = book(&a, 1).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (status, body) = send(
+        &client,
+        Method::PUT,
+        a.url("/admin/v1/log-level"),
+        &[("authorization", &auth)],
+        json!({ "level": "trace" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let after = book(&a, 2).await;
+    eventually(5, "trace lines of the booking after the change", || async { traced(&a, &after) }).await;
+    assert!(!traced(&a, &before), "no trace lines before the change");
+    // Replicas re-read the stored level periodically: book on B until its lines turn up at trace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut booked_on_b = Vec::new();
+    for n in 3.. {
+        booked_on_b.push(book(&b, n).await);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if booked_on_b.iter().any(|corr| traced(&b, corr)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replica B did not follow the log-level change within 30 s");
+    }
+}
