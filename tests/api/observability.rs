@@ -300,3 +300,74 @@ async fn log_level_change_applies_here_at_once_and_on_other_replicas_within_30s(
         assert!(std::time::Instant::now() < deadline, "replica B did not follow the log-level change within 30 s");
     }
 }
+
+/// A trace-level log of a whole workload — bookings in several number formats, reads, lists
+/// filtered by number, cancels, refusals, platform reports, key management — holds no full phone
+/// number, API key, token or `userData` value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_log_of_a_whole_workload_holds_no_number_key_token_or_user_data() {
+    const INTERNAL: &str = "workload-internal-token";
+    let s = Subject::start(&[("RINGBACK_LOG", "trace"), ("RINGBACK__INTERNAL__TOKENS", INTERNAL)]).await;
+    let key = provision(&s.process, &s.client).await;
+    let public = |path: &str| s.process.url(&format!("/engagement/v3{path}"));
+    let h = [("x-api-key", key.as_str())];
+    let secret = "PRIVATE-ORDER-7731";
+    let mut ids = Vec::new();
+    for number in ["+14155550187", "(415) 555-0188", "415.555.0189"] {
+        let body = json!({ "serviceName": "sales", "phoneNumber": number, "userData": { "order": secret } });
+        let (status, resp) = send(&s.client, Method::POST, public("/callbacks/create"), &h, body).await;
+        assert_eq!(status, 200, "{resp}");
+        ids.push(resp["data"]["id"].as_str().unwrap().to_string());
+    }
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let body = json!({ "serviceName": "sales", "phoneNumber": "+14155550190", "desiredTime": later });
+    assert_eq!(send(&s.client, Method::POST, public("/callbacks/create"), &h, body).await.0, 200);
+    let bad = json!({ "serviceName": "sales", "phoneNumber": "+1415555019" });
+    assert_eq!(send(&s.client, Method::POST, public("/callbacks/create"), &h, bad).await.0, 400);
+    let wrong_key = [("x-api-key", "rb_not_a_real_key_123456")];
+    let body = json!({ "serviceName": "sales", "phoneNumber": "+14155550191" });
+    assert_eq!(send(&s.client, Method::POST, public("/callbacks/create"), &wrong_key, body).await.0, 401);
+    for id in &ids {
+        assert_eq!(send(&s.client, Method::POST, public("/callbacks/retrieve"), &h, json!({ "id": id })).await.0, 200);
+    }
+    let listed = s
+        .client
+        .get(public("/callbacks?phoneNumber=%2B14155550187"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status().as_u16(), 200);
+    assert_eq!(send(&s.client, Method::POST, public("/callbacks/cancel"), &h, json!({ "id": ids[0] })).await.0, 200);
+    let auth = format!("Bearer {INTERNAL}");
+    let report = json!({ "state": "PROCESSING" });
+    let (status, resp) = send(
+        &s.client,
+        Method::POST,
+        s.process.url(&format!("/internal/v1/callbacks/{}/state", ids[1])),
+        &[("authorization", &auth)],
+        report,
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    let (status, created) = s.admin(Method::POST, "/tenants/acme/api-keys", json!({})).await;
+    assert_eq!(status, 200);
+    let second_key = created["data"]["key"].as_str().unwrap().to_string();
+    assert_eq!(s.admin(Method::GET, "/tenants/acme/api-keys", json!(null)).await.0, 200);
+
+    eventually(10, "the workload's last lines are written", || async {
+        s.process.log_lines().iter().any(|l| l.contains("/admin/v1/tenants/{tenant}/api-keys") && l.contains("\"GET\""))
+    })
+    .await;
+    let log = s.process.log_lines().join("\n");
+    assert!(log.contains("\"stage\":\"stored\""), "the log is at trace level");
+    for digits in ["4155550187", "4155550188", "4155550189", "4155550190", "415555019", "4155550191"] {
+        assert!(!log.contains(digits), "a phone number ({digits}) reached the log");
+    }
+    for raw in ["(415) 555-0188", "415.555.0189", "555-0188"] {
+        assert!(!log.contains(raw), "a raw phone number ({raw}) reached the log");
+    }
+    for secret_text in [key.as_str(), second_key.as_str(), "rb_not_a_real_key_123456", INTERNAL, ADMIN_TOKEN, secret] {
+        assert!(!log.contains(secret_text), "a secret or userData value reached the log: {secret_text}");
+    }
+}

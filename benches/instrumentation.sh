@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Cost of instrumentation (on demand, not in CI): create-callback throughput over loopback with
+# logs off, at info and at trace, measured in one run with the modes interleaved (ROUNDS rounds)
+# so machine noise hits all three alike; then the /metrics render time with 10,000 series
+# (criterion bench `metrics_render`). Prints the ratios info/off and trace/off.
+#
+#   benches/instrumentation.sh [seconds per run] [rounds] [connections]
+# Targets (issue 5): info within 5 % of off, trace within 30 %.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-8}
+ROUNDS=${2:-2}
+CONNECTIONS=${3:-16}
+PG=${RINGBACK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+DB=ringback_instr_bench
+PORT=${RINGBACK_BENCH_PORT:-39070}
+TOKEN=bench-admin-token
+WORK=$(mktemp -d)
+trap '[ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --locked -q
+
+cat >"$WORK/create.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = os.getenv("KEY")
+math.randomseed(os.time())
+request = function()
+  local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
+  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
+  return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
+    '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
+end
+LUA
+
+# One measured run: a fresh database, the server at log level $1 writing its log to a file (as a
+# container runtime would), wrk for DURATION seconds. Prints requests/s.
+run() {
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+  RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
+  RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$1" \
+    ./target/release/ringback serve >"$WORK/server-$1.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+  admin() { curl -sf -X "$1" "http://127.0.0.1:$PORT/admin/v1$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$3"; }
+  admin PUT /tenants/bench '{}' >/dev/null
+  admin PUT /tenants/bench/services/load '{"perNumberLimit":{"limit":1000000,"windowSeconds":60},
+    "serviceRateLimits":[{"limit":100000000,"windowSeconds":60}],"maxQueued":100000000,"slotCapacity":100000000}' >/dev/null
+  KEY=$(admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/') \
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt"
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt"
+}
+
+declare -A TOTAL=([off]=0 [info]=0 [trace]=0)
+declare -A LINES=([off]=0 [info]=0 [trace]=0)
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in off info trace; do
+    rps=$(run "$mode")
+    lines=$(wc -l <"$WORK/server-$mode.log")
+    echo "round $round, logs $mode: $rps req/s ($lines log lines)"
+    TOTAL[$mode]=$(awk -v a="${TOTAL[$mode]}" -v b="$rps" 'BEGIN { print a + b }')
+    LINES[$mode]=$lines
+  done
+done
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
+
+echo
+echo "| logs | create-callback req/s (mean of $ROUNDS × ${DURATION}s) | vs off |"
+echo "|---|---|---|"
+for mode in off info trace; do
+  awk -v m="$mode" -v t="${TOTAL[$mode]}" -v o="${TOTAL[off]}" -v r="$ROUNDS" \
+    'BEGIN { printf "| %s | %.0f | %.3f |\n", m, t / r, t / o }'
+done
+awk -v i="${TOTAL[info]}" -v t="${TOTAL[trace]}" -v o="${TOTAL[off]}" \
+  'BEGIN { printf "cost: info %.1f %% (target <= 5 %%), trace %.1f %% (target <= 30 %%)\n", (1 - i / o) * 100, (1 - t / o) * 100 }'
+
+echo
+echo "== /metrics render with 10,000 series"
+cargo bench --locked --bench metrics_render 2>/dev/null | grep -E "series|time:"
