@@ -83,9 +83,9 @@ enum Attempt {
 
 /// Creates that collide are retried with a fresh pick this many times before answering 503.
 const CREATE_ATTEMPTS: usize = 4;
-/// Random draws checked one by one before listing the number's used codes.
+/// Random draws checked one by one on a large code space before calling the number full.
 const CODE_DRAWS: usize = 32;
-/// Code spaces up to this size may be listed whole (4 digits and fewer).
+/// Code spaces up to this size are listed whole (4 digits and fewer).
 const ENUMERABLE_CODES: i64 = 9_000;
 
 const COLUMNS: &str = "id, tenant_id, group_name, state, to_number, access_code, from_number, callback_id, \
@@ -547,13 +547,9 @@ async fn pick_shared(
     new: &NewCallIn,
     config: &CallInGroupConfig,
 ) -> StoreResult<Option<(String, i64, Option<i64>)>> {
-    let digits = config.access_code_digits;
-    let space = code_space(digits);
     let rows = sqlx::query(
-        "SELECT n.number,
-                (SELECT COUNT(*) FROM callin_requests r WHERE r.to_number = n.number AND r.state = 'PENDING') AS pending
-         FROM callin_numbers n WHERE n.tenant_id = $1 AND n.group_name = $2
-         ORDER BY n.last_assigned_ms, n.position",
+        "SELECT number FROM callin_numbers WHERE tenant_id = $1 AND group_name = $2
+         ORDER BY last_assigned_ms, position",
     )
     .bind(&new.tenant_id)
     .bind(&new.group_name)
@@ -561,43 +557,38 @@ async fn pick_shared(
     .await?;
     for row in rows {
         let number: String = row.try_get("number")?;
-        let pending: i64 = row.try_get("pending")?;
-        if pending >= space {
-            continue;
-        }
-        if let Some(code) = free_code(tx, &number, digits, pending * 2 < space).await? {
+        if let Some(code) = free_code(tx, &number, config.access_code_digits).await? {
             return Ok(Some((number, code, Some(code))));
         }
     }
     Ok(None)
 }
 
-/// A code no pending request on `number` holds. A sparse space is sampled (each draw checked by
-/// the unique index's own lookup); a dense one is listed and drawn from.
-async fn free_code(tx: &mut Transaction<'_, Any>, number: &str, digits: u32, sparse: bool) -> StoreResult<Option<i64>> {
-    if sparse {
-        for _ in 0..CODE_DRAWS {
-            let code = draw_code(digits, &mut OsRng);
-            let held = sqlx::query(
-                "SELECT 1 AS held FROM callin_requests WHERE to_number = $1 AND slot = $2 AND state = 'PENDING'",
-            )
+/// A code no pending request on `number` holds. A small space (4 digits or fewer) is listed and
+/// drawn from uniformly; a large one is sampled, each draw checked with the unique index's own
+/// lookup — half full would take hundreds of thousands of pending requests on one number, so 32
+/// misses in a row mean the number is, for practical purposes, full.
+async fn free_code(tx: &mut Transaction<'_, Any>, number: &str, digits: u32) -> StoreResult<Option<i64>> {
+    if code_space(digits) <= ENUMERABLE_CODES {
+        let rows = sqlx::query("SELECT slot FROM callin_requests WHERE to_number = $1 AND state = 'PENDING'")
             .bind(number)
-            .bind(code)
-            .fetch_optional(&mut **tx)
+            .fetch_all(&mut **tx)
             .await?;
-            if held.is_none() {
-                return Ok(Some(code));
-            }
+        let used: HashSet<i64> = rows.iter().map(|r| r.try_get("slot")).collect::<Result<_, _>>()?;
+        return Ok(pick_free_code(digits, &used, &mut OsRng));
+    }
+    for _ in 0..CODE_DRAWS {
+        let code = draw_code(digits, &mut OsRng);
+        let held = sqlx::query(
+            "SELECT 1 AS held FROM callin_requests WHERE to_number = $1 AND slot = $2 AND state = 'PENDING'",
+        )
+        .bind(number)
+        .bind(code)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if held.is_none() {
+            return Ok(Some(code));
         }
     }
-    if code_space(digits) > ENUMERABLE_CODES {
-        // 32 misses in a space at most half full: astronomically unlikely; call this number full.
-        return Ok(None);
-    }
-    let rows = sqlx::query("SELECT slot FROM callin_requests WHERE to_number = $1 AND state = 'PENDING'")
-        .bind(number)
-        .fetch_all(&mut **tx)
-        .await?;
-    let used: HashSet<i64> = rows.iter().map(|r| r.try_get("slot")).collect::<Result<_, _>>()?;
-    Ok(pick_free_code(digits, &used, &mut OsRng))
+    Ok(None)
 }
