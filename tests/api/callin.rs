@@ -324,6 +324,10 @@ async fn call_in_groups_are_validated_audited_and_numbers_are_deployment_unique(
     assert!(resources.contains(&"tenants/acme/call-in-groups/Sales"), "{resources:?}");
     assert!(resources.contains(&"tenants/globex/call-in-groups/Taker"));
 
+    // Deleting a tenant frees its groups' numbers.
+    app.admin(Method::DELETE, "/tenants/globex", None).await.expect(200, None);
+    put("acme", "Sales", json!({ "numbers": [n0, n1, n2] })).await.expect(200, None);
+
     let doc = app.call_on(&app.external, Method::GET, "/engagement/v3/openapi.json", &[], None).await;
     for path in ["create", "retrieve", "cancel"] {
         assert!(doc.body["paths"][format!("/engagement/v3/call-in/requests/{path}")]["post"].is_object(), "{path}");
