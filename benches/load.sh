@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark (on demand, not in CI): create-callback throughput and latency over loopback
 # against PostgreSQL, side by side with pgbench doing the equivalent single-row insert into the
-# same table on the same server, in one run. Prints figures and the ratio ours/pgbench.
+# same table on the same server, in one run; then the click-to-call-in create path on the same
+# server. Prints figures and the ratio ours/pgbench.
 #
 #   benches/load.sh [seconds] [connections]
 set -euo pipefail
@@ -23,7 +24,7 @@ psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >
 
 RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
 RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="${RINGBACK_LOG:-info}" \
-  ./target/release/ringback serve >"$WORK/server.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/release/ringback" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
 
@@ -55,6 +56,25 @@ OURS_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 OURS_P50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
 OURS_P99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
 NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
+
+# Click-to-call-in create: one group of 10 shared numbers with 9-digit codes (9 billion slots, so
+# the pool never runs dry), the full path — stale-expiry sweep, LRU number, CSPRNG code checked
+# against the pending-slot index, insert — for every request. Creates of one group take turns.
+admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
+  \"uniqueNumbers\":false,\"accessCodeDigits\":9,\"expirySeconds\":3600}" >/dev/null
+cat >"$WORK/callin.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "$KEY"
+wrk.body = '{"groupName":"load","userData":{"orderId":"A-1"}}'
+wrk.path = "/engagement/v3/call-in/requests/create"
+LUA
+echo "== ringback: POST /engagement/v3/call-in/requests/create (one shared group), $CONNECTIONS connections, ${DURATION}s"
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/callin.lua" "http://127.0.0.1:$PORT" | tee "$WORK/callin.txt"
+CALLIN_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/callin.txt")
+CALLIN_P50=$(awk '$1=="50%" {print $2}' "$WORK/callin.txt")
+CALLIN_P99=$(awk '$1=="99%" {print $2}' "$WORK/callin.txt")
+CALLIN_NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/callin.txt")
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
 
 # The same rows (callback + first history entry + the bucket's conditional increment) written by
@@ -86,6 +106,8 @@ echo "| | throughput | p50 | p99 |"
 echo "|---|---|---|---|"
 echo "| ringback create-callback (HTTP) | ${OURS_RPS} req/s | ${OURS_P50} | ${OURS_P99} |"
 echo "| pgbench same insert (SQL) | ${PG_TPS} tx/s | ${PG_P50} | ${PG_P99} |"
+echo "| ringback create-call-in (HTTP) | ${CALLIN_RPS} req/s | ${CALLIN_P50} | ${CALLIN_P99} |"
 awk -v a="$OURS_RPS" -v b="$PG_TPS" 'BEGIN { printf "ratio ours/pgbench: %.2f\n", a / b }'
 [ -z "${NON2XX:-}" ] || echo "non-2xx answers during the ringback run: $NON2XX"
+[ -z "${CALLIN_NON2XX:-}" ] || echo "non-2xx answers during the call-in run: $CALLIN_NON2XX"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null

@@ -70,6 +70,11 @@ struct SimulateArgs {
     /// Queue statistics push period, in ms.
     #[arg(long, default_value_t = 10000)]
     stats_ms: u64,
+    /// Instead of consuming the stream: place inbound calls for one call-in request (the `data`
+    /// of a create answer, as JSON) — one with a wrong code, one with the right code — print
+    /// what Ringback answered, and exit.
+    #[arg(long, value_name = "JSON")]
+    call_in: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -129,6 +134,22 @@ async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> 
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
     let (_log, _guard) =
         logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+    if let Some(request) = &args.call_in {
+        let token = args
+            .token
+            .clone()
+            .or_else(|| settings.internal.tokens.first().cloned())
+            .ok_or_else(|| anyhow::anyhow!("no internal token: pass --token or set RINGBACK__INTERNAL__TOKENS"))?;
+        let request: serde_json::Value =
+            serde_json::from_str(request).map_err(|e| anyhow::anyhow!("--call-in takes JSON: {e}"))?;
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build()?;
+        let calls = ringback::simulator::place_inbound_calls(&client, &args.internal_url, &token, &request).await?;
+        if let Some(status) = calls.wrong_code {
+            println!("wrong access code: HTTP {status}");
+        }
+        println!("right access code: HTTP {} {}", calls.right_code.0, calls.right_code.1);
+        return Ok(());
+    }
     let url = args.redis_url.unwrap_or_else(|| settings.ors_redis_url().to_string());
     if url.is_empty() {
         anyhow::bail!("no Redis: pass --redis-url or set RINGBACK__ORS_REDIS__URL / RINGBACK__REDIS__URL");

@@ -249,3 +249,60 @@ impl Driver {
         }
     }
 }
+
+/// What the platform heard for each inbound call it placed for one call-in request.
+#[derive(Debug, Clone)]
+pub struct InboundCalls {
+    /// Status of the call with a wrong access code (only when the request has a code); 404 is right.
+    pub wrong_code: Option<u16>,
+    /// Status and body of the call with the request's own code (and caller).
+    pub right_code: (u16, Value),
+}
+
+/// Place inbound calls for a call-in request as Ringback issued it (`data` of create): first one
+/// with a wrong code when the request has a code, then one with the right code from
+/// `fromPhoneNumber`. The wrong code differs in its first digit only, so it keeps the digit count
+/// (another pending request on a shared number could hold it; the simulator does not care).
+pub async fn place_inbound_calls(
+    client: &reqwest::Client,
+    internal_url: &str,
+    token: &str,
+    request: &Value,
+) -> anyhow::Result<InboundCalls> {
+    let to = request["toPhoneNumber"].as_str().ok_or_else(|| anyhow::anyhow!("the request has no toPhoneNumber"))?;
+    let from = request.get("fromPhoneNumber").cloned().unwrap_or(Value::Null);
+    let code = request["accessCode"].as_i64();
+    let url = format!("{}/internal/v1/call-in/match", internal_url.trim_end_matches('/'));
+    let call = |code: Option<i64>| {
+        let body = json!({ "toPhoneNumber": to, "accessCode": code, "fromPhoneNumber": from });
+        client.post(&url).bearer_auth(token).json(&body).send()
+    };
+    let wrong_code = match code {
+        Some(c) => Some(call(Some(wrong_code(c))).await?.status().as_u16()),
+        None => None,
+    };
+    let answer = call(code).await?;
+    let status = answer.status().as_u16();
+    let body = answer.json::<Value>().await.unwrap_or(Value::Null);
+    Ok(InboundCalls { wrong_code, right_code: (status, body) })
+}
+
+/// The code with its first digit moved on by one (1–9 stays 1–9).
+fn wrong_code(code: i64) -> i64 {
+    let text = code.to_string();
+    let first = text.as_bytes().first().map(|b| i64::from(b - b'0')).unwrap_or(1);
+    let scale = 10_i64.pow(text.len().saturating_sub(1) as u32);
+    code - first * scale + (first % 9 + 1) * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrong_code;
+
+    #[test]
+    fn a_wrong_code_keeps_the_digit_count_and_differs() {
+        assert_eq!(wrong_code(1234), 2234);
+        assert_eq!(wrong_code(9876), 1876);
+        assert_eq!(wrong_code(7), 8);
+    }
+}

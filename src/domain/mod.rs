@@ -2,6 +2,7 @@
 
 pub mod booking;
 pub mod calendar;
+pub mod call_in;
 pub mod callback;
 pub mod capacity;
 pub mod names;

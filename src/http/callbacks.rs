@@ -456,7 +456,7 @@ fn is_js_identifier(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-fn clean_user_data(data: Map<String, Value>, problems: &mut Vec<FieldProblem>) -> Map<String, Value> {
+pub(crate) fn clean_user_data(data: Map<String, Value>, problems: &mut Vec<FieldProblem>) -> Map<String, Value> {
     let mut kept = Map::new();
     for (key, value) in data {
         if !is_js_identifier(&key) || value.is_null() {

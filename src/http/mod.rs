@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod availability;
+pub mod call_in;
 pub mod callbacks;
 pub mod corr_id;
 pub mod envelope;

@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
-use crate::http::{admin, availability, callbacks, health, internal, middleware, openapi, queues};
+use crate::http::{admin, availability, call_in, callbacks, health, internal, middleware, openapi, queues};
 
 /// Public API and health: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
@@ -24,6 +24,9 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/callbacks/open-for/{service_name}").route(web::get().to(availability::open_for)))
             .service(resource("/callbacks/queue-status/{queue_name}").route(web::get().to(queues::queue_status)))
+            .service(resource("/call-in/requests/create").route(web::post().to(call_in::create)))
+            .service(resource("/call-in/requests/retrieve").route(web::post().to(call_in::retrieve)))
+            .service(resource("/call-in/requests/cancel").route(web::post().to(call_in::cancel)))
             .service(resource("/estimated-wait-time").route(web::get().to(queues::estimated_wait_time)))
             .service(resource("/openapi.json").route(web::get().to(openapi::document))),
     )
@@ -42,9 +45,8 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
         .service(
             web::scope("/internal/v1")
                 .service(resource("/callbacks/{id}/state").route(web::post().to(internal::report_state)))
-                .service(
-                    resource("/queues/{tenant}/{virtual_queue}/stats").route(web::put().to(internal::queue_stats)),
-                ),
+                .service(resource("/queues/{tenant}/{virtual_queue}/stats").route(web::put().to(internal::queue_stats)))
+                .service(resource("/call-in/match").route(web::post().to(call_in::match_inbound))),
         )
         .service(
             admin_scope
@@ -63,6 +65,13 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                 .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
                 .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
                 .service(resource("/tenants/{tenant}/calendars").route(web::get().to(admin::calendars::list)))
+                .service(resource("/tenants/{tenant}/call-in-groups").route(web::get().to(admin::call_in_groups::list)))
+                .service(
+                    resource("/tenants/{tenant}/call-in-groups/{name}")
+                        .route(web::put().to(admin::call_in_groups::put))
+                        .route(web::get().to(admin::call_in_groups::get))
+                        .route(web::delete().to(admin::call_in_groups::delete)),
+                )
                 .service(resource("/tenants/{tenant}/callbacks").route(web::get().to(admin::callbacks::list)))
                 .service(resource("/tenants/{tenant}/callbacks/cancel").route(web::post().to(admin::callbacks::cancel)))
                 .service(

@@ -1,13 +1,19 @@
 //! The recovery pass: expire hand-offs past `queuedTtlSeconds`, purge finished records past
-//! `ttlSeconds` and stale bookkeeping, refresh `ges_monitor_size`.
+//! `ttlSeconds` and stale bookkeeping, expire call-in requests past their expiration (counted
+//! here only for the requests this pass moves; a create that expires one first counts it
+//! itself), refresh `ges_monitor_size`.
 
 use std::time::Instant;
 
 use super::{Directory, CYCLE_METRIC};
 use crate::domain::callback::State;
 use crate::domain::time::now_ms;
+use crate::http::call_in::count_expired;
 use crate::state::AppState;
 use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
+
+/// Finished call-in requests stay readable this long.
+const CALLIN_RETENTION_MS: i64 = 86_400_000;
 
 pub async fn pass(state: &AppState, directory: &Directory) {
     let started = Instant::now();
@@ -38,6 +44,12 @@ async fn run(state: &AppState, directory: &Directory) -> anyhow::Result<()> {
         }
     }
     store.purge_bookkeeping(now).await?;
+    let expired = store.expire_callins(now).await?;
+    count_expired(state, &expired).await;
+    if !expired.is_empty() {
+        tracing::debug!(count = expired.len(), "call-in requests expired");
+    }
+    store.purge_callins(now - CALLIN_RETENTION_MS).await?;
     let (by_state, due) = store.monitor_counts(now).await?;
     for s in [State::Scheduled, State::Queued, State::Routing, State::Processing] {
         let n = by_state.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);

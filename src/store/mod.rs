@@ -6,6 +6,7 @@
 //! (`tests/api`, run against both backends) prove the queries instead.
 
 mod calendars;
+mod call_in;
 mod callbacks;
 mod capacity;
 mod dispatch;
@@ -21,6 +22,10 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use call_in::{
+    CallInGroupRecord, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn,
+    PutGroupOutcome,
+};
 pub use callbacks::{
     BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
     RescheduleOutcome,

@@ -53,6 +53,10 @@ pub const CALLBACKS_CANCELLED: &str = "ges_callbacks_cancelled";
 pub const CALLBACKS_RESCHEDULED: &str = "ges_callbacks_rescheduled";
 pub const CALLBACKS_COMPLETED: &str = "ges_callbacks_completed";
 pub const CALLBACKS_REJECTED: &str = "ges_callbacks_rejected";
+pub const CALLIN_CREATED: &str = "ges_callin_created";
+pub const CALLIN_MATCHED: &str = "ges_callin_matched";
+pub const CALLIN_EXPIRED: &str = "ges_callin_expired";
+pub const CALLIN_POOL_EXHAUSTED: &str = "CALLIN_POOL_EXHAUSTED";
 pub const HTTP_REQUESTS: &str = "ges_http_requests_total";
 pub const HTTP_FAILED: &str = "ges_http_failed_requests_total";
 pub const HTTP_DURATION: &str = "ges_http_request_duration_seconds";
@@ -76,7 +80,7 @@ const LOOP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 /// Alarm counters: registered at 0 (unlabelled at start-up, tenant-labelled per known tenant) so
 /// that the very first occurrence shows in `increase()`.
 pub const TENANT_ALARMS: &[&str] =
-    &["CB_ENQUEUE_LIMIT_REACHED", "CB_TTL_LIMIT_REACHED", "CB_SUBMIT_FAILED", "CALLIN_POOL_EXHAUSTED"];
+    &["CB_ENQUEUE_LIMIT_REACHED", "CB_TTL_LIMIT_REACHED", "CB_SUBMIT_FAILED", CALLIN_POOL_EXHAUSTED];
 pub const GLOBAL_ALARMS: &[&str] = &[
     "MONITOR_LAGGING_BEHIND",
     RBAC_CREATE_VQ_PROXY_ERROR,
@@ -93,9 +97,9 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(CALLBACKS_RESCHEDULED, &["tenant", "service"], "Callbacks moved to a new time."),
     counter(CALLBACKS_COMPLETED, &["tenant", "service", "reason"], "Callbacks that reached COMPLETED, by outcome."),
     counter(CALLBACKS_REJECTED, &["tenant", "service", "reason"], "Refused bookings, by error reason code."),
-    counter("ges_callin_created", &["tenant", "group"], "Click-to-call-in requests issued."),
-    counter("ges_callin_matched", &["tenant", "group"], "Click-to-call-in requests matched to an inbound call."),
-    counter("ges_callin_expired", &["tenant", "group"], "Click-to-call-in requests that expired unmatched."),
+    counter(CALLIN_CREATED, &["tenant", "group"], "Click-to-call-in requests issued."),
+    counter(CALLIN_MATCHED, &["tenant", "group"], "Click-to-call-in requests matched to an inbound call."),
+    counter(CALLIN_EXPIRED, &["tenant", "group"], "Click-to-call-in requests that expired unmatched."),
     gauge(
         "ges_monitor_size",
         &["type"],
@@ -138,7 +142,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter("CB_ENQUEUE_LIMIT_REACHED", &["tenant"], "Alarm: a per-number throttle refused a booking."),
     counter("CB_TTL_LIMIT_REACHED", &["tenant"], "Alarm: a per-service rate window refused a booking."),
     counter("CB_SUBMIT_FAILED", &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
-    counter("CALLIN_POOL_EXHAUSTED", &["tenant"], "Alarm: a call-in group had no free number or code."),
+    counter(CALLIN_POOL_EXHAUSTED, &["tenant"], "Alarm: a call-in group had no free number or code."),
     counter("MONITOR_LAGGING_BEHIND", &[], "Alarm: a callback was handed over later than the lag threshold."),
     counter(RBAC_CREATE_VQ_PROXY_ERROR, &[], "Alarm: writing a virtual-queue proxy record failed."),
     counter(DNS_FAILURE, &[], "Alarm: a configured dependency host did not resolve."),

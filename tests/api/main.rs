@@ -4,6 +4,7 @@
 mod admin;
 mod booking_rules;
 mod callbacks;
+mod callin;
 mod edge;
 mod helpers;
 mod monitor;

@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod calendars;
+pub mod call_in_groups;
 pub mod callbacks;
 pub mod faults;
 pub mod log_level;

@@ -1,0 +1,286 @@
+//! Click-to-call-in: the public requests API (`/engagement/v3/call-in/requests/...`) and the
+//! voice platform's match (`/internal/v1/call-in/match`). Phone numbers are logged masked;
+//! `userData` and access codes are never logged.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::domain::call_in::{normalise_caller, parse_access_code, RequestState};
+use crate::domain::phone::mask;
+use crate::domain::time::now_ms;
+use crate::error::{ApiError, FieldProblem, Reason};
+use crate::http::callbacks::clean_user_data;
+use crate::http::envelope;
+use crate::http::extractors::{ApiKeyAuth, InternalAuth, JsonBody};
+use crate::state::AppState;
+use crate::store::{CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn};
+use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
+
+const CALLBACK_ID_MAX: usize = 128;
+
+/// Ask for a number to call (GES v3 field names). Unknown fields are ignored; `null` means absent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateCallInParms {
+    /// Required: a call-in group of this tenant.
+    pub group_name: Option<String>,
+    /// The number the customer will call from; required when the group matches callers.
+    pub from_phone_number: Option<String>,
+    /// Keys must be JavaScript identifiers (others are dropped); values string, number or bool.
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Map<String, Value>>,
+    /// A callback id to associate (stored and returned).
+    pub callback_service_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CallInIdParms {
+    /// The call-in request id.
+    pub id: Option<String>,
+}
+
+/// A call-in request. `state` and `userData` appear in retrieve, cancel and match answers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallInView {
+    pub id: String,
+    /// The number to dial (E.164).
+    pub to_phone_number: String,
+    pub group_name: String,
+    /// Epoch milliseconds.
+    pub expiration_time: i64,
+    /// Only when the group uses codes: the group's digit count, first digit 1–9.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_phone_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_service_id: Option<String>,
+    /// `PENDING`, `MATCHED`, `EXPIRED` or `CANCELLED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Value>,
+}
+
+fn view(record: CallInRecord, with_state: bool, now: i64) -> CallInView {
+    CallInView {
+        state: with_state.then(|| record.state.as_seen(record.expires_ms, now).as_str().to_string()),
+        user_data: with_state.then_some(Value::Object(record.user_data)),
+        id: record.id,
+        to_phone_number: record.to_number,
+        group_name: record.group_name,
+        expiration_time: record.expires_ms,
+        access_code: record.access_code,
+        from_phone_number: record.from_number,
+        callback_service_id: record.callback_id,
+    }
+}
+
+/// Count requests a write moved to `EXPIRED` (once each: only the write that moves one counts it).
+pub async fn count_expired(state: &AppState, expired: &[ExpiredCallIn]) {
+    if expired.is_empty() {
+        return;
+    }
+    match state.store.callin_labels(expired).await {
+        Ok(labels) => {
+            for (tenant, group) in labels {
+                metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant, "group" => group).increment(1);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, count = expired.len(), "expired call-in requests not counted"),
+    }
+}
+
+/// Request a number (and access code) to call.
+#[utoipa::path(post, path = "/engagement/v3/call-in/requests/create", tag = "call-in",
+    request_body = CreateCallInParms,
+    responses(
+        (status = 200, description = "Issued: the number to dial, the access code, the expiration", body = CallInView),
+        (status = 400, description = "UNKNOWN_GROUP, INVALID_PHONE_NUMBER or VALIDATION_FAILED"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 503, description = "POOL_EXHAUSTED: no free number or code; or the database is unavailable"),
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<CreateCallInParms>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = &auth.tenant;
+    let p = body.value;
+    let mut problems = Vec::new();
+    let group_name = p.group_name.filter(|g| !g.trim().is_empty());
+    if group_name.is_none() {
+        problems.push(FieldProblem::new("groupName", "is required"));
+    }
+    let user_data = match p.user_data {
+        Some(data) => clean_user_data(data, &mut problems),
+        None => Map::new(),
+    };
+    let callback_id = p.callback_service_id.filter(|c| !c.is_empty());
+    if callback_id.as_ref().is_some_and(|c| c.len() > CALLBACK_ID_MAX) {
+        problems.push(FieldProblem::new("callbackServiceId", format!("must be at most {CALLBACK_ID_MAX} characters")));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let group_name = group_name.unwrap_or_default();
+    let from_number = match p.from_phone_number.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(raw) => Some(normalise_caller(raw).ok_or_else(|| {
+            ApiError::new(
+                Reason::InvalidPhoneNumber,
+                format!(
+                    "fromPhoneNumber {} is not a valid phone number; send it with + and the country code",
+                    mask(raw)
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let group = state
+        .store
+        .get_callin_group(&tenant.id, &group_name)
+        .await?
+        .ok_or_else(|| ApiError::new(Reason::UnknownGroup, "groupName is not a call-in group of this tenant"))?;
+    if group.config.require_caller_match && from_number.is_none() {
+        return Err(ApiError::field("fromPhoneNumber", "is required: this group matches callers by their number"));
+    }
+    let new = NewCallIn {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.id.clone(),
+        group_name: group.name.clone(),
+        from_number,
+        callback_id,
+        user_data,
+        now_ms: now_ms(),
+    };
+    match state.store.create_callin(&new, &group.config).await? {
+        CreateCallInOutcome::Created(record, expired) => {
+            count_expired(&state, &expired).await;
+            metrics::counter!(CALLIN_CREATED, "tenant" => tenant.name.clone(), "group" => group.name.clone())
+                .increment(1);
+            tracing::info!(callInId = %record.id, group = %group.name, toPhoneNumber = %mask(&record.to_number), "call-in request issued");
+            Ok(envelope::ok(view(*record, false, new.now_ms)))
+        }
+        CreateCallInOutcome::Exhausted(expired) => {
+            count_expired(&state, &expired).await;
+            metrics::counter!(CALLIN_POOL_EXHAUSTED, "tenant" => tenant.name.clone()).increment(1);
+            tracing::warn!(group = %group.name, "call-in pool exhausted");
+            Err(ApiError::new(
+                Reason::PoolExhausted,
+                "every number (and access code) of this group is in use; retry shortly",
+            )
+            .with_retry_after(1))
+        }
+    }
+}
+
+fn required_id(id: Option<String>) -> Result<String, ApiError> {
+    id.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("id", "is required"))
+}
+
+/// Read a call-in request. A pending request past its expiration reads as `EXPIRED`.
+#[utoipa::path(post, path = "/engagement/v3/call-in/requests/retrieve", tag = "call-in", request_body = CallInIdParms,
+    responses((status = 200, body = CallInView), (status = 404, description = "Unknown id, or another tenant's")),
+    security(("api_key" = [])))]
+pub async fn retrieve(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<CallInIdParms>,
+) -> Result<HttpResponse, ApiError> {
+    let id = required_id(body.value.id)?;
+    let record =
+        state.store.get_callin(&auth.tenant.id, &id).await?.ok_or_else(|| ApiError::not_found("call-in request"))?;
+    Ok(envelope::ok(view(record, true, now_ms())))
+}
+
+/// Cancel a pending call-in request; its number (or code) is free at once. Cancelling a
+/// cancelled request again answers 200; a matched or expired one 400 `ALREADY_COMPLETED`.
+#[utoipa::path(post, path = "/engagement/v3/call-in/requests/cancel", tag = "call-in", request_body = CallInIdParms,
+    responses((status = 200, body = CallInView), (status = 400, description = "ALREADY_COMPLETED: matched or expired"),
+        (status = 404, description = "Unknown id")),
+    security(("api_key" = [])))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<CallInIdParms>,
+) -> Result<HttpResponse, ApiError> {
+    let id = required_id(body.value.id)?;
+    let now = now_ms();
+    match state.store.cancel_callin(&auth.tenant.id, &id, now).await? {
+        CancelCallInOutcome::Cancelled(record) => {
+            tracing::info!(callInId = %id, "call-in request cancelled");
+            Ok(envelope::ok(view(*record, true, now)))
+        }
+        CancelCallInOutcome::NotPending(record) if record.state == RequestState::Cancelled => {
+            Ok(envelope::ok(view(*record, true, now)))
+        }
+        CancelCallInOutcome::NotPending(record) => Err(ApiError::new(
+            Reason::AlreadyCompleted,
+            format!("the call-in request is {}", record.state.as_seen(record.expires_ms, now).as_str()),
+        )),
+        CancelCallInOutcome::NotFound => Err(ApiError::not_found("call-in request")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchBody {
+    pub to_phone_number: Option<String>,
+    /// A JSON number or a string of digits.
+    pub access_code: Option<Value>,
+    /// The inbound caller (ANI).
+    pub from_phone_number: Option<String>,
+}
+
+/// The voice platform reports an inbound call: the matching pending request becomes `MATCHED`
+/// and its number (or code) is free again.
+pub async fn match_inbound(
+    state: web::Data<AppState>,
+    _auth: InternalAuth,
+    body: JsonBody<MatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.value;
+    let mut problems = Vec::new();
+    let to_number = match b.to_phone_number.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(raw) => {
+            let n = normalise_caller(raw);
+            if n.is_none() {
+                problems.push(FieldProblem::new("toPhoneNumber", "must be an E.164 number"));
+            }
+            n
+        }
+        None => {
+            problems.push(FieldProblem::new("toPhoneNumber", "is required"));
+            None
+        }
+    };
+    let code = match parse_access_code(b.access_code.as_ref().unwrap_or(&Value::Null)) {
+        Ok(code) => code,
+        Err(problem) => {
+            problems.push(FieldProblem::new("accessCode", problem));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let to_number = to_number.unwrap_or_default();
+    // An ANI that is not a number ("anonymous") can never satisfy a caller match.
+    let from_number = b.from_phone_number.as_deref().and_then(normalise_caller);
+    let now = now_ms();
+    let Some(record) = state.store.match_callin(&to_number, code, from_number.as_deref(), now).await? else {
+        tracing::info!(toPhoneNumber = %mask(&to_number), "inbound call matched no pending call-in request");
+        return Err(ApiError::not_found("pending call-in request for this number, code and caller"));
+    };
+    let labels = state.store.callin_labels(&[(record.tenant_id.clone(), record.group_name.clone())]).await;
+    if let Some((tenant, group)) = labels.ok().and_then(|l| l.into_iter().next()) {
+        metrics::counter!(CALLIN_MATCHED, "tenant" => tenant, "group" => group).increment(1);
+    }
+    tracing::info!(callInId = %record.id, toPhoneNumber = %mask(&to_number), "inbound call matched");
+    Ok(envelope::ok(view(record, true, now)))
+}
