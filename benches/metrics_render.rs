@@ -23,9 +23,7 @@ fn bench(c: &mut Criterion) {
     let text = handle.render() + &process::render();
     let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
     println!("/metrics with {series} series: {} KiB", text.len() / 1024);
-    c.bench_function("render /metrics (10,000 series)", |b| {
-        b.iter(|| black_box(handle.render() + &process::render()))
-    });
+    c.bench_function("render /metrics (10,000 series)", |b| b.iter(|| black_box(handle.render() + &process::render())));
 }
 
 criterion_group!(benches, bench);

@@ -54,6 +54,13 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --locked -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+# --- Helm chart and alerting (issue 7): chart lint/template/rule tests, then the end-to-end alerting test
+# (it runs target/debug/ringback, which cargo test has just built). A failure fails the run.
+say "chart checks (scripts/check-chart.sh)"
+./scripts/check-chart.sh || status=1
+say "end-to-end alerting (scripts/alerting-e2e.sh)"
+./scripts/alerting-e2e.sh || status=1
+# --- end of issue 7 additions
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"

@@ -9,8 +9,13 @@ use crate::telemetry::catalogue::DNS_FAILURE;
 
 /// (dependency, host, port) of every configured dependency reached by host name.
 pub fn configured_hosts(settings: &Settings) -> Vec<(&'static str, String, u16)> {
+    // A SQLite URL names a file, not a host.
+    let database = match settings.database.url.starts_with("postgres") {
+        true => settings.database.url.as_str(),
+        false => "",
+    };
     let candidates = [
-        ("database", settings.database.url.as_str(), 5432),
+        ("database", database, 5432),
         ("redis", settings.redis.url.as_str(), 6379),
         ("orsRedis", settings.ors_redis.url.as_str(), 6379),
     ];
@@ -61,5 +66,7 @@ mod tests {
         );
         s.ors_redis.url = "redis://cache.internal:6379".into();
         assert_eq!(configured_hosts(&s).len(), 2, "one Redis in two roles is resolved once");
+        s.database.url = "sqlite://ringback.db".into();
+        assert_eq!(configured_hosts(&s), vec![("redis", "cache.internal".to_string(), 6379)], "a SQLite file is no host");
     }
 }

@@ -330,13 +330,8 @@ async fn trace_log_of_a_whole_workload_holds_no_number_key_token_or_user_data() 
     for id in &ids {
         assert_eq!(send(&s.client, Method::POST, public("/callbacks/retrieve"), &h, json!({ "id": id })).await.0, 200);
     }
-    let listed = s
-        .client
-        .get(public("/callbacks?phoneNumber=%2B14155550187"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+    let listed =
+        s.client.get(public("/callbacks?phoneNumber=%2B14155550187")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(listed.status().as_u16(), 200);
     assert_eq!(send(&s.client, Method::POST, public("/callbacks/cancel"), &h, json!({ "id": ids[0] })).await.0, 200);
     let auth = format!("Bearer {INTERNAL}");
