@@ -67,6 +67,10 @@ mod tests {
         s.ors_redis.url = "redis://cache.internal:6379".into();
         assert_eq!(configured_hosts(&s).len(), 2, "one Redis in two roles is resolved once");
         s.database.url = "sqlite://ringback.db".into();
-        assert_eq!(configured_hosts(&s), vec![("redis", "cache.internal".to_string(), 6379)], "a SQLite file is no host");
+        assert_eq!(
+            configured_hosts(&s),
+            vec![("redis", "cache.internal".to_string(), 6379)],
+            "a SQLite file is no host"
+        );
     }
 }
