@@ -53,7 +53,7 @@ say "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
 # --- Helm chart and alerting (issue 7): chart lint/template/rule tests, then the end-to-end alerting test
 # (it runs target/debug/ringback, which cargo test has just built). A failure fails the run.
 say "chart checks (scripts/check-chart.sh)"

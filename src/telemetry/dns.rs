@@ -22,7 +22,9 @@ pub fn configured_hosts(settings: &Settings) -> Vec<(&'static str, String, u16)>
     let mut hosts: Vec<(&'static str, String, u16)> = Vec::new();
     for (dependency, raw, default_port) in candidates {
         let Ok(url) = url::Url::parse(raw) else { continue };
-        if let Some(url::Host::Domain(host)) = url.host() {
+        // Non-special schemes (redis://) leave an IPv4 literal as an opaque "domain".
+        if let Some(url::Host::Domain(host)) = url.host().filter(|h| h.to_string().parse::<std::net::IpAddr>().is_err())
+        {
             let entry = (dependency, host.to_string(), url.port().unwrap_or(default_port));
             if !hosts.iter().any(|(_, h, p)| (h, p) == (&entry.1, &entry.2)) {
                 hosts.push(entry);
