@@ -224,8 +224,15 @@ fn serve(state: &AppState, listener: TcpListener, surface: Surface) -> std::io::
     let faults = settings.faults.enabled;
     let workers_started = Arc::new(AtomicUsize::new(0));
     let mut server = HttpServer::new(move || {
-        // actix calls this factory once per worker, on that worker's own runtime.
-        let n = workers_started.fetch_add(1, Ordering::Relaxed);
+        // actix calls this factory once per worker, on that worker's own runtime, in a thread it
+        // names `actix-server worker <index>`; a restarted worker keeps its index, so its series
+        // carries on instead of leaving a stale one behind.
+        let started = workers_started.fetch_add(1, Ordering::Relaxed);
+        let n = std::thread::current()
+            .name()
+            .and_then(|name| name.strip_prefix("actix-server worker "))
+            .and_then(|index| index.parse::<usize>().ok())
+            .unwrap_or(started);
         let name = match surface {
             Surface::Internal => "internal",
             Surface::External => "external",

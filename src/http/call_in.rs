@@ -80,21 +80,6 @@ fn view(record: CallInRecord, with_state: bool, now: i64) -> CallInView {
     }
 }
 
-/// Count requests a write moved to `EXPIRED` (once each: only the write that moves one counts it).
-pub async fn count_expired(state: &AppState, expired: &[ExpiredCallIn]) {
-    if expired.is_empty() {
-        return;
-    }
-    match state.store.callin_labels(expired).await {
-        Ok(labels) => {
-            for (tenant, group) in labels {
-                metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant, "group" => group).increment(1);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, count = expired.len(), "expired call-in requests not counted"),
-    }
-}
-
 /// Request a number (and access code) to call.
 #[utoipa::path(post, path = "/engagement/v3/call-in/requests/create", tag = "call-in",
     request_body = CreateCallInParms,
@@ -158,16 +143,21 @@ pub async fn create(
         user_data,
         now_ms: now_ms(),
     };
+    // Stale requests this create expired first all belong to this group: counted here, once.
+    let count_expired = |expired: &[ExpiredCallIn]| {
+        metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant.name.clone(), "group" => group.name.clone())
+            .increment(expired.len() as u64);
+    };
     match state.store.create_callin(&new, &group.config).await? {
         CreateCallInOutcome::Created(record, expired) => {
-            count_expired(&state, &expired).await;
+            count_expired(&expired);
             metrics::counter!(CALLIN_CREATED, "tenant" => tenant.name.clone(), "group" => group.name.clone())
                 .increment(1);
             tracing::info!(callInId = %record.id, group = %group.name, toPhoneNumber = %mask(&record.to_number), "call-in request issued");
             Ok(envelope::ok(view(*record, false, new.now_ms)))
         }
         CreateCallInOutcome::Exhausted(expired) => {
-            count_expired(&state, &expired).await;
+            count_expired(&expired);
             metrics::counter!(CALLIN_POOL_EXHAUSTED, "tenant" => tenant.name.clone()).increment(1);
             tracing::warn!(group = %group.name, "call-in pool exhausted");
             Err(ApiError::new(

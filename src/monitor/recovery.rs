@@ -8,9 +8,10 @@ use std::time::Instant;
 use super::{Directory, CYCLE_METRIC};
 use crate::domain::callback::State;
 use crate::domain::time::now_ms;
-use crate::http::call_in::count_expired;
 use crate::state::AppState;
-use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
+use crate::store::ExpiredCallIn;
+use crate::store::CALLIN_EXPIRY_BATCH;
+use crate::telemetry::catalogue::{CALLBACKS_COMPLETED, CALLIN_EXPIRED};
 
 /// Finished call-in requests stay readable this long.
 const CALLIN_RETENTION_MS: i64 = 86_400_000;
@@ -44,17 +45,45 @@ async fn run(state: &AppState, directory: &Directory) -> anyhow::Result<()> {
         }
     }
     store.purge_bookkeeping(now).await?;
-    let expired = store.expire_callins(now).await?;
-    count_expired(state, &expired).await;
-    if !expired.is_empty() {
-        tracing::debug!(count = expired.len(), "call-in requests expired");
-    }
-    store.purge_callins(now - CALLIN_RETENTION_MS).await?;
     let (by_state, due) = store.monitor_counts(now).await?;
     for s in [State::Scheduled, State::Queued, State::Routing, State::Processing] {
         let n = by_state.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);
         metrics::gauge!("ges_monitor_size", "type" => s.as_str().to_ascii_lowercase()).set(n as f64);
     }
     metrics::gauge!("ges_monitor_size", "type" => "due").set(due as f64);
+    // Last, so a call-in failure cannot leave the monitor's gauges stale.
+    expire_call_ins(state, now).await?;
+    store.purge_callins(now - CALLIN_RETENTION_MS).await?;
     Ok(())
+}
+
+/// Expire call-in requests batch by batch, counting each batch as soon as it is committed (a
+/// later failure must not lose the count of rows already moved).
+async fn expire_call_ins(state: &AppState, now: i64) -> anyhow::Result<()> {
+    loop {
+        let expired = state.store.expire_callin_batch(now).await?;
+        count_expired(state, &expired).await;
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "call-in requests expired");
+        }
+        if expired.len() < CALLIN_EXPIRY_BATCH {
+            return Ok(());
+        }
+    }
+}
+
+/// Count requests the sweep moved to `EXPIRED` (once each: only the write that moves one counts
+/// it). Labels are looked up by tenant id; if that fails they are still counted, as
+/// `undefined`/`unknown`, rather than lost.
+async fn count_expired(state: &AppState, expired: &[ExpiredCallIn]) {
+    if expired.is_empty() {
+        return;
+    }
+    let labels = state.store.callin_labels(expired).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, count = expired.len(), "call-in labels unavailable; counted as undefined/unknown");
+        vec![("undefined".to_string(), "unknown".to_string()); expired.len()]
+    });
+    for (tenant, group) in labels {
+        metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant, "group" => group).increment(1);
+    }
 }

@@ -117,6 +117,9 @@ fn group_from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallInGroupRecord> {
     })
 }
 
+/// Requests the recovery pass expires per statement.
+pub const CALLIN_EXPIRY_BATCH: usize = 1000;
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -456,31 +459,25 @@ impl Store {
         .await
     }
 
-    /// The recovery pass: every pending request past its expiration becomes `EXPIRED`, in
-    /// batches of 1000.
-    pub async fn expire_callins(&self, now_ms: i64) -> StoreResult<Vec<ExpiredCallIn>> {
-        let mut all = Vec::new();
-        loop {
-            let batch = self
-                .timed(async {
-                    let rows = sqlx::query(
-                        "UPDATE callin_requests SET state = 'EXPIRED', updated_ms = $1
-                         WHERE id IN (SELECT id FROM callin_requests WHERE state = 'PENDING' AND expires_ms <= $1 LIMIT 1000)
-                           AND state = 'PENDING' AND expires_ms <= $1
-                         RETURNING tenant_id, group_name",
-                    )
-                    .bind(now_ms)
-                    .fetch_all(&self.writer)
-                    .await?;
-                    rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("group_name")?))).collect::<StoreResult<Vec<ExpiredCallIn>>>()
-                })
-                .await?;
-            let done = batch.len() < 1000;
-            all.extend(batch);
-            if done {
-                return Ok(all);
-            }
-        }
+    /// One batch of the recovery pass: up to `CALLIN_EXPIRY_BATCH` pending requests past their
+    /// expiration become `EXPIRED`. Rows a create holds are skipped (PostgreSQL), so the sweep
+    /// never waits on a create's lock and the two cannot deadlock; the create expires them itself.
+    pub async fn expire_callin_batch(&self, now_ms: i64) -> StoreResult<Vec<ExpiredCallIn>> {
+        self.timed(async {
+            let rows = sqlx::query(&format!(
+                "UPDATE callin_requests SET state = 'EXPIRED', updated_ms = $1
+                 WHERE id IN (SELECT id FROM callin_requests WHERE state = 'PENDING' AND expires_ms <= $1
+                              ORDER BY id LIMIT {CALLIN_EXPIRY_BATCH}{})
+                   AND state = 'PENDING' AND expires_ms <= $1
+                 RETURNING tenant_id, group_name",
+                self.skip_locked()
+            ))
+            .bind(now_ms)
+            .fetch_all(&self.writer)
+            .await?;
+            rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("group_name")?))).collect()
+        })
+        .await
     }
 
     /// Forget finished requests last changed before `before_ms`.
@@ -547,9 +544,12 @@ async fn pick_shared(
     new: &NewCallIn,
     config: &CallInGroupConfig,
 ) -> StoreResult<Option<(String, i64, Option<i64>)>> {
+    // A number still held whole by a request made while the group had unique numbers (slot 0)
+    // is not shared until that request ends.
     let rows = sqlx::query(
-        "SELECT number FROM callin_numbers WHERE tenant_id = $1 AND group_name = $2
-         ORDER BY last_assigned_ms, position",
+        "SELECT n.number FROM callin_numbers n WHERE n.tenant_id = $1 AND n.group_name = $2
+           AND NOT EXISTS (SELECT 1 FROM callin_requests r WHERE r.to_number = n.number AND r.state = 'PENDING' AND r.slot = 0)
+         ORDER BY n.last_assigned_ms, n.position",
     )
     .bind(&new.tenant_id)
     .bind(&new.group_name)
@@ -570,17 +570,26 @@ async fn pick_shared(
 /// misses in a row mean the number is, for practical purposes, full.
 async fn free_code(tx: &mut Transaction<'_, Any>, number: &str, digits: u32) -> StoreResult<Option<i64>> {
     if code_space(digits) <= ENUMERABLE_CODES {
-        let rows = sqlx::query("SELECT slot FROM callin_requests WHERE to_number = $1 AND state = 'PENDING'")
-            .bind(number)
-            .fetch_all(&mut **tx)
-            .await?;
-        let used: HashSet<i64> = rows.iter().map(|r| r.try_get("slot")).collect::<Result<_, _>>()?;
+        // A code counts as used whether it is a pending request's slot or its access code (a
+        // request made while the group had unique numbers carries a code but holds slot 0).
+        let rows =
+            sqlx::query("SELECT slot, access_code FROM callin_requests WHERE to_number = $1 AND state = 'PENDING'")
+                .bind(number)
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut used = HashSet::new();
+        for r in &rows {
+            used.insert(r.try_get::<i64, _>("slot")?);
+            if let Some(code) = r.try_get::<Option<i64>, _>("access_code")? {
+                used.insert(code);
+            }
+        }
         return Ok(pick_free_code(digits, &used, &mut OsRng));
     }
     for _ in 0..CODE_DRAWS {
         let code = draw_code(digits, &mut OsRng);
         let held = sqlx::query(
-            "SELECT 1 AS held FROM callin_requests WHERE to_number = $1 AND slot = $2 AND state = 'PENDING'",
+            "SELECT 1 AS held FROM callin_requests WHERE to_number = $1 AND (slot = $2 OR access_code = $2) AND state = 'PENDING'",
         )
         .bind(number)
         .bind(code)

@@ -79,7 +79,7 @@ pub enum ReportOutcome {
 }
 
 impl Store {
-    fn skip_locked(&self) -> &'static str {
+    pub(super) fn skip_locked(&self) -> &'static str {
         match self.kind {
             super::BackendKind::Postgres => " FOR UPDATE SKIP LOCKED",
             super::BackendKind::Sqlite => "",

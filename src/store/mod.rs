@@ -24,7 +24,7 @@ use sqlx::AnyPool;
 
 pub use call_in::{
     CallInGroupRecord, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn,
-    PutGroupOutcome,
+    PutGroupOutcome, CALLIN_EXPIRY_BATCH,
 };
 pub use callbacks::{
     BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,

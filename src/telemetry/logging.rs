@@ -107,7 +107,8 @@ impl std::io::Write for StdoutSink {
             std::thread::sleep(std::time::Duration::from_millis(stall as u64));
         }
         let written = std::io::stdout().write(buf);
-        if written.is_err() {
+        // An interrupted write is retried by the writer thread: nothing is lost.
+        if written.as_ref().is_err_and(|e| e.kind() != std::io::ErrorKind::Interrupted) {
             metrics::counter!(LOGGING_FAILURE).increment(1);
         }
         written
@@ -118,12 +119,15 @@ impl std::io::Write for StdoutSink {
     }
 }
 
-/// Panics also go to the JSON log (with the request's corrId when a handler panicked), before
-/// the default hook's text on stderr. Counting and recovery happen where they are caught.
+/// Panics also go to the JSON log (with the request's corrId when a handler panicked) — their
+/// location only: a panic message is free text that could carry request data. The default hook
+/// still prints the whole message on stderr for whoever debugs the process. Counting and recovery
+/// happen where panics are caught.
 pub fn log_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        tracing::error!(panic = %info, "panic");
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(location = %location, "panic");
         default(info);
     }));
 }

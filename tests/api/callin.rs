@@ -16,6 +16,7 @@ for_each_backend!(
     matched_expired_and_cancelled_requests_free_their_number,
     recovery_pass_expires_pending_requests_and_counts_each_once,
     call_in_groups_are_validated_audited_and_numbers_are_deployment_unique,
+    a_group_switched_from_unique_to_shared_numbers_never_reuses_a_pending_code,
 );
 
 async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
@@ -63,7 +64,8 @@ async fn unique_pool_of_10_hands_each_number_out_once_under_100_concurrent_creat
     let numbers = pool(10);
     let key = tenant_with_group(&app, &tenant, "sales", json!({ "numbers": numbers })).await;
     let alarm = format!(r#"CALLIN_POOL_EXHAUSTED{{tenant="{tenant}"}}"#);
-    assert_eq!(metric_value(&app.metrics().await, &alarm), 0.0);
+    let before = app.metrics().await;
+    assert!(before.lines().any(|l| l == format!("{alarm} 0")), "the alarm is registered at 0 for the new tenant");
 
     let answers =
         futures_util::future::join_all((0..100).map(|_| create(&app, &key, json!({ "groupName": "sales" })))).await;
@@ -332,4 +334,31 @@ async fn call_in_groups_are_validated_audited_and_numbers_are_deployment_unique(
     for path in ["create", "retrieve", "cancel"] {
         assert!(doc.body["paths"][format!("/engagement/v3/call-in/requests/{path}")]["post"].is_object(), "{path}");
     }
+}
+
+/// Requests made while a group had unique numbers hold their number whole (with a code of their
+/// own): after a switch to shared numbers, that number is not shared until they end, so no
+/// (number, code) is ever pending twice and a caller cannot reach someone else's request.
+async fn a_group_switched_from_unique_to_shared_numbers_never_reuses_a_pending_code(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    let tenant = unique_tenant("cs");
+    let number = phone(9500);
+    let unique = json!({ "numbers": [number], "uniqueNumbers": true, "accessCodeDigits": 1 });
+    let key = tenant_with_group(&app, &tenant, "sales", unique).await;
+    let first = create(&app, &key, json!({ "groupName": "sales" })).await;
+    first.expect(200, None);
+    let first_code = first.body["data"]["accessCode"].as_i64().expect("code");
+    let shared = json!({ "numbers": [number], "uniqueNumbers": false, "accessCodeDigits": 1 });
+    app.admin(Method::PUT, &format!("/tenants/{tenant}/call-in-groups/sales"), Some(shared)).await.expect(200, None);
+    create(&app, &key, json!({ "groupName": "sales" })).await.expect(503, Some("POOL_EXHAUSTED"));
+    let matched = inbound(&app, json!({ "toPhoneNumber": number, "accessCode": first_code })).await;
+    matched.expect(200, None);
+    assert_eq!(matched.body["data"]["id"], first.body["data"]["id"]);
+    let mut codes = HashSet::new();
+    for _ in 0..9 {
+        let r = create(&app, &key, json!({ "groupName": "sales" })).await;
+        r.expect(200, None);
+        assert!(codes.insert(r.body["data"]["accessCode"].as_i64().expect("code")), "a code pending twice");
+    }
+    create(&app, &key, json!({ "groupName": "sales" })).await.expect(503, Some("POOL_EXHAUSTED"));
 }

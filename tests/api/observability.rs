@@ -345,6 +345,16 @@ async fn trace_log_of_a_whole_workload_holds_no_number_key_token_or_user_data() 
     )
     .await;
     assert_eq!(status, 200, "{resp}");
+    // Click-to-call-in: a caller's number, an access code and userData on create and match.
+    let group = json!({ "numbers": ["+14155550192"], "accessCodeDigits": 6, "requireCallerMatch": true });
+    assert_eq!(s.admin(Method::PUT, "/tenants/acme/call-in-groups/callers", group).await.0, 200);
+    let body = json!({ "groupName": "callers", "fromPhoneNumber": "+14155550193", "userData": { "order": secret } });
+    let (status, issued) = send(&s.client, Method::POST, public("/call-in/requests/create"), &h, body).await;
+    assert_eq!(status, 200, "{issued}");
+    let code = issued["data"]["accessCode"].as_i64().expect("access code").to_string();
+    let call = json!({ "toPhoneNumber": "+14155550192", "accessCode": code, "fromPhoneNumber": "+14155550193" });
+    let match_url = s.process.url("/internal/v1/call-in/match");
+    assert_eq!(send(&s.client, Method::POST, match_url, &[("authorization", &auth)], call).await.0, 200);
     let (status, created) = s.admin(Method::POST, "/tenants/acme/api-keys", json!({})).await;
     assert_eq!(status, 200);
     let second_key = created["data"]["key"].as_str().unwrap().to_string();
@@ -356,7 +366,13 @@ async fn trace_log_of_a_whole_workload_holds_no_number_key_token_or_user_data() 
     .await;
     let log = s.process.log_lines().join("\n");
     assert!(log.contains("\"stage\":\"stored\""), "the log is at trace level");
-    for digits in ["4155550187", "4155550188", "4155550189", "4155550190", "415555019", "4155550191"] {
+    assert!(
+        !log.contains(&format!("\"{code}\"")) && !log.contains(&format!(":{code}")),
+        "the access code reached the log"
+    );
+    for digits in
+        ["4155550187", "4155550188", "4155550189", "4155550190", "415555019", "4155550191", "4155550192", "4155550193"]
+    {
         assert!(!log.contains(digits), "a phone number ({digits}) reached the log");
     }
     for raw in ["(415) 555-0188", "415.555.0189", "555-0188"] {
