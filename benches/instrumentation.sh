@@ -76,6 +76,24 @@ done
 awk -v i="${TOTAL[info]}" -v t="${TOTAL[trace]}" -v o="${TOTAL[off]}" \
   'BEGIN { printf "cost: info %.1f %% (target <= 5 %%), trace %.1f %% (target <= 30 %%)\n", (1 - i / o) * 100, (1 - t / o) * 100 }'
 
+# Event-loop probe cost: an idle server's CPU over IDLE seconds with the probes at their default
+# 100 ms period and nearly off (10 s), from ges_process_cpu_seconds_total.
+IDLE=${IDLE_SECONDS:-30}
+idle_cpu() { # probe period in ms; prints CPU seconds used over IDLE seconds
+  RINGBACK__DATABASE__URL="sqlite://$WORK/idle.db" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
+  RINGBACK__HEALTH__LAG_PROBE_MS="$1" RINGBACK_LOG=warn ./target/release/ringback serve >/dev/null 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+  sleep 2
+  cpu() { curl -sf "http://127.0.0.1:$PORT/metrics" | awk '$1 == "ges_process_cpu_seconds_total" {print $2}'; }
+  local a b; a=$(cpu); sleep "$IDLE"; b=$(cpu)
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  awk -v a="$a" -v b="$b" 'BEGIN { print b - a }'
+}
+with=$(idle_cpu 100); without=$(idle_cpu 10000)
+awk -v w="$with" -v o="$without" -v t="$IDLE" 'BEGIN {
+  printf "idle CPU over %ds: probes every 100 ms %.3f s, every 10 s %.3f s; probe cost %.3f %% of one core (target < 0.1 %%)\n", t, w, o, (w - o) / t * 100 }'
+
 echo
 echo "== /metrics render with 10,000 series"
 cargo bench --locked --bench metrics_render 2>/dev/null | grep -E "series|time:"
