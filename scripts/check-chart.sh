@@ -112,12 +112,14 @@ sys.exit(0 if a == b else 1)
 EOF
 say "promtool check rules"
 promtool check rules "$tmp/ringback-rules.yaml" || die "promtool check rules"
-if [ -f "$SPEC" ]; then
-  say "rules against $(basename "$SPEC")'s alert table"
-  python3 scripts/chart_tool.py spec-compare "$SPEC" "$CHART/ci/full-values.yaml" <"$tmp/ringback-rules.yaml" || die "rules differ from the spec"
-else
-  say "skipping the comparison with observability.md: $SPEC not found (set RINGBACK_SPEC_DIR)"
+# The contract lives in ../shared/spec; a copy travels with the chart so the comparison also runs
+# where that folder is absent (a clone elsewhere). Where both exist, the copy must be current.
+SPEC_COPY=$CHART/tests/observability.md
+if [ -f "$SPEC" ] && ! cmp -s "$SPEC" "$SPEC_COPY"; then
+  die "$SPEC_COPY differs from $SPEC: copy the spec again (cp $SPEC $SPEC_COPY) and re-check the rules"
 fi
+say "rules against observability.md's alert table ($SPEC_COPY)"
+python3 scripts/chart_tool.py spec-compare "$SPEC_COPY" "$CHART/ci/full-values.yaml" <"$tmp/ringback-rules.yaml" || die "rules differ from the spec"
 say "metric names of the rules and dashboards against docs/metrics.md"
 python3 scripts/chart_tool.py metric-names docs/metrics.md "$CHART"/dashboards/*.json <"$tmp/ringback-rules.yaml" || die "unknown metric names"
 say "every alert has its section in docs/runbook.md"
