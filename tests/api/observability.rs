@@ -382,3 +382,22 @@ async fn trace_log_of_a_whole_workload_holds_no_number_key_token_or_user_data() 
         assert!(!log.contains(secret_text), "a secret or userData value reached the log: {secret_text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tolerance_gauges_carry_the_configured_values() {
+    let configured = [
+        ("RINGBACK__ALERTS__HTTP_400_TOLERANCE", "http_400_tolerance", 7.0),
+        ("RINGBACK__ALERTS__HTTP_401_TOLERANCE", "http_401_tolerance", 3.0),
+        ("RINGBACK__ALERTS__HTTP_404_TOLERANCE", "http_404_tolerance", 70.0),
+        ("RINGBACK__ALERTS__HTTP_500_TOLERANCE", "http_500_tolerance", 2.0),
+        ("RINGBACK__ALERTS__RBAC_CREATE_VQ_PROXY_ERROR_TOLERANCE", "rbac_create_vq_proxy_error_tolerance", 1.0),
+        ("RINGBACK__ALERTS__INVALID_CONTENT_LENGTH_TOLERANCE", "invalid_content_length_tolerance", 12.0),
+    ];
+    let values: Vec<String> = configured.iter().map(|(_, _, v)| v.to_string()).collect();
+    let env: Vec<(&str, &str)> = configured.iter().zip(&values).map(|((k, _, _), v)| (*k, v.as_str())).collect();
+    let s = Subject::start(&env).await;
+    let m = s.metrics().await;
+    for (_, gauge_name, value) in configured {
+        assert_eq!(gauge(&m, gauge_name), Some(value), "{gauge_name}");
+    }
+}
