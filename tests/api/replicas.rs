@@ -73,6 +73,7 @@ async fn stream_replicas(
     n: usize,
     redis: &RedisServer,
     extra: &[(&str, &str)],
+    ack_timeout_seconds: u32,
 ) -> (Vec<Process>, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database(Backend::Postgres, &dir).await;
@@ -90,8 +91,7 @@ async fn stream_replicas(
     let h = [("authorization", auth.as_str())];
     let p = &processes[0];
     assert_eq!(send(&client, Method::PUT, p.url("/admin/v1/tenants/acme"), &h, json!({})).await.0, 200);
-    // A loaded 2-core machine acknowledges 10,000 hand-offs slowly: give it the time.
-    let service = json!({ "slotCapacity": 1000000, "maxFuture": "1y", "maxQueued": 1000000, "ackTimeoutSeconds": 600,
+    let service = json!({ "slotCapacity": 1000000, "maxFuture": "1y", "maxQueued": 1000000, "ackTimeoutSeconds": ack_timeout_seconds,
         "perNumberLimit": { "limit": 100000, "windowSeconds": 60 }, "serviceRateLimits": [{ "limit": 1000000, "windowSeconds": 60 }] });
     assert_eq!(send(&client, Method::PUT, p.url("/admin/v1/tenants/acme/services/s"), &h, service).await.0, 200);
     let (_, key) = send(&client, Method::POST, p.url("/admin/v1/tenants/acme/api-keys"), &h, json!({})).await;
@@ -150,7 +150,8 @@ async fn three_replicas_hand_over_ten_thousand_due_callbacks_exactly_once() {
     // lapsed lease is re-claimed as attempt 2 — correct, but not what this test is about (the
     // crash test covers it).
     let (replicas, key, _db, _dir) =
-        stream_replicas(3, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "60")]).await;
+        // A loaded 2-core machine acknowledges 10,000 hand-offs slowly: give it the time.
+        stream_replicas(3, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "60")], 600).await;
     let bases: Vec<String> = replicas.iter().map(|p| p.url("")).collect();
     // Hold hand-offs while booking, so all 10,000 are due at the moment they are released.
     let client = reqwest::Client::new();
@@ -226,7 +227,10 @@ async fn kill_9_during_a_dispatch_burst_loses_nothing() {
     let _alone = MULTI_PROCESS.lock().await;
     let redis = RedisServer::start();
     let (mut replicas, key, db, _dir) =
-        stream_replicas(2, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "2")]).await;
+        // A replica killed between marking a batch published and writing it leaves that batch to
+        // the ack timeout (mark before write: never the same attempt twice); 20 s lets the test
+        // see it re-sent as the next attempt instead of waiting the default 120 s.
+        stream_replicas(2, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "2")], 20).await;
     let bases: Vec<String> = replicas.iter().map(|p| p.url("")).collect();
     book_many(&bases, &key, &at_offset(15), 3000).await;
     // Kill one replica as soon as the burst starts reaching the stream.
