@@ -8,6 +8,7 @@
 # Targets (issue 5): info within 5 % of off, trace within 30 %.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 DURATION=${1:-8}
 ROUNDS=${2:-2}
 CONNECTIONS=${3:-16}
@@ -21,35 +22,14 @@ trap '[ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --locked -q
 
-cat >"$WORK/create.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["x-api-key"] = os.getenv("KEY")
-math.randomseed(os.time())
-request = function()
-  local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
-  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
-  return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
-    '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
-end
-LUA
-
 # One measured run: a fresh database, the server at log level $1 writing its log to a file (as a
 # container runtime would), wrk for DURATION seconds. Prints requests/s.
 run() {
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
-  RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
-  RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$1" \
-    ./target/release/ringback serve >"$WORK/server-$1.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
-  admin() { curl -sf -X "$1" "http://127.0.0.1:$PORT/admin/v1$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$3"; }
-  admin PUT /tenants/bench '{}' >/dev/null
-  admin PUT /tenants/bench/services/load '{"perNumberLimit":{"limit":1000000,"windowSeconds":60},
-    "serviceRateLimits":[{"limit":100000000,"windowSeconds":60}],"maxQueued":100000000,"slotCapacity":100000000}' >/dev/null
-  KEY=$(admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/') \
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt"
-  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  start_bench_server "$PG/$DB" "$1" "$WORK/server-$1.log"
+  write_create_lua "$WORK/create.lua" "$(provision_bench_tenant)"
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt"
+  stop_bench_server
   awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt"
 }
 
@@ -81,13 +61,13 @@ awk -v i="${TOTAL[info]}" -v t="${TOTAL[trace]}" -v o="${TOTAL[off]}" \
 IDLE=${IDLE_SECONDS:-30}
 idle_cpu() { # probe period in ms; prints CPU seconds used over IDLE seconds
   RINGBACK__DATABASE__URL="sqlite://$WORK/idle.db" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
-  RINGBACK__HEALTH__LAG_PROBE_MS="$1" RINGBACK_LOG=warn ./target/release/ringback serve >/dev/null 2>&1 &
+  RINGBACK__HEALTH__LAG_PROBE_MS="$1" RINGBACK_LOG=warn "$BENCH_BIN" serve >/dev/null 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
   sleep 2
   cpu() { curl -sf "http://127.0.0.1:$PORT/metrics" | awk '$1 == "ges_process_cpu_seconds_total" {print $2}'; }
   local a b; a=$(cpu); sleep "$IDLE"; b=$(cpu)
-  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+  stop_bench_server
   awk -v a="$a" -v b="$b" 'BEGIN { print b - a }'
 }
 with=$(idle_cpu 100); without=$(idle_cpu 10000)

@@ -7,6 +7,7 @@
 #   benches/load.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 DURATION=${1:-15}
 CONNECTIONS=${2:-32}
 PG=${RINGBACK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
@@ -22,33 +23,9 @@ command -v pgbench >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 cargo build --release --locked -q
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 
-RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
-RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="${RINGBACK_LOG:-info}" \
-  "${CARGO_TARGET_DIR:-target}/release/ringback" serve >"$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
-
-admin() { curl -sf -X "$1" "http://127.0.0.1:$PORT/admin/v1$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$3"; }
-admin PUT /tenants/bench '{}' >/dev/null
-# Limits out of the way: this measures the booking pipeline, not the refusals.
-admin PUT /tenants/bench/services/load '{"perNumberLimit":{"limit":1000000,"windowSeconds":60},
-  "serviceRateLimits":[{"limit":100000000,"windowSeconds":60}],"maxQueued":100000000,"slotCapacity":100000000}' >/dev/null
-KEY=$(admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
-
-cat >"$WORK/create.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["x-api-key"] = "$KEY"
-math.randomseed(os.time())
--- Scheduled bookings spread over the next day: the full path (office hours, capacity bucket
--- reservation) without every request contending for one bucket row.
-request = function()
-  local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
-  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
-  return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
-    '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
-end
-LUA
+start_bench_server "$PG/$DB" "${RINGBACK_LOG:-info}" "$WORK/server.log"
+KEY=$(provision_bench_tenant)
+write_create_lua "$WORK/create.lua" "$KEY"
 
 echo "== ringback: POST /engagement/v3/callbacks/create (scheduled), $CONNECTIONS connections, ${DURATION}s"
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/create.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
@@ -60,7 +37,7 @@ NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
 # Click-to-call-in create: one group of 10 shared numbers with 9-digit codes (9 billion slots, so
 # the pool never runs dry), the full path — stale-expiry sweep, LRU number, CSPRNG code checked
 # against the pending-slot index, insert — for every request. Creates of one group take turns.
-admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
+bench_admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
   \"uniqueNumbers\":false,\"accessCodeDigits\":9,\"expirySeconds\":3600}" >/dev/null
 cat >"$WORK/callin.lua" <<LUA
 wrk.method = "POST"
@@ -75,7 +52,7 @@ CALLIN_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/callin.txt")
 CALLIN_P50=$(awk '$1=="50%" {print $2}' "$WORK/callin.txt")
 CALLIN_P99=$(awk '$1=="99%" {print $2}' "$WORK/callin.txt")
 CALLIN_NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/callin.txt")
-kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+stop_bench_server
 
 # The same rows (callback + first history entry + the bucket's conditional increment) written by
 # pgbench, one transaction each.

@@ -267,8 +267,7 @@ pub async fn match_inbound(
         tracing::info!(toPhoneNumber = %mask(&to_number), "inbound call matched no pending call-in request");
         return Err(ApiError::not_found("pending call-in request for this number, code and caller"));
     };
-    let labels = state.store.callin_labels(&[(record.tenant_id.clone(), record.group_name.clone())]).await;
-    if let Some((tenant, group)) = labels.ok().and_then(|l| l.into_iter().next()) {
+    for (tenant, group) in state.store.callin_labels(&[(record.tenant_id.clone(), record.group_name.clone())]).await {
         metrics::counter!(CALLIN_MATCHED, "tenant" => tenant, "group" => group).increment(1);
     }
     tracing::info!(callInId = %record.id, toPhoneNumber = %mask(&to_number), "inbound call matched");

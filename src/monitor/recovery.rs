@@ -73,17 +73,12 @@ async fn expire_call_ins(state: &AppState, now: i64) -> anyhow::Result<()> {
 }
 
 /// Count requests the sweep moved to `EXPIRED` (once each: only the write that moves one counts
-/// it). Labels are looked up by tenant id; if that fails they are still counted, as
-/// `undefined`/`unknown`, rather than lost.
+/// it).
 async fn count_expired(state: &AppState, expired: &[ExpiredCallIn]) {
     if expired.is_empty() {
         return;
     }
-    let labels = state.store.callin_labels(expired).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, count = expired.len(), "call-in labels unavailable; counted as undefined/unknown");
-        vec![("undefined".to_string(), "unknown".to_string()); expired.len()]
-    });
-    for (tenant, group) in labels {
+    for (tenant, group) in state.store.callin_labels(expired).await {
         metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant, "group" => group).increment(1);
     }
 }

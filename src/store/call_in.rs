@@ -243,22 +243,25 @@ impl Store {
         .await
     }
 
-    /// Every configured group as (tenant id, name): the recovery pass labels metrics with it.
-    pub async fn callin_group_keys(&self) -> StoreResult<HashSet<(String, String)>> {
-        self.timed(async {
-            let rows = sqlx::query("SELECT tenant_id, name FROM callin_groups").fetch_all(&self.reader).await?;
-            rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("name")?))).collect()
-        })
-        .await
+    /// Metric labels for call-in requests a write moved: (tenant name, group name), the group
+    /// being `unknown` when it is no longer configured and the tenant `undefined` when it is gone.
+    /// Never fails: a count must not be lost because its labels could not be read, so on a
+    /// database error every request is labelled `undefined`/`unknown` (and a warning logged).
+    pub async fn callin_labels(&self, keys: &[ExpiredCallIn]) -> Vec<(String, String)> {
+        match self.lookup_callin_labels(keys).await {
+            Ok(labels) => labels,
+            Err(e) => {
+                tracing::warn!(error = %e, count = keys.len(), "call-in labels unavailable; counted as undefined/unknown");
+                vec![("undefined".to_string(), "unknown".to_string()); keys.len()]
+            }
+        }
     }
 
-    /// Metric labels for requests a write expired: (tenant name, group name), the group being
-    /// `unknown` when it is no longer configured and the tenant `undefined` when it is gone.
-    pub async fn callin_labels(&self, expired: &[ExpiredCallIn]) -> StoreResult<Vec<(String, String)>> {
+    async fn lookup_callin_labels(&self, keys: &[ExpiredCallIn]) -> StoreResult<Vec<(String, String)>> {
         self.timed(async {
             let mut resolved: HashMap<&ExpiredCallIn, (String, String)> = HashMap::new();
-            let mut labels = Vec::with_capacity(expired.len());
-            for key in expired {
+            let mut labels = Vec::with_capacity(keys.len());
+            for key in keys {
                 if !resolved.contains_key(key) {
                     let row = sqlx::query(
                         "SELECT t.name,

@@ -34,9 +34,8 @@ pub fn configured_hosts(settings: &Settings) -> Vec<(&'static str, String, u16)>
     hosts
 }
 
-/// Resolve each host once; count and log the ones that fail. Returns how many failed.
-pub async fn check(hosts: &[(&'static str, String, u16)], timeout: Duration) -> usize {
-    let mut failed = 0;
+/// Resolve each host once; count and log the ones that fail.
+pub async fn check(hosts: &[(&'static str, String, u16)], timeout: Duration) {
     for (dependency, host, port) in hosts {
         let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), *port))).await;
         let problem = match resolved.map(|r| r.map(|addrs| addrs.count())) {
@@ -45,11 +44,9 @@ pub async fn check(hosts: &[(&'static str, String, u16)], timeout: Duration) -> 
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} ms", timeout.as_millis()),
         };
-        failed += 1;
         metrics::counter!(DNS_FAILURE).increment(1);
         tracing::warn!(dependency, host = %host, error = %problem, "configured dependency host does not resolve");
     }
-    failed
 }
 
 #[cfg(test)]

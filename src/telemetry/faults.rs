@@ -14,8 +14,15 @@ pub fn stall_log_writer_until(until_ms: i64) {
     LOG_STALL_UNTIL_MS.store(until_ms, Ordering::Relaxed);
 }
 
-pub fn log_writer_stall_ms(now_ms: i64) -> i64 {
-    (LOG_STALL_UNTIL_MS.load(Ordering::Relaxed) - now_ms).max(0)
+/// How long the log writer should still stall; `None` (one atomic load, no clock read) when no
+/// stall was ever armed — the writer calls this for every line.
+pub fn log_writer_stall() -> Option<std::time::Duration> {
+    let until = LOG_STALL_UNTIL_MS.load(Ordering::Relaxed);
+    if until == 0 {
+        return None;
+    }
+    let left = until - crate::domain::time::now_ms();
+    (left > 0).then(|| std::time::Duration::from_millis(left as u64))
 }
 
 /// The next background-task iteration that checks panics.

@@ -102,9 +102,8 @@ struct StdoutSink;
 
 impl std::io::Write for StdoutSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let stall = crate::telemetry::faults::log_writer_stall_ms(crate::domain::time::now_ms());
-        if stall > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(stall as u64));
+        if let Some(stall) = crate::telemetry::faults::log_writer_stall() {
+            std::thread::sleep(stall);
         }
         let written = std::io::stdout().write(buf);
         // An interrupted write is retried by the writer thread: nothing is lost.

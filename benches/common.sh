@@ -1,0 +1,48 @@
+# Shared by the HTTP benchmarks (sourced, not run): start the release binary on a PostgreSQL
+# database, provision the `bench` tenant with its `load` service (limits raised out of the way:
+# these measure the booking pipeline, not refusals), and the wrk script for scheduled bookings.
+# Expects PORT, TOKEN, CONNECTIONS and WORK to be set by the caller.
+
+BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
+
+# start_bench_server DATABASE_URL LOG_LEVEL LOG_FILE: sets SERVER, returns once ready.
+start_bench_server() {
+  RINGBACK__DATABASE__URL="$1" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
+  RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$2" \
+    "$BENCH_BIN" serve >"$3" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
+}
+
+stop_bench_server() {
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+}
+
+bench_admin() { # METHOD PATH BODY
+  curl -sf -X "$1" "http://127.0.0.1:$PORT/admin/v1$2" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$3"
+}
+
+# Tenant `bench`, service `load`; prints a fresh API key.
+provision_bench_tenant() {
+  bench_admin PUT /tenants/bench '{}' >/dev/null
+  bench_admin PUT /tenants/bench/services/load '{"perNumberLimit":{"limit":1000000,"windowSeconds":60},
+    "serviceRateLimits":[{"limit":100000000,"windowSeconds":60}],"maxQueued":100000000,"slotCapacity":100000000}' >/dev/null
+  bench_admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/'
+}
+
+# write_create_lua FILE KEY: scheduled bookings spread over the next day — the full path (office
+# hours, capacity bucket reservation) without every request contending for one bucket row.
+write_create_lua() {
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "$2"
+math.randomseed(os.time())
+request = function()
+  local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
+  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
+  return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
+    '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
+end
+LUA
+}
