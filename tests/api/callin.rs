@@ -17,6 +17,7 @@ for_each_backend!(
     recovery_pass_expires_pending_requests_and_counts_each_once,
     call_in_groups_are_validated_audited_and_numbers_are_deployment_unique,
     a_group_switched_from_unique_to_shared_numbers_never_reuses_a_pending_code,
+    a_group_without_codes_issues_no_access_code_and_matches_on_the_number,
 );
 
 async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
@@ -361,4 +362,21 @@ async fn a_group_switched_from_unique_to_shared_numbers_never_reuses_a_pending_c
         assert!(codes.insert(r.body["data"]["accessCode"].as_i64().expect("code")), "a code pending twice");
     }
     create(&app, &key, json!({ "groupName": "sales" })).await.expect(503, Some("POOL_EXHAUSTED"));
+}
+
+/// `accessCodeDigits: 0`: the answer has no `accessCode` field at all, and the inbound call
+/// matches on the number alone.
+async fn a_group_without_codes_issues_no_access_code_and_matches_on_the_number(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    let tenant = unique_tenant("cn");
+    let number = phone(9600);
+    let key = tenant_with_group(&app, &tenant, "sales", json!({ "numbers": [number], "accessCodeDigits": 0 })).await;
+    let issued = create(&app, &key, json!({ "groupName": "sales" })).await;
+    issued.expect(200, None);
+    assert!(issued.body["data"].get("accessCode").is_none(), "{}", issued.text);
+    assert_eq!(issued.body["data"]["toPhoneNumber"], number.as_str());
+    let matched = inbound(&app, json!({ "toPhoneNumber": number })).await;
+    matched.expect(200, None);
+    assert_eq!(matched.body["data"]["id"], issued.body["data"]["id"]);
+    assert_eq!(matched.body["data"]["state"], "MATCHED");
 }

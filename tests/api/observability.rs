@@ -401,3 +401,32 @@ async fn tolerance_gauges_carry_the_configured_values() {
         assert_eq!(gauge(&m, gauge_name), Some(value), "{gauge_name}");
     }
 }
+
+/// With the cache and the dispatch stream on separate Redis servers, losing the cache alone sets
+/// `REDIS_CONNECTION` but not `GES_HEALTH` (throttles go per-replica; nothing required is down);
+/// losing the stream's Redis raises both `ORS_REDIS_STATUS` and `GES_HEALTH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ges_health_follows_only_the_required_dependencies() {
+    let mut cache = crate::helpers::RedisServer::start();
+    let mut stream = crate::helpers::RedisServer::start();
+    let s = Subject::start(&[
+        ("RINGBACK__REDIS__URL", cache.url().as_str()),
+        ("RINGBACK__ORS_REDIS__URL", stream.url().as_str()),
+        ("RINGBACK__HEALTH__INTERVAL_SECONDS", "1"),
+    ])
+    .await;
+    let gauges = || async {
+        let m = s.metrics().await;
+        ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].map(|g| gauge(&m, g))
+    };
+    eventually(10, "all up", || async { gauges().await == [Some(0.0); 3] }).await;
+    cache.stop();
+    eventually(10, "cache down, health unaffected", || async { gauges().await == [Some(1.0), Some(0.0), Some(0.0)] })
+        .await;
+    // Stays so over further checks: not a transient reading.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(gauges().await, [Some(1.0), Some(0.0), Some(0.0)]);
+    stream.stop();
+    eventually(10, "stream down raises GES_HEALTH", || async { gauges().await == [Some(1.0), Some(1.0), Some(1.0)] })
+        .await;
+}
