@@ -83,19 +83,21 @@ impl Application {
             None => None,
         };
         let probe_period = Duration::from_millis(settings.health.lag_probe_ms);
+        // The monitor and the health checker run on connections HTTP load cannot take.
+        let background = state.with_store(state.store.for_background());
         let mut tasks = vec![
             supervise::spawn("replicated-state-sync", {
                 let state = state.clone();
                 move || sync_replicated_state(state.clone())
             }),
             supervise::spawn("health-checker", {
-                let state = state.clone();
+                let state = background.clone();
                 move || crate::telemetry::health::run(state.clone())
             }),
             // The runtime that hosts the monitor watches its own lag too.
             supervise::spawn("eventloop-probe-monitor", move || event_loop::probe("monitor".into(), probe_period)),
         ];
-        tasks.extend(crate::monitor::spawn(state.clone(), dispatcher.clone()));
+        tasks.extend(crate::monitor::spawn(background, dispatcher.clone()));
         if options.demo {
             let port = internal
                 .as_ref()

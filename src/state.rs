@@ -55,6 +55,11 @@ impl AppState {
         }
     }
 
+    /// The same state over another store handle (background tasks use their own connections).
+    pub fn with_store(&self, store: Store) -> AppState {
+        AppState { store, ..self.clone() }
+    }
+
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }

@@ -6,6 +6,7 @@
 //! reached marks the stream down (nothing is spent while it is down); a Redis that answers with
 //! an error counts a failed hand-off.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,10 +24,28 @@ pub type Message = Vec<(String, String)>;
 pub enum BatchResult {
     /// Redis answered for every entry: written, or refused with its error (a failed hand-off).
     Answered(Vec<Result<(), String>>),
-    /// Redis could not be reached (connection, timeout): the stream is down. When the batch was
-    /// already sent, any entry of it may or may not have been written.
-    Unreachable { error: String, maybe_written: bool },
+    /// Redis could not be reached before the batch was sent: none of it is in the stream.
+    Unreachable { error: String },
+    /// The batch was sent but its answer was lost (a timeout or a connection that broke
+    /// mid-pipeline): any entry may or may not be in the stream. `since` is the newest entry id
+    /// this replica had seen before sending, from where `read_back` can find out.
+    InDoubt { error: String, since: Option<String> },
 }
+
+/// What `read_back` found of the entries in doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// These (id, attempt) hand-offs are in the stream; every other one asked about is not.
+    Found(HashSet<(String, i64)>),
+    /// The stream answered but cannot settle it (no baseline, trimmed past it, too far to scan).
+    Undecidable(String),
+    /// The stream did not answer: ask again when it is back.
+    Unreachable(String),
+}
+
+/// At most this many entries are read back to settle one batch in doubt.
+const READ_BACK_LIMIT: usize = 100_000;
+const READ_BACK_PAGE: usize = 1_000;
 
 impl BatchResult {
     fn all_written(n: usize) -> Self {
@@ -54,11 +73,21 @@ pub struct RedisStream {
     down: Arc<AtomicBool>,
     /// When the stream last came (back) up.
     up_since: Arc<Mutex<Instant>>,
+    /// The newest entry id this replica has seen in the stream (its own writes' ids, or the
+    /// stream's last id read before its first write): where a read-back starts.
+    last_seen: Arc<Mutex<Option<String>>>,
 }
 
 impl RedisStream {
     pub fn new(pool: Pool, stream: String, max_len: u64) -> Self {
-        RedisStream { pool, stream, max_len, down: Arc::default(), up_since: Arc::new(Mutex::new(Instant::now())) }
+        RedisStream {
+            pool,
+            stream,
+            max_len,
+            down: Arc::default(),
+            up_since: Arc::new(Mutex::new(Instant::now())),
+            last_seen: Arc::default(),
+        }
     }
 
     pub fn stream_name(&self) -> &str {
@@ -102,10 +131,7 @@ impl Dispatcher {
             Dispatcher::Local(tx) => {
                 for m in messages {
                     if tx.send(m.clone()).is_err() {
-                        return BatchResult::Unreachable {
-                            error: "the in-process simulator stopped".into(),
-                            maybe_written: false,
-                        };
+                        return BatchResult::Unreachable { error: "the in-process simulator stopped".into() };
                     }
                 }
                 BatchResult::all_written(messages.len())
@@ -117,6 +143,18 @@ impl Dispatcher {
                 }
                 BatchResult::all_written(messages.len())
             }
+        }
+    }
+
+    /// Which of `wanted` (id, attempt) submit entries a batch in doubt really wrote, reading the
+    /// stream from `since` on. Only the Redis stream can be in doubt.
+    pub async fn read_back(&self, since: Option<&str>, wanted: &[(String, i64)]) -> ReadBack {
+        match (self, since) {
+            (Dispatcher::Redis(r), Some(since)) => r.read_back(since, wanted).await,
+            (Dispatcher::Redis(_), None) => {
+                ReadBack::Undecidable("no stream position was known before the write".into())
+            }
+            _ => ReadBack::Found(HashSet::new()),
         }
     }
 
@@ -170,34 +208,153 @@ impl RedisStream {
         let mut conn = match tokio::time::timeout(COMMAND_TIMEOUT, self.pool.get()).await {
             Ok(Ok(conn)) => conn,
             // Nothing was sent.
-            Ok(Err(e)) => return self.unreachable(e.to_string(), false),
-            Err(_) => return self.unreachable("no connection to the dispatch stream in time".into(), false),
+            Ok(Err(e)) => return self.unreachable(e.to_string()),
+            Err(_) => return self.unreachable("no connection to the dispatch stream in time".into()),
         };
+        if self.last_seen().is_none() {
+            // Before the first write: remember where the stream stands, so a write whose answer is
+            // lost can be read back from here.
+            match tokio::time::timeout(COMMAND_TIMEOUT, self.newest_id(&mut conn)).await {
+                Ok(Ok(id)) => self.saw(id),
+                Ok(Err(e)) => return self.unreachable(e.to_string()),
+                Err(_) => return self.unreachable("the dispatch stream did not answer in time".into()),
+            }
+        }
+        let since = self.last_seen();
         let answer = tokio::time::timeout(
             BATCH_TIMEOUT,
             redis::aio::ConnectionLike::req_packed_commands(&mut conn, &pipe, 0, messages.len()),
         )
         .await;
-        match answer {
+        let error = match answer {
             Ok(Ok(values)) => {
                 self.set_down(false);
-                BatchResult::Answered(
-                    values
-                        .into_iter()
-                        .map(|v| match v {
-                            redis::Value::ServerError(e) => Err(format!("{e:?}")),
-                            _ => Ok(()),
-                        })
-                        .collect(),
-                )
+                let results = values
+                    .into_iter()
+                    .map(|v| match v {
+                        redis::Value::ServerError(e) => Err(format!("{e:?}")),
+                        written => {
+                            if let Ok(id) = redis::from_redis_value::<String>(&written) {
+                                self.saw(id);
+                            }
+                            Ok(())
+                        }
+                    })
+                    .collect();
+                return BatchResult::Answered(results);
             }
-            Ok(Err(e)) => self.unreachable(e.to_string(), true),
-            Err(_) => self.unreachable("the dispatch stream did not answer in time".into(), true),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "the dispatch stream did not answer in time".into(),
+        };
+        self.set_down(true);
+        BatchResult::InDoubt { error, since }
+    }
+
+    fn unreachable(&self, error: String) -> BatchResult {
+        self.set_down(true);
+        BatchResult::Unreachable { error }
+    }
+
+    fn last_seen(&self) -> Option<String> {
+        self.last_seen.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Remember `id` when it is newer than what was seen (ids from one Redis only grow).
+    fn saw(&self, id: String) {
+        if let Ok(mut last) = self.last_seen.lock() {
+            if last.as_deref().is_none_or(|l| entry_id_order(&id) > entry_id_order(l)) {
+                *last = Some(id);
+            }
         }
     }
 
-    fn unreachable(&self, error: String, maybe_written: bool) -> BatchResult {
-        self.set_down(true);
-        BatchResult::Unreachable { error, maybe_written }
+    /// The stream's last entry id, or `0-0` for an empty or missing stream.
+    async fn newest_id(&self, conn: &mut deadpool_redis::Connection) -> redis::RedisResult<String> {
+        let newest: redis::streams::StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(&self.stream).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
+        Ok(newest.ids.into_iter().next().map(|e| e.id).unwrap_or_else(|| "0-0".to_string()))
     }
+
+    async fn read_back(&self, since: &str, wanted: &[(String, i64)]) -> ReadBack {
+        match tokio::time::timeout(BATCH_TIMEOUT, self.scan_from(since, wanted)).await {
+            Ok(Ok(outcome)) => {
+                self.set_down(false);
+                outcome
+            }
+            Ok(Err(ReadBackError::Connection(e))) => ReadBack::Unreachable(e),
+            // Redis answered with something a read-back cannot use: waiting would not help.
+            Ok(Err(ReadBackError::Answer(e))) => ReadBack::Undecidable(e),
+            Err(_) => ReadBack::Unreachable("the dispatch stream did not answer the read-back in time".into()),
+        }
+    }
+
+    /// Page through the entries after `since` looking for the wanted submits.
+    async fn scan_from(&self, since: &str, wanted: &[(String, i64)]) -> Result<ReadBack, ReadBackError> {
+        let mut conn = self.pool.get().await.map_err(|e| ReadBackError::Connection(e.to_string()))?;
+        // Trimming removes the oldest entries first: while `since` itself is still there, nothing
+        // written after it has been trimmed away.
+        let kept = if since == "0-0" {
+            redis::cmd("XLEN").arg(&self.stream).query_async::<u64>(&mut conn).await? < self.max_len
+        } else {
+            let at: redis::streams::StreamRangeReply =
+                redis::cmd("XRANGE").arg(&self.stream).arg(since).arg(since).query_async(&mut conn).await?;
+            !at.ids.is_empty()
+        };
+        if !kept {
+            return Ok(ReadBack::Undecidable("the stream was trimmed past the last known position".into()));
+        }
+        let wanted: HashSet<(&str, i64)> = wanted.iter().map(|(id, attempt)| (id.as_str(), *attempt)).collect();
+        let mut found = HashSet::new();
+        let (mut cursor, mut scanned) = (since.to_string(), 0_usize);
+        loop {
+            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&self.stream)
+                .arg(format!("({cursor}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_BACK_PAGE)
+                .query_async(&mut conn)
+                .await?;
+            let full = page.ids.len() == READ_BACK_PAGE;
+            scanned += page.ids.len();
+            for entry in page.ids {
+                let field = |name: &str| entry.get::<String>(name);
+                if let (Some(kind), Some(id), Some(attempt)) = (field("type"), field("id"), field("attempt")) {
+                    let attempt: i64 = attempt.parse().unwrap_or(-1);
+                    if kind == "callback.submit" && wanted.contains(&(id.as_str(), attempt)) {
+                        found.insert((id, attempt));
+                    }
+                }
+                cursor = entry.id;
+            }
+            if !full || found.len() == wanted.len() {
+                return Ok(ReadBack::Found(found));
+            }
+            if scanned >= READ_BACK_LIMIT {
+                return Ok(ReadBack::Undecidable(format!("more than {READ_BACK_LIMIT} entries to read back")));
+            }
+        }
+    }
+}
+
+/// Why a read-back stopped: the connection (try again later) or Redis's answer (give up).
+enum ReadBackError {
+    Connection(String),
+    Answer(String),
+}
+
+impl From<redis::RedisError> for ReadBackError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+            ReadBackError::Connection(e.to_string())
+        } else {
+            ReadBackError::Answer(e.to_string())
+        }
+    }
+}
+
+/// A stream entry id (`<ms>-<seq>`) as a comparable pair.
+fn entry_id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }

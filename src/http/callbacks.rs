@@ -34,7 +34,8 @@ pub struct CreateCallbackParms {
     pub phone_number: Option<String>,
     /// ISO 8601 with a zone. Absent or not in the future: an immediate callback.
     pub desired_time: Option<String>,
-    /// `ASAP` | `SCHEDULED` | `COMBINED_SCHEDULED_AND_ASAP` (reporting only).
+    /// `ASAP` | `SCHEDULED` | `COMBINED_SCHEDULED_AND_ASAP` (reporting only). Any other value
+    /// falls back to the default: `SCHEDULED` with `desiredTime`, else `ASAP`.
     pub cb_offer_type: Option<String>,
     pub language: Option<String>,
     #[serde(rename = "inboundVQ")]
@@ -123,6 +124,7 @@ pub struct CallbackPage {
     pub next_cursor: Option<String>,
 }
 
+const OFFER_TYPES: [&str; 3] = ["ASAP", "SCHEDULED", "COMBINED_SCHEDULED_AND_ASAP"];
 const USER_DATA_MAX_KEYS: usize = 64;
 const USER_DATA_MAX_BYTES: usize = 16 * 1024;
 const IDEMPOTENCY_KEY_MAX: usize = 128;
@@ -388,14 +390,16 @@ fn validate_create(p: CreateCallbackParms) -> Result<CreateRequest, ApiError> {
         },
         None => None,
     };
+    // Reporting only, and lenient as GES is: Genesys' generated client sends the field's
+    // description text as its default, so any other value falls back to the default rule.
+    let default_offer = if p.desired_time.is_some() { "SCHEDULED" } else { "ASAP" };
     let offer_type = match p.cb_offer_type {
-        Some(t) if ["ASAP", "SCHEDULED", "COMBINED_SCHEDULED_AND_ASAP"].contains(&t.as_str()) => t,
+        Some(t) if OFFER_TYPES.contains(&t.as_str()) => t,
         Some(_) => {
-            problems.push(FieldProblem::new("cbOfferType", "must be ASAP, SCHEDULED or COMBINED_SCHEDULED_AND_ASAP"));
-            String::new()
+            tracing::debug!(default = default_offer, "unrecognised cbOfferType; using the default");
+            default_offer.to_string()
         }
-        None if p.desired_time.is_some() => "SCHEDULED".to_string(),
-        None => "ASAP".to_string(),
+        None => default_offer.to_string(),
     };
     if let Some(timing) = &p.offer_timing {
         if timing != "ON-HOURS" && timing != "OFF-HOURS" {

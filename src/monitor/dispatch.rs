@@ -1,20 +1,95 @@
 //! The dispatch pass: re-claim stale work, claim what is due, publish this replica's claims,
 //! publish cancel messages.
 
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{handoff_message, Directory, CYCLE_METRIC};
-use crate::coord::stream::{BatchResult, Dispatcher};
+use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
 use crate::domain::callback::State;
 use crate::domain::time::now_ms;
 use crate::state::AppState;
 use crate::store::HandOff;
-use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
+use crate::telemetry::catalogue::{CALLBACKS_COMPLETED, DISPATCH_ATTEMPTS_RAISED};
 
 const BATCH: i64 = 200;
 const SUBMIT_FAILED: &str = "SUBMIT_FAILED";
 
-pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) {
+/// Why a replica handed a callback over again as its next `attempt` (the `cause` label).
+#[derive(Debug, Clone, Copy)]
+pub enum Raise {
+    /// Another replica's claim, unpublished past the lease while that replica was not seen.
+    LeaseExpired,
+    /// Published, not acknowledged by the platform within `ackTimeoutSeconds`.
+    AckTimeout,
+    /// A write whose answer was lost and whose outcome the stream could not settle.
+    PublishInDoubt,
+}
+
+impl Raise {
+    fn as_label(self) -> &'static str {
+        match self {
+            Raise::LeaseExpired => "lease_expired",
+            Raise::AckTimeout => "ack_timeout",
+            Raise::PublishInDoubt => "publish_in_doubt",
+        }
+    }
+
+    /// Every cause at 0 from start-up, so the first raise shows in `increase()`.
+    pub fn register_all() {
+        for cause in [Raise::LeaseExpired, Raise::AckTimeout, Raise::PublishInDoubt] {
+            metrics::counter!(DISPATCH_ATTEMPTS_RAISED, "cause" => cause.as_label()).increment(0);
+        }
+    }
+
+    fn count(self, n: u64) {
+        if n > 0 {
+            metrics::counter!(DISPATCH_ATTEMPTS_RAISED, "cause" => self.as_label()).increment(n);
+        }
+    }
+}
+
+/// A batch sent to the stream whose answer was lost: still marked published until the stream
+/// says which of its entries it holds.
+struct InDoubt {
+    since: Option<String>,
+    held: Vec<(String, i64)>,
+}
+
+/// What the dispatch task remembers between passes (and across a restart after a panic).
+#[derive(Clone, Default)]
+pub struct DispatchMemory {
+    last_beat: Arc<Mutex<Option<Instant>>>,
+    in_doubt: Arc<Mutex<Vec<InDoubt>>>,
+}
+
+impl DispatchMemory {
+    /// Tell the other replicas this one is alive and publishing (at most every quarter lease),
+    /// so they leave its claims alone however long its backlog takes.
+    async fn beat(&self, state: &AppState) -> anyhow::Result<()> {
+        let period = Duration::from_secs(state.settings.monitor.claim_lease_seconds) / 4;
+        let due = self.last_beat.lock().map(|t| t.is_none_or(|t| t.elapsed() >= period)).unwrap_or(true);
+        if due {
+            state.store.heartbeat(&state.replica_id, now_ms()).await?;
+            if let Ok(mut t) = self.last_beat.lock() {
+                *t = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn remember(&self, doubt: InDoubt) {
+        if let Ok(mut d) = self.in_doubt.lock() {
+            d.push(doubt);
+        }
+    }
+
+    fn take_doubts(&self) -> Vec<InDoubt> {
+        self.in_doubt.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
+    }
+}
+
+pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directory, memory: &DispatchMemory) {
     let started = Instant::now();
     directory.refresh_if_stale(&state.store).await;
     if dispatcher.is_down() && !dispatcher.check().await {
@@ -22,66 +97,118 @@ pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directo
         metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
         return;
     }
-    if let Err(e) = run(state, dispatcher, directory).await {
+    if let Err(e) = run(state, dispatcher, directory, memory).await {
         tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
     }
     metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
 }
 
-async fn run(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<()> {
+async fn run(
+    state: &AppState,
+    dispatcher: &Dispatcher,
+    directory: &Directory,
+    memory: &DispatchMemory,
+) -> anyhow::Result<()> {
     let store = &state.store;
     let me = state.replica_id.as_str();
+    memory.beat(state).await?;
+    // Settle earlier writes whose answer was lost before anything else is published.
+    if !settle_doubts(state, dispatcher, memory).await? {
+        return Ok(());
+    }
     let now = now_ms();
     let lease_ms = state.settings.monitor.claim_lease_seconds as i64 * 1000;
     // Publish what we hold, then claim one batch at a time and publish it before claiming more,
-    // so no claim waits longer than one batch for its publication (and its lease never lapses).
-    if !publish_own_claims(state, dispatcher, directory).await? {
+    // so no claim waits longer than one batch for its publication.
+    if !publish_own_claims(state, dispatcher, directory, memory).await? {
         return Ok(());
     }
     loop {
+        memory.beat(state).await?;
         let claimed = store.claim_due(me, now_ms(), BATCH).await?;
         for h in &claimed {
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
         }
         // The batch just claimed is published straight from the claim's answer.
-        if !publish(state, dispatcher, directory, &claimed).await? {
+        if !publish(state, dispatcher, directory, memory, &claimed).await? {
             return Ok(());
         }
         if (claimed.len() as i64) < BATCH {
             break;
         }
     }
-    // Other replicas' stale work. After an outage every owner first gets a full lease to publish
-    // its own claims, so a live replica's claims are not taken over just because the stream was down.
-    if dispatcher.up_for() >= std::time::Duration::from_millis(lease_ms as u64) {
+    // Stale work of replicas that stopped beating. After an outage every owner first gets a full
+    // lease to publish its own claims, so no claim is taken over just because the stream was down.
+    if dispatcher.up_for() >= Duration::from_millis(lease_ms as u64) {
         let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
         if reclaimed > 0 {
-            tracing::info!(count = reclaimed, "re-claimed hand-offs whose claim lease expired");
+            Raise::LeaseExpired.count(reclaimed);
+            tracing::warn!(
+                count = reclaimed,
+                cause = Raise::LeaseExpired.as_label(),
+                "re-claimed hand-offs of a replica not seen within the claim lease; they go out as their next attempt"
+            );
         }
     }
     let mut resend = false;
     for (tenant_id, service, id, failed) in store.reclaim_unacknowledged(me, now, BATCH).await? {
         directory.ensure(store, [(tenant_id.as_str(), service.as_str())]).await;
         let config = directory.service(&tenant_id, &service);
-        tracing::debug!(callbackId = %id, failedAttempts = failed, "hand-off not acknowledged in time; re-sending");
+        Raise::AckTimeout.count(1);
+        tracing::info!(callbackId = %id, failedAttempts = failed, cause = Raise::AckTimeout.as_label(), "hand-off not acknowledged in time; re-sending as the next attempt");
         if failed >= i64::from(config.max_dispatch_attempts) {
             submit_failed(state, directory, &tenant_id, &service, &id).await?;
         } else {
             resend = true;
         }
     }
-    if resend && !publish_own_claims(state, dispatcher, directory).await? {
+    if resend && !publish_own_claims(state, dispatcher, directory, memory).await? {
         return Ok(());
     }
     publish_cancels(state, dispatcher, directory).await
 }
 
+/// Ask the stream which entries of each batch in doubt it holds: those stay published; those it
+/// certainly lacks are re-sent as the same attempt; only an outcome it cannot settle spends the
+/// next attempt (so an (id, attempt) never reaches the stream twice). False when the stream
+/// is unreachable (the doubts wait for it).
+async fn settle_doubts(state: &AppState, dispatcher: &Dispatcher, memory: &DispatchMemory) -> anyhow::Result<bool> {
+    let mut doubts = memory.take_doubts().into_iter();
+    while let Some(doubt) = doubts.next() {
+        match dispatcher.read_back(doubt.since.as_deref(), &doubt.held).await {
+            ReadBack::Found(written) => {
+                let absent: Vec<(String, i64)> = doubt.held.iter().filter(|h| !written.contains(*h)).cloned().collect();
+                state.store.unpublish(&absent, false).await?;
+                tracing::info!(written = written.len(), absent = absent.len(), "a write in doubt settled by reading the stream back; absent hand-offs are re-sent as the same attempt");
+            }
+            ReadBack::Undecidable(why) => {
+                state.store.unpublish(&doubt.held, true).await?;
+                Raise::PublishInDoubt.count(doubt.held.len() as u64);
+                tracing::warn!(count = doubt.held.len(), cause = Raise::PublishInDoubt.as_label(), reason = %why, "a write in doubt could not be settled; its hand-offs go out as their next attempt");
+            }
+            ReadBack::Unreachable(error) => {
+                tracing::warn!(error = %error, "dispatch stream unreachable while settling a write in doubt; hand-offs wait");
+                memory.remember(doubt);
+                doubts.for_each(|d| memory.remember(d));
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Publish everything this replica holds, in batches; false when the stream went down.
-async fn publish_own_claims(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<bool> {
+async fn publish_own_claims(
+    state: &AppState,
+    dispatcher: &Dispatcher,
+    directory: &Directory,
+    memory: &DispatchMemory,
+) -> anyhow::Result<bool> {
     loop {
+        memory.beat(state).await?;
         let batch = state.store.unpublished_claims(&state.replica_id, now_ms(), BATCH).await?;
         let full = batch.len() as i64 == BATCH;
-        if !publish(state, dispatcher, directory, &batch).await? {
+        if !publish(state, dispatcher, directory, memory, &batch).await? {
             return Ok(false);
         }
         if !full {
@@ -95,6 +222,7 @@ async fn publish(
     state: &AppState,
     dispatcher: &Dispatcher,
     directory: &Directory,
+    memory: &DispatchMemory,
     batch: &[HandOff],
 ) -> anyhow::Result<bool> {
     if batch.is_empty() {
@@ -129,11 +257,16 @@ async fn publish(
     let held = |items: &[&HandOff]| -> Vec<(String, i64)> { items.iter().map(|h| (h.id.clone(), h.attempt)).collect() };
     let results = match dispatcher.publish(&messages).await {
         BatchResult::Answered(results) => results,
-        BatchResult::Unreachable { error, maybe_written } => {
-            // Not in the stream (or perhaps in it): take the marks back; a batch that may have been
-            // written goes out again as its next attempt, so a duplicate is always a higher attempt.
-            state.store.unpublish(&held(&batch), maybe_written).await?;
+        BatchResult::Unreachable { error } => {
+            // Never sent: take the marks back; the same attempts go out when the stream returns.
+            state.store.unpublish(&held(&batch), false).await?;
             tracing::warn!(error = %error, "dispatch stream unreachable; hand-offs wait");
+            return Ok(false);
+        }
+        BatchResult::InDoubt { error, since } => {
+            // Sent, answer lost: the marks stay until the stream is read back (next pass).
+            tracing::warn!(error = %error, count = batch.len(), "a write to the dispatch stream lost its answer; it is read back before anything else is published");
+            memory.remember(InDoubt { since, held: held(&batch) });
             return Ok(false);
         }
     };

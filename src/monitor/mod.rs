@@ -23,18 +23,21 @@ pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
 /// Start both passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`). They run until the
 /// process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
+    dispatch::Raise::register_all();
     let directory = Directory::default();
+    let memory = dispatch::DispatchMemory::default();
     let dispatch = {
         let (state, directory) = (state.clone(), directory.clone());
         supervise::spawn("monitor-dispatch", move || {
-            let (state, dispatcher, directory) = (state.clone(), dispatcher.clone(), directory.clone());
+            let (state, dispatcher, directory, memory) =
+                (state.clone(), dispatcher.clone(), directory.clone(), memory.clone());
             async move {
                 let tick = Duration::from_millis(state.settings.monitor.tick_ms);
                 loop {
                     if faults::take_task_panic() {
                         panic!("fault injection: panic in the monitor's dispatch task");
                     }
-                    dispatch::pass(&state, &dispatcher, &directory).await;
+                    dispatch::pass(&state, &dispatcher, &directory, &memory).await;
                     // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
                     let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
                 }

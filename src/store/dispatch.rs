@@ -110,14 +110,35 @@ impl Store {
         .await
     }
 
-    /// Claims not published within the lease (a crashed or stuck replica) move to `replica` with
-    /// `attempt + 1`. Returns how many.
+    /// Record that `replica`'s monitor is alive and making progress. Its claims are safe from
+    /// re-claiming while this is fresher than the claim lease.
+    pub async fn heartbeat(&self, replica: &str, now: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query(
+                "INSERT INTO replicas (id, seen_ms) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms",
+            )
+            .bind(replica)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Claims not published within the lease whose holder has not been seen within the lease
+    /// either (a crashed or stuck replica) move to `replica` with `attempt + 1`. A live replica
+    /// that is merely slow to publish — busy, paused, short of connections — keeps its claims.
+    /// Returns how many.
     pub async fn reclaim_expired_leases(&self, replica: &str, now: i64, lease_ms: i64, limit: i64) -> StoreResult<u64> {
         self.timed(async {
             let sql = format!(
                 "UPDATE callbacks SET attempt = attempt + 1, claimed_ms = $1, claimed_by = $2, updated_ms = $1
                  WHERE id IN (SELECT c.id FROM callbacks c WHERE c.state = 'QUEUED' AND c.published_ms IS NULL
-                                AND c.claimed_ms <= $3 AND {NOT_PAUSED} ORDER BY c.claimed_ms LIMIT $4{})
+                                AND c.claimed_ms <= $3 AND {NOT_PAUSED}
+                                AND NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = c.claimed_by AND r.seen_ms > $3)
+                              ORDER BY c.claimed_ms LIMIT $4{})
                    AND state = 'QUEUED' AND published_ms IS NULL AND claimed_ms <= $3",
                 self.skip_locked()
             );
@@ -351,6 +372,11 @@ impl Store {
                 .await?;
             sqlx::query("DELETE FROM capacity_buckets WHERE bucket_ms <= $1")
                 .bind(now - 8 * 86_400_000)
+                .execute(&self.writer)
+                .await?;
+            // Replicas gone for a day: their claims were taken over long ago.
+            sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1")
+                .bind(now - 86_400_000)
                 .execute(&self.writer)
                 .await?;
             Ok(())

@@ -126,8 +126,15 @@ pub struct Store {
     /// SQLite has one writer: a pool of one connection makes concurrent bookings queue in-process
     /// instead of failing with "database is locked". On Postgres it is the reader pool.
     writer: AnyPool,
+    /// Connections of the replica's budget that HTTP load cannot take (PostgreSQL): the monitor
+    /// and health checker use them through `for_background`, so a flood of requests never starves
+    /// hand-offs (a starved monitor let its claims age until another replica re-claimed them).
+    background: Option<AnyPool>,
     statement_timeout: Duration,
 }
+
+/// How many of `database.max_connections` are set aside for background work on PostgreSQL.
+pub const BACKGROUND_CONNECTIONS: u32 = 2;
 
 impl Store {
     /// Connect and apply migrations (Postgres serialises concurrent migrators with an advisory lock).
@@ -160,7 +167,12 @@ impl Store {
                 .connect_lazy(&url)
         };
         let writer_size = backend.writer_connections(settings);
-        let reader = pool(settings.max_connections, settings.acquire_timeout_ms)?;
+        // SQLite has one writer anyway; PostgreSQL splits the budget when there is room to.
+        let split = writer_size.is_none() && settings.max_connections > 2 * BACKGROUND_CONNECTIONS;
+        let request_connections =
+            if split { settings.max_connections - BACKGROUND_CONNECTIONS } else { settings.max_connections };
+        let reader = pool(request_connections, settings.acquire_timeout_ms)?;
+        let background = if split { Some(pool(BACKGROUND_CONNECTIONS, settings.statement_timeout_ms)?) } else { None };
         // Writes queue for SQLite's single writer; give them the statement budget to get a turn.
         let writer_acquire_ms = settings.acquire_timeout_ms.max(settings.statement_timeout_ms);
         let writer = match writer_size {
@@ -171,9 +183,19 @@ impl Store {
             kind: backend.kind(),
             reader,
             writer,
+            background,
             statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
         };
         Ok(store)
+    }
+
+    /// The same store over the connections set aside for background work (the whole store where
+    /// none are).
+    pub fn for_background(&self) -> Store {
+        match &self.background {
+            Some(pool) => Store { reader: pool.clone(), writer: pool.clone(), background: None, ..self.clone() },
+            None => self.clone(),
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -209,16 +231,22 @@ impl Store {
         .await
     }
 
-    /// (idle, in use) connections of the read pool.
+    /// (idle, in use) connections of the request and background pools together: the gauge keeps
+    /// the spec's labels and shows the replica's whole PostgreSQL budget.
     pub fn pool_connections(&self) -> (u32, u32) {
-        let size = self.reader.size();
-        let idle = self.reader.num_idle() as u32;
-        (idle, size.saturating_sub(idle))
+        let pools = std::iter::once(&self.reader).chain(self.background.as_ref());
+        pools.fold((0, 0), |(idle, in_use), pool| {
+            let (size, free) = (pool.size(), pool.num_idle() as u32);
+            (idle + free, in_use + size.saturating_sub(free))
+        })
     }
 
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        if let Some(pool) = &self.background {
+            pool.close().await;
+        }
     }
 }
 

@@ -71,6 +71,7 @@ pub const RBAC_CREATE_VQ_PROXY_ERROR: &str = "RBAC_CREATE_VQ_PROXY_ERROR";
 pub const EVENTLOOP_LAG: &str = "ges_eventloop_lag_seconds";
 pub const EVENTLOOP_DELAY: &str = "ges_eventloop_delay_seconds";
 pub const REDIS_POOL: &str = "ges_redis_pool_connections";
+pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const CYCLE_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
@@ -113,6 +114,11 @@ pub static CATALOGUE: &[MetricDef] = &[
         DISPATCH_DELAY_BUCKETS,
     ),
     counter("ges_dispatch_published_total", &["type"], "Entries written to the dispatch stream."),
+    counter(
+        DISPATCH_ATTEMPTS_RAISED,
+        &["cause"],
+        "Hand-offs sent again as their next attempt, by cause (lease_expired, ack_timeout, publish_in_doubt).",
+    ),
     // HTTP
     counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),
     counter(HTTP_FAILED, &["path", "httpCode", "tenant"], "HTTP requests answered 4xx or 5xx."),

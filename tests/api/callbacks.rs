@@ -11,6 +11,7 @@ on_both_backends!(
     scheduled_booking_keeps_its_time_and_reporting_fields,
     missing_required_fields_are_listed_in_details,
     invalid_values_are_refused_with_their_reason,
+    genesys_client_body_books_with_the_default_offer_type,
     another_tenants_callback_is_not_found,
     cancel_completes_once_and_then_reports_already_completed,
     reschedule_moves_scheduled_callbacks_only,
@@ -114,7 +115,6 @@ async fn invalid_values_are_refused_with_their_reason(app: TestApp) {
             json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": in_hours(24 * 5) }),
             "TIME_OUT_OF_RANGE",
         ),
-        (json!({ "serviceName": "sales", "phoneNumber": phone(2), "cbOfferType": "LATER" }), "VALIDATION_FAILED"),
         (
             json!({ "serviceName": "sales", "phoneNumber": phone(2), "userData": { "deep": { "x": 1 } } }),
             "VALIDATION_FAILED",
@@ -128,6 +128,40 @@ async fn invalid_values_are_refused_with_their_reason(app: TestApp) {
     }
     let listed = app.call(Method::GET, "/engagement/v3/callbacks", &[("x-api-key", &key)], None).await;
     assert_eq!(listed.body["data"]["items"].as_array().unwrap().len(), 0, "refusals store nothing");
+}
+
+/// Genesys' generated GES v3 client (engagement-client-js 9.0.84) sends the field description as
+/// `cbOfferType`'s default. GES books it; so does Ringback, with the default offer type.
+async fn genesys_client_body_books_with_the_default_offer_type(app: TestApp) {
+    let key = app.tenant_with_service("acme", "sales", json!({})).await;
+    let official = r#"{"serviceName":"sales","phoneNumber":"+14155550142","cbOfferType":"ASAP if the request does not include the desiredTime parameter and SCHEDULED if the request includes the desiredTime parameter.","language":"en-US"}"#;
+    let sent = app
+        .client
+        .post(format!("{}/engagement/v3/callbacks/create", app.internal))
+        .header("x-api-key", &key)
+        .header("content-type", "application/json")
+        .body(official)
+        .send()
+        .await
+        .expect("request sent");
+    let created = crate::helpers::Response::from(sent).await;
+    created.expect(200, None);
+    let cb = app.retrieve(&key, &created.id()).await.body["data"].clone();
+    assert_eq!(cb["cbOfferType"], "ASAP", "no desiredTime: the ASAP default");
+    assert_eq!(cb["callbackState"], "QUEUED");
+    // Any other unknown value with a desiredTime falls back to SCHEDULED.
+    let later =
+        json!({ "serviceName": "sales", "phoneNumber": phone(3), "cbOfferType": "LATER", "desiredTime": in_hours(2) });
+    let created = app.create(&key, later).await;
+    created.expect(200, None);
+    let cb = app.retrieve(&key, &created.id()).await.body["data"].clone();
+    assert_eq!(cb["cbOfferType"], "SCHEDULED");
+    // A known value is kept as sent.
+    let combined =
+        json!({ "serviceName": "sales", "phoneNumber": phone(4), "cbOfferType": "COMBINED_SCHEDULED_AND_ASAP" });
+    let created = app.create(&key, combined).await;
+    created.expect(200, None);
+    assert_eq!(app.retrieve(&key, &created.id()).await.body["data"]["cbOfferType"], "COMBINED_SCHEDULED_AND_ASAP");
 }
 
 async fn another_tenants_callback_is_not_found(app: TestApp) {

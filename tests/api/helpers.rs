@@ -158,7 +158,7 @@ pub struct Response {
 }
 
 impl Response {
-    async fn from(r: reqwest::Response) -> Response {
+    pub async fn from(r: reqwest::Response) -> Response {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();

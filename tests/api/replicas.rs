@@ -146,9 +146,10 @@ fn at_offset(seconds: i64) -> String {
 async fn three_replicas_hand_over_ten_thousand_due_callbacks_exactly_once() {
     let _alone = MULTI_PROCESS.lock().await;
     let redis = RedisServer::start();
-    // A generous claim lease: on a saturated 2-core machine a replica can stall past 10 s, and a
-    // lapsed lease is re-claimed as attempt 2 — correct, but not what this test is about (the
-    // crash test covers it).
+    // Live replicas keep their claims (they beat while they publish), however long the booking
+    // phase and the pause last. The generous lease covers only a monitor pass that stalls past it
+    // on a saturated 2-core machine — then its claims would rightly go to another replica as the
+    // next attempt, which the crash test covers.
     let (replicas, key, _db, _dir) =
         // A loaded 2-core machine acknowledges 10,000 hand-offs slowly: give it the time.
         stream_replicas(3, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "60")], 600).await;
@@ -256,5 +257,211 @@ async fn kill_9_during_a_dispatch_burst_loses_nothing() {
     for (id, attempts) in &seen {
         let distinct: HashSet<_> = attempts.iter().collect();
         assert_eq!(distinct.len(), attempts.len(), "{id} handed over twice with the same attempt: {attempts:?}");
+    }
+}
+
+/// A TCP proxy in front of the dispatch-stream Redis that can lose a pipeline's answer. Once
+/// armed, the next link that sends a large write (a pipelined batch, not a PING) is spoiled: of
+/// its requests only `budget` more bytes reach Redis (all of them with `usize::MAX`) and none of
+/// its replies come back — a Redis that answers too late, or a link that breaks mid-pipeline.
+/// Other links pass untouched, so the pool's next connection can read the stream back.
+struct LossyProxy {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    budget: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    async fn start(upstream: u16) -> LossyProxy {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = LossyProxy { port, armed: Default::default(), budget: Default::default() };
+        let (armed, budget) = (proxy.armed.clone(), proxy.budget.clone());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let (mut client_read, mut client_write) = inbound.into_split();
+                let (mut redis_read, mut redis_write) = outbound.into_split();
+                let spoiled = Arc::new(AtomicBool::new(false));
+                let (armed, budget, spoiled_down) = (armed.clone(), budget.clone(), spoiled.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0_u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if n >= 1_000 && armed.swap(false, SeqCst) {
+                            spoiled.store(true, SeqCst);
+                        }
+                        let pass = if spoiled.load(SeqCst) {
+                            let left = budget.load(SeqCst);
+                            budget.store(left - n.min(left), SeqCst);
+                            n.min(left)
+                        } else {
+                            n
+                        };
+                        if redis_write.write_all(&buf[..pass]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0_u8; 64 * 1024];
+                    while let Ok(n) = redis_read.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if !spoiled_down.load(SeqCst) && client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spoil_next_batch(&self, budget: usize) {
+        self.budget.store(budget, std::sync::atomic::Ordering::SeqCst);
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A write to the stream whose answer is lost — every entry written but answered too late, or the
+/// link broken mid-pipeline so that only some entries were written — is read back: written entries
+/// are not sent again, absent ones go out as the same attempt, and no attempt is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_in_doubt_is_read_back_and_spends_no_attempt() {
+    let _alone = MULTI_PROCESS.lock().await;
+    let redis = RedisServer::start();
+    let proxy = LossyProxy::start(redis.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(Backend::Postgres, &dir).await;
+    let proxy_url = proxy.url();
+    let p = Process::start(
+        &db,
+        &[
+            ("RINGBACK__ORS_REDIS__URL", proxy_url.as_str()),
+            ("RINGBACK__MONITOR__TICK_MS", "200"),
+            ("RINGBACK__HEALTH__INTERVAL_SECONDS", "3600"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let key = crate::process::provision(&p, &client).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("authorization", auth.as_str())];
+    let pause = |paused: bool| {
+        send(
+            &client,
+            Method::PUT,
+            p.url("/admin/v1/tenants/acme/services/sales/dispatch"),
+            &admin,
+            json!({ "paused": paused }),
+        )
+    };
+    let book = |n: u32, offset: u32| {
+        let (client, url, key) = (client.clone(), p.url("/engagement/v3/callbacks/create"), key.clone());
+        async move {
+            for i in offset..offset + n {
+                let body = json!({ "serviceName": "sales", "phoneNumber": phone(i) });
+                let (status, resp) =
+                    send(&client, Method::POST, url.clone(), &[("x-api-key", key.as_str())], body).await;
+                assert_eq!(status, 200, "{resp}");
+            }
+        }
+    };
+    let handed_over = |n: usize| {
+        let url = redis.url();
+        async move { stream_entries(&url).await.len() >= n }
+    };
+    let lines_with = |text: &str| p.log_lines().into_iter().filter(|l| l.contains(text)).collect::<Vec<_>>();
+
+    // A first hand-off fixes the stream position a read-back starts from.
+    book(1, 0).await;
+    eventually(30, "the first hand-off", || handed_over(1)).await;
+
+    // Answers lost, every entry written.
+    assert_eq!(pause(true).await.0, 200);
+    book(10, 100).await;
+    proxy.spoil_next_batch(usize::MAX);
+    assert_eq!(pause(false).await.0, 200);
+    eventually(30, "a write in doubt", || async { !lines_with("lost its answer").is_empty() }).await;
+    eventually(30, "the doubt settled", || async { lines_with("settled by reading the stream back").len() == 1 }).await;
+    let settled: serde_json::Value =
+        serde_json::from_str(&lines_with("settled by reading the stream back")[0]).unwrap();
+    assert_eq!((settled["written"].as_u64(), settled["absent"].as_u64()), (Some(10), Some(0)), "{settled}");
+
+    // The link breaks mid-pipeline: only the first entries reach Redis.
+    assert_eq!(pause(true).await.0, 200);
+    book(20, 200).await;
+    proxy.spoil_next_batch(4_000);
+    assert_eq!(pause(false).await.0, 200);
+    eventually(30, "a second write in doubt", || async { lines_with("lost its answer").len() >= 2 }).await;
+    eventually(30, "the second doubt settled", || async {
+        lines_with("settled by reading the stream back").len() == 2
+    })
+    .await;
+    let settled: serde_json::Value =
+        serde_json::from_str(&lines_with("settled by reading the stream back")[1]).unwrap();
+    let (written, absent) = (settled["written"].as_u64().unwrap(), settled["absent"].as_u64().unwrap());
+    assert!(written > 0 && absent > 0 && written + absent == 20, "{settled}");
+    eventually(30, "every callback handed over", || handed_over(31)).await;
+
+    let entries = stream_entries(&redis.url()).await;
+    let ids: HashSet<&str> = entries.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!((entries.len(), ids.len()), (31, 31), "each callback once: {entries:?}");
+    assert!(entries.iter().all(|(_, attempt, _)| *attempt == 1), "no attempt spent: {entries:?}");
+    let metrics = client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "ges_dispatch_attempts_raised_total{cause=\"publish_in_doubt\"} 0"),
+        "registered and still 0"
+    );
+}
+
+/// A live replica keeps its claims however long they wait: here immediate callbacks claimed at
+/// booking wait out a pause far longer than the claim lease, and the replica that holds them —
+/// not another one, as their next attempt — hands them over once resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_replica_keeps_claims_that_outlast_the_lease() {
+    let _alone = MULTI_PROCESS.lock().await;
+    let redis = RedisServer::start();
+    let (replicas, key, _db, _dir) =
+        stream_replicas(2, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "1")], 600).await;
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("authorization", auth.as_str())];
+    let pause = |paused: bool| {
+        send(
+            &client,
+            Method::PUT,
+            replicas[1].url("/admin/v1/tenants/acme/services/s/dispatch"),
+            &admin,
+            json!({ "paused": paused }),
+        )
+    };
+    assert_eq!(pause(true).await.0, 200);
+    for i in 0..40 {
+        let body = json!({ "serviceName": "s", "phoneNumber": phone(i) });
+        let url = replicas[0].url("/engagement/v3/callbacks/create");
+        assert_eq!(send(&client, Method::POST, url, &[("x-api-key", key.as_str())], body).await.0, 200);
+    }
+    // Both monitors keep running through the pause: several leases pass.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(pause(false).await.0, 200);
+    eventually(30, "every claim handed over", || async { stream_entries(&redis.url()).await.len() >= 40 }).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let entries = stream_entries(&redis.url()).await;
+    assert_eq!(entries.len(), 40, "none twice");
+    assert!(entries.iter().all(|(_, attempt, _)| *attempt == 1), "no attempt spent: {entries:?}");
+    for p in &replicas {
+        let metrics = client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.lines().any(|l| l == "ges_dispatch_attempts_raised_total{cause=\"lease_expired\"} 0"));
     }
 }
