@@ -1,7 +1,8 @@
 # Shared by the HTTP benchmarks (sourced, not run): start the release binary on a PostgreSQL
 # database, provision the `bench` tenant with its `load` service (limits raised out of the way:
 # these measure the booking pipeline, not refusals), and the wrk script for scheduled bookings.
-# Expects PORT, TOKEN, CONNECTIONS and WORK to be set by the caller.
+# Expects PORT, TOKEN, CONNECTIONS and WORK to be set by the caller; BENCH_REDIS_URL, when set, is
+# the cache Redis (throttles) and dispatch stream.
 
 BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
 
@@ -9,6 +10,7 @@ BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
 start_bench_server() {
   RINGBACK__DATABASE__URL="$1" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
   RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$2" \
+  RINGBACK__REDIS__URL="${BENCH_REDIS_URL:-}" \
     "$BENCH_BIN" serve >"$3" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done
@@ -30,9 +32,12 @@ provision_bench_tenant() {
   bench_admin POST /tenants/bench/api-keys '{}' | sed -E 's/.*"key":"([^"]+)".*/\1/'
 }
 
-# write_create_lua FILE KEY: scheduled bookings spread over the next day — the full path (office
-# hours, capacity bucket reservation) without every request contending for one bucket row.
+# write_create_lua FILE KEY [TIME]: scheduled bookings spread over the next day — the full path
+# (office hours, capacity bucket reservation) without every request contending for one bucket row;
+# with TIME, every booking is for that one slot (the hot slot).
 write_create_lua() {
+  local when='os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))'
+  [ -z "${3:-}" ] || when="\"$3\""
   cat >"$1" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
@@ -40,7 +45,7 @@ wrk.headers["x-api-key"] = "$2"
 math.randomseed(os.time())
 request = function()
   local number = string.format("+1415%d%06d", math.random(2, 9), math.random(0, 999999))
-  local when = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + math.random(3600, 86400))
+  local when = $when
   return wrk.format(nil, "/engagement/v3/callbacks/create", nil,
     '{"serviceName":"load","phoneNumber":"' .. number .. '","desiredTime":"' .. when .. '","userData":{"orderId":"A-1"}}')
 end

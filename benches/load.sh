@@ -1,42 +1,92 @@
 #!/usr/bin/env bash
-# Load benchmark (on demand, not in CI): create-callback throughput and latency over loopback
-# against PostgreSQL, side by side with pgbench doing the equivalent single-row insert into the
-# same table on the same server, in one run; then the click-to-call-in create path on the same
-# server. Prints figures and the ratio ours/pgbench.
+# Booking-speed benchmark (on demand, not in CI). One run prints, against the *physical*
+# reference — what the database itself does with the same row — not against our own design:
+#   1. PostgreSQL create-callback (wrk, CONNECTIONS connections, scheduled times spread over a day,
+#      Redis throttles on, logs at info) ÷ pgbench doing a single-row INSERT of the same row shape
+#      (8 clients), in the same run;
+#   2. Ringback CPU per acknowledged booking (/proc/<pid>/stat around the run above);
+#   3. latency at a fixed offered rate (hey -q, open loop; not at saturation, where latency only
+#      restates concurrency ÷ throughput) — every booking for one slot, so it is also the hot slot;
+#   4. the hot slot at saturation beside the spread case;
+#   5. SQLite create-callback ÷ Python's sqlite3 committing the same row one transaction each
+#      (WAL, synchronous=FULL, same schema, same disk);
+#   6. the click-to-call-in create path.
 #
-#   benches/load.sh [seconds] [connections]
+#   benches/load.sh [seconds] [connections] [rate]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
 DURATION=${1:-15}
-CONNECTIONS=${2:-32}
+CONNECTIONS=${2:-64}
+RATE=${3:-500}
 PG=${RINGBACK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 DB=ringback_bench
 PORT=${RINGBACK_BENCH_PORT:-39050}
+REDIS_PORT=${RINGBACK_BENCH_REDIS_PORT:-39079}
 TOKEN=bench-admin-token
 WORK=$(mktemp -d)
-trap '[ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+cleanup() {
+  [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-command -v pgbench >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql-contrib >/dev/null; }
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+need hey hey
+need pgbench postgresql-contrib
+need redis-server redis-server
 
 cargo build --release --locked -q
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+# The bench's own Redis for throttles (and the dispatch stream), as a deployment has.
+redis-server --port "$REDIS_PORT" --save "" --appendonly no --daemonize yes >/dev/null
+export BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# run_wrk NAME LUA: saturation run; sets RPS P50 P99 OK (2xx answers) and CPU_US (per 2xx).
+run_wrk() {
+  local before after
+  before=$(cpu_ticks "$SERVER")
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$PORT" >"$WORK/$1.txt"
+  after=$(cpu_ticks "$SERVER")
+  RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/$1.txt")
+  P50=$(awk '$1=="50%" {print $2}' "$WORK/$1.txt")
+  P99=$(awk '$1=="99%" {print $2}' "$WORK/$1.txt")
+  local total non2xx
+  total=$(awk '/requests in/ {print $1}' "$WORK/$1.txt")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/$1.txt")
+  OK=$((total - ${non2xx:-0}))
+  CPU_US=$(awk -v t="$((after - before))" -v hz="$TICKS" -v n="$OK" 'BEGIN { printf "%.0f", n ? t * 1e6 / hz / n : 0 }')
+  echo "   $1: $RPS req/s, p50 $P50, p99 $P99, $OK answered 2xx (non-2xx: ${non2xx:-0}), ${CPU_US} µs CPU per booking"
+}
+
+# A fixed slot (tomorrow, this hour) for the hot-slot runs.
+HOT=$(date -u -d '+1 day' +%Y-%m-%dT%H:00:00Z)
+echo "== PostgreSQL: ringback create-callback, $CONNECTIONS connections, ${DURATION}s per run"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
 start_bench_server "$PG/$DB" "${RINGBACK_LOG:-info}" "$WORK/server.log"
 KEY=$(provision_bench_tenant)
-write_create_lua "$WORK/create.lua" "$KEY"
+write_create_lua "$WORK/spread.lua" "$KEY"
+write_create_lua "$WORK/hot.lua" "$KEY" "$HOT"
+run_wrk spread "$WORK/spread.lua"
+PG_RPS=$RPS PG_P50=$P50 PG_P99=$P99 PG_CPU=$CPU_US
+run_wrk hot "$WORK/hot.lua"
+HOT_RPS=$RPS HOT_P99=$P99
 
-echo "== ringback: POST /engagement/v3/callbacks/create (scheduled), $CONNECTIONS connections, ${DURATION}s"
-wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/create.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
-OURS_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
-OURS_P50=$(awk '$1=="50%" {print $2}' "$WORK/wrk.txt")
-OURS_P99=$(awk '$1=="99%" {print $2}' "$WORK/wrk.txt")
-NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
+echo "== PostgreSQL: ringback at a fixed offered rate of $RATE bookings/s (hey -q), ${DURATION}s"
+HEY_WORKERS=50
+hey -z "${DURATION}s" -c "$HEY_WORKERS" -q "$((RATE / HEY_WORKERS))" -m POST -T application/json \
+  -H "x-api-key: $KEY" -d "{\"serviceName\":\"load\",\"phoneNumber\":\"+14155550142\",\"desiredTime\":\"$HOT\"}" \
+  "http://127.0.0.1:$PORT/engagement/v3/callbacks/create" >"$WORK/hey.txt"
+FIXED_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/hey.txt")
+FIXED_P50=$(awk '/ 50% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
+FIXED_P99=$(awk '/ 99% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
+FIXED_CODES=$(awk '/\[[0-9]+\]/ {printf "%s %s; ", $1, $2}' "$WORK/hey.txt")
+echo "   offered $RATE/s: served $FIXED_RPS/s, p50 $FIXED_P50, p99 $FIXED_P99 ($FIXED_CODES)"
 
-# Click-to-call-in create: one group of 10 shared numbers with 9-digit codes (9 billion slots, so
-# the pool never runs dry), the full path — stale-expiry sweep, LRU number, CSPRNG code checked
-# against the pending-slot index, insert — for every request. Creates of one group take turns.
+# Call-in create: one group of 10 shared numbers with 9-digit codes (the pool never runs dry).
 bench_admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
   \"uniqueNumbers\":false,\"accessCodeDigits\":9,\"expirySeconds\":3600}" >/dev/null
 cat >"$WORK/callin.lua" <<LUA
@@ -46,45 +96,60 @@ wrk.headers["x-api-key"] = "$KEY"
 wrk.body = '{"groupName":"load","userData":{"orderId":"A-1"}}'
 wrk.path = "/engagement/v3/call-in/requests/create"
 LUA
-echo "== ringback: POST /engagement/v3/call-in/requests/create (one shared group), $CONNECTIONS connections, ${DURATION}s"
-wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/callin.lua" "http://127.0.0.1:$PORT" | tee "$WORK/callin.txt"
-CALLIN_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/callin.txt")
-CALLIN_P50=$(awk '$1=="50%" {print $2}' "$WORK/callin.txt")
-CALLIN_P99=$(awk '$1=="99%" {print $2}' "$WORK/callin.txt")
-CALLIN_NON2XX=$(awk '/Non-2xx/ {print $5}' "$WORK/callin.txt")
+run_wrk callin "$WORK/callin.lua"
+CALLIN_RPS=$RPS CALLIN_P99=$P99
 stop_bench_server
 
-# The same rows (callback + first history entry + the bucket's conditional increment) written by
-# pgbench, one transaction each.
+# The physical reference: one INSERT of the same callback row (JSON details included), autocommit.
 cat >"$WORK/insert.sql" <<'SQL'
 \set n random(2000000, 9999999)
-BEGIN;
 INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, attempt,
-  claimed_ms, queued_ms, details, created_ms, updated_ms)
-VALUES (gen_random_uuid()::text, 'bench', 'load', 'SCHEDULED', '+1415' || :n, 0, 0, 0, gen_random_uuid()::text, 0, NULL, NULL,
-  '{"cbOfferType":"ASAP","language":"en-US","userData":{"orderId":"A-1"}}', 0, 0)
-RETURNING id \gset
-INSERT INTO callback_history (callback_id, state, time_ms, actor) VALUES (':id', 'SCHEDULED', 0, 'api');
-INSERT INTO capacity_buckets (tenant_id, service_name, bucket_ms, reserved) VALUES ('bench', 'load', :n % 288, 0)
-  ON CONFLICT (tenant_id, service_name, bucket_ms) DO NOTHING;
-UPDATE capacity_buckets SET reserved = reserved + 1 WHERE tenant_id = 'bench' AND service_name = 'load' AND bucket_ms = :n % 288 AND reserved < 100000000;
-COMMIT;
+  claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms)
+VALUES (gen_random_uuid()::text, 'bench', 'load', 'SCHEDULED', '+1415' || :n, 0, 0, 0, gen_random_uuid()::text, 0,
+  NULL, NULL, '{"cbOfferType":"SCHEDULED","language":"en-US","userData":{"orderId":"A-1"}}', 0, 0, 0);
 SQL
-echo "== pgbench: the equivalent insert transaction, $CONNECTIONS connections, ${DURATION}s"
-(cd "$WORK" && pgbench -n -c "$CONNECTIONS" -j 2 -T "$DURATION" -f insert.sql -l "$PG/$DB" | tee pgbench.txt)
-PG_TPS=$(awk '/^tps/ {print $3; exit}' "$WORK/pgbench.txt")
-# pgbench's per-transaction log: 3rd column is the latency in microseconds.
-cat "$WORK"/pgbench_log.* | awk '{print $3}' | sort -n >"$WORK/lat.txt"
-pct() { awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; printf "%.2fms", a[i]/1000}' "$WORK/lat.txt"; }
-PG_P50=$(pct 0.50); PG_P99=$(pct 0.99)
+echo "== PostgreSQL: pgbench single-row insert of the same row, 8 clients, ${DURATION}s"
+pgbench -n -c 8 -j 2 -T "$DURATION" -f "$WORK/insert.sql" "$PG/$DB" >"$WORK/pgbench.txt"
+PGB_TPS=$(awk '/^tps/ {print $3; exit}' "$WORK/pgbench.txt")
+echo "   $PGB_TPS inserts/s"
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
+
+echo "== SQLite (embedded default, WAL, synchronous=FULL): ringback create-callback, $CONNECTIONS connections"
+start_bench_server "sqlite://$WORK/bench.db" "${RINGBACK_LOG:-info}" "$WORK/sqlite-server.log"
+KEY=$(provision_bench_tenant)
+write_create_lua "$WORK/sqlite.lua" "$KEY"
+run_wrk sqlite "$WORK/sqlite.lua"
+SQ_RPS=$RPS SQ_P99=$P99 SQ_CPU=$CPU_US
+stop_bench_server
+
+echo "== SQLite reference: Python sqlite3, the same row, one transaction each, same schema and disk"
+RINGBACK__DATABASE__URL="sqlite://$WORK/reference.db" "$BENCH_BIN" migrate >/dev/null 2>&1
+PY_TPS=$(python3 - "$WORK/reference.db" "$DURATION" <<'PY'
+import sqlite3, sys, time, uuid, random
+db, seconds = sys.argv[1], float(sys.argv[2])
+con = sqlite3.connect(db, isolation_level=None)
+con.execute("PRAGMA journal_mode=WAL"); con.execute("PRAGMA synchronous=FULL")
+sql = ("INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, attempt,"
+       " claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms) VALUES (?, 'bench', 'load', 'SCHEDULED', ?,"
+       " 0, 0, 0, ?, 0, NULL, NULL, '{\"cbOfferType\":\"SCHEDULED\",\"language\":\"en-US\",\"userData\":{\"orderId\":\"A-1\"}}', 0, 0, 0)")
+n, end = 0, time.time() + seconds
+start = time.time()
+while time.time() < end:
+    con.execute("BEGIN")
+    con.execute(sql, (str(uuid.uuid4()), "+1415%07d" % random.randint(2000000, 9999999), str(uuid.uuid4())))
+    con.execute("COMMIT")
+    n += 1
+print("%.0f" % (n / (time.time() - start)))
+PY
+)
+echo "   $PY_TPS commits/s"
 
 echo
-echo "| | throughput | p50 | p99 |"
-echo "|---|---|---|---|"
-echo "| ringback create-callback (HTTP) | ${OURS_RPS} req/s | ${OURS_P50} | ${OURS_P99} |"
-echo "| pgbench same insert (SQL) | ${PG_TPS} tx/s | ${PG_P50} | ${PG_P99} |"
-echo "| ringback create-call-in (HTTP) | ${CALLIN_RPS} req/s | ${CALLIN_P50} | ${CALLIN_P99} |"
-awk -v a="$OURS_RPS" -v b="$PG_TPS" 'BEGIN { printf "ratio ours/pgbench: %.2f\n", a / b }'
-[ -z "${NON2XX:-}" ] || echo "non-2xx answers during the ringback run: $NON2XX"
-[ -z "${CALLIN_NON2XX:-}" ] || echo "non-2xx answers during the call-in run: $CALLIN_NON2XX"
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
+echo "| figure | value | target |"
+echo "|---|---|---|"
+awk -v a="$PG_RPS" -v b="$PGB_TPS" 'BEGIN { printf "| PostgreSQL create-callback ÷ pgbench single-row insert | %s ÷ %s = **%.2f** | ≥ 0.5 |\n", a, b, a / b }'
+echo "| CPU per acknowledged booking (PostgreSQL, $CONNECTIONS connections) | **${PG_CPU} µs** | ≤ 250 µs |"
+echo "| p99 at a fixed $RATE bookings/s offered (hot slot) | **$FIXED_P99** (p50 $FIXED_P50, served $FIXED_RPS/s) | ≤ 20 ms |"
+awk -v a="$SQ_RPS" -v b="$PY_TPS" 'BEGIN { printf "| SQLite create-callback ÷ Python sqlite3 one row per commit | %s ÷ %s = **%.2f** | ≥ 1.0 |\n", a, b, a / b }'
+echo "| spread vs hot slot at saturation (PostgreSQL) | $PG_RPS vs $HOT_RPS req/s (p99 $PG_P99 vs $HOT_P99) | — |"
+echo "| create-call-in at saturation (PostgreSQL) | $CALLIN_RPS req/s (p99 $CALLIN_P99) | — |"

@@ -98,6 +98,13 @@ async fn stream_replicas(
     (processes, key["data"]["key"].as_str().unwrap().to_string(), url, dir)
 }
 
+/// Pause or resume hand-offs of tenant `acme`'s `service` through `p`'s admin API; the status.
+async fn set_paused(client: &reqwest::Client, p: &Process, service: &str, paused: bool) -> u16 {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let url = p.url(&format!("/admin/v1/tenants/acme/services/{service}/dispatch"));
+    send(client, Method::PUT, url, &[("authorization", auth.as_str())], json!({ "paused": paused })).await.0
+}
+
 /// Book `n` scheduled callbacks for `when`, spread over the replicas, 64 at a time.
 async fn book_many(bases: &[String], key: &str, when: &str, n: u32) {
     use futures_util::StreamExt;
@@ -157,20 +164,10 @@ async fn three_replicas_hand_over_ten_thousand_due_callbacks_exactly_once() {
     // Hold hand-offs while booking, so all 10,000 are due at the moment they are released.
     let client = reqwest::Client::new();
     let auth = format!("Bearer {ADMIN_TOKEN}");
-    let headers = [("authorization", auth.as_str())];
-    let pause = |paused: bool| {
-        send(
-            &client,
-            Method::PUT,
-            replicas[1].url("/admin/v1/tenants/acme/services/s/dispatch"),
-            &headers,
-            json!({ "paused": paused }),
-        )
-    };
-    assert_eq!(pause(true).await.0, 200);
+    assert_eq!(set_paused(&client, &replicas[1], "s", true).await, 200);
     book_many(&bases, &key, &at_offset(3), 10_000).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(pause(false).await.0, 200);
+    assert_eq!(set_paused(&client, &replicas[1], "s", false).await, 200);
     let sim = tokio::spawn(ringback::simulator::run(
         ringback::simulator::Source::Redis {
             url: redis.url(),
@@ -355,17 +352,7 @@ async fn a_write_in_doubt_is_read_back_and_spends_no_attempt() {
     );
     let client = reqwest::Client::new();
     let key = crate::process::provision(&p, &client).await;
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let admin = [("authorization", auth.as_str())];
-    let pause = |paused: bool| {
-        send(
-            &client,
-            Method::PUT,
-            p.url("/admin/v1/tenants/acme/services/sales/dispatch"),
-            &admin,
-            json!({ "paused": paused }),
-        )
-    };
+    let pause = |paused: bool| set_paused(&client, &p, "sales", paused);
     let book = |n: u32, offset: u32| {
         let (client, url, key) = (client.clone(), p.url("/engagement/v3/callbacks/create"), key.clone());
         async move {
@@ -388,10 +375,10 @@ async fn a_write_in_doubt_is_read_back_and_spends_no_attempt() {
     eventually(30, "the first hand-off", || handed_over(1)).await;
 
     // Answers lost, every entry written.
-    assert_eq!(pause(true).await.0, 200);
+    assert_eq!(pause(true).await, 200);
     book(10, 100).await;
     proxy.spoil_next_batch(usize::MAX);
-    assert_eq!(pause(false).await.0, 200);
+    assert_eq!(pause(false).await, 200);
     eventually(30, "a write in doubt", || async { !lines_with("lost its answer").is_empty() }).await;
     eventually(30, "the doubt settled", || async { lines_with("settled by reading the stream back").len() == 1 }).await;
     let settled: serde_json::Value =
@@ -399,10 +386,10 @@ async fn a_write_in_doubt_is_read_back_and_spends_no_attempt() {
     assert_eq!((settled["written"].as_u64(), settled["absent"].as_u64()), (Some(10), Some(0)), "{settled}");
 
     // The link breaks mid-pipeline: only the first entries reach Redis.
-    assert_eq!(pause(true).await.0, 200);
+    assert_eq!(pause(true).await, 200);
     book(20, 200).await;
     proxy.spoil_next_batch(4_000);
-    assert_eq!(pause(false).await.0, 200);
+    assert_eq!(pause(false).await, 200);
     eventually(30, "a second write in doubt", || async { lines_with("lost its answer").len() >= 2 }).await;
     eventually(30, "the second doubt settled", || async {
         lines_with("settled by reading the stream back").len() == 2
@@ -435,18 +422,7 @@ async fn a_live_replica_keeps_claims_that_outlast_the_lease() {
     let (replicas, key, _db, _dir) =
         stream_replicas(2, &redis, &[("RINGBACK__MONITOR__CLAIM_LEASE_SECONDS", "1")], 600).await;
     let client = reqwest::Client::new();
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let admin = [("authorization", auth.as_str())];
-    let pause = |paused: bool| {
-        send(
-            &client,
-            Method::PUT,
-            replicas[1].url("/admin/v1/tenants/acme/services/s/dispatch"),
-            &admin,
-            json!({ "paused": paused }),
-        )
-    };
-    assert_eq!(pause(true).await.0, 200);
+    assert_eq!(set_paused(&client, &replicas[1], "s", true).await, 200);
     for i in 0..40 {
         let body = json!({ "serviceName": "s", "phoneNumber": phone(i) });
         let url = replicas[0].url("/engagement/v3/callbacks/create");
@@ -454,7 +430,7 @@ async fn a_live_replica_keeps_claims_that_outlast_the_lease() {
     }
     // Both monitors keep running through the pause: several leases pass.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(pause(false).await.0, 200);
+    assert_eq!(set_paused(&client, &replicas[1], "s", false).await, 200);
     eventually(30, "every claim handed over", || async { stream_entries(&redis.url()).await.len() >= 40 }).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let entries = stream_entries(&redis.url()).await;
