@@ -216,7 +216,10 @@ impl RedisStream {
             // lost can be read back from here.
             match tokio::time::timeout(COMMAND_TIMEOUT, self.newest_id(&mut conn)).await {
                 Ok(Ok(id)) => self.saw(id),
-                Ok(Err(e)) => return self.unreachable(e.to_string()),
+                Ok(Err(e)) if is_connection_error(&e) => return self.unreachable(e.to_string()),
+                // Redis answered (a key of another type, say): write without a position; the
+                // entries' own answers tell what happened, and a lost answer cannot be read back.
+                Ok(Err(e)) => tracing::debug!(error = %e, "no stream position before the first write"),
                 Err(_) => return self.unreachable("the dispatch stream did not answer in time".into()),
             }
         }
@@ -345,12 +348,17 @@ enum ReadBackError {
 
 impl From<redis::RedisError> for ReadBackError {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        if is_connection_error(&e) {
             ReadBackError::Connection(e.to_string())
         } else {
             ReadBackError::Answer(e.to_string())
         }
     }
+}
+
+/// The connection failed (as opposed to Redis answering with an error).
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
 /// A stream entry id (`<ms>-<seq>`) as a comparable pair.
