@@ -217,22 +217,45 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// On a free port. The port is free when chosen but may be taken (by another test's listener)
+    /// before redis-server binds it; then redis-server exits and another port is tried, rather
+    /// than the test talking to whatever took the port.
     pub fn start() -> RedisServer {
-        Self::start_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(server) = Self::try_start_on(port) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     pub fn start_on(port: u16) -> RedisServer {
-        let child = std::process::Command::new("redis-server")
+        Self::try_start_on(port).unwrap_or_else(|| panic!("redis-server did not start on port {port}"))
+    }
+
+    /// Started, and the server answering PING on `port` is this child (not another process).
+    fn try_start_on(port: u16) -> Option<RedisServer> {
+        let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is required for this test (the test command installs it)");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return None; // it could not bind the port
+            }
+            if answers_ping(port) && child.try_wait().ok().flatten().is_none() {
+                return Some(RedisServer { port, child });
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        RedisServer { port, child }
     }
 
     pub fn url(&self) -> String {
@@ -243,6 +266,15 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Redis (not any listener) answers on `port`.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0_u8; 7];
+    conn.write_all(b"PING\r\n").is_ok() && conn.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
 impl Drop for RedisServer {
