@@ -83,7 +83,7 @@ hey -z "${DURATION}s" -c "$HEY_WORKERS" -q "$((RATE / HEY_WORKERS))" -m POST -T 
 FIXED_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/hey.txt")
 FIXED_P50=$(awk '/ 50% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
 FIXED_P99=$(awk '/ 99% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
-FIXED_CODES=$(awk '/\[[0-9]+\]/ {printf "%s %s; ", $1, $2}' "$WORK/hey.txt")
+FIXED_CODES=$(awk '/^ *\[[0-9]+\][ \t]+[0-9]+ responses/ {printf "%s %s; ", $1, $2}' "$WORK/hey.txt")
 echo "   offered $RATE/s: served $FIXED_RPS/s, p50 $FIXED_P50, p99 $FIXED_P99 ($FIXED_CODES)"
 
 # Call-in create: one group of 10 shared numbers with 9-digit codes (the pool never runs dry).
