@@ -124,7 +124,6 @@ async fn run(
         return Ok(());
     }
     loop {
-        memory.beat(state).await?;
         let claimed = store.claim_due(me, now_ms(), BATCH).await?;
         for h in &claimed {
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
@@ -205,7 +204,6 @@ async fn publish_own_claims(
     memory: &DispatchMemory,
 ) -> anyhow::Result<bool> {
     loop {
-        memory.beat(state).await?;
         let batch = state.store.unpublished_claims(&state.replica_id, now_ms(), BATCH).await?;
         let full = batch.len() as i64 == BATCH;
         if !publish(state, dispatcher, directory, memory, &batch).await? {
@@ -228,6 +226,8 @@ async fn publish(
     if batch.is_empty() {
         return Ok(true);
     }
+    // Every batch goes through here, so a long backlog keeps this replica seen as alive.
+    memory.beat(state).await?;
     directory.ensure(&state.store, batch.iter().map(|h| (h.tenant_id.as_str(), h.service_name.as_str()))).await;
     // Marked first, written second: an (id, attempt) reaches the stream at most once.
     let now = now_ms();

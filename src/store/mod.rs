@@ -134,7 +134,7 @@ pub struct Store {
 }
 
 /// How many of `database.max_connections` are set aside for background work on PostgreSQL.
-pub const BACKGROUND_CONNECTIONS: u32 = 2;
+const BACKGROUND_CONNECTIONS: u32 = 2;
 
 impl Store {
     /// Connect and apply migrations (Postgres serialises concurrent migrators with an advisory lock).

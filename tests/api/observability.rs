@@ -221,6 +221,51 @@ async fn postgres_gauge_and_readiness_follow_the_database() {
     assert_eq!(ready().await, 200);
 }
 
+/// `database.max_connections` is the replica's whole budget (api.md): the monitor's and health
+/// checker's own connections come out of it. Seen from PostgreSQL's side while bookings saturate
+/// the request pool and the monitor hands them over, and in `ges_db_pool_connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_budget_includes_the_monitors_own_connections() {
+    use futures_util::future::join_all;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let p = Process::start(&url, &[("RINGBACK__DATABASE__MAX_CONNECTIONS", "6"), ("RINGBACK__MONITOR__TICK_MS", "50")]);
+    let client = reqwest::Client::new();
+    let key = provision(&p, &client).await;
+    let mut admin =
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&crate::helpers::postgres_admin_url()).await.unwrap();
+    let mut most = 0_i64;
+    for round in 0..5_u32 {
+        let headers = [("x-api-key", key.as_str())];
+        let bookings = join_all((0..40).map(|i| {
+            let body = json!({ "serviceName": "sales", "phoneNumber": phone(round * 100 + i) });
+            send(&client, Method::POST, p.url("/engagement/v3/callbacks/create"), &headers, body)
+        }));
+        let sample = async {
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&database)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+                seen.push(open);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            seen
+        };
+        let (answers, seen) = tokio::join!(bookings, sample);
+        assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+        most = most.max(seen.into_iter().max().unwrap());
+    }
+    assert!((3..=6).contains(&most), "at most 6 connections open at once, saw {most}");
+    let m = client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let pooled = gauge(&m, r#"ges_db_pool_connections{state="idle"}"#).unwrap()
+        + gauge(&m, r#"ges_db_pool_connections{state="in_use"}"#).unwrap();
+    assert!((1.0..=6.0).contains(&pooled), "the gauge counts both pools within the budget: {pooled}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_field_values_are_cut_at_max_len_and_flagged() {
     let s = Subject::start(&[("RINGBACK_LOG", "trace"), ("RINGBACK__LOG__MAX_LEN", "64")]).await;
