@@ -10,14 +10,22 @@ use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
-use crate::store::Store;
+use crate::http::reservation_reads::ReservationReads;
+use crate::http::service_context::ServiceCache;
+use crate::store::{BookingWriter, Store};
 use crate::telemetry::logging::LogControl;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
+    /// Group commit of bookings (`store::writer`).
+    pub bookings: BookingWriter,
     pub keys: KeyCache,
+    /// Services with their calendars, as bookings read them.
+    pub services: ServiceCache,
+    /// Capacity reservations as slot proposals read them (`http::reservation_reads`).
+    pub reservations: ReservationReads,
     pub origins: OriginCache,
     pub throttles: Throttles,
     pub dispatcher: Dispatcher,
@@ -42,10 +50,13 @@ impl AppState {
         let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
         AppState {
             keys: KeyCache::new(ttl),
+            services: ServiceCache::default(),
+            reservations: ReservationReads::default(),
             origins: OriginCache::default(),
             throttles,
             dispatcher,
             settings,
+            bookings: BookingWriter::spawn(store.clone()),
             store,
             log,
             metrics,

@@ -19,8 +19,8 @@ use crate::http::extractors::{ApiKeyAuth, JsonBody};
 use crate::http::service_context::{self, ServiceContext};
 use crate::state::AppState;
 use crate::store::{
-    BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin, IdempotencyResult,
-    InsertOutcome, NewCallback, RescheduleOutcome, Tenant,
+    Booking, BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin,
+    IdempotencyResult, InsertOutcome, NewCallback, RescheduleOutcome, Tenant,
 };
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_CREATED, CALLBACKS_REJECTED, CALLBACKS_RESCHEDULED};
 
@@ -247,14 +247,10 @@ async fn book_inner(
     };
     tracing::trace!(stage = "validated", kind = decision.kind.as_label(), phone = %decision.phone, "request validated");
 
-    // Step 4: throttles. In-queue checking first (read), then the counters, reserved all or none.
+    // Step 4: throttles, reserved all or none. In-queue checking is decided with the insert,
+    // where it also sees the same batch's earlier bookings.
     let phone = decision.phone.as_str();
     let in_queue_limit = throttle::in_queue_limit(config.in_queue_checking);
-    if let Some(limit) = in_queue_limit {
-        if state.store.unfinished_for_number(&tenant.id, service.name(), phone).await? >= limit {
-            return Err(already_queued());
-        }
-    }
     let counters = throttle::counters(&tenant.id, service.name(), phone, config);
     let reservation = match state.throttles.reserve(&counters).await {
         ThrottleOutcome::Admitted(r) => r,
@@ -264,7 +260,8 @@ async fn book_inner(
     };
     tracing::trace!(stage = "throttle", "throttles passed");
 
-    // Steps 5 and 6: capacity, guards and the insert in one transaction.
+    // Steps 5 and 6: capacity, guards and the insert in one transaction (shared with the
+    // bookings that arrived meanwhile: `store::writer`).
     let id = uuid::Uuid::now_v7().to_string();
     let body = envelope::ok_body(IdData { id: id.clone() });
     let replay = idempotency_key.map(|key| IdempotencyResult {
@@ -293,7 +290,8 @@ async fn book_inner(
         details: request.details,
         now_ms: now,
     };
-    let outcome = state.store.insert_callback(&new, &guards, replay.as_ref()).await;
+    let (booked_with_replay, has_bucket) = (replay.is_some(), guards.bucket.is_some());
+    let outcome = state.bookings.book(Booking { new, guards, replay }).await;
     let refusal = match outcome {
         Ok(InsertOutcome::Inserted) => None,
         Ok(InsertOutcome::AlreadyQueued) => Some(already_queued()),
@@ -311,7 +309,7 @@ async fn book_inner(
         state.throttles.release(&reservation).await;
         return Err(refusal);
     }
-    if guards.bucket.is_some() {
+    if has_bucket {
         tracing::trace!(stage = "capacity", "capacity reserved");
     }
     if decision.claimed {
@@ -322,7 +320,7 @@ async fn book_inner(
     metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name().to_string(), "type" => decision.kind.as_label())
         .increment(1);
     tracing::info!(callbackId = %id, kind = decision.kind.as_label(), deferred = decision.deferred, phone = %decision.phone, "callback booked");
-    Ok((HttpResponse::Ok().json(body), replay.is_some()))
+    Ok((HttpResponse::Ok().json(body), booked_with_replay))
 }
 
 fn already_queued() -> ApiError {
@@ -359,11 +357,14 @@ pub async fn proposals(
     let rules = service.rules();
     let (earliest, latest) = rules.bookable_range(now);
     let window = 8 * 86_400_000;
-    let reserved =
-        match state.store.reserved_counts(&tenant.id, service.name(), desired - window, desired + window).await {
-            Ok(r) => r,
-            Err(err) => return ApiError::from(err),
-        };
+    let reserved = match state
+        .reservations
+        .reserved(&state.store, &tenant.id, service.name(), desired - window, desired + window)
+        .await
+    {
+        Ok(r) => r,
+        Err(err) => return ApiError::from(err),
+    };
     let slots = capacity::propose(&rules.grid(), rules.hours, desired, earliest, latest, &reserved, 10);
     let map: Map<String, Value> = slots.into_iter().map(|(t, left)| (format_utc(t), Value::from(left))).collect();
     e.with_slots(Value::Object(map))

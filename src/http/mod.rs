@@ -12,5 +12,6 @@ pub mod internal;
 pub mod middleware;
 pub mod openapi;
 pub mod queues;
+pub mod reservation_reads;
 pub mod routes;
 pub mod service_context;

@@ -1,4 +1,9 @@
-//! A service with its calendar, loaded for one request, and the rules booking derives from them.
+//! A service with its calendar, and the rules booking derives from them. Every booking needs
+//! one, and they change only by admin writes, so they are kept in memory (`ServiceCache`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 
@@ -39,15 +44,65 @@ pub fn unknown_service() -> ApiError {
     ApiError::new(Reason::UnknownService, "serviceName is not a service of this tenant")
 }
 
+/// How long another replica's admin change may go unseen here. This replica's own admin writes
+/// take effect at once (the store's configuration generation); other replicas' within this.
+pub const SERVICE_CACHE_MAX_AGE: Duration = Duration::from_secs(1);
+/// A bound on memory when a client asks for many names (unknown names are cached too).
+const SERVICE_CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// Loaded services with their parsed calendars, by (tenant id, service name): at most one
+/// pair of `SELECT`s per service per second per replica instead of one pair per booking.
+#[derive(Clone, Default)]
+pub struct ServiceCache {
+    inner: Arc<Mutex<HashMap<(String, String), Cached>>>,
+}
+
+struct Cached {
+    context: Option<Arc<ServiceContext>>,
+    generation: u64,
+    loaded: Instant,
+}
+
+impl ServiceCache {
+    fn get(&self, key: &(String, String), generation: u64) -> Option<Option<Arc<ServiceContext>>> {
+        let inner = self.inner.lock().ok()?;
+        let hit = inner.get(key)?;
+        (hit.generation == generation && hit.loaded.elapsed() < SERVICE_CACHE_MAX_AGE).then(|| hit.context.clone())
+    }
+
+    fn put(&self, key: (String, String), context: Option<Arc<ServiceContext>>, generation: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.len() >= SERVICE_CACHE_MAX_ENTRIES {
+                inner.retain(|_, c| c.generation == generation && c.loaded.elapsed() < SERVICE_CACHE_MAX_AGE);
+            }
+            inner.insert(key, Cached { context, generation, loaded: Instant::now() });
+        }
+    }
+}
+
 /// An enabled service of the tenant, or 400 `UNKNOWN_SERVICE`.
-pub async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<ServiceContext, ApiError> {
-    let record = match is_valid_name(name) {
-        true => state.store.get_service(&tenant.id, name).await?,
-        false => None,
+pub async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<Arc<ServiceContext>, ApiError> {
+    if !is_valid_name(name) {
+        return Err(unknown_service());
+    }
+    let key = (tenant.id.clone(), name.to_string());
+    // Read before loading: a change committed meanwhile makes this entry stale, never the reverse.
+    let generation = state.store.config_generation();
+    let context = match state.services.get(&key, generation) {
+        Some(hit) => hit,
+        None => {
+            let context = match state.store.get_service(&tenant.id, name).await? {
+                Some(record) => {
+                    let calendar = load_calendar(state, tenant, record.config.calendar.as_deref()).await?;
+                    Some(Arc::new(ServiceContext { record, calendar }))
+                }
+                None => None,
+            };
+            state.services.put(key, context.clone(), generation);
+            context
+        }
     };
-    let record = record.filter(|r| r.config.enabled).ok_or_else(unknown_service)?;
-    let calendar = load_calendar(state, tenant, record.config.calendar.as_deref()).await?;
-    Ok(ServiceContext { record, calendar })
+    context.filter(|c| c.record.config.enabled).ok_or_else(unknown_service)
 }
 
 pub async fn load_calendar(

@@ -29,6 +29,7 @@ impl Store {
             .await?;
             super::tenants::append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
+            self.config_changed();
             Ok(())
         })
         .await

@@ -5,7 +5,6 @@ use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
 use super::capacity::{release, reserve};
-use super::idempotency::{record_result, IdempotencyResult};
 use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 
@@ -215,94 +214,6 @@ async fn fetch_in_tx(tx: &mut Transaction<'_, Any>, tenant_id: &str, id: &str) -
 }
 
 impl Store {
-    /// Insert an accepted booking with its first history entry and, when the request carried an
-    /// `Idempotency-Key`, the answer to replay — all in one transaction with the guards (in-queue
-    /// checking, `maxQueued`, the capacity reservation), so an acknowledged booking, its bucket
-    /// place and its replay record exist together or not at all.
-    pub async fn insert_callback(
-        &self,
-        new: &NewCallback,
-        guards: &BookingGuards,
-        replay: Option<&IdempotencyResult>,
-    ) -> StoreResult<InsertOutcome> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            if let Some(limit) = guards.max_unfinished_for_number {
-                if let Some(lock) = self.kind.number_lock_sql() {
-                    let lock_key = format!("{}:{}:{}", new.tenant_id, new.service_name, new.phone);
-                    sqlx::query(lock).bind(lock_key).execute(&mut *tx).await?;
-                }
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM callbacks
-                     WHERE tenant_id = $1 AND service_name = $2 AND phone = $3 AND state <> 'COMPLETED'",
-                )
-                .bind(&new.tenant_id)
-                .bind(&new.service_name)
-                .bind(&new.phone)
-                .fetch_one(&mut *tx)
-                .await?;
-                if row.try_get::<i64, _>("n")? >= limit {
-                    return Ok(InsertOutcome::AlreadyQueued);
-                }
-            }
-            if let Some(limit) = guards.max_active {
-                // Counting stops at the limit: the answer is only "full or not".
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM (SELECT 1 FROM callbacks
-                     WHERE tenant_id = $1 AND service_name = $2 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING') LIMIT $3) active",
-                )
-                .bind(&new.tenant_id)
-                .bind(&new.service_name)
-                .bind(limit)
-                .fetch_one(&mut *tx)
-                .await?;
-                if row.try_get::<i64, _>("n")? >= limit {
-                    return Ok(InsertOutcome::QueueFull);
-                }
-            }
-            let claimed = new.claimed_by.is_some();
-            let claimed_ms = claimed.then_some(new.now_ms);
-            let queued_ms = (new.state == State::Queued).then_some(new.now_ms);
-            sqlx::query(
-                "INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id,
-                     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
-            )
-            .bind(&new.id)
-            .bind(&new.tenant_id)
-            .bind(&new.service_name)
-            .bind(new.state.as_str())
-            .bind(&new.phone)
-            .bind(new.desired_ms)
-            .bind(new.due_ms)
-            .bind(new.priority)
-            .bind(&new.corr_id)
-            .bind(if claimed { 1_i64 } else { 0 })
-            .bind(claimed_ms)
-            .bind(queued_ms)
-            .bind(serde_json::to_string(&new.details)?)
-            .bind(new.now_ms)
-            .bind(guards.bucket.map(|(b, _)| b))
-            .bind(new.claimed_by.clone())
-            .execute(&mut *tx)
-            .await?;
-            append_history(&mut tx, &new.id, new.state, None, Actor::Api, new.now_ms).await?;
-            if let Some(result) = replay {
-                record_result(&mut tx, result).await?;
-            }
-            // Last, so the bucket row (every booking of a busy slot contends for it) stays locked
-            // only for the commit.
-            if let Some((bucket_ms, capacity)) = guards.bucket {
-                if !reserve(&mut tx, &new.tenant_id, &new.service_name, bucket_ms, capacity).await? {
-                    return Ok(InsertOutcome::SlotFull);
-                }
-            }
-            tx.commit().await?;
-            Ok(InsertOutcome::Inserted)
-        })
-        .await
-    }
-
     /// Any tenant's callback (the monitor and the internal API work across tenants).
     pub async fn callback_by_id(&self, id: &str) -> StoreResult<Option<CallbackRecord>> {
         self.timed(async {

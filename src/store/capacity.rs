@@ -87,21 +87,4 @@ impl Store {
         })
         .await
     }
-
-    /// Unfinished callbacks of a number in a service (in-queue checking).
-    pub async fn unfinished_for_number(&self, tenant_id: &str, service: &str, phone: &str) -> StoreResult<i64> {
-        self.timed(async {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS n FROM callbacks
-                 WHERE tenant_id = $1 AND service_name = $2 AND phone = $3 AND state <> 'COMPLETED'",
-            )
-            .bind(tenant_id)
-            .bind(service)
-            .bind(phone)
-            .fetch_one(&self.reader)
-            .await?;
-            Ok(row.try_get("n")?)
-        })
-        .await
-    }
 }

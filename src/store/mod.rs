@@ -5,6 +5,7 @@
 //! sqlx's compile-time macros cannot check two databases in one crate; the conformance tests
 //! (`tests/api`, run against both backends) prove the queries instead.
 
+mod booking_batch;
 mod calendars;
 mod call_in;
 mod callbacks;
@@ -15,13 +16,17 @@ mod postgres;
 mod queues;
 mod sqlite;
 mod tenants;
+mod writer;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use booking_batch::Booking;
 pub use call_in::{
     CallInGroupRecord, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn,
     PutGroupOutcome, CALLIN_EXPIRY_BATCH,
@@ -34,6 +39,7 @@ pub use dispatch::{Finished, HandOff, PlatformReport, ReportOutcome};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
+pub use writer::BookingWriter;
 
 use crate::config::DatabaseSettings;
 
@@ -131,6 +137,9 @@ pub struct Store {
     /// hand-offs (a starved monitor let its claims age until another replica re-claimed them).
     background: Option<AnyPool>,
     statement_timeout: Duration,
+    /// Bumped by every admin write of configuration (services, calendars, tenants, keys), so
+    /// in-memory copies of it (`http::service_context`) know at once that they are stale.
+    config_generation: Arc<AtomicU64>,
 }
 
 /// How many of `database.max_connections` are set aside for background work on PostgreSQL.
@@ -185,6 +194,7 @@ impl Store {
             writer,
             background,
             statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
+            config_generation: Arc::new(AtomicU64::new(0)),
         };
         Ok(store)
     }
@@ -210,6 +220,16 @@ impl Store {
 
     pub fn kind(&self) -> BackendKind {
         self.kind
+    }
+
+    /// Changes whenever this process writes configuration; other replicas' writes are seen
+    /// through the caches' age limit.
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation.load(Ordering::Acquire)
+    }
+
+    fn config_changed(&self) {
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Bound every database call by the statement timeout, so a slow or absent database is a

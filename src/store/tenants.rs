@@ -268,6 +268,7 @@ impl Store {
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
+            self.config_changed();
             Ok(ServiceRecord { tenant_id: tenant_id.to_string(), name: name.to_string(), config: config.clone() })
         })
         .await
@@ -353,6 +354,7 @@ impl Store {
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
+            self.config_changed();
             Ok(true)
         })
         .await
