@@ -110,6 +110,10 @@ impl Store {
                 record_replays(&mut tx, &admitted).await?;
                 take_bucket_places(&mut tx, &admitted).await?;
             }
+            if crate::telemetry::faults::take_batch_stall() {
+                // The database "hangs" before the commit: `timed` gives up, the batch rolls back.
+                tokio::time::sleep(self.statement_timeout * 2).await;
+            }
             tx.commit().await?;
             Ok(outcomes)
         })

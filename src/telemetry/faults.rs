@@ -42,3 +42,44 @@ pub fn arm_vq_proxy_failure() {
 pub fn take_vq_proxy_failure() -> bool {
     VQ_PROXY_FAILURE.swap(false, Ordering::SeqCst)
 }
+
+static BATCH_STALL: AtomicBool = AtomicBool::new(false);
+
+/// The next booking batch writes its rows, then stalls past the statement timeout before its
+/// commit: the database "hangs" mid-batch, and the batch is rolled back.
+pub fn arm_batch_stall() {
+    BATCH_STALL.store(true, Ordering::SeqCst);
+}
+
+pub fn take_batch_stall() -> bool {
+    BATCH_STALL.load(Ordering::Relaxed) && BATCH_STALL.swap(false, Ordering::SeqCst)
+}
+
+static ID_COLLISION_ARMED: AtomicBool = AtomicBool::new(false);
+static ID_COLLISION: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
+/// The next booking for `phone` (E.164) is written under `id`, an existing callback's id, so the
+/// database refuses its row (primary key): one poisoned request in a batch.
+pub fn arm_booking_id_collision(phone: String, id: String) {
+    *ID_COLLISION.lock().unwrap_or_else(|p| p.into_inner()) = Some((phone, id));
+    ID_COLLISION_ARMED.store(true, Ordering::SeqCst);
+}
+
+/// The id to use for a booking for `phone`, when a collision is armed for it (one relaxed load
+/// otherwise).
+pub fn take_booking_id_collision(phone: &str) -> Option<String> {
+    if !ID_COLLISION_ARMED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut armed = ID_COLLISION.lock().unwrap_or_else(|p| p.into_inner());
+    match armed.take() {
+        Some((p, id)) if p == phone => {
+            ID_COLLISION_ARMED.store(false, Ordering::SeqCst);
+            Some(id)
+        }
+        other => {
+            *armed = other;
+            None
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod booking_rules;
 mod callbacks;
 mod callin;
 mod edge;
+mod group_commit;
 mod helpers;
 mod monitor;
 mod observability;

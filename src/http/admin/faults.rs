@@ -1,6 +1,6 @@
 //! Fault injection (`faults.enabled`, tests only; internal listener, admin token): block a worker,
 //! panic in a handler or a background task, stall the log writer, fail the next virtual-queue
-//! proxy write — so every alarm of observability.md can be raised for real.
+//! proxy write, stall a booking batch or poison one booking — so every alarm of observability.md can be raised for real.
 
 use std::time::Duration;
 
@@ -71,6 +71,28 @@ pub async fn fail_vq_proxy(_admin: AdminAuth) -> HttpResponse {
     envelope::ok(json!({ "armed": "fail-vq-proxy" }))
 }
 
+/// The next booking batch stalls past the statement timeout after writing its rows.
+pub async fn stall_booking_batch(_admin: AdminAuth) -> HttpResponse {
+    faults::arm_batch_stall();
+    envelope::ok(json!({ "armed": "stall-booking-batch" }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Collision {
+    /// E.164, as the booking's number is stored.
+    pub phone_number: String,
+    /// An existing callback's id.
+    pub id: String,
+}
+
+/// The next booking for the number is written under an existing id: the database refuses it.
+pub async fn poison_booking(_admin: AdminAuth, body: JsonBody<Collision>) -> HttpResponse {
+    let Collision { phone_number, id } = body.value;
+    faults::arm_booking_id_collision(phone_number, id);
+    envelope::ok(json!({ "armed": "poison-booking" }))
+}
+
 /// The routes, registered under `/admin/v1` only when `faults.enabled`.
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
     use crate::http::routes::resource;
@@ -80,4 +102,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/faults/panic-task").route(web::post().to(panic_in_task)))
         .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
         .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
+        .service(resource("/faults/stall-booking-batch").route(web::post().to(stall_booking_batch)))
+        .service(resource("/faults/poison-booking").route(web::post().to(poison_booking)))
 }
