@@ -5,7 +5,7 @@
 #      Redis throttles on, logs at info) ÷ pgbench doing a single-row INSERT of the same row shape
 #      (8 clients), in the same run;
 #   2. Ringback CPU per acknowledged booking (/proc/<pid>/stat around the run above);
-#   3. latency at a fixed offered rate (hey -q, open loop; not at saturation, where latency only
+#   3. latency at a fixed offered rate (paced hey -q; not at saturation, where latency only
 #      restates concurrency ÷ throughput) — every booking for one slot, so it is also the hot slot;
 #   4. the hot slot at saturation beside the spread case;
 #   5. SQLite create-callback ÷ Python's sqlite3 committing the same row one transaction each
@@ -75,15 +75,30 @@ PG_RPS=$RPS PG_P50=$P50 PG_P99=$P99 PG_CPU=$CPU_US
 run_wrk hot "$WORK/hot.lua"
 HOT_RPS=$RPS HOT_P99=$P99
 
-echo "== PostgreSQL: ringback at a fixed offered rate of $RATE bookings/s (hey -q), ${DURATION}s"
-HEY_WORKERS=50
-hey -z "${DURATION}s" -c "$HEY_WORKERS" -q "$((RATE / HEY_WORKERS))" -m POST -T application/json \
-  -H "x-api-key: $KEY" -d "{\"serviceName\":\"load\",\"phoneNumber\":\"+14155550142\",\"desiredTime\":\"$HOT\"}" \
-  "http://127.0.0.1:$PORT/engagement/v3/callbacks/create" >"$WORK/hey.txt"
-FIXED_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/hey.txt")
-FIXED_P50=$(awk '/ 50% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
-FIXED_P99=$(awk '/ 99% in/ {printf "%.2fms", $3 * 1000}' "$WORK/hey.txt")
-FIXED_CODES=$(awk '/^ *\[[0-9]+\][ \t]+[0-9]+ responses/ {printf "%s %s; ", $1, $2}' "$WORK/hey.txt")
+echo "== PostgreSQL: ringback at a fixed offered rate of $RATE bookings/s (hey -q, paced), ${DURATION}s"
+# hey's -q paces each worker by its own ticker and starts them together, so one hey of 50 workers
+# sends bursts of 50 requests at once, not a steady rate. Ten hey processes of 5 workers each,
+# started 1/(10 × per-worker rate) apart, send bursts of 5 spread evenly over each tick: close to
+# a steady arrival rate. Their per-request CSVs are merged for the percentiles.
+HEY_PROCS=10 HEY_WORKERS=5
+PER_WORKER=$((RATE / HEY_PROCS / HEY_WORKERS))
+HEY_PIDS=""
+STAGGER=$(awk -v r="$PER_WORKER" -v p="$HEY_PROCS" 'BEGIN { printf "%.4f", 1 / (r * p) }')
+for i in $(seq 1 "$HEY_PROCS"); do
+  hey -z "${DURATION}s" -c "$HEY_WORKERS" -q "$PER_WORKER" -o csv -m POST -T application/json \
+    -H "x-api-key: $KEY" -d "{\"serviceName\":\"load\",\"phoneNumber\":\"+14155550142\",\"desiredTime\":\"$HOT\"}" \
+    "http://127.0.0.1:$PORT/engagement/v3/callbacks/create" >"$WORK/hey-$i.csv" &
+  HEY_PIDS="$HEY_PIDS $!"
+  sleep "$STAGGER"
+done
+# shellcheck disable=SC2086 # one pid per word; a bare `wait` would also wait for the server
+wait $HEY_PIDS
+# CSV columns: response-time (s), ..., status-code (7th).
+cat "$WORK"/hey-*.csv | grep -v '^response-time' >"$WORK/hey.csv"
+FIXED_RPS=$(awk -v d="$DURATION" 'END { printf "%.0f", NR / d }' "$WORK/hey.csv")
+read -r FIXED_P50 FIXED_P99 < <(cut -d, -f1 "$WORK/hey.csv" | sort -n |
+  awk '{ a[NR] = $1 } END { printf "%.2fms %.2fms\n", a[int(NR * 0.5)] * 1000, a[int(NR * 0.99)] * 1000 }')
+FIXED_CODES=$(cut -d, -f7 "$WORK/hey.csv" | sort | uniq -c | awk '{ printf "[%s] %s; ", $2, $1 }')
 echo "   offered $RATE/s: served $FIXED_RPS/s, p50 $FIXED_P50, p99 $FIXED_P99 ($FIXED_CODES)"
 
 # Call-in create: one group of 10 shared numbers with 9-digit codes (the pool never runs dry).

@@ -38,6 +38,13 @@ const ACTIVE_STATES: &str = "'QUEUED', 'ROUTING', 'PROCESSING'";
 
 /// `($1, $2, $3), ($4, $5, $6), ...`: `rows` groups of `width` numbered placeholders.
 fn placeholders(rows: usize, width: usize) -> String {
+    numbered(&mut 1, rows, width)
+}
+
+/// As `placeholders`, numbering from `*next` (and advancing it): several lists in one statement.
+fn numbered(next: &mut usize, rows: usize, width: usize) -> String {
+    let first = *next;
+    *next += rows * width;
     let mut out = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {
@@ -49,14 +56,14 @@ fn placeholders(rows: usize, width: usize) -> String {
                 out.push_str(", ");
             }
             out.push('$');
-            out.push_str(&(r * width + c + 1).to_string());
+            out.push_str(&(first + r * width + c).to_string());
         }
         out.push(')');
     }
     out
 }
 
-fn bind_text<'q>(query: Query<'q, Any, AnyArguments<'q>>, value: &str) -> Query<'q, Any, AnyArguments<'q>> {
+fn bind_text<'q>(query: AnyQuery<'q>, value: &str) -> AnyQuery<'q> {
     query.bind(value.to_string())
 }
 
@@ -106,9 +113,7 @@ impl Store {
             let admitted: Vec<&Booking> =
                 batch.iter().zip(&outcomes).filter(|(_, o)| **o == InsertOutcome::Inserted).map(|(b, _)| *b).collect();
             if !admitted.is_empty() {
-                self.insert_rows(&mut tx, &admitted).await?;
-                record_replays(&mut tx, &admitted).await?;
-                take_bucket_places(&mut tx, &admitted).await?;
+                self.write_admitted(&mut tx, &admitted).await?;
             }
             if crate::telemetry::faults::take_batch_stall() {
                 // The database "hangs" before the commit: `timed` gives up, the batch rolls back.
@@ -228,55 +233,122 @@ impl Store {
         Ok(room)
     }
 
-    /// The callback rows and their first history entries.
-    async fn insert_rows(&self, tx: &mut Transaction<'_, Any>, admitted: &[&Booking]) -> StoreResult<()> {
-        const COLUMNS: &str = "id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, \
-             attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by";
-        let values = placeholders(admitted.len(), 17);
-        // PostgreSQL writes both tables in one statement; SQLite has no writing CTEs, and its
-        // statements cost no round trip.
-        let history = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
-        let sql = match self.kind {
-            BackendKind::Postgres => format!(
-                "WITH inserted AS (INSERT INTO callbacks ({COLUMNS}) VALUES {values} RETURNING id, state, created_ms)
-                 {history} SELECT id, state, NULL, created_ms, 'api' FROM inserted"
-            ),
-            BackendKind::Sqlite => format!("INSERT INTO callbacks ({COLUMNS}) VALUES {values}"),
-        };
-        let mut query = sqlx::query(&sql);
-        for b in admitted {
-            let new = &b.new;
-            let claimed = new.claimed_by.is_some();
-            query = bind_text(bind_text(bind_text(query, &new.id), &new.tenant_id), &new.service_name)
-                .bind(new.state.as_str())
-                .bind(new.phone.clone())
-                .bind(new.desired_ms)
-                .bind(new.due_ms)
-                .bind(new.priority)
-                .bind(new.corr_id.clone())
-                .bind(i64::from(claimed))
-                .bind(claimed.then_some(new.now_ms))
-                .bind((new.state == State::Queued).then_some(new.now_ms))
-                .bind(serde_json::to_string(&new.details)?)
-                .bind(new.now_ms)
-                .bind(new.now_ms)
-                .bind(b.guards.bucket.map(|(start, _)| start))
-                .bind(new.claimed_by.clone());
-        }
-        query.execute(&mut **tx).await?;
-        if self.kind == BackendKind::Sqlite {
-            let sql = format!(
-                "{history} SELECT id, state, NULL, created_ms, 'api' FROM callbacks WHERE id IN ({})",
-                (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for b in admitted {
-                query = bind_text(query, &b.new.id);
+    /// The admitted bookings' rows, their first history entries, their `Idempotency-Key`
+    /// answers and their capacity places. PostgreSQL takes all four in one statement (one round
+    /// trip: data-modifying CTEs run to completion whether or not the query reads them); SQLite
+    /// has no writing CTEs, and its statements cost no round trip.
+    async fn write_admitted(&self, tx: &mut Transaction<'_, Any>, admitted: &[&Booking]) -> StoreResult<()> {
+        let replays: Vec<&IdempotencyResult> = admitted.iter().filter_map(|b| b.replay.as_ref()).collect();
+        let taken = places_taken(admitted);
+        let mut next = 1;
+        let rows = numbered(&mut next, admitted.len(), 17);
+        match self.kind {
+            BackendKind::Postgres => {
+                let mut sql = format!(
+                    "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING id, state, created_ms),
+                     history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM inserted)"
+                );
+                if !replays.is_empty() {
+                    let values = numbered(&mut next, replays.len(), 4);
+                    sql.push_str(&format!(", {}, replays AS ({REPLAY_UPDATE})", replay_values(&values)));
+                }
+                if !taken.is_empty() {
+                    let values = numbered(&mut next, taken.len(), 4);
+                    sql.push_str(&format!(", {}, places AS ({PLACES_UPDATE})", places_values(&values)));
+                }
+                sql.push_str(" SELECT 1");
+                let query = bind_places(bind_replays(bind_rows(sqlx::query(&sql), admitted), &replays), &taken);
+                query.execute(&mut **tx).await?;
             }
-            query.execute(&mut **tx).await?;
+            BackendKind::Sqlite => {
+                let sql = format!("INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows}");
+                bind_rows(sqlx::query(&sql), admitted).execute(&mut **tx).await?;
+                let sql = format!(
+                    "{HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM callbacks WHERE id IN ({})",
+                    (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                );
+                let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
+                ids.execute(&mut **tx).await?;
+                if !replays.is_empty() {
+                    let sql = format!("WITH {} {REPLAY_UPDATE}", replay_values(&placeholders(replays.len(), 4)));
+                    bind_replays(sqlx::query(&sql), &replays).execute(&mut **tx).await?;
+                }
+                if !taken.is_empty() {
+                    let sql = format!("WITH {} {PLACES_UPDATE}", places_values(&placeholders(taken.len(), 4)));
+                    bind_places(sqlx::query(&sql), &taken).execute(&mut **tx).await?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+const CALLBACK_COLUMNS: &str = "id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, \
+     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by";
+const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
+/// Reads the `replay` values list (`replay_values`).
+const REPLAY_UPDATE: &str = "UPDATE idempotency SET status = replay.status, response = replay.response FROM replay
+     WHERE idempotency.tenant_id = replay.tenant_id AND idempotency.key = replay.key";
+/// Reads the `place` values list (`places_values`).
+const PLACES_UPDATE: &str = "UPDATE capacity_buckets SET reserved = reserved + place.n FROM place
+     WHERE capacity_buckets.tenant_id = place.tenant_id AND capacity_buckets.service_name = place.service_name
+       AND capacity_buckets.bucket_ms = place.bucket_ms";
+
+fn replay_values(values: &str) -> String {
+    format!("replay (tenant_id, key, status, response) AS (VALUES {values})")
+}
+
+fn places_values(values: &str) -> String {
+    format!("place (tenant_id, service_name, bucket_ms, n) AS (VALUES {values})")
+}
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// The 17 columns of `CALLBACK_COLUMNS` per booking.
+fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
+    admitted.iter().fold(query, |query, b| {
+        let new = &b.new;
+        let claimed = new.claimed_by.is_some();
+        bind_text(bind_text(bind_text(query, &new.id), &new.tenant_id), &new.service_name)
+            .bind(new.state.as_str())
+            .bind(new.phone.clone())
+            .bind(new.desired_ms)
+            .bind(new.due_ms)
+            .bind(new.priority)
+            .bind(new.corr_id.clone())
+            .bind(i64::from(claimed))
+            .bind(claimed.then_some(new.now_ms))
+            .bind((new.state == State::Queued).then_some(new.now_ms))
+            // A map of JSON values with string keys always serialises.
+            .bind(serde_json::to_string(&new.details).unwrap_or_default())
+            .bind(new.now_ms)
+            .bind(new.now_ms)
+            .bind(b.guards.bucket.map(|(start, _)| start))
+            .bind(new.claimed_by.clone())
+    })
+}
+
+fn bind_replays<'q>(query: AnyQuery<'q>, replays: &[&IdempotencyResult]) -> AnyQuery<'q> {
+    replays.iter().fold(query, |query, r| {
+        bind_text(bind_text(query, &r.tenant_id), &r.key).bind(i64::from(r.status)).bind(r.body.clone())
+    })
+}
+
+fn bind_places<'q>(query: AnyQuery<'q>, taken: &BTreeMap<BucketKey<'_>, i64>) -> AnyQuery<'q> {
+    taken.iter().fold(query, |query, ((tenant, service, start), n)| {
+        bind_text(bind_text(query, tenant), service).bind(*start).bind(*n)
+    })
+}
+
+/// Places the admitted bookings take, per bucket.
+fn places_taken<'a>(admitted: &[&'a Booking]) -> BTreeMap<BucketKey<'a>, i64> {
+    let mut taken = BTreeMap::new();
+    for b in admitted {
+        if let Some((start, _)) = b.guards.bucket {
+            *taken.entry((b.new.tenant_id.as_str(), b.new.service_name.as_str(), start)).or_default() += 1;
+        }
+    }
+    taken
 }
 
 /// Unfinished callbacks per number of the batch's bookings that check them (in-queue checking).
@@ -311,50 +383,4 @@ async fn unfinished_per_number<'a>(
         }
     }
     Ok(counts)
-}
-
-/// The answers to replay for the admitted bookings' `Idempotency-Key`s.
-async fn record_replays(tx: &mut Transaction<'_, Any>, admitted: &[&Booking]) -> StoreResult<()> {
-    let replays: Vec<&IdempotencyResult> = admitted.iter().filter_map(|b| b.replay.as_ref()).collect();
-    if replays.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "WITH v (tenant_id, key, status, response) AS (VALUES {})
-         UPDATE idempotency SET status = v.status, response = v.response FROM v
-         WHERE idempotency.tenant_id = v.tenant_id AND idempotency.key = v.key",
-        placeholders(replays.len(), 4)
-    );
-    let mut query = sqlx::query(&sql);
-    for r in replays {
-        query = bind_text(bind_text(query, &r.tenant_id), &r.key).bind(i64::from(r.status)).bind(r.body.clone());
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-/// One increment per bucket for all of the batch's places in it.
-async fn take_bucket_places(tx: &mut Transaction<'_, Any>, admitted: &[&Booking]) -> StoreResult<()> {
-    let mut taken: BTreeMap<BucketKey<'_>, i64> = BTreeMap::new();
-    for b in admitted {
-        if let Some((start, _)) = b.guards.bucket {
-            *taken.entry((b.new.tenant_id.as_str(), b.new.service_name.as_str(), start)).or_default() += 1;
-        }
-    }
-    if taken.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "WITH v (tenant_id, service_name, bucket_ms, n) AS (VALUES {})
-         UPDATE capacity_buckets SET reserved = reserved + v.n FROM v
-         WHERE capacity_buckets.tenant_id = v.tenant_id AND capacity_buckets.service_name = v.service_name
-           AND capacity_buckets.bucket_ms = v.bucket_ms",
-        placeholders(taken.len(), 4)
-    );
-    let mut query = sqlx::query(&sql);
-    for ((tenant, service, start), n) in taken {
-        query = bind_text(bind_text(query, tenant), service).bind(start).bind(n);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
 }

@@ -81,7 +81,13 @@ impl TestApp {
         TestApp {
             internal,
             external,
-            client: Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            // Idle connections are dropped well before the server's 5 s keep-alive closes them, so a
+            // request never races the server's close on a reused connection (IncompleteMessage).
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .expect("client"),
             stopper,
             _dir: dir,
         }
