@@ -4,11 +4,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ringback::{telemetry::logging, Application, Settings};
 
-/// mimalloc instead of glibc's allocator: a booking allocates many small short-lived values
-/// (JSON, headers, log fields), and glibc's malloc/free showed as ~15 % of its CPU in `perf`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Ringback: callback engagement service (GES v3-compatible API).
 #[derive(Parser)]
 #[command(version, about, long_about = None)]

@@ -54,6 +54,17 @@ impl<'a> Grid<'a> {
     /// Every bucket start of a local date: (instant, local minute).
     fn starts_of_day(&self, date: Date) -> Vec<(i64, i32)> {
         let step = self.config.slot_minutes as i32;
+        if let Some(midnight) = self.midnight_of_steady_day(date) {
+            // Every booking asks for its bucket: on a day without an offset change (all but the
+            // DST days), starts are midnight plus whole minutes, with no zone lookup per start.
+            return (0..1440).step_by(step as usize).map(|m| (midnight + i64::from(m) * 60_000, m)).collect();
+        }
+        self.starts_by_zone_lookup(date)
+    }
+
+    /// `starts_of_day` the long way: each local start through the zone (gaps skipped, folds twice).
+    fn starts_by_zone_lookup(&self, date: Date) -> Vec<(i64, i32)> {
+        let step = self.config.slot_minutes as i32;
         let mut starts = Vec::with_capacity((1440 / step) as usize + 12);
         for minute in (0..1440).step_by(step as usize) {
             let dt: DateTime = date.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
@@ -71,6 +82,19 @@ impl<'a> Grid<'a> {
         }
         starts.sort_unstable();
         starts
+    }
+
+    /// The instant of local midnight of `date` when the zone's offset does not change during
+    /// that day (no transition before the next midnight); `None` on DST days.
+    fn midnight_of_steady_day(&self, date: Date) -> Option<i64> {
+        let midnight: DateTime = date.at(0, 0, 0, 0);
+        let AmbiguousOffset::Unambiguous { offset } = self.tz.to_ambiguous_timestamp(midnight).offset() else {
+            return None;
+        };
+        let start = offset.to_timestamp(midnight).ok()?;
+        let day_end = start.as_millisecond() + DAY_MS;
+        let steady = self.tz.following(start).next().is_none_or(|t| t.timestamp().as_millisecond() >= day_end);
+        steady.then_some(start.as_millisecond())
     }
 
     /// Buckets that intersect `[from, to)`, in order.
@@ -195,6 +219,31 @@ mod tests {
         let s = tz.to_ambiguous_timestamp(d.at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
         let e = tz.to_ambiguous_timestamp(d.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
         (s, e)
+    }
+
+    #[test]
+    fn steady_days_take_the_short_way_to_the_same_starts() {
+        let zones =
+            ["UTC", "America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "America/St_Johns"];
+        for zone in zones {
+            for slot_minutes in [15, 60] {
+                let config = ServiceConfig { slot_minutes, ..ServiceConfig::default() };
+                let grid = Grid::new(TimeZone::get(zone).unwrap(), &config);
+                let mut date = jiff::civil::date(2025, 1, 1);
+                let (mut steady, mut dst) = (0, 0);
+                for _ in 0..800 {
+                    assert_eq!(grid.starts_of_day(date), grid.starts_by_zone_lookup(date), "{zone} {date}");
+                    match grid.midnight_of_steady_day(date) {
+                        Some(_) => steady += 1,
+                        None => dst += 1,
+                    }
+                    date = date.tomorrow().unwrap();
+                }
+                // Zones with DST have their transition days on the long way, the rest never.
+                let expected_dst = if matches!(zone, "UTC" | "Asia/Kolkata") { 0 } else { 4 };
+                assert_eq!((steady + dst, dst), (800, expected_dst), "{zone}");
+            }
+        }
     }
 
     #[test]

@@ -50,12 +50,21 @@ impl E164 {
             .map_err(|_| PhoneRejection::Invalid(format!("phoneNumber {shown} is not a phone number")))?;
         let e164 = parsed.format().mode(Mode::E164).to_string();
         let shown = mask(&e164);
-        if rules.disallow_impossible && !parsed.is_valid() {
+        // One pass over the number's metadata patterns serves both checks: `is_valid` is exactly
+        // "its type is known" computed on the national number as written, which is the same
+        // string `number_type` uses unless the national number has leading zeros (Italy).
+        let kind = (rules.disallow_impossible || rules.disallow_premium)
+            .then(|| parsed.number_type(&phonenumber::metadata::DATABASE));
+        let valid = match kind {
+            Some(kind) if parsed.national().zeros() == 0 => kind != Type::Unknown,
+            _ => parsed.is_valid(),
+        };
+        if rules.disallow_impossible && !valid {
             return Err(PhoneRejection::Invalid(format!(
                 "phoneNumber {shown} is not a valid number for its country; send it with + and the country code"
             )));
         }
-        if rules.disallow_premium && parsed.number_type(&phonenumber::metadata::DATABASE) == Type::PremiumRate {
+        if rules.disallow_premium && kind == Some(Type::PremiumRate) {
             return Err(PhoneRejection::Premium(format!("phoneNumber {shown} is a premium-rate number")));
         }
         if !rules.allowed_countries.is_empty() {
