@@ -80,7 +80,15 @@ fn instant_in(field: &str, text: &str, tz: &TimeZone) -> Result<i64, ApiError> {
 }
 
 fn ms_param(p: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
-    p.get(field).map(|v| v.parse::<i64>().map_err(|_| ApiError::field(field, "must be epoch milliseconds"))).transpose()
+    // Only instants a calendar can hold (years -9999 to 9999), so later arithmetic cannot overflow.
+    p.get(field)
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|ms| Timestamp::from_millisecond(*ms).is_ok())
+                .ok_or_else(|| ApiError::field(field, "must be epoch milliseconds between the years -9999 and 9999"))
+        })
+        .transpose()
 }
 
 /// The start of the local day `days` after the one containing `t`.
@@ -89,13 +97,24 @@ fn local_midnight_after(t: i64, days: i64, tz: &TimeZone) -> Result<i64, ApiErro
         .map_err(|_| ApiError::field("start", "is out of range"))?
         .to_zoned(tz.clone())
         .date();
-    let target = date
-        .checked_add(jiff::Span::new().days(days))
-        .map_err(|_| ApiError::field("numberOfDays", "is out of range"))?;
+    // `Span::days` panics past ±7,304,484 days (any tenant could raise UNCAUGHT_EXCEPTION at
+    // will): the checked form answers beyond-range counts as the 31-day limit does.
+    let target = jiff::Span::new()
+        .try_days(days)
+        .ok()
+        .and_then(|span| date.checked_add(span).ok())
+        .ok_or_else(range_too_long)?;
     tz.to_ambiguous_timestamp(target.at(0, 0, 0, 0))
         .compatible()
         .map(|t| t.as_millisecond())
         .map_err(|_| ApiError::field("end", "is out of range"))
+}
+
+fn range_too_long() -> ApiError {
+    ApiError {
+        details: vec![FieldProblem::new("end", "the range may span at most 31 days")],
+        ..ApiError::new(Reason::TimeOutOfRange, "the availability range may span at most 31 days")
+    }
 }
 
 fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
@@ -130,11 +149,9 @@ fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
     if end <= start {
         return Err(ApiError::field("end", "must be after start"));
     }
-    if end - start > MAX_RANGE_MS {
-        return Err(ApiError {
-            details: vec![FieldProblem::new("end", "the range may span at most 31 days")],
-            ..ApiError::new(Reason::TimeOutOfRange, "the availability range may span at most 31 days")
-        });
+    // Saturating: startMS and endMS may be anywhere in i64.
+    if end.saturating_sub(start) > MAX_RANGE_MS {
+        return Err(range_too_long());
     }
     let max_slots = p
         .get("maxTimeSlots")
@@ -255,6 +272,13 @@ mod tests {
     fn conflicting_or_oversized_ranges_are_refused() {
         assert_eq!(parse_query("end=2026-11-25T00:00:00Z&numberOfDays=1", NOW).unwrap_err().details[0].field, "end");
         assert_eq!(parse_query("numberOfDays=32", NOW).unwrap_err().reason, Reason::TimeOutOfRange);
+        // Found by fuzzing (issue 13): a panic in Span::days and an overflowing subtraction.
+        assert_eq!(parse_query("numberOfDays=9999999", NOW).unwrap_err().reason, Reason::TimeOutOfRange);
+        assert_eq!(parse_query(&format!("numberOfDays={}", i64::MAX), NOW).unwrap_err().reason, Reason::TimeOutOfRange);
+        let extremes = format!("startMS={}&endMS={}", i64::MIN, i64::MAX);
+        assert_eq!(parse_query(&extremes, NOW).unwrap_err().details[0].field, "startMS");
+        let near_min = format!("startMS={}&endMS={}", i64::MIN, i64::MIN + 1000);
+        assert_eq!(parse_query(&near_min, NOW).unwrap_err().details[0].field, "startMS");
         assert_eq!(parse_query("timezone=Nowhere/Land", NOW).unwrap_err().details[0].field, "timezone");
         assert_eq!(parse_query("maxTimeSlots=0", NOW).unwrap_err().details[0].field, "maxTimeSlots");
         assert_eq!(parse_query("start=2026-11-24T00:00:00Z&startMS=1", NOW).unwrap_err().details[0].field, "start");
