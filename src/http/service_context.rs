@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::OnceCell;
+
 use jiff::tz::TimeZone;
 
 use crate::domain::booking::ServiceRules;
@@ -52,31 +54,40 @@ const SERVICE_CACHE_MAX_ENTRIES: usize = 10_000;
 
 /// Loaded services with their parsed calendars, by (tenant id, service name): at most one
 /// pair of `SELECT`s per service per second per replica instead of one pair per booking.
+/// Concurrent misses of one service wait for the same load, so a burst of bookings on a cold
+/// cache (a restart, a deploy) costs one read, not one per request competing for the pool.
 #[derive(Clone, Default)]
 pub struct ServiceCache {
     inner: Arc<Mutex<HashMap<(String, String), Cached>>>,
 }
 
+type Loaded = Option<Arc<ServiceContext>>;
+
 struct Cached {
-    context: Option<Arc<ServiceContext>>,
+    cell: Arc<OnceCell<Loaded>>,
     generation: u64,
     loaded: Instant,
 }
 
-impl ServiceCache {
-    fn get(&self, key: &(String, String), generation: u64) -> Option<Option<Arc<ServiceContext>>> {
-        let inner = self.inner.lock().ok()?;
-        let hit = inner.get(key)?;
-        (hit.generation == generation && hit.loaded.elapsed() < SERVICE_CACHE_MAX_AGE).then(|| hit.context.clone())
+impl Cached {
+    fn fresh(&self, generation: u64) -> bool {
+        self.generation == generation && self.loaded.elapsed() < SERVICE_CACHE_MAX_AGE
     }
+}
 
-    fn put(&self, key: (String, String), context: Option<Arc<ServiceContext>>, generation: u64) {
-        if let Ok(mut inner) = self.inner.lock() {
-            if inner.len() >= SERVICE_CACHE_MAX_ENTRIES {
-                inner.retain(|_, c| c.generation == generation && c.loaded.elapsed() < SERVICE_CACHE_MAX_AGE);
-            }
-            inner.insert(key, Cached { context, generation, loaded: Instant::now() });
+impl ServiceCache {
+    /// The entry to read or fill for `key`: the current one while fresh, else a new empty one.
+    fn cell(&self, key: (String, String), generation: u64) -> Arc<OnceCell<Loaded>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(hit) = inner.get(&key).filter(|c| c.fresh(generation)) {
+            return hit.cell.clone();
         }
+        if inner.len() >= SERVICE_CACHE_MAX_ENTRIES {
+            inner.retain(|_, c| c.fresh(generation));
+        }
+        let cell = Arc::new(OnceCell::new());
+        inner.insert(key, Cached { cell: cell.clone(), generation, loaded: Instant::now() });
+        cell
     }
 }
 
@@ -85,24 +96,22 @@ pub async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<Arc<S
     if !is_valid_name(name) {
         return Err(unknown_service());
     }
-    let key = (tenant.id.clone(), name.to_string());
     // Read before loading: a change committed meanwhile makes this entry stale, never the reverse.
     let generation = state.store.config_generation();
-    let context = match state.services.get(&key, generation) {
-        Some(hit) => hit,
-        None => {
-            let context = match state.store.get_service(&tenant.id, name).await? {
+    let cell = state.services.cell((tenant.id.clone(), name.to_string()), generation);
+    // A failed load is not kept: the next request tries again.
+    let context = cell
+        .get_or_try_init(|| async {
+            Ok::<_, ApiError>(match state.store.get_service(&tenant.id, name).await? {
                 Some(record) => {
                     let calendar = load_calendar(state, tenant, record.config.calendar.as_deref()).await?;
                     Some(Arc::new(ServiceContext { record, calendar }))
                 }
                 None => None,
-            };
-            state.services.put(key, context.clone(), generation);
-            context
-        }
-    };
-    context.filter(|c| c.record.config.enabled).ok_or_else(unknown_service)
+            })
+        })
+        .await?;
+    context.clone().filter(|c| c.record.config.enabled).ok_or_else(unknown_service)
 }
 
 pub async fn load_calendar(
