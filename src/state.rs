@@ -10,8 +10,8 @@ use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
-use crate::http::reservation_reads::ReservationReads;
-use crate::http::service_context::ServiceCache;
+use crate::http::callbacks::{reservation_reads, ReservationReads};
+use crate::http::service_context::{service_cache, ServiceCache};
 use crate::store::{BookingWriter, Store};
 use crate::telemetry::logging::LogControl;
 
@@ -24,7 +24,7 @@ pub struct AppState {
     pub keys: KeyCache,
     /// Services with their calendars, as bookings read them.
     pub services: ServiceCache,
-    /// Capacity reservations as slot proposals read them (`http::reservation_reads`).
+    /// Capacity reservations as slot proposals read them (`http::callbacks::proposals`).
     pub reservations: ReservationReads,
     pub origins: OriginCache,
     pub throttles: Throttles,
@@ -50,8 +50,8 @@ impl AppState {
         let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
         AppState {
             keys: KeyCache::new(ttl),
-            services: ServiceCache::default(),
-            reservations: ReservationReads::default(),
+            services: service_cache(),
+            reservations: reservation_reads(),
             origins: OriginCache::default(),
             throttles,
             dispatcher,

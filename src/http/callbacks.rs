@@ -1,6 +1,9 @@
 //! Public callbacks API (`/engagement/v3/callbacks/...`): create, retrieve, cancel, reschedule, list.
 //! Handlers are thin: parse the wire shape, ask `domain` to decide, ask `store` to persist.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -16,6 +19,7 @@ use crate::domain::time::{format_utc, now_ms, parse_instant};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, JsonBody};
+use crate::http::recent_loads::RecentLoads;
 use crate::http::service_context::{self, ServiceContext};
 use crate::state::AppState;
 use crate::store::{
@@ -344,6 +348,17 @@ fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiErr
 }
 
 /// Attach `data.slots` to a `SLOT_FULL`: up to 10 open buckets with room nearest `desired`.
+/// Reserved places per bucket start of one service in a window, as proposals read them. When a
+/// popular slot fills, the booking writer refuses a whole batch at once (hundreds of requests in
+/// one commit) and each refusal proposes other slots from the same reservations: one read serves
+/// every refusal of a window for 250 ms. Proposals are hints (a slot may fill before the client
+/// books it), so a quarter-second-old view is as good.
+pub type ReservationReads = RecentLoads<(String, String, i64, i64), Arc<HashMap<i64, u32>>>;
+
+pub fn reservation_reads() -> ReservationReads {
+    RecentLoads::new(std::time::Duration::from_millis(250), 1_000)
+}
+
 pub async fn proposals(
     e: ApiError,
     state: &AppState,
@@ -358,11 +373,10 @@ pub async fn proposals(
     let rules = service.rules();
     let (earliest, latest) = rules.bookable_range(now);
     let window = 8 * 86_400_000;
-    let reserved = match state
-        .reservations
-        .reserved(&state.store, &tenant.id, service.name(), desired - window, desired + window)
-        .await
-    {
+    let (from, to) = (desired - window, desired + window);
+    let key = (tenant.id.clone(), service.name().to_string(), from, to);
+    let read = || async { state.store.reserved_counts(&tenant.id, service.name(), from, to).await.map(Arc::new) };
+    let reserved = match state.reservations.get_or_load(key, 0, read).await {
         Ok(r) => r,
         Err(err) => return ApiError::from(err),
     };

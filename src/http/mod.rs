@@ -12,6 +12,6 @@ pub mod internal;
 pub mod middleware;
 pub mod openapi;
 pub mod queues;
-pub mod reservation_reads;
+pub mod recent_loads;
 pub mod routes;
 pub mod service_context;

@@ -37,7 +37,7 @@ pub const MAX_BATCH: usize = 128;
 const ACTIVE_STATES: &str = "'QUEUED', 'ROUTING', 'PROCESSING'";
 
 /// `($1, $2, $3), ($4, $5, $6), ...`: `rows` groups of `width` numbered placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
+pub(super) fn placeholders(rows: usize, width: usize) -> String {
     numbered(&mut 1, rows, width)
 }
 
@@ -125,13 +125,9 @@ impl Store {
         .await
     }
 
-    /// PostgreSQL: serialise, across replicas, the batches that check the same number (in-queue
-    /// checking) or the same service's queue (`maxQueued`), so their counts stay exact. Taken in
-    /// one sorted order, so two batches never wait on each other crosswise. SQLite has one writer.
+    /// Serialise, across replicas, the batches that check the same number (in-queue checking) or
+    /// the same service's queue (`maxQueued`), so their counts stay exact (keys sorted).
     async fn lock_guarded_keys(&self, tx: &mut Transaction<'_, Any>, batch: &[&Booking]) -> StoreResult<()> {
-        if self.kind != BackendKind::Postgres {
-            return Ok(());
-        }
         let mut keys = BTreeSet::new();
         for b in batch {
             let n = &b.new;
@@ -142,19 +138,10 @@ impl Store {
                 keys.insert(format!("active:{}:{}", n.tenant_id, n.service_name));
             }
         }
-        if keys.is_empty() {
+        let Some(sql) = self.kind.key_locks_sql(keys.len()).filter(|_| !keys.is_empty()) else {
             return Ok(());
-        }
-        // A VALUES list is scanned in its written order, which is the sorted order.
-        let sql = format!(
-            "WITH v (k) AS (VALUES {}) SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM v",
-            placeholders(keys.len(), 1)
-        );
-        let mut query = sqlx::query(&sql);
-        for k in keys {
-            query = query.bind(k);
-        }
-        query.execute(&mut **tx).await?;
+        };
+        keys.into_iter().fold(sqlx::query(&sql), |q, k| q.bind(k)).execute(&mut **tx).await?;
         Ok(())
     }
 

@@ -327,8 +327,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         // Creates for one group take turns (Postgres; SQLite has one writer anyway), so each sees
         // the previous one's row and collisions are left to writers outside the group.
-        if let Some(lock) = self.kind.number_lock_sql() {
-            sqlx::query(lock).bind(format!("callin:{}:{}", new.tenant_id, new.group_name)).execute(&mut *tx).await?;
+        if let Some(lock) = self.kind.key_locks_sql(1) {
+            sqlx::query(&lock).bind(format!("callin:{}:{}", new.tenant_id, new.group_name)).execute(&mut *tx).await?;
         }
         let now = new.now_ms;
         let expired = expire_stale_in_group(&mut tx, &new.tenant_id, &new.group_name, now).await?;

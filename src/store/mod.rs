@@ -95,11 +95,17 @@ impl BackendKind {
         }
     }
 
-    /// Serialise bookings for one number inside a transaction, so in-queue checking holds under
-    /// concurrency. SQLite needs none: it has one writer.
-    fn number_lock_sql(self) -> Option<&'static str> {
+    /// Transaction locks on `keys` text keys ($1..$keys), taken in the order given: writers that
+    /// check the same number, queue or call-in group take turns, so their counts hold under
+    /// concurrency. Callers pass keys sorted, so two transactions never wait crosswise. SQLite
+    /// needs none: it has one writer.
+    fn key_locks_sql(self, keys: usize) -> Option<String> {
         match self {
-            BackendKind::Postgres => Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
+            // A VALUES list is scanned in its written order.
+            BackendKind::Postgres => Some(format!(
+                "WITH v (k) AS (VALUES {}) SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM v",
+                booking_batch::placeholders(keys, 1)
+            )),
             BackendKind::Sqlite => None,
         }
     }
