@@ -467,13 +467,14 @@ impl Store {
     /// never waits on a create's lock and the two cannot deadlock; the create expires them itself.
     pub async fn expire_callin_batch(&self, now_ms: i64) -> StoreResult<Vec<ExpiredCallIn>> {
         self.timed(async {
-            let rows = sqlx::query(&format!(
-                "UPDATE callin_requests SET state = 'EXPIRED', updated_ms = $1
-                 WHERE id IN (SELECT id FROM callin_requests WHERE state = 'PENDING' AND expires_ms <= $1
-                              ORDER BY id LIMIT {CALLIN_EXPIRY_BATCH}{})
-                   AND state = 'PENDING' AND expires_ms <= $1
-                 RETURNING tenant_id, group_name",
-                self.skip_locked()
+            let rows = sqlx::query(&self.update_picked(
+                "callin_requests",
+                &format!(
+                    "SELECT id FROM callin_requests WHERE state = 'PENDING' AND expires_ms <= $1
+                     ORDER BY id LIMIT {CALLIN_EXPIRY_BATCH}"
+                ),
+                "state = 'EXPIRED', updated_ms = $1",
+                "tenant_id, group_name",
             ))
             .bind(now_ms)
             .fetch_all(&self.writer)
