@@ -12,32 +12,56 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::Pool;
 
+use crate::coalesce::Coalescer;
 use crate::coord::redis::COMMAND_TIMEOUT;
 use crate::domain::throttle::CounterSpec;
 
-/// Check every counter, then take one of each — or none.
-const RESERVE: &str = r#"
-for i, key in ipairs(KEYS) do
-  local current = tonumber(redis.call('GET', key) or '0')
-  if current + 1 > tonumber(ARGV[2 * i - 1]) then
-    return {i, redis.call('PTTL', key)}
+/// One round trip for every reservation and release that queued meanwhile (`crate::coalesce`),
+/// applied in order. ARGV: the number of operations, then per operation its kind (1 reserve,
+/// 2 release) and key count, and for a reservation each counter's limit and window. A
+/// reservation checks every counter, then takes one of each — or none. Answers two numbers per
+/// operation: 0, 0 when taken (or given back); else the refusing counter (1-based) and its PTTL.
+const BATCH: &str = r#"
+local k, a, out = 1, 2, {}
+for _ = 1, tonumber(ARGV[1]) do
+  local kind, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local refused = 0
+  if kind == 1 then
+    for i = 0, n - 1 do
+      local current = tonumber(redis.call('GET', KEYS[k + i]) or '0')
+      if current + 1 > tonumber(ARGV[a + 2 * i]) then refused = i + 1; break end
+    end
+    if refused == 0 then
+      for i = 0, n - 1 do
+        if redis.call('INCR', KEYS[k + i]) == 1 then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + 2 * i + 1]) end
+      end
+    end
+    a = a + 2 * n
+  else
+    for i = 0, n - 1 do
+      local v = tonumber(redis.call('GET', KEYS[k + i]) or '0')
+      if v > 0 then redis.call('DECR', KEYS[k + i]) end
+    end
   end
+  out[#out + 1] = refused
+  out[#out + 1] = refused > 0 and redis.call('PTTL', KEYS[k + refused - 1]) or 0
+  k = k + n
 end
-for i, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then
-    redis.call('PEXPIRE', key, ARGV[2 * i])
-  end
-end
-return {0, 0}
+return out
 "#;
 
-const RELEASE: &str = r#"
-for _, key in ipairs(KEYS) do
-  local v = tonumber(redis.call('GET', key) or '0')
-  if v > 0 then redis.call('DECR', key) end
-end
-return 0
-"#;
+/// Most operations in one script call: bounds the script's run time, during which Redis serves
+/// nothing else.
+const MAX_BATCH: usize = 256;
+
+enum Op {
+    Reserve(Vec<CounterSpec>),
+    Release(Vec<String>),
+}
+
+/// Per operation: 0 when done, else the refusing counter (1-based) and its remaining window.
+type OpAnswer = Result<(i64, i64), String>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThrottleOutcome {
@@ -59,8 +83,7 @@ pub struct Reservation {
 #[derive(Clone)]
 pub struct Throttles {
     redis: Option<Pool>,
-    reserve_script: Arc<redis::Script>,
-    release_script: Arc<redis::Script>,
+    batches: Option<Coalescer<Op, OpAnswer>>,
     local: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
     outage: Arc<AtomicBool>,
 }
@@ -71,22 +94,31 @@ impl Throttles {
         self.redis.as_ref()
     }
 
+    /// With a Redis pool, starts the batching task on the current runtime.
     pub fn new(redis: Option<Pool>) -> Self {
-        Throttles {
-            redis,
-            reserve_script: Arc::new(redis::Script::new(RESERVE)),
-            release_script: Arc::new(redis::Script::new(RELEASE)),
-            local: Arc::default(),
-            outage: Arc::default(),
-        }
+        let batches = redis.clone().map(|pool| {
+            let script = Arc::new(redis::Script::new(BATCH));
+            Coalescer::spawn(MAX_BATCH, move |ops| {
+                let (pool, script) = (pool.clone(), script.clone());
+                async move { run_batch(&pool, &script, &ops).await }
+            })
+        });
+        Throttles { redis, batches, local: Arc::default(), outage: Arc::default() }
     }
 
     pub async fn reserve(&self, specs: &[CounterSpec]) -> ThrottleOutcome {
-        if let Some(pool) = &self.redis {
-            match self.reserve_in_redis(pool, specs).await {
-                Ok(outcome) => {
+        if let Some(batches) = &self.batches {
+            match answer(batches.call(Op::Reserve(specs.to_vec())).await) {
+                Ok((0, _)) => {
                     self.redis_answered();
-                    return outcome;
+                    return ThrottleOutcome::Admitted(Reservation {
+                        keys: specs.iter().map(|s| s.key.clone()).collect(),
+                        in_redis: true,
+                    });
+                }
+                Ok((i, ttl)) => {
+                    self.redis_answered();
+                    return ThrottleOutcome::Refused { index: (i - 1) as usize, retry_after_ms: ttl.max(1000) };
                 }
                 Err(e) => self.redis_failed(&e),
             }
@@ -96,17 +128,8 @@ impl Throttles {
 
     pub async fn release(&self, reservation: &Reservation) {
         if reservation.in_redis {
-            if let Some(pool) = &self.redis {
-                let done = tokio::time::timeout(COMMAND_TIMEOUT, async {
-                    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-                    let mut call = self.release_script.prepare_invoke();
-                    for key in &reservation.keys {
-                        call.key(key);
-                    }
-                    call.invoke_async::<i64>(&mut conn).await.map_err(|e| e.to_string())
-                })
-                .await;
-                if !matches!(done, Ok(Ok(_))) {
+            if let Some(batches) = &self.batches {
+                if answer(batches.call(Op::Release(reservation.keys.clone())).await).is_err() {
                     tracing::warn!("could not give back throttle budget in Redis; it returns when its window ends");
                 }
             }
@@ -118,26 +141,6 @@ impl Throttles {
                 *count = count.saturating_sub(1);
             }
         }
-    }
-
-    async fn reserve_in_redis(&self, pool: &Pool, specs: &[CounterSpec]) -> Result<ThrottleOutcome, String> {
-        let answer = tokio::time::timeout(COMMAND_TIMEOUT, async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            let mut call = self.reserve_script.prepare_invoke();
-            for spec in specs {
-                call.key(&spec.key).arg(spec.limit).arg(spec.window_ms.max(1));
-            }
-            call.invoke_async::<(i64, i64)>(&mut conn).await.map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|_| "Redis did not answer in time".to_string())??;
-        Ok(match answer {
-            (0, _) => ThrottleOutcome::Admitted(Reservation {
-                keys: specs.iter().map(|s| s.key.clone()).collect(),
-                in_redis: true,
-            }),
-            (i, ttl) => ThrottleOutcome::Refused { index: (i - 1) as usize, retry_after_ms: ttl.max(1000) },
-        })
     }
 
     fn reserve_locally(&self, specs: &[CounterSpec]) -> ThrottleOutcome {
@@ -183,6 +186,48 @@ impl Throttles {
         if self.outage.swap(false, Ordering::SeqCst) {
             tracing::info!("Redis reachable again: throttles are shared across replicas again");
         }
+    }
+}
+
+fn answer(answer: Option<OpAnswer>) -> OpAnswer {
+    answer.unwrap_or_else(|| Err("the throttle task has stopped".into()))
+}
+
+/// One script call for the batch; a failure (or no answer in time) fails every operation in it,
+/// and each caller falls back on its own.
+async fn run_batch(pool: &Pool, script: &redis::Script, ops: &[Op]) -> Vec<OpAnswer> {
+    let answers = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        let mut call = script.prepare_invoke();
+        call.arg(ops.len());
+        for op in ops {
+            match op {
+                Op::Reserve(specs) => {
+                    call.arg(1).arg(specs.len());
+                    for spec in specs {
+                        call.key(&spec.key).arg(spec.limit).arg(spec.window_ms.max(1));
+                    }
+                }
+                Op::Release(keys) => {
+                    call.arg(2).arg(keys.len());
+                    for key in keys {
+                        call.key(key);
+                    }
+                }
+            }
+        }
+        call.invoke_async::<Vec<i64>>(&mut conn).await.map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| "Redis did not answer in time".to_string())
+    .and_then(|r| r);
+    match answers {
+        Ok(flat) if flat.len() == 2 * ops.len() => flat.chunks(2).map(|p| Ok((p[0], p[1]))).collect(),
+        Ok(flat) => {
+            let e = format!("the throttle script answered {} numbers for {} operations", flat.len(), ops.len());
+            ops.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => ops.iter().map(|_| Err(e.clone())).collect(),
     }
 }
 

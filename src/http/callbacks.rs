@@ -27,7 +27,6 @@ use crate::store::{
     IdempotencyResult, InsertOutcome, NewCallback, RescheduleOutcome, Tenant,
 };
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_CREATED, CALLBACKS_REJECTED, CALLBACKS_RESCHEDULED};
-use crate::telemetry::faults;
 
 /// `CreateCallbackParms` as GES v3 names it. Unknown fields are ignored; `null` means absent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -267,7 +266,7 @@ async fn book_inner(
 
     // Steps 5 and 6: capacity, guards and the insert in one transaction (shared with the
     // bookings that arrived meanwhile: `store::writer`).
-    let id = faults::take_booking_id_collision(phone).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = state.store.faults().take_booking_id_collision(phone).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let body = envelope::ok_body(IdData { id: id.clone() });
     let replay = idempotency_key.map(|key| IdempotencyResult {
         tenant_id: tenant.id.clone(),

@@ -115,7 +115,7 @@ impl Store {
             if !admitted.is_empty() {
                 self.write_admitted(&mut tx, &admitted).await?;
             }
-            if crate::telemetry::faults::take_batch_stall() {
+            if self.faults.take_batch_stall() {
                 // The database "hangs" before the commit: `timed` gives up, the batch rolls back.
                 tokio::time::sleep(self.statement_timeout * 2).await;
             }

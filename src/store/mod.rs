@@ -11,6 +11,7 @@ mod call_in;
 mod callbacks;
 mod capacity;
 mod dispatch;
+mod faults;
 mod idempotency;
 mod postgres;
 mod queues;
@@ -36,6 +37,7 @@ pub use callbacks::{
     RescheduleOutcome,
 };
 pub use dispatch::{Finished, HandOff, PlatformReport, ReportOutcome};
+pub use faults::BookingFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
@@ -146,6 +148,7 @@ pub struct Store {
     /// Bumped by every admin write of configuration (services, calendars, tenants, keys), so
     /// in-memory copies of it (`http::service_context`) know at once that they are stale.
     config_generation: Arc<AtomicU64>,
+    faults: Arc<faults::BookingFaults>,
 }
 
 /// How many of `database.max_connections` are set aside for background work on PostgreSQL.
@@ -201,8 +204,14 @@ impl Store {
             background,
             statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
             config_generation: Arc::new(AtomicU64::new(0)),
+            faults: Arc::default(),
         };
         Ok(store)
+    }
+
+    /// This store's fault switches (`http::admin::faults`).
+    pub fn faults(&self) -> &BookingFaults {
+        &self.faults
     }
 
     /// The same store over the connections set aside for background work (the whole store where

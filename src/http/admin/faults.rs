@@ -12,6 +12,7 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::state::AppState;
 use crate::telemetry::{event_loop, faults};
 
 #[derive(Deserialize)]
@@ -72,8 +73,8 @@ pub async fn fail_vq_proxy(_admin: AdminAuth) -> HttpResponse {
 }
 
 /// The next booking batch stalls past the statement timeout after writing its rows.
-pub async fn stall_booking_batch(_admin: AdminAuth) -> HttpResponse {
-    faults::arm_batch_stall();
+pub async fn stall_booking_batch(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
+    state.store.faults().arm_batch_stall();
     envelope::ok(json!({ "armed": "stall-booking-batch" }))
 }
 
@@ -87,9 +88,9 @@ pub struct Collision {
 }
 
 /// The next booking for the number is written under an existing id: the database refuses it.
-pub async fn poison_booking(_admin: AdminAuth, body: JsonBody<Collision>) -> HttpResponse {
+pub async fn poison_booking(_admin: AdminAuth, state: web::Data<AppState>, body: JsonBody<Collision>) -> HttpResponse {
     let Collision { phone_number, id } = body.value;
-    faults::arm_booking_id_collision(phone_number, id);
+    state.store.faults().arm_booking_id_collision(phone_number, id);
     envelope::ok(json!({ "armed": "poison-booking" }))
 }
 

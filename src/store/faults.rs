@@ -1,0 +1,45 @@
+//! Fault switches of one store's booking writes, so a test can break a batch for real. They live
+//! with the store, not in `telemetry::faults`' process-wide switches: tests run many applications
+//! in one process, and a switch armed for one must not trip another's booking. Armed only through
+//! `http::admin::faults` (`faults.enabled`); disarmed, each check is one relaxed atomic load.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct BookingFaults {
+    batch_stall: AtomicBool,
+    collision_armed: AtomicBool,
+    collisions: Mutex<Vec<(String, String)>>,
+}
+
+impl BookingFaults {
+    /// The next booking batch writes its rows, then stalls past the statement timeout before its
+    /// commit: the database "hangs" mid-batch, and the batch is rolled back.
+    pub fn arm_batch_stall(&self) {
+        self.batch_stall.store(true, Ordering::SeqCst);
+    }
+
+    pub fn take_batch_stall(&self) -> bool {
+        self.batch_stall.load(Ordering::Relaxed) && self.batch_stall.swap(false, Ordering::SeqCst)
+    }
+
+    /// The next booking for `phone` (E.164) is written under `id`, an existing callback's id, so
+    /// the database refuses its row (primary key): one poisoned request in a batch.
+    pub fn arm_booking_id_collision(&self, phone: String, id: String) {
+        self.collisions.lock().unwrap_or_else(|p| p.into_inner()).push((phone, id));
+        self.collision_armed.store(true, Ordering::SeqCst);
+    }
+
+    /// The id to use for a booking for `phone`, when a collision is armed for it.
+    pub fn take_booking_id_collision(&self, phone: &str) -> Option<String> {
+        if !self.collision_armed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut armed = self.collisions.lock().unwrap_or_else(|p| p.into_inner());
+        let at = armed.iter().position(|(p, _)| p == phone)?;
+        let (_, id) = armed.remove(at);
+        self.collision_armed.store(!armed.is_empty(), Ordering::SeqCst);
+        Some(id)
+    }
+}
