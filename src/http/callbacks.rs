@@ -205,7 +205,10 @@ pub async fn create(
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
     match value.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX => Ok(Some(k.to_string())),
+        Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX => {
+            crate::http::clean_input::check_text("Idempotency-Key", k)?;
+            Ok(Some(k.to_string()))
+        }
         _ => Err(ApiError::field("Idempotency-Key", "must be 1-128 visible ASCII characters")),
     }
 }

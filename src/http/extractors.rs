@@ -68,6 +68,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if !raw.is_object() {
                 return Err(ApiError::new(Reason::MalformedJson, "the body must be a JSON object"));
             }
+            crate::http::clean_input::check_json(&raw)?;
             let value = serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
                 let path = e.path().to_string();
                 let field = if path == "." { "body".to_string() } else { path };

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod availability;
 pub mod call_in;
 pub mod callbacks;
+pub mod clean_input;
 pub mod corr_id;
 pub mod envelope;
 pub mod extractors;

@@ -8,7 +8,9 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
-use crate::http::{admin, availability, call_in, callbacks, health, internal, middleware, openapi, queues};
+use crate::http::{
+    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, queues,
+};
 
 /// Public API and health: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
@@ -103,7 +105,8 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
         );
 }
 
-/// A resource whose unmatched methods answer 405 in the envelope and whose handlers' panics
+/// A resource whose unmatched methods answer 405 in the envelope, whose path segments and query
+/// parameters are checked for control characters (`clean_input`) and whose handlers' panics
 /// answer 500 (`middleware::catch_panic`).
 pub fn resource(
     path: &str,
@@ -116,7 +119,10 @@ pub fn resource(
         InitError = (),
     >,
 > {
-    web::resource(path).wrap(from_fn(middleware::catch_panic)).default_service(web::to(method_not_allowed))
+    web::resource(path)
+        .wrap(from_fn(clean_input::refuse_unclean_urls))
+        .wrap(from_fn(middleware::catch_panic))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -6,7 +6,11 @@ use serde_json::json;
 use crate::helpers::{phone, Backend, TestApp};
 use crate::on_both_backends;
 
-on_both_backends!(payload_errors_are_enveloped_and_store_nothing, api_key_is_required_and_must_be_known);
+on_both_backends!(
+    payload_errors_are_enveloped_and_store_nothing,
+    api_key_is_required_and_must_be_known,
+    control_characters_are_refused_everywhere_and_nothing_is_stored
+);
 
 async fn payload_errors_are_enveloped_and_store_nothing(app: TestApp) {
     let key = app.tenant_with_service("acme", "sales", json!({})).await;
@@ -183,4 +187,74 @@ async fn incoming_correlation_id_is_echoed_when_well_formed() {
     let r = app.call(Method::GET, "/engagement/v3/nope", &[("x-correlation-id", "bad id!")], None).await;
     assert_ne!(r.body["status"]["corrId"], "bad id!");
     assert_eq!(r.body["status"]["corrId"].as_str().unwrap().len(), 36);
+}
+
+/// NUL and other control characters, anywhere a request carries a string: 400 naming the field,
+/// on both backends, and nothing reaches the database (PostgreSQL answered 500 on a NUL id).
+async fn control_characters_are_refused_everywhere_and_nothing_is_stored(app: TestApp) {
+    let key = app.tenant_with_service("acme", "sales", json!({})).await;
+    let refused = |r: &crate::helpers::Response, field: &str| {
+        r.expect(400, Some("VALIDATION_FAILED"));
+        assert_eq!(r.body["status"]["details"][0]["field"], field, "{}", r.text);
+    };
+    let create = |body: serde_json::Value| app.create(&key, body);
+    let ok = json!({ "serviceName": "sales", "phoneNumber": phone(1) });
+    refused(&create(json!({ "serviceName": "sa\u{0}les", "phoneNumber": phone(1) })).await, "serviceName");
+    refused(&create(json!({ "serviceName": "sales", "phoneNumber": "+1415\u{1b}5550142" })).await, "phoneNumber");
+    refused(
+        &create(json!({ "serviceName": "sales", "phoneNumber": phone(1), "userData": { "note": "a\u{0}b" } })).await,
+        "userData.note",
+    );
+    refused(
+        &create(json!({ "serviceName": "sales", "phoneNumber": phone(1), "userData": { "n\u{7f}": "x" } })).await,
+        "userData",
+    );
+    refused(
+        &create(json!({ "serviceName": "sales", "phoneNumber": phone(1), "pushTargets": ["ok", "b\u{0}d"] })).await,
+        "pushTargets[1]",
+    );
+    // Tab, CR and LF are free text in userData values, and only there.
+    let note = "call after 5pm\r\n\tback door";
+    let booked = create(json!({ "serviceName": "sales", "phoneNumber": phone(2), "userData": { "note": note } })).await;
+    booked.expect(200, None);
+    refused(&create(json!({ "serviceName": "sales\t", "phoneNumber": phone(3) })).await, "serviceName");
+    // Ids in bodies (retrieve, cancel; call-in too): PostgreSQL never sees them.
+    for path in [
+        "/engagement/v3/callbacks/retrieve",
+        "/engagement/v3/callbacks/cancel",
+        "/engagement/v3/call-in/requests/retrieve",
+        "/engagement/v3/call-in/requests/cancel",
+    ] {
+        let r = app.call(Method::POST, path, &[("x-api-key", &key)], Some(json!({ "id": "01a\u{0}" }))).await;
+        refused(&r, "id");
+    }
+    // Query parameters and path segments, named by their parameter.
+    let get = |path: String| {
+        let (app, key) = (&app, key.clone());
+        async move { app.call(Method::GET, &path, &[("x-api-key", &key)], None).await }
+    };
+    refused(&get("/engagement/v3/callbacks?phoneNumber=%2B1415%005550142".into()).await, "phoneNumber");
+    refused(&get("/engagement/v3/callbacks/open-for/sa%00les".into()).await, "service_name");
+    let repeated: Vec<String> = (0..21).map(|i| format!("phoneNumber={}", phone(i).replace('+', "%2B"))).collect();
+    let r = get(format!("/engagement/v3/callbacks?{}", repeated.join("&"))).await;
+    refused(&r, "phoneNumber");
+    let twenty = repeated[..20].join("&");
+    get(format!("/engagement/v3/callbacks?{twenty}")).await.expect(200, None);
+    // A literal "%00" text (encoded %25) is not a NUL.
+    get("/engagement/v3/callbacks/open-for/sa%2500les".into()).await.expect(400, Some("UNKNOWN_SERVICE"));
+    let r = app
+        .call(
+            Method::POST,
+            "/engagement/v3/callbacks/create",
+            &[("x-api-key", &key), ("idempotency-key", "a\tb")],
+            Some(ok),
+        )
+        .await;
+    refused(&r, "Idempotency-Key");
+    // Only the clean booking was stored, its note intact.
+    let listed = app.call(Method::GET, "/engagement/v3/callbacks", &[("x-api-key", &key)], None).await;
+    let items = listed.body["data"]["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 1, "{}", listed.text);
+    let retrieved = app.retrieve(&key, &booked.id()).await;
+    assert_eq!(retrieved.body["data"]["userData"]["note"], note, "{}", retrieved.text);
 }
