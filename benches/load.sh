@@ -93,13 +93,18 @@ for i in $(seq 1 "$HEY_PROCS"); do
 done
 # shellcheck disable=SC2086 # one pid per word; a bare `wait` would also wait for the server
 wait $HEY_PIDS
-# CSV columns: response-time (s), ..., status-code (7th).
+# CSV columns: response-time (s), ..., status-code (7th), offset from the start (8th). The first
+# WARMUP seconds are left out of the percentiles: they measure the clients opening their 50
+# keep-alive connections and the pool's statement caches filling, not the steady state (one run:
+# 40 of the 52 answers over 30 ms fell in the first second). The whole run's p99 is printed too.
+WARMUP=2
 cat "$WORK"/hey-*.csv | grep -v '^response-time' >"$WORK/hey.csv"
 FIXED_RPS=$(awk -v d="$DURATION" 'END { printf "%.0f", NR / d }' "$WORK/hey.csv")
-read -r FIXED_P50 FIXED_P99 < <(cut -d, -f1 "$WORK/hey.csv" | sort -n |
-  awk '{ a[NR] = $1 } END { printf "%.2fms %.2fms\n", a[int(NR * 0.5)] * 1000, a[int(NR * 0.99)] * 1000 }')
+percentiles() { sort -n | awk '{ a[NR] = $1 } END { printf "%.2fms %.2fms\n", a[int(NR * 0.5)] * 1000, a[int(NR * 0.99)] * 1000 }'; }
+read -r FIXED_P50 FIXED_P99 < <(awk -F, -v w="$WARMUP" '$8 >= w { print $1 }' "$WORK/hey.csv" | percentiles)
+read -r _ FIXED_P99_ALL < <(cut -d, -f1 "$WORK/hey.csv" | percentiles)
 FIXED_CODES=$(cut -d, -f7 "$WORK/hey.csv" | sort | uniq -c | awk '{ printf "[%s] %s; ", $2, $1 }')
-echo "   offered $RATE/s: served $FIXED_RPS/s, p50 $FIXED_P50, p99 $FIXED_P99 ($FIXED_CODES)"
+echo "   offered $RATE/s: served $FIXED_RPS/s; after ${WARMUP}s of warm-up p50 $FIXED_P50, p99 $FIXED_P99 (whole run p99 $FIXED_P99_ALL) ($FIXED_CODES)"
 
 # Call-in create: one group of 10 shared numbers with 9-digit codes (the pool never runs dry).
 bench_admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
@@ -164,7 +169,7 @@ echo "| figure | value | target |"
 echo "|---|---|---|"
 awk -v a="$PG_RPS" -v b="$PGB_TPS" 'BEGIN { printf "| PostgreSQL create-callback ÷ pgbench single-row insert | %s ÷ %s = **%.2f** | ≥ 0.5 |\n", a, b, a / b }'
 echo "| CPU per acknowledged booking (PostgreSQL, $CONNECTIONS connections) | **${PG_CPU} µs** | ≤ 250 µs |"
-echo "| p99 at a fixed $RATE bookings/s offered (hot slot) | **$FIXED_P99** (p50 $FIXED_P50, served $FIXED_RPS/s) | ≤ 20 ms |"
+echo "| p99 at a fixed $RATE bookings/s offered (hot slot) | **$FIXED_P99** (p50 $FIXED_P50, served $FIXED_RPS/s; after ${WARMUP} s warm-up, whole run $FIXED_P99_ALL) | ≤ 20 ms |"
 awk -v a="$SQ_RPS" -v b="$PY_TPS" 'BEGIN { printf "| SQLite create-callback ÷ Python sqlite3 one row per commit | %s ÷ %s = **%.2f** | ≥ 1.0 |\n", a, b, a / b }'
 echo "| spread vs hot slot at saturation (PostgreSQL) | $PG_RPS vs $HOT_RPS req/s (p99 $PG_P99 vs $HOT_P99) | — |"
 echo "| create-call-in at saturation (PostgreSQL) | $CALLIN_RPS req/s (p99 $CALLIN_P99) | — |"

@@ -135,6 +135,9 @@ pub async fn queue_status(
     })))
 }
 
+/// The most virtual queues one estimated-wait-time request may name (api.md).
+pub const MAX_VIRTUAL_QUEUES: usize = 50;
+
 /// `GET /estimated-wait-time?virtual-queues=a,b&mode=mode2`.
 pub async fn estimated_wait_time(
     state: web::Data<AppState>,
@@ -153,9 +156,14 @@ pub async fn estimated_wait_time(
     let queues = queues
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| ApiError::field("virtual-queues", "is required (comma-separated)"))?;
+    let names: Vec<&str> = queues.split(',').map(str::trim).filter(|q| !q.is_empty()).collect();
+    if names.len() > MAX_VIRTUAL_QUEUES {
+        // Each name costs a few queries: bounded, so one request cannot walk thousands (api.md).
+        return Err(ApiError::field("virtual-queues", format!("names at most {MAX_VIRTUAL_QUEUES} virtual queues")));
+    }
     let now = now_ms();
     let mut results = Vec::new();
-    for vq in queues.split(',').map(str::trim).filter(|q| !q.is_empty()) {
+    for vq in names {
         let known = is_valid_name(vq)
             && (!state.store.services_of_queue(&auth.tenant.id, vq).await?.is_empty()
                 || state.store.queue_stats(&auth.tenant.id, vq).await?.is_some());

@@ -9,7 +9,7 @@ use crate::on_both_backends;
 on_both_backends!(
     payload_errors_are_enveloped_and_store_nothing,
     api_key_is_required_and_must_be_known,
-    control_characters_are_refused_everywhere_and_nothing_is_stored
+    unclean_or_unbounded_input_is_refused_and_nothing_is_stored
 );
 
 async fn payload_errors_are_enveloped_and_store_nothing(app: TestApp) {
@@ -191,7 +191,8 @@ async fn incoming_correlation_id_is_echoed_when_well_formed() {
 
 /// NUL and other control characters, anywhere a request carries a string: 400 naming the field,
 /// on both backends, and nothing reaches the database (PostgreSQL answered 500 on a NUL id).
-async fn control_characters_are_refused_everywhere_and_nothing_is_stored(app: TestApp) {
+/// Lists a request names are bounded too (api.md).
+async fn unclean_or_unbounded_input_is_refused_and_nothing_is_stored(app: TestApp) {
     let key = app.tenant_with_service("acme", "sales", json!({})).await;
     let refused = |r: &crate::helpers::Response, field: &str| {
         r.expect(400, Some("VALIDATION_FAILED"));
@@ -240,6 +241,12 @@ async fn control_characters_are_refused_everywhere_and_nothing_is_stored(app: Te
     refused(&r, "phoneNumber");
     let twenty = repeated[..20].join("&");
     get(format!("/engagement/v3/callbacks?{twenty}")).await.expect(200, None);
+    let queues = |n: usize| (0..n).map(|i| format!("q{i}")).collect::<Vec<_>>().join(",");
+    let ewt = |n: usize| format!("/engagement/v3/estimated-wait-time?virtual-queues={}", queues(n));
+    refused(&get(ewt(51)).await, "virtual-queues");
+    let fifty = get(ewt(50)).await;
+    fifty.expect(200, None);
+    assert_eq!(fifty.body["data"].as_array().map(Vec::len), Some(50));
     // A literal "%00" text (encoded %25) is not a NUL.
     get("/engagement/v3/callbacks/open-for/sa%2500les".into()).await.expect(400, Some("UNKNOWN_SERVICE"));
     let r = app
