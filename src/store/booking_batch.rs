@@ -72,7 +72,7 @@ impl Store {
     /// is the whole batch's: nothing of it was written.
     pub async fn insert_batch(&self, batch: &[&Booking]) -> StoreResult<Vec<InsertOutcome>> {
         self.timed(async {
-            let mut tx = self.writer.begin().await?;
+            let mut tx = self.writer.begin_with(self.kind.begin_booking_batch()).await?;
             self.lock_guarded_keys(&mut tx, batch).await?;
             let mut unfinished = unfinished_per_number(&mut tx, batch).await?;
             let mut active = self.active_per_service(&mut tx, batch).await?;

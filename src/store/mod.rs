@@ -101,6 +101,16 @@ impl BackendKind {
     /// check the same number, queue or call-in group take turns, so their counts hold under
     /// concurrency. Callers pass keys sorted, so two transactions never wait crosswise. SQLite
     /// needs none: it has one writer.
+    /// How a booking batch's transaction starts. On PostgreSQL its statements may use cached
+    /// generic plans (the session plans every execution, for the monitor's skewed queue queries):
+    /// re-planning the batch's multi-row write each time cost more than executing it.
+    fn begin_booking_batch(self) -> &'static str {
+        match self {
+            BackendKind::Postgres => "BEGIN; SET LOCAL plan_cache_mode = auto",
+            BackendKind::Sqlite => "BEGIN",
+        }
+    }
+
     fn key_locks_sql(self, keys: usize) -> Option<String> {
         match self {
             // A VALUES list is scanned in its written order.
@@ -173,6 +183,17 @@ impl Store {
                 .max_connections(size)
                 .min_connections(0)
                 .acquire_timeout(Duration::from_millis(acquire_ms))
+                // A connection in steady use needs no ping before each use (a round trip per
+                // query); one idle for a second may have outlived a database restart.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= Duration::from_secs(1) {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _meta| {
                     let setup = setup.clone();
                     Box::pin(async move {

@@ -163,6 +163,83 @@ async fn acknowledged_booking_survives_kill_9_on_postgres() {
     acknowledged_booking_survives_kill_9(Backend::Postgres).await;
 }
 
+/// Group commit keeps "200 means committed": bookings stream in 64 at a time, so batches are being
+/// written when the process is killed; every booking answered 200 is there after the restart.
+async fn bookings_acknowledged_while_batches_are_in_flight_survive_kill_9(backend: Backend) {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(backend, &dir).await;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut first = Process::start(&url, &[("RINGBACK__HTTP__WORKERS", "2")]);
+    let key = provision(&first, &client).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let roomy = json!({ "maxQueued": 1000000, "perNumberLimit": { "limit": 1000, "windowSeconds": 60 },
+        "serviceRateLimits": [{ "limit": 1000000, "windowSeconds": 60 }] });
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(send(&client, Method::PUT, first.url("/admin/v1/tenants/acme/services/sales"), &h, roomy).await.0, 200);
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let burst = {
+        let (client, create, key, acknowledged) =
+            (client.clone(), first.url("/engagement/v3/callbacks/create"), key.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            futures_util::stream::iter(0..5000_u32)
+                .map(|i| {
+                    let body = json!({ "serviceName": "sales", "phoneNumber": format!("+1415{:07}", 3_000_000 + i) });
+                    let req = client.post(&create).header("x-api-key", &key).json(&body);
+                    let acknowledged = acknowledged.clone();
+                    async move {
+                        let Ok(r) = req.send().await else { return false };
+                        if r.status() != 200 {
+                            return false;
+                        }
+                        let Ok(v) = r.json::<Value>().await else { return false };
+                        acknowledged.lock().unwrap().push(v["data"]["id"].as_str().unwrap().to_string());
+                        true
+                    }
+                })
+                .buffer_unordered(64)
+                .collect::<Vec<bool>>()
+                .await
+        })
+    };
+    crate::helpers::eventually(60, "bookings acknowledged", || async { acknowledged.lock().unwrap().len() >= 300 })
+        .await;
+    first.kill_9();
+    let answered = burst.await.unwrap();
+    let ids = acknowledged.lock().unwrap().clone();
+    assert!(answered.iter().any(|ok| !ok), "the kill interrupted bookings in flight");
+    let second = Process::start(&url, &[]);
+    let lost: Vec<String> = futures_util::stream::iter(ids.iter().cloned())
+        .map(|id| {
+            let req = client.post(second.url("/engagement/v3/callbacks/retrieve")).header("x-api-key", &key);
+            async move {
+                let status = req.json(&json!({ "id": id })).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                (status != 200).then_some(id)
+            }
+        })
+        .buffer_unordered(16)
+        .filter_map(|lost| async move { lost })
+        .collect()
+        .await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged bookings lost after kill -9, e.g. {:?}",
+        lost.len(),
+        ids.len(),
+        &lost[..lost.len().min(3)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_acknowledged_while_batches_are_in_flight_survive_kill_9_on_sqlite() {
+    bookings_acknowledged_while_batches_are_in_flight_survive_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_acknowledged_while_batches_are_in_flight_survive_kill_9_on_postgres() {
+    bookings_acknowledged_while_batches_are_in_flight_survive_kill_9(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_log_tells_a_bookings_story_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
