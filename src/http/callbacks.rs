@@ -52,7 +52,7 @@ pub struct CreateCallbackParms {
     pub survey_rp: Option<String>,
     pub route_point: Option<String>,
     pub offer_threshold: Option<i64>,
-    /// `ON-HOURS` | `OFF-HOURS`.
+    /// `ON-HOURS` | `OFF-HOURS` (reporting only); any other value is not stored.
     pub offer_timing: Option<String>,
     pub priority: Option<i64>,
     /// Keys must be JavaScript identifiers (others are dropped); values string, number or bool.
@@ -419,11 +419,14 @@ fn validate_create(p: CreateCallbackParms) -> Result<CreateRequest, ApiError> {
         }
         None => default_offer.to_string(),
     };
-    if let Some(timing) = &p.offer_timing {
-        if timing != "ON-HOURS" && timing != "OFF-HOURS" {
-            problems.push(FieldProblem::new("offerTiming", "must be ON-HOURS or OFF-HOURS"));
+    // Reporting only too: an unrecognised value is left out rather than refusing the booking.
+    let offer_timing = p.offer_timing.filter(|t| {
+        let known = t == "ON-HOURS" || t == "OFF-HOURS";
+        if !known {
+            tracing::debug!("unrecognised offerTiming; not stored");
         }
-    }
+        known
+    });
     let user_data = match p.user_data {
         Some(data) => clean_user_data(data, &mut problems),
         None => Map::new(),
@@ -453,7 +456,7 @@ fn validate_create(p: CreateCallbackParms) -> Result<CreateRequest, ApiError> {
         ("surveyRP", p.survey_rp.map(Value::from)),
         ("routePoint", p.route_point.map(Value::from)),
         ("offerThreshold", p.offer_threshold.map(Value::from)),
-        ("offerTiming", p.offer_timing.map(Value::from)),
+        ("offerTiming", offer_timing.map(Value::from)),
         ("pushTargets", p.push_targets.map(Value::from)),
     ];
     for (name, value) in optional {

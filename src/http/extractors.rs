@@ -8,6 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, FieldProblem, Reason};
@@ -129,11 +130,14 @@ impl FromRequest for ApiKeyAuth {
 #[derive(Clone, Copy)]
 pub struct OriginAllowed;
 
-/// Constant-time comparison against a list of valid tokens (several at once, for rotation).
+/// Constant-time comparison against a list of valid tokens (several at once, for rotation). The
+/// digests are compared, not the tokens: a byte-slice comparison returns at once when the lengths
+/// differ, which tells a prober each token's length.
 pub fn token_matches(presented: &str, valid: &[String]) -> Option<usize> {
+    let presented = Sha256::digest(presented.as_bytes());
     let mut found = None;
     for (i, token) in valid.iter().enumerate() {
-        if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        if bool::from(presented.as_slice().ct_eq(Sha256::digest(token.as_bytes()).as_slice())) {
             found = Some(i);
         }
     }
@@ -210,5 +214,7 @@ mod tests {
         assert_eq!(token_matches("new", &valid), Some(1));
         assert_eq!(token_matches("old", &valid), Some(0));
         assert_eq!(token_matches("ne", &valid), None);
+        assert_eq!(token_matches("newer", &valid), None);
+        assert_eq!(token_matches("", &valid), None);
     }
 }

@@ -86,7 +86,7 @@ impl Store {
                     let expired = now_ms - created > RETENTION_MS;
                     let abandoned = status.is_none() && now_ms - created > STALE_IN_PROGRESS_MS;
                     if expired || abandoned {
-                        sqlx::query(
+                        let taken = sqlx::query(
                             "UPDATE idempotency SET request_hash = $1, status = NULL, response = NULL, created_ms = $2
                              WHERE tenant_id = $3 AND key = $4 AND created_ms = $5",
                         )
@@ -97,7 +97,13 @@ impl Store {
                         .bind(created)
                         .execute(&mut *tx)
                         .await?;
-                        IdempotencyBegin::Fresh
+                        // A concurrent retry took it over first (the row no longer holds what
+                        // was read): that one books; this one waits for its answer.
+                        if taken.rows_affected() == 0 {
+                            IdempotencyBegin::InProgress
+                        } else {
+                            IdempotencyBegin::Fresh
+                        }
                     } else if hash != request_hash {
                         IdempotencyBegin::DifferentBody
                     } else {

@@ -38,7 +38,7 @@ pub use callbacks::{
 };
 pub use dispatch::{Finished, HandOff, PlatformReport, ReportOutcome};
 pub use faults::BookingFaults;
-pub use idempotency::{IdempotencyBegin, IdempotencyResult};
+pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
 pub use writer::BookingWriter;

@@ -156,6 +156,11 @@ async fn genesys_client_body_books_with_the_default_offer_type(app: TestApp) {
     created.expect(200, None);
     let cb = app.retrieve(&key, &created.id()).await.body["data"].clone();
     assert_eq!(cb["cbOfferType"], "SCHEDULED");
+    // offerTiming is reporting only as well: an unknown value books and is not stored.
+    let timing = json!({ "serviceName": "sales", "phoneNumber": phone(5), "offerTiming": "LUNCHTIME" });
+    let created = app.create(&key, timing).await;
+    created.expect(200, None);
+    assert!(app.retrieve(&key, &created.id()).await.body["data"].get("offerTiming").is_none());
     // A known value is kept as sent.
     let combined =
         json!({ "serviceName": "sales", "phoneNumber": phone(4), "cbOfferType": "COMBINED_SCHEDULED_AND_ASAP" });

@@ -15,6 +15,7 @@ for_each_backend!(
     one_idempotency_key_in_concurrent_requests_books_once,
     a_database_that_hangs_mid_batch_fails_the_batch_and_keeps_nothing_of_it,
     a_poisoned_booking_fails_alone,
+    concurrent_retries_taking_over_an_abandoned_key_book_once,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -173,4 +174,22 @@ async fn a_poisoned_booking_fails_alone(backend: Backend) {
         }
     }
     assert_eq!(listed(&app, &key).await.len(), 30, "29 of the batch and the first booking");
+}
+
+/// A key left in progress past its takeover age (its process died): of many concurrent retries,
+/// exactly one takes it over and books; the others are told it is in progress. The store is driven
+/// directly: the HTTP path cannot wait out the 60 s age in a test.
+async fn concurrent_retries_taking_over_an_abandoned_key_book_once(backend: Backend) {
+    use ringback::store::{IdempotencyBegin, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_database(backend, &dir).await;
+    let settings = crate::helpers::test_settings(&url, &[("RINGBACK__DATABASE__MAX_CONNECTIONS", "8")]);
+    let store = Store::connect(&settings.database).await.unwrap();
+    let t0 = 1_800_000_000_000_i64;
+    assert_eq!(store.begin_idempotent("t", "k", "h", t0).await.unwrap(), IdempotencyBegin::Fresh);
+    let later = t0 + ringback::store::STALE_IN_PROGRESS_MS + 1;
+    let answers = join_all((0..8).map(|_| store.begin_idempotent("t", "k", "h", later))).await;
+    let fresh = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::Fresh))).count();
+    let waiting = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::InProgress))).count();
+    assert_eq!((fresh, waiting), (1, 7), "{answers:?}");
 }
