@@ -38,6 +38,40 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for the OpenAPI document's enum (keep in step with the enum above).
+    pub const ALL: [Reason; 27] = {
+        use Reason::*;
+        [
+            MalformedJson,
+            ValidationFailed,
+            KindDisabled,
+            UnknownService,
+            UnknownGroup,
+            InvalidPhoneNumber,
+            PremiumNumber,
+            NumberNotAllowed,
+            TimeOutOfRange,
+            OfficeClosed,
+            AlreadyCompleted,
+            NotReschedulable,
+            Unauthorized,
+            NotFound,
+            MethodNotAllowed,
+            IllegalTransition,
+            IdempotencyInProgress,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            IdempotencyKeyReused,
+            SlotFull,
+            Throttled,
+            AlreadyQueued,
+            QueueFull,
+            PoolExhausted,
+            Unavailable,
+            Internal,
+        ]
+    };
+
     pub fn as_str(self) -> &'static str {
         use Reason::*;
         match self {

@@ -14,7 +14,14 @@ use crate::store::{ResolvedKey, Store, StoreResult};
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Unknown keys are remembered briefly so a flood of bad keys does not become a flood of queries.
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
-const MAX_ENTRIES: usize = 100_000;
+/// Known keys: bounded only against a runaway; real deployments hold far fewer.
+const MAX_KNOWN: usize = 100_000;
+/// Unknown keys are kept apart and bounded on their own, so a flood of random keys never pushes
+/// the valid ones out (it used to clear one shared map, valid keys included).
+const MAX_UNKNOWN: usize = 10_000;
+/// Every key Ringback issues is `rb_` and 32 base64url characters (`http::admin::api_keys`).
+const KEY_PREFIX: &str = "rb_";
+const KEY_LEN: usize = 35;
 
 #[derive(Clone)]
 pub struct KeyCache {
@@ -24,17 +31,20 @@ pub struct KeyCache {
 
 #[derive(Default)]
 struct Inner {
-    by_hash: HashMap<String, Entry>,
+    known: HashMap<String, (ResolvedKey, Instant)>,
+    unknown: HashMap<String, Instant>,
     last_touch: HashMap<String, Instant>,
-}
-
-struct Entry {
-    resolved: Option<ResolvedKey>,
-    fetched: Instant,
 }
 
 pub fn hash_key(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
+}
+
+/// Whether `plaintext` could be a key Ringback issued; anything else is refused without a query.
+fn well_formed(plaintext: &str) -> bool {
+    plaintext.len() == KEY_LEN
+        && plaintext.starts_with(KEY_PREFIX)
+        && plaintext[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl KeyCache {
@@ -43,6 +53,9 @@ impl KeyCache {
     }
 
     pub async fn resolve(&self, store: &Store, plaintext: &str) -> StoreResult<Option<ResolvedKey>> {
+        if !well_formed(plaintext) {
+            return Ok(None);
+        }
         let hash = hash_key(plaintext);
         if let Some(hit) = self.cached(&hash) {
             self.touch_if_due(store, hit.as_ref());
@@ -50,10 +63,26 @@ impl KeyCache {
         }
         let resolved = store.resolve_api_key(&hash).await?;
         if let Ok(mut inner) = self.inner.lock() {
-            if inner.by_hash.len() >= MAX_ENTRIES {
-                inner.by_hash.clear();
+            let now = Instant::now();
+            match &resolved {
+                Some(key) => {
+                    if inner.known.len() >= MAX_KNOWN {
+                        inner.known.clear();
+                    }
+                    inner.unknown.remove(&hash);
+                    inner.known.insert(hash, (key.clone(), now));
+                }
+                None => {
+                    if inner.unknown.len() >= MAX_UNKNOWN {
+                        let ttl = NEGATIVE_TTL.min(self.ttl);
+                        inner.unknown.retain(|_, at| now.duration_since(*at) < ttl);
+                        if inner.unknown.len() >= MAX_UNKNOWN {
+                            inner.unknown.clear();
+                        }
+                    }
+                    inner.unknown.insert(hash, now);
+                }
             }
-            inner.by_hash.insert(hash, Entry { resolved: resolved.clone(), fetched: Instant::now() });
         }
         self.touch_if_due(store, resolved.as_ref());
         Ok(resolved)
@@ -61,9 +90,11 @@ impl KeyCache {
 
     fn cached(&self, hash: &str) -> Option<Option<ResolvedKey>> {
         let inner = self.inner.lock().ok()?;
-        let entry = inner.by_hash.get(hash)?;
-        let ttl = if entry.resolved.is_some() { self.ttl } else { NEGATIVE_TTL.min(self.ttl) };
-        (entry.fetched.elapsed() < ttl).then(|| entry.resolved.clone())
+        if let Some((key, fetched)) = inner.known.get(hash) {
+            return (fetched.elapsed() < self.ttl).then(|| Some(key.clone()));
+        }
+        let fetched = inner.unknown.get(hash)?;
+        (fetched.elapsed() < NEGATIVE_TTL.min(self.ttl)).then_some(None)
     }
 
     /// Record the key's last use at most once a minute per replica, off the request path.
@@ -96,7 +127,8 @@ impl KeyCache {
     /// Forget everything this replica cached (after a key is revoked or a tenant changes here).
     pub fn invalidate_all(&self) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.by_hash.clear();
+            inner.known.clear();
+            inner.unknown.clear();
         }
     }
 }
@@ -104,6 +136,15 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_shape_of_an_issued_key_is_looked_up() {
+        assert!(well_formed("rb_abcdefghijklmnopqrstuvwxyzAB-_01"));
+        assert!(!well_formed("rb_not_a_key"));
+        assert!(!well_formed("xx_abcdefghijklmnopqrstuvwxyzAB-_01"));
+        assert!(!well_formed("rb_abcdefghijklmnopqrstuvwxyzAB-_0!"));
+        assert!(!well_formed("rb_abcdefghijklmnopqrstuvwxyzAB-_0é"));
+    }
 
     #[test]
     fn keys_are_hashed_with_sha256_hex() {

@@ -19,7 +19,6 @@ use crate::http::corr_id;
 use crate::http::extractors::{OriginAllowed, TenantLabel};
 use crate::state::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
-use crate::telemetry::supervise::panic_message;
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -100,9 +99,11 @@ pub async fn catch_panic(
     let request = req.request().clone();
     match AssertUnwindSafe(next.call(req)).catch_unwind().await {
         Ok(result) => result.map(ServiceResponse::map_into_boxed_body),
-        Err(panic) => {
+        Err(_) => {
             metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);
-            tracing::error!(panic = panic_message(&panic), "handler panicked; answered 500");
+            // Not the panic's message: it may carry request data (a phone number, userData). The
+            // panic hook (`telemetry::logging::log_panics`) has logged where it happened.
+            tracing::error!("handler panicked; answered 500");
             Ok(ServiceResponse::new(request, ApiError::internal().error_response()))
         }
     }

@@ -1,10 +1,15 @@
 //! `GET /engagement/v3/openapi.json`: OpenAPI 3.1 of the public API, generated from the handlers'
-//! annotations.
+//! annotations, then made to tell the truth about the envelope (`envelope`): every answer is
+//! `{ status, data? }`, and every status an operation can answer is documented with its body.
+
+use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::error::Reason;
 use crate::http::{availability, call_in, callbacks};
 
 #[derive(OpenApi)]
@@ -35,6 +40,112 @@ impl Modify for ApiKeyScheme {
     }
 }
 
+/// The document as served (built once).
+pub fn document_json() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(PublicApi::openapi()).unwrap_or_else(|_| json!({}));
+        envelope(&mut doc);
+        doc
+    })
+}
+
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(PublicApi::openapi())
+    HttpResponse::Ok().json(document_json())
+}
+
+/// Statuses an operation can answer besides its own: every operation can be refused at the edge
+/// (400 for a control character or a repeated parameter, 401 for the key) and can meet a database
+/// that is down (503) or a bug (500); one with a JSON body also 413 and 415.
+fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
+    let mut out = vec![
+        (400, "VALIDATION_FAILED or another 400 reason (see status.reason)"),
+        (401, "Missing or unknown API key, or an Origin its tenant does not allow"),
+        (500, "INTERNAL: an unexpected failure (counted as UNCAUGHT_EXCEPTION)"),
+        (503, "UNAVAILABLE: the database did not answer in time (Retry-After)"),
+    ];
+    if method == "post" {
+        out.push((413, "PAYLOAD_TOO_LARGE: the body is over the limit"));
+        out.push((415, "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"));
+    }
+    let by_id = ["retrieve", "cancel", "reschedule"].iter().any(|op| path.ends_with(op));
+    if by_id {
+        out.push((404, "NOT_FOUND: unknown id, or another tenant's"));
+    }
+    if path.ends_with("/callbacks/create") {
+        out.push((409, "IDEMPOTENCY_IN_PROGRESS: the same Idempotency-Key is still being processed"));
+        out.push((422, "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body"));
+    }
+    if path.ends_with("/callbacks/create") || path.ends_with("/callbacks/reschedule") {
+        out.push((429, "SLOT_FULL, THROTTLED or ALREADY_QUEUED; data.slots proposes open times"));
+    }
+    out
+}
+
+/// Wrap every success schema in the envelope and document every error status with the error
+/// envelope, keeping the handlers' own descriptions.
+fn envelope(doc: &mut Value) {
+    let schemas = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut);
+    if let Some(schemas) = schemas {
+        schemas.insert("Status".into(), status_schema());
+        schemas.insert("ErrorEnvelope".into(), error_envelope_schema());
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, operation) in item.iter_mut() {
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            for (code, response) in responses.iter_mut() {
+                if code.starts_with('2') {
+                    wrap_success(response);
+                }
+            }
+            for (status, description) in statuses_of(path, method) {
+                let response =
+                    responses.entry(status.to_string()).or_insert_with(|| json!({ "description": description }));
+                response["content"] =
+                    json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } });
+            }
+        }
+    }
+}
+
+fn wrap_success(response: &mut Value) {
+    let data = response
+        .pointer("/content/application~1json/schema")
+        .cloned()
+        .unwrap_or_else(|| json!({ "description": "see the operation's description" }));
+    response["content"] = json!({ "application/json": { "schema": {
+        "type": "object",
+        "required": ["status", "data"],
+        "properties": { "status": { "$ref": "#/components/schemas/Status" }, "data": data },
+    } } });
+}
+
+fn status_schema() -> Value {
+    let reasons: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+    json!({
+        "type": "object",
+        "required": ["code", "message", "corrId"],
+        "properties": {
+            "code": { "type": "integer", "description": "the HTTP status, repeated" },
+            "message": { "type": "string", "description": "for people; programs switch on reason" },
+            "corrId": { "type": "string", "description": "the x-correlation-id of the request, on every log line" },
+            "reason": { "type": "string", "enum": reasons },
+            "details": { "type": "array", "items": {
+                "type": "object", "required": ["field", "problem"],
+                "properties": { "field": { "type": "string" }, "problem": { "type": "string" } },
+            } },
+        },
+    })
+}
+
+fn error_envelope_schema() -> Value {
+    let mut properties = Map::new();
+    properties.insert("status".into(), json!({ "$ref": "#/components/schemas/Status" }));
+    properties.insert(
+        "data".into(),
+        json!({ "type": "object", "description": "on a 429 of create or reschedule: { slots } with proposed times" }),
+    );
+    json!({ "type": "object", "required": ["status"], "properties": properties })
 }

@@ -10,6 +10,7 @@ mod group_commit;
 mod helpers;
 mod monitor;
 mod observability;
+mod openapi_truth;
 mod outage;
 mod process;
 mod replicas;
