@@ -61,6 +61,8 @@ say "chart checks (scripts/check-chart.sh)"
 say "end-to-end alerting (scripts/alerting-e2e.sh)"
 ./scripts/alerting-e2e.sh || status=1
 # --- end of issue 7 additions
+say "fuzzing the public API against its OpenAPI document (scripts/fuzz-api.sh)"
+./scripts/fuzz-api.sh || status=1
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"
