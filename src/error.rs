@@ -5,106 +5,60 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-/// Stable reason codes (api.md § Reason codes). Clients switch on these; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    MalformedJson,
-    ValidationFailed,
-    KindDisabled,
-    UnknownService,
-    UnknownGroup,
-    InvalidPhoneNumber,
-    PremiumNumber,
-    NumberNotAllowed,
-    TimeOutOfRange,
-    OfficeClosed,
-    AlreadyCompleted,
-    NotReschedulable,
-    Unauthorized,
-    NotFound,
-    MethodNotAllowed,
-    IllegalTransition,
-    IdempotencyInProgress,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    IdempotencyKeyReused,
-    SlotFull,
-    Throttled,
-    AlreadyQueued,
-    QueueFull,
-    PoolExhausted,
-    Unavailable,
-    Internal,
+/// One table of reasons: the enum, its wire names and `Reason::ALL` (for the OpenAPI enum)
+/// come from the same lines, so they cannot drift apart.
+macro_rules! reasons {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Stable reason codes (api.md § Reason codes). Clients switch on these; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Reason {
+            $($variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, in the table's order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    MalformedJson => "MALFORMED_JSON",
+    ValidationFailed => "VALIDATION_FAILED",
+    KindDisabled => "KIND_DISABLED",
+    UnknownService => "UNKNOWN_SERVICE",
+    UnknownGroup => "UNKNOWN_GROUP",
+    InvalidPhoneNumber => "INVALID_PHONE_NUMBER",
+    PremiumNumber => "PREMIUM_NUMBER",
+    NumberNotAllowed => "NUMBER_NOT_ALLOWED",
+    TimeOutOfRange => "TIME_OUT_OF_RANGE",
+    OfficeClosed => "OFFICE_CLOSED",
+    AlreadyCompleted => "ALREADY_COMPLETED",
+    NotReschedulable => "NOT_RESCHEDULABLE",
+    Unauthorized => "UNAUTHORIZED",
+    NotFound => "NOT_FOUND",
+    MethodNotAllowed => "METHOD_NOT_ALLOWED",
+    IllegalTransition => "ILLEGAL_TRANSITION",
+    IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+    IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+    SlotFull => "SLOT_FULL",
+    Throttled => "THROTTLED",
+    AlreadyQueued => "ALREADY_QUEUED",
+    QueueFull => "QUEUE_FULL",
+    PoolExhausted => "POOL_EXHAUSTED",
+    Unavailable => "UNAVAILABLE",
+    Internal => "INTERNAL",
 }
 
 impl Reason {
-    /// Every reason, for the OpenAPI document's enum (keep in step with the enum above).
-    pub const ALL: [Reason; 27] = {
-        use Reason::*;
-        [
-            MalformedJson,
-            ValidationFailed,
-            KindDisabled,
-            UnknownService,
-            UnknownGroup,
-            InvalidPhoneNumber,
-            PremiumNumber,
-            NumberNotAllowed,
-            TimeOutOfRange,
-            OfficeClosed,
-            AlreadyCompleted,
-            NotReschedulable,
-            Unauthorized,
-            NotFound,
-            MethodNotAllowed,
-            IllegalTransition,
-            IdempotencyInProgress,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            IdempotencyKeyReused,
-            SlotFull,
-            Throttled,
-            AlreadyQueued,
-            QueueFull,
-            PoolExhausted,
-            Unavailable,
-            Internal,
-        ]
-    };
-
-    pub fn as_str(self) -> &'static str {
-        use Reason::*;
-        match self {
-            MalformedJson => "MALFORMED_JSON",
-            ValidationFailed => "VALIDATION_FAILED",
-            KindDisabled => "KIND_DISABLED",
-            UnknownService => "UNKNOWN_SERVICE",
-            UnknownGroup => "UNKNOWN_GROUP",
-            InvalidPhoneNumber => "INVALID_PHONE_NUMBER",
-            PremiumNumber => "PREMIUM_NUMBER",
-            NumberNotAllowed => "NUMBER_NOT_ALLOWED",
-            TimeOutOfRange => "TIME_OUT_OF_RANGE",
-            OfficeClosed => "OFFICE_CLOSED",
-            AlreadyCompleted => "ALREADY_COMPLETED",
-            NotReschedulable => "NOT_RESCHEDULABLE",
-            Unauthorized => "UNAUTHORIZED",
-            NotFound => "NOT_FOUND",
-            MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            IllegalTransition => "ILLEGAL_TRANSITION",
-            IdempotencyInProgress => "IDEMPOTENCY_IN_PROGRESS",
-            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            SlotFull => "SLOT_FULL",
-            Throttled => "THROTTLED",
-            AlreadyQueued => "ALREADY_QUEUED",
-            QueueFull => "QUEUE_FULL",
-            PoolExhausted => "POOL_EXHAUSTED",
-            Unavailable => "UNAVAILABLE",
-            Internal => "INTERNAL",
-        }
-    }
-
     pub fn status(self) -> StatusCode {
         use Reason::*;
         match self {

@@ -10,18 +10,18 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Reason;
-use crate::http::{availability, call_in, callbacks};
+use crate::http::{availability, call_in, callbacks, queues};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ringback public API", description = "GES v3-compatible callback API. Every answer is an envelope `{ status: { code, message, corrId, reason?, details? }, data? }`."),
     paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::list,
-        availability::availability, availability::open_for,
+        availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time,
         call_in::create, call_in::retrieve, call_in::cancel),
     components(schemas(
         callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::IdData,
         callbacks::CallbackView, callbacks::HistoryView, callbacks::CallbackPage, callbacks::RescheduleData,
-        availability::SlotView, availability::AvailabilityData,
+        availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
         call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView
     )),
     modifiers(&ApiKeyScheme),

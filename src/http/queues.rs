@@ -1,7 +1,8 @@
 //! Queue status and estimated wait times (domain.md § Queue position and EWT).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::names::is_valid_name;
 use crate::domain::time::now_ms;
@@ -90,6 +91,33 @@ pub async fn position_and_wait(
 }
 
 /// `GET /callbacks/queue-status/{queue-name}`: a service name, else a virtual queue name.
+/// What a callback UI needs to decide what to offer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStatusData {
+    /// Estimated wait in seconds (mode2), -1 when unknown.
+    pub ewt: i64,
+    pub offer_immediate_callback: bool,
+    pub offer_scheduled_callback: bool,
+}
+
+/// One virtual queue's estimate.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EwtEntry {
+    pub virtual_queue: String,
+    /// Seconds, -1 when unknown.
+    pub estimated_wait_time: i64,
+    /// 0 estimated, 1 no recent data, 2 unknown virtual queue.
+    pub result_code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[utoipa::path(get, path = "/engagement/v3/callbacks/queue-status/{queue-name}", tag = "callbacks",
+    params(("queue-name" = String, Path, description = "A service name or a virtual queue name")),
+    responses((status = 200, description = "EWT and whether to offer immediate and scheduled callbacks", body = QueueStatusData)),
+    security(("api_key" = [])))]
 pub async fn queue_status(
     state: web::Data<AppState>,
     auth: ApiKeyAuth,
@@ -128,17 +156,22 @@ pub async fn queue_status(
         let open_for = hours.open_for_seconds(now);
         offer_immediate = open_for > 0 && !no_agents && ewt.is_none_or(|e| e < open_for);
     }
-    Ok(envelope::ok(json!({
-        "ewt": ewt.unwrap_or(-1),
-        "offerImmediateCallback": offer_immediate,
-        "offerScheduledCallback": offer_scheduled,
-    })))
+    Ok(envelope::ok(QueueStatusData {
+        ewt: ewt.unwrap_or(-1),
+        offer_immediate_callback: offer_immediate,
+        offer_scheduled_callback: offer_scheduled,
+    }))
 }
 
 /// The most virtual queues one estimated-wait-time request may name (api.md).
 pub const MAX_VIRTUAL_QUEUES: usize = 50;
 
 /// `GET /estimated-wait-time?virtual-queues=a,b&mode=mode2`.
+#[utoipa::path(get, path = "/engagement/v3/estimated-wait-time", tag = "callbacks",
+    params(("virtual-queues" = String, Query, description = "Comma-separated virtual queue names, at most 50"),
+        ("mode" = Option<String>, Query, description = "mode1 history, mode2 either (default), mode3 platform")),
+    responses((status = 200, description = "One estimate per virtual queue, in the order asked", body = Vec<EwtEntry>)),
+    security(("api_key" = [])))]
 pub async fn estimated_wait_time(
     state: web::Data<AppState>,
     auth: ApiKeyAuth,
@@ -167,14 +200,18 @@ pub async fn estimated_wait_time(
         let known = is_valid_name(vq)
             && (!state.store.services_of_queue(&auth.tenant.id, vq).await?.is_empty()
                 || state.store.queue_stats(&auth.tenant.id, vq).await?.is_some());
-        let entry: Value = if !known {
-            json!({ "virtualQueue": vq, "estimatedWaitTime": -1, "resultCode": 2, "message": "unknown virtual queue" })
+        let entry = |estimated_wait_time: i64, result_code: i64, message: Option<&str>| EwtEntry {
+            virtual_queue: vq.to_string(),
+            estimated_wait_time,
+            result_code,
+            message: message.map(str::to_string),
+        };
+        let entry = if !known {
+            entry(-1, 2, Some("unknown virtual queue"))
         } else {
             match queue_ewt(&state, &auth.tenant, vq, mode, now).await? {
-                Some(e) => json!({ "virtualQueue": vq, "estimatedWaitTime": e, "resultCode": 0 }),
-                None => {
-                    json!({ "virtualQueue": vq, "estimatedWaitTime": -1, "resultCode": 1, "message": "no recent wait-time data for this virtual queue" })
-                }
+                Some(e) => entry(e, 0, None),
+                None => entry(-1, 1, Some("no recent wait-time data for this virtual queue")),
             }
         };
         results.push(entry);

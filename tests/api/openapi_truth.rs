@@ -198,6 +198,22 @@ async fn real_answers_match_the_openapi_document() {
     open_for.expect(200, None);
     check(&doc, "/engagement/v3/callbacks/open-for/{service-name}", "get", &open_for, &mut problems);
 
+    let queue_status = "/engagement/v3/callbacks/queue-status/{queue-name}";
+    let status = app.call(Method::GET, "/engagement/v3/callbacks/queue-status/sales", &h, None).await;
+    status.expect(200, None);
+    check(&doc, queue_status, "get", &status, &mut problems);
+    let no_queue = app.call(Method::GET, "/engagement/v3/callbacks/queue-status/nope", &h, None).await;
+    no_queue.expect(400, Some("UNKNOWN_SERVICE"));
+    check(&doc, queue_status, "get", &no_queue, &mut problems);
+    let ewt = "/engagement/v3/estimated-wait-time";
+    let estimates = app.call(Method::GET, &format!("{ewt}?virtual-queues=sales,nope"), &h, None).await;
+    estimates.expect(200, None);
+    assert_eq!(estimates.body["data"][1]["resultCode"], 2, "{}", estimates.text);
+    check(&doc, ewt, "get", &estimates, &mut problems);
+    let bad_mode = app.call(Method::GET, &format!("{ewt}?virtual-queues=sales&mode=mode9"), &h, None).await;
+    bad_mode.expect(400, Some("VALIDATION_FAILED"));
+    check(&doc, ewt, "get", &bad_mode, &mut problems);
+
     let call_in = "/engagement/v3/call-in/requests/retrieve";
     let no_request = app.call(Method::POST, call_in, &h, Some(json!({ "id": "nope" }))).await;
     no_request.expect(404, Some("NOT_FOUND"));
