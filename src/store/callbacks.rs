@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
 use super::capacity::{release, reserve};
-use super::{Store, StoreResult};
+use super::tenants::{append_audit, AuditEntry};
+use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 
 /// A booking ready to be written.
@@ -321,52 +322,33 @@ impl Store {
     ) -> StoreResult<CancelOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            // A concurrent writer (another replica, the platform) may move the callback between our
-            // read and our conditional write; read again and retry rather than fail the cancel.
-            let current = loop {
-                let Some(current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
-                    return Ok(CancelOutcome::NotFound);
-                };
-                if current.state == State::Completed {
-                    return Ok(CancelOutcome::AlreadyCompleted);
-                }
-                let moved = sqlx::query(
-                    "UPDATE callbacks SET state = $1, reason = $2, updated_ms = $3 WHERE id = $4 AND state = $5",
-                )
-                .bind(State::Completed.as_str())
-                .bind(REASON_CANCELLED)
-                .bind(now_ms)
-                .bind(id)
-                .bind(current.state.as_str())
-                .execute(&mut *tx)
-                .await?;
-                if moved.rows_affected() == 1 {
-                    break current;
-                }
-            };
-            if let Some(bucket) = current.bucket_ms {
-                release(&mut tx, tenant_id, &current.service_name, bucket).await?;
-            }
-            // Handed over already: the platform must hear of the cancel (published by the monitor).
-            if current.published_ms.is_some() && current.state.is_active() {
-                sqlx::query(
-                    "INSERT INTO dispatch_outbox (callback_id, attempt, payload, created_ms) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(current.attempt)
-                .bind("callback.cancel")
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            append_history(&mut tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
+            let outcome = cancel_in(&mut tx, tenant_id, id, actor, now_ms).await?;
             tx.commit().await?;
-            Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
-                state: State::Completed,
-                reason: Some(REASON_CANCELLED.to_string()),
-                updated_ms: now_ms,
-                ..current
-            })))
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// Cancel many callbacks and record the audit entry, all in one transaction: an error midway
+    /// leaves every one as it was and no audit entry. One outcome per id, in order.
+    pub async fn cancel_callbacks(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+        actor: Actor,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<Vec<CancelOutcome>> {
+        self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
+            let mut tx = self.writer.begin().await?;
+            let mut outcomes = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                self.faults.fail_bulk_midway(i, ids.len())?;
+                outcomes.push(cancel_in(&mut tx, tenant_id, id, actor, now_ms).await?);
+            }
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            Ok(outcomes)
         })
         .await
     }
@@ -423,4 +405,56 @@ impl Store {
         })
         .await
     }
+}
+
+/// Cancel one callback inside the caller's transaction (`cancel_callback`, `cancel_callbacks`).
+async fn cancel_in(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    id: &str,
+    actor: Actor,
+    now_ms: i64,
+) -> StoreResult<CancelOutcome> {
+    // A concurrent writer (another replica, the platform) may move the callback between our
+    // read and our conditional write; read again and retry rather than fail the cancel.
+    let current = loop {
+        let Some(current) = fetch_in_tx(tx, tenant_id, id).await? else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if current.state == State::Completed {
+            return Ok(CancelOutcome::AlreadyCompleted);
+        }
+        let moved =
+            sqlx::query("UPDATE callbacks SET state = $1, reason = $2, updated_ms = $3 WHERE id = $4 AND state = $5")
+                .bind(State::Completed.as_str())
+                .bind(REASON_CANCELLED)
+                .bind(now_ms)
+                .bind(id)
+                .bind(current.state.as_str())
+                .execute(&mut **tx)
+                .await?;
+        if moved.rows_affected() == 1 {
+            break current;
+        }
+    };
+    if let Some(bucket) = current.bucket_ms {
+        release(tx, tenant_id, &current.service_name, bucket).await?;
+    }
+    // Handed over already: the platform must hear of the cancel (published by the monitor).
+    if current.published_ms.is_some() && current.state.is_active() {
+        sqlx::query("INSERT INTO dispatch_outbox (callback_id, attempt, payload, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(current.attempt)
+            .bind("callback.cancel")
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+    }
+    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
+    Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
+        state: State::Completed,
+        reason: Some(REASON_CANCELLED.to_string()),
+        updated_ms: now_ms,
+        ..current
+    })))
 }

@@ -3,10 +3,11 @@
 //! transition is a conditional write on (state, attempt), so replicas never move a callback twice.
 
 use serde_json::{Map, Value};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::callbacks::{append_history_rows, CallbackRecord};
-use super::{Store, StoreResult};
+use super::tenants::{append_audit, AuditEntry};
+use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State};
 
 /// A hand-off ready to publish.
@@ -520,24 +521,46 @@ impl Store {
     pub async fn redrive(&self, tenant_id: &str, id: &str, replica: &str, now: i64) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let done = sqlx::query(
-                "UPDATE callbacks SET state = 'QUEUED', reason = NULL, attempt = attempt + 1, failed_attempts = 0, claimed_ms = $1,
-                     claimed_by = $2, published_ms = NULL, acked_ms = NULL, ack_deadline_ms = NULL, queued_ms = $1,
-                     processing_ms = NULL, updated_ms = $1
-                 WHERE id = $3 AND tenant_id = $4 AND state = 'COMPLETED' AND reason IN ('SUBMIT_FAILED', 'FAIL_TIMEOUT_TTL')",
-            )
-            .bind(now)
-            .bind(replica)
-            .bind(id)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Ok(false);
-            }
-            append_history_rows(&mut tx, &[id], State::Queued, None, Actor::Admin, now).await?;
+            let done = redrive_in(&mut tx, tenant_id, id, replica, now).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(done)
+        })
+        .await
+    }
+
+    /// Re-drive many callbacks and record the audit entry, all in one transaction: an error midway
+    /// leaves every one as it was and no audit entry. One outcome per id, in order.
+    pub async fn redrive_callbacks(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+        replica: &str,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<Vec<RedriveOutcome>> {
+        self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
+            let mut tx = self.writer.begin().await?;
+            let mut outcomes = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                self.faults.fail_bulk_midway(i, ids.len())?;
+                let outcome = if redrive_in(&mut tx, tenant_id, id, replica, now).await? {
+                    RedriveOutcome::Requeued
+                } else if sqlx::query("SELECT 1 FROM callbacks WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some()
+                {
+                    RedriveOutcome::NotEligible
+                } else {
+                    RedriveOutcome::NotFound
+                };
+                outcomes.push(outcome);
+            }
+            append_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok(outcomes)
         })
         .await
     }
@@ -605,4 +628,39 @@ impl Store {
         })
         .await
     }
+}
+
+/// What a bulk re-drive did with one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedriveOutcome {
+    Requeued,
+    NotEligible,
+    NotFound,
+}
+
+/// Re-drive one callback inside the caller's transaction; false when not eligible.
+async fn redrive_in(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    id: &str,
+    replica: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE callbacks SET state = 'QUEUED', reason = NULL, attempt = attempt + 1, failed_attempts = 0, claimed_ms = $1,
+             claimed_by = $2, published_ms = NULL, acked_ms = NULL, ack_deadline_ms = NULL, queued_ms = $1,
+             processing_ms = NULL, updated_ms = $1
+         WHERE id = $3 AND tenant_id = $4 AND state = 'COMPLETED' AND reason IN ('SUBMIT_FAILED', 'FAIL_TIMEOUT_TTL')",
+    )
+    .bind(now)
+    .bind(replica)
+    .bind(id)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    append_history_rows(tx, &[id], State::Queued, None, Actor::Admin, now).await?;
+    Ok(true)
 }

@@ -1,4 +1,5 @@
-//! Fault switches of one store's booking writes, so a test can break a batch for real. They live
+//! Fault switches of one store's writes, so a test can break a booking batch or a bulk admin
+//! operation for real. They live
 //! with the store, not in `telemetry::faults`' process-wide switches: tests run many applications
 //! in one process, and a switch armed for one must not trip another's booking. Armed only through
 //! `http::admin::faults` (`faults.enabled`); disarmed, each check is one relaxed atomic load.
@@ -6,9 +7,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use super::StoreError;
+
 #[derive(Default)]
 pub struct BookingFaults {
     batch_stall: AtomicBool,
+    bulk_failure: AtomicBool,
     collision_armed: AtomicBool,
     collisions: Mutex<Vec<(String, String)>>,
 }
@@ -22,6 +26,23 @@ impl BookingFaults {
 
     pub fn take_batch_stall(&self) -> bool {
         self.batch_stall.load(Ordering::Relaxed) && self.batch_stall.swap(false, Ordering::SeqCst)
+    }
+
+    /// The next bulk admin operation (cancel, re-drive) fails halfway through its ids, as a
+    /// database error would.
+    pub fn arm_bulk_failure(&self) {
+        self.bulk_failure.store(true, Ordering::SeqCst);
+    }
+
+    /// An error at the middle id of an armed bulk operation (`done` of `total` handled so far).
+    pub fn fail_bulk_midway(&self, done: usize, total: usize) -> Result<(), StoreError> {
+        if done == total / 2
+            && self.bulk_failure.load(Ordering::Relaxed)
+            && self.bulk_failure.swap(false, Ordering::SeqCst)
+        {
+            return Err(StoreError::Other(anyhow::anyhow!("fault injection: a bulk operation failed halfway")));
+        }
+        Ok(())
     }
 
     /// The next booking for `phone` (E.164) is written under `id`, an existing callback's id, so

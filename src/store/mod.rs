@@ -36,7 +36,7 @@ pub use callbacks::{
     BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
     RescheduleOutcome,
 };
-pub use dispatch::{Finished, HandOff, PlatformReport, ReportOutcome};
+pub use dispatch::{Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome};
 pub use faults::BookingFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
@@ -161,6 +161,9 @@ pub struct Store {
     faults: Arc<faults::BookingFaults>,
 }
 
+/// A bulk admin operation (up to 1,000 ids in one transaction) gets this many statement timeouts.
+const BULK_TIMEOUT_FACTOR: u32 = 4;
+
 /// How many of `database.max_connections` are set aside for background work on PostgreSQL.
 const BACKGROUND_CONNECTIONS: u32 = 2;
 
@@ -271,11 +274,13 @@ impl Store {
     /// Bound every database call by the statement timeout, so a slow or absent database is a
     /// fast 503 rather than a hung request.
     async fn timed<T>(&self, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(self.statement_timeout, work).await {
+        self.timed_within(self.statement_timeout, work).await
+    }
+
+    async fn timed_within<T>(&self, limit: Duration, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
-            Err(_) => {
-                Err(StoreError::Unavailable(format!("no answer within {} ms", self.statement_timeout.as_millis())))
-            }
+            Err(_) => Err(StoreError::Unavailable(format!("no answer within {} ms", limit.as_millis()))),
         }
     }
 

@@ -4,7 +4,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{phone, Backend, TestApp};
-use crate::on_both_backends;
+use crate::{for_each_backend, on_both_backends};
+
+for_each_backend!(bulk_cancel_and_redrive_are_all_or_nothing_with_their_audit_entry);
 
 on_both_backends!(
     tenants_are_put_read_listed_and_deleted,
@@ -167,4 +169,45 @@ async fn log_level_is_read_changed_and_validated() {
     let bad = app.admin(Method::PUT, "/log-level", Some(json!({ "level": "loud=[" }))).await;
     bad.expect(400, Some("VALIDATION_FAILED"));
     assert_eq!(bad.body["status"]["details"][0]["field"], "level");
+}
+
+/// A bulk cancel that fails halfway (fault injection: a database error at the middle id) leaves
+/// every callback as it was and writes no audit entry; the retry cancels all, audited once.
+async fn bulk_cancel_and_redrive_are_all_or_nothing_with_their_audit_entry(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("RINGBACK__FAULTS__ENABLED", "true")]).await;
+    let key = app.tenant_with_service("acme", "sales", json!({ "maxFuture": "1y" })).await;
+    let when = crate::helpers::local_time(3, "10:00", "UTC");
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let r = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(n), "desiredTime": when })).await;
+        ids.push(r.id());
+    }
+    let cancel = json!({ "ids": ids });
+    app.admin(Method::POST, "/faults/fail-bulk-midway", Some(json!({}))).await.expect(200, None);
+    let failed = app.admin(Method::POST, "/tenants/acme/callbacks/cancel", Some(cancel.clone())).await;
+    assert!(failed.status.is_server_error(), "{}", failed.text);
+    for id in &ids {
+        assert_eq!(app.retrieve(&key, id).await.body["data"]["callbackState"], "SCHEDULED", "nothing cancelled");
+    }
+    assert_eq!(audited(&app, "cancel").await, 0, "no audit entry for what did not happen");
+    let done = app.admin(Method::POST, "/tenants/acme/callbacks/cancel", Some(cancel)).await;
+    done.expect(200, None);
+    assert_eq!(done.body["data"]["cancelled"].as_array().map(Vec::len), Some(6), "{}", done.text);
+    assert_eq!(audited(&app, "cancel").await, 1);
+    // Re-drive goes through the same transaction shape: armed, it fails and changes nothing.
+    app.admin(Method::POST, "/faults/fail-bulk-midway", Some(json!({}))).await.expect(200, None);
+    let redrive = app.admin(Method::POST, "/tenants/acme/callbacks/redrive", Some(json!({ "ids": ids }))).await;
+    assert!(redrive.status.is_server_error(), "{}", redrive.text);
+    assert_eq!(audited(&app, "redrive").await, 0);
+    let redrive = app.admin(Method::POST, "/tenants/acme/callbacks/redrive", Some(json!({ "ids": ids }))).await;
+    redrive.expect(200, None);
+    assert_eq!(redrive.body["data"]["notEligible"].as_array().map(Vec::len), Some(6), "cancelled is not re-drivable");
+    assert_eq!(audited(&app, "redrive").await, 1);
+}
+
+/// Audit entries of tenant acme's bulk `operation` (cancel, redrive).
+async fn audited(app: &TestApp, operation: &str) -> usize {
+    let audit = app.admin(Method::GET, "/audit?limit=100", None).await;
+    let items = audit.body["data"]["items"].as_array().cloned().unwrap_or_default();
+    items.iter().filter(|e| e["resource"] == format!("tenants/acme/callbacks/{operation}")).count()
 }

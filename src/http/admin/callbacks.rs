@@ -13,7 +13,7 @@ use crate::http::callbacks::{page_of, parse_list_query, record_cancelled, view};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::state::AppState;
-use crate::store::CancelOutcome;
+use crate::store::{CancelOutcome, RedriveOutcome};
 
 const MAX_IDS: usize = 1000;
 
@@ -59,9 +59,13 @@ pub async fn cancel(
     if body.value.ids.len() > MAX_IDS {
         return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
     }
+    // All or nothing, with the audit entry in the same transaction.
+    let audit = audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
+    let ids = &body.value.ids;
+    let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, &audit, now_ms()).await?;
     let (mut cancelled, mut not_found, mut already) = (Vec::new(), Vec::new(), Vec::new());
-    for id in &body.value.ids {
-        match state.store.cancel_callback(&tenant.id, id, Actor::Admin, now_ms()).await? {
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        match outcome {
             CancelOutcome::Cancelled(record) => {
                 record_cancelled(&tenant, &record.service_name);
                 cancelled.push(id.clone());
@@ -70,8 +74,6 @@ pub async fn cancel(
             CancelOutcome::NotFound => not_found.push(id.clone()),
         }
     }
-    let audit = audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
-    state.store.append_audit_entry(&audit, now_ms()).await?;
     Ok(envelope::ok(json!({ "cancelled": cancelled, "notFound": not_found, "alreadyCompleted": already })))
 }
 
@@ -107,22 +109,21 @@ pub async fn redrive(
         (None, Some(_)) => return Err(ApiError::field("reason", "must be SUBMIT_FAILED or FAIL_TIMEOUT_TTL")),
         _ => return Err(ApiError::field("ids", "send either ids or reason (with an optional since)")),
     };
+    // All or nothing, with the audit entry in the same transaction.
+    let audit =
+        audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/redrive", tenant.name), Some(&body.raw));
+    let outcomes = state.store.redrive_callbacks(&tenant.id, &ids, &state.replica_id, &audit, now_ms()).await?;
     let (mut requeued, mut not_found, mut not_eligible) = (Vec::new(), Vec::new(), Vec::new());
-    for id in ids {
-        if state.store.redrive(&tenant.id, &id, &state.replica_id, now_ms()).await? {
-            requeued.push(id);
-        } else if state.store.get_callback(&tenant.id, &id).await?.is_some() {
-            not_eligible.push(id);
-        } else {
-            not_found.push(id);
+    for (id, outcome) in ids.into_iter().zip(outcomes) {
+        match outcome {
+            RedriveOutcome::Requeued => requeued.push(id),
+            RedriveOutcome::NotEligible => not_eligible.push(id),
+            RedriveOutcome::NotFound => not_found.push(id),
         }
     }
     if !requeued.is_empty() {
         state.dispatch_wake.notify_one();
     }
-    let audit =
-        audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/redrive", tenant.name), Some(&body.raw));
-    state.store.append_audit_entry(&audit, now_ms()).await?;
     Ok(envelope::ok(json!({ "requeued": requeued, "notFound": not_found, "notEligible": not_eligible })))
 }
 

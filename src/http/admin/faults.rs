@@ -78,6 +78,12 @@ pub async fn stall_booking_batch(_admin: AdminAuth, state: web::Data<AppState>) 
     envelope::ok(json!({ "armed": "stall-booking-batch" }))
 }
 
+/// The next bulk admin operation (cancel, re-drive) fails halfway through its ids.
+pub async fn fail_bulk_midway(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
+    state.store.faults().arm_bulk_failure();
+    envelope::ok(json!({ "armed": "fail-bulk-midway" }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Collision {
@@ -104,5 +110,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
         .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
         .service(resource("/faults/stall-booking-batch").route(web::post().to(stall_booking_batch)))
+        .service(resource("/faults/fail-bulk-midway").route(web::post().to(fail_bulk_midway)))
         .service(resource("/faults/poison-booking").route(web::post().to(poison_booking)))
 }
