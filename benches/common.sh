@@ -10,7 +10,7 @@ BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
 start_bench_server() {
   RINGBACK__DATABASE__URL="$1" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
   RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$2" \
-  RINGBACK__REDIS__URL="${BENCH_REDIS_URL:-}" \
+  RINGBACK__REDIS__URL="${BENCH_REDIS_URL:-}" RINGBACK__MONITOR__DISPATCH="$([ -n "${BENCH_REDIS_URL:-}" ] && echo stream || echo none)" \
     "$BENCH_BIN" serve >"$3" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.1; done

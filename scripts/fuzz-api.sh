@@ -40,7 +40,8 @@ fuzz() {
   local port key
   port=$(free_port)
   RINGBACK__DATABASE__URL="$2" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$port" RINGBACK__LISTEN__EXTERNAL="" \
-    RINGBACK__ADMIN__TOKENS=fuzz-admin RINGBACK_LOG=warn "$RINGBACK_BIN" serve >"$WORK/$1.log" 2>&1 &
+    RINGBACK__ADMIN__TOKENS=fuzz-admin RINGBACK__MONITOR__DISPATCH=none RINGBACK_LOG=warn \
+    "$RINGBACK_BIN" serve >"$WORK/$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.1; done
   admin() { curl -sf -X "$1" "http://127.0.0.1:$port/admin/v1$2" -H 'authorization: Bearer fuzz-admin' \

@@ -57,6 +57,9 @@ impl Application {
             // The in-process simulator reports over the internal API like a real platform.
             settings.internal.tokens.push(format!("demo-{}", uuid::Uuid::new_v4().simple()));
         }
+        if let Some(problem) = settings.dispatch_problem(options.demo) {
+            anyhow::bail!(problem);
+        }
         let settings = Arc::new(settings);
         let metrics = catalogue::install();
         crate::telemetry::publish_tolerances(&settings.alerts);

@@ -84,10 +84,19 @@ pub struct CacheSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorSettings {
+    pub dispatch: DispatchMode,
     pub tick_ms: u64,
     pub recovery_seconds: u64,
     pub lag_threshold_seconds: u64,
     pub claim_lease_seconds: u64,
+}
+
+/// Whether this replica hands callbacks over (api.md `RINGBACK__MONITOR__DISPATCH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    Stream,
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +244,21 @@ impl Settings {
 
     pub fn external_addr(&self) -> Option<SocketAddr> {
         parse_listen("listen.external", &self.listen.external).ok().flatten()
+    }
+
+    /// A configuration that would book callbacks and never hand them over: PostgreSQL (a
+    /// deployment) with no Redis to publish to and `monitor.dispatch = "stream"`. Refused at
+    /// start-up (exit 2) instead of logging hand-offs nobody dials; `serve --demo` has its own
+    /// in-process stream.
+    pub fn dispatch_problem(&self, demo: bool) -> Option<String> {
+        let postgres = self.database.url.starts_with("postgres");
+        let stranded =
+            postgres && !demo && self.monitor.dispatch == DispatchMode::Stream && self.ors_redis_url().is_empty();
+        stranded.then(|| {
+            "ors_redis.url: PostgreSQL needs a Redis stream to hand callbacks over; set ors_redis.url (or redis.url), \
+             or monitor.dispatch = \"none\" for a replica that hands nothing over"
+                .to_string()
+        })
     }
 
     pub fn ors_redis_url(&self) -> &str {

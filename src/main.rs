@@ -86,6 +86,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let None | Some(Command::Serve { demo: false }) = cli.command {
+        if let Some(problem) = settings.dispatch_problem(false) {
+            eprintln!("{problem}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

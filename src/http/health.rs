@@ -24,7 +24,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if let Some(down) = state.throttles.redis_down() {
         dependencies.insert("redis".into(), json!(if down { "down" } else { "up" }));
     }
-    if state.dispatcher.is_redis() {
+    if state.settings.monitor.dispatch == crate::config::DispatchMode::None {
+        dependencies.insert("orsRedis".into(), json!("off"));
+    } else if state.dispatcher.is_redis() {
         dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));
     }
     let ready = database_up && !state.is_shutting_down();

@@ -20,13 +20,15 @@ use crate::telemetry::{faults, supervise};
 
 pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
 
-/// Start both passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`). They run until the
-/// process stops.
+/// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass only
+/// with `monitor.dispatch = "stream"`, the recovery pass always. They run until the process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     dispatch::Raise::register_all();
     let directory = Directory::default();
     let memory = dispatch::DispatchMemory::default();
-    let dispatch = {
+    // `monitor.dispatch = "none"`: this replica claims and hands over nothing; housekeeping runs.
+    let dispatches = state.settings.monitor.dispatch == crate::config::DispatchMode::Stream;
+    let dispatch = dispatches.then(|| {
         let (state, directory) = (state.clone(), directory.clone());
         supervise::spawn("monitor-dispatch", move || {
             let (state, dispatcher, directory, memory) =
@@ -43,7 +45,7 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
                 }
             }
         })
-    };
+    });
     let recovery = supervise::spawn("monitor-recovery", move || {
         let (state, directory) = (state.clone(), directory.clone());
         async move {
@@ -55,5 +57,5 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
             }
         }
     });
-    vec![dispatch, recovery]
+    dispatch.into_iter().chain([recovery]).collect()
 }

@@ -42,6 +42,16 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
     }
 }
 
+/// PostgreSQL without a Redis to hand over to refuses to start (`Settings::dispatch_problem`):
+/// such a test replica hands nothing over (`monitor.dispatch = "none"`) unless the test says
+/// otherwise. The setting to add, if any.
+pub fn dispatch_default(database_url: &str, extra: &[(&str, &str)]) -> Option<(&'static str, &'static str)> {
+    let decided = extra.iter().any(|(k, _)| {
+        matches!(*k, "RINGBACK__REDIS__URL" | "RINGBACK__ORS_REDIS__URL" | "RINGBACK__MONITOR__DISPATCH")
+    });
+    (database_url.starts_with("postgres") && !decided).then_some(("RINGBACK__MONITOR__DISPATCH", "none"))
+}
+
 pub fn test_settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
     let mut env: Vec<(String, String)> = vec![
         ("RINGBACK__DATABASE__URL".into(), database_url.into()),
@@ -52,6 +62,9 @@ pub fn test_settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
         ("RINGBACK__HTTP__SHUTDOWN_TIMEOUT_SECONDS".into(), "2".into()),
         ("RINGBACK__DATABASE__MAX_CONNECTIONS".into(), "4".into()),
     ];
+    if let Some((k, v)) = dispatch_default(database_url, extra) {
+        env.push((k.into(), v.into()));
+    }
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load_from(None, env).expect("test settings")
 }

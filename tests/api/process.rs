@@ -30,6 +30,9 @@ impl Process {
             .env("RINGBACK__HTTP__WORKERS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(none) = crate::helpers::dispatch_default(database_url, extra) {
+            cmd.env(none.0, none.1);
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -313,6 +316,33 @@ fn bad_configuration_fails_fast_naming_the_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("database.statement_timeout_ms"), "{err}");
+}
+
+/// PostgreSQL with no Redis to hand callbacks over to would book and never dial: refused at
+/// start-up, naming `ors_redis.url`, unless the replica is told to hand nothing over. SQLite (the
+/// embedded default) starts without Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_that_cannot_dispatch_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_ringback"))
+        .arg("serve")
+        .env_clear()
+        .env("RINGBACK__DATABASE__URL", &url)
+        .env("RINGBACK__LISTEN__INTERNAL", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ors_redis.url"), "{err}");
+    let client = reqwest::Client::new();
+    let off = Process::start(&url, &[("RINGBACK__MONITOR__DISPATCH", "none")]);
+    let ready: Value = client.get(off.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["dependencies"]["orsRedis"], "off", "{ready}");
+    let sqlite = fresh_database(Backend::Sqlite, &dir).await;
+    let embedded = Process::start(&sqlite, &[("RINGBACK__MONITOR__DISPATCH", "stream")]);
+    let ready = client.get(embedded.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
