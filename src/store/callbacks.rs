@@ -408,7 +408,7 @@ impl Store {
 }
 
 /// Cancel one callback inside the caller's transaction (`cancel_callback`, `cancel_callbacks`).
-async fn cancel_in(
+pub(super) async fn cancel_in(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     id: &str,

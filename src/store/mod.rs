@@ -40,7 +40,7 @@ pub use dispatch::{Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutc
 pub use faults::BookingFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
-pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, ResolvedKey, ServiceRecord, Tenant};
+pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, Tenant};
 pub use writer::BookingWriter;
 
 use crate::config::DatabaseSettings;

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
+use super::callbacks::CancelOutcome;
 use super::{flag, Store, StoreResult};
+use crate::domain::callback::Actor;
 use crate::domain::service::ServiceConfig;
 use crate::telemetry::catalogue::RBAC_CREATE_VQ_PROXY_ERROR;
 
@@ -142,8 +144,18 @@ impl Store {
     }
 
     /// Deleting a tenant removes its keys and services; its callbacks stay until they are purged.
-    pub async fn delete_tenant(&self, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
-        self.audited_delete(&[("DELETE FROM tenants WHERE name = $1", &[name])], audit, now_ms).await
+    /// Delete a tenant; its unfinished callbacks refuse the delete, or with `cancel_unfinished`
+    /// are cancelled in the same audited transaction.
+    pub async fn delete_tenant(
+        &self,
+        tenant: &Tenant,
+        cancel_unfinished: bool,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        let scope = Unfinished { tenant_id: &tenant.id, service: None, cancel: cancel_unfinished };
+        let name: &[&str] = &[tenant.name.as_str()];
+        self.delete_with_callbacks(&scope, &[("DELETE FROM tenants WHERE name = $1", name)], audit, now_ms).await
     }
 
     pub async fn create_api_key(
@@ -313,22 +325,67 @@ impl Store {
     }
 
     /// Deleting a service keeps its callbacks (they still complete or expire).
+    /// Delete a service; its unfinished callbacks refuse the delete, or with `cancel_unfinished`
+    /// are cancelled in the same audited transaction.
     pub async fn delete_service(
         &self,
         tenant_id: &str,
         name: &str,
+        cancel_unfinished: bool,
         audit: &AuditEntry,
         now_ms: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<DeleteOutcome> {
         let keys: &[&str] = &[tenant_id, name];
-        self.audited_delete(
-            &[
-                ("DELETE FROM services WHERE tenant_id = $1 AND name = $2", keys),
-                ("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2", keys),
-            ],
-            audit,
-            now_ms,
-        )
+        let scope = Unfinished { tenant_id, service: Some(name), cancel: cancel_unfinished };
+        let statements: &[(&str, &[&str])] = &[
+            ("DELETE FROM services WHERE tenant_id = $1 AND name = $2", keys),
+            ("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2", keys),
+        ];
+        self.delete_with_callbacks(&scope, statements, audit, now_ms).await
+    }
+
+    /// `audited_delete` for what callbacks belong to: its unfinished (not `COMPLETED`) callbacks
+    /// either refuse the delete (api.md `HAS_UNFINISHED_CALLBACKS`) or are cancelled first, in the
+    /// same transaction, so no callback is left without its service (handed over with default
+    /// settings, never expiring, never purged).
+    async fn delete_with_callbacks(
+        &self,
+        scope: &Unfinished<'_>,
+        statements: &[(&str, &[&str])],
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<DeleteOutcome> {
+        self.timed_within(self.statement_timeout * super::BULK_TIMEOUT_FACTOR, async {
+            let mut tx = self.writer.begin().await?;
+            let mut sql = "SELECT id FROM callbacks WHERE tenant_id = $1 AND state <> 'COMPLETED'".to_string();
+            if scope.service.is_some() {
+                sql.push_str(" AND service_name = $2");
+            }
+            let mut query = sqlx::query(&sql).bind(scope.tenant_id);
+            if let Some(service) = scope.service {
+                query = query.bind(service);
+            }
+            let ids: Vec<String> =
+                query.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+            if !ids.is_empty() && !scope.cancel {
+                return Ok(DeleteOutcome::HasUnfinished(ids.len()));
+            }
+            let mut cancelled = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let CancelOutcome::Cancelled(record) =
+                    super::callbacks::cancel_in(&mut tx, scope.tenant_id, id, Actor::Admin, now_ms).await?
+                {
+                    cancelled.push(record.service_name);
+                }
+            }
+            if !run_deletes(&mut tx, statements).await? {
+                return Ok(DeleteOutcome::NotFound);
+            }
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            self.config_changed();
+            Ok(DeleteOutcome::Deleted { cancelled })
+        })
         .await
     }
 
@@ -342,15 +399,8 @@ impl Store {
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            for (i, (sql, params)) in statements.iter().enumerate() {
-                let mut query = sqlx::query(sql);
-                for p in params.iter() {
-                    query = query.bind(p.to_string());
-                }
-                let done = query.execute(&mut *tx).await?;
-                if i == 0 && done.rows_affected() == 0 {
-                    return Ok(false);
-                }
+            if !run_deletes(&mut tx, statements).await? {
+                return Ok(false);
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
@@ -452,4 +502,39 @@ async fn write_vq_proxy(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The statements of a delete, in order; false (and nothing more run) when the first deletes
+/// nothing.
+async fn run_deletes(tx: &mut Transaction<'_, Any>, statements: &[(&str, &[&str])]) -> StoreResult<bool> {
+    for (i, (sql, params)) in statements.iter().enumerate() {
+        let mut query = sqlx::query(sql);
+        for p in params.iter() {
+            query = query.bind(p.to_string());
+        }
+        let done = query.execute(&mut **tx).await?;
+        if i == 0 && done.rows_affected() == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whose unfinished callbacks a delete must settle, and whether it may cancel them.
+struct Unfinished<'a> {
+    tenant_id: &'a str,
+    service: Option<&'a str>,
+    cancel: bool,
+}
+
+/// What a delete of a service or tenant did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// Deleted; the services of the callbacks it cancelled (one entry per callback).
+    Deleted {
+        cancelled: Vec<String>,
+    },
+    NotFound,
+    /// Refused: this many callbacks are not `COMPLETED`.
+    HasUnfinished(usize),
 }

@@ -14,6 +14,7 @@ on_both_backends!(
     services_get_defaults_aliases_and_field_path_errors,
     every_admin_write_is_audited_without_secrets,
     admin_api_needs_a_valid_bearer_token,
+    deleting_a_service_or_tenant_with_unfinished_callbacks_needs_the_cancel_flag,
 );
 
 async fn tenants_are_put_read_listed_and_deleted(app: TestApp) {
@@ -210,4 +211,62 @@ async fn audited(app: &TestApp, operation: &str) -> usize {
     let audit = app.admin(Method::GET, "/audit?limit=100", None).await;
     let items = audit.body["data"]["items"].as_array().cloned().unwrap_or_default();
     items.iter().filter(|e| e["resource"] == format!("tenants/acme/callbacks/{operation}")).count()
+}
+
+/// No callback is left without its service: a delete of a service or tenant with unfinished
+/// callbacks answers 409 `HAS_UNFINISHED_CALLBACKS` with the count, and `?cancelUnfinished=true`
+/// cancels them in the same audited operation.
+async fn deleting_a_service_or_tenant_with_unfinished_callbacks_needs_the_cancel_flag(app: TestApp) {
+    let key = app.tenant_with_service("acme", "sales", json!({ "maxFuture": "1y" })).await;
+    app.admin(Method::PUT, "/tenants/acme/services/other", Some(json!({ "maxFuture": "1y" }))).await.expect(200, None);
+    let when = crate::helpers::local_time(3, "10:00", "UTC");
+    let book = |service: &'static str, n: u32| {
+        app.create(&key, json!({ "serviceName": service, "phoneNumber": phone(n), "desiredTime": when }))
+    };
+    let ids = [book("sales", 1).await.id(), book("sales", 2).await.id(), book("sales", 3).await.id()];
+    let other = book("other", 4).await.id();
+    app.public(&key, "/callbacks/cancel", json!({ "id": ids[2] })).await.expect(200, None);
+
+    let refused = app.admin(Method::DELETE, "/tenants/acme/services/sales", None).await;
+    refused.expect(409, Some("HAS_UNFINISHED_CALLBACKS"));
+    assert_eq!(
+        refused.body["status"]["details"][0]["problem"], "2",
+        "the finished one does not count: {}",
+        refused.text
+    );
+    let bad = app.admin(Method::DELETE, "/tenants/acme/services/sales?cancelUnfinished=maybe", None).await;
+    bad.expect(400, Some("VALIDATION_FAILED"));
+    for id in &ids[..2] {
+        assert_eq!(
+            app.retrieve(&key, id).await.body["data"]["callbackState"],
+            "SCHEDULED",
+            "a refused delete changes nothing"
+        );
+    }
+    let done = app.admin(Method::DELETE, "/tenants/acme/services/sales?cancelUnfinished=true", None).await;
+    done.expect(200, None);
+    assert_eq!(done.body["data"]["cancelledCallbacks"], 2);
+    for id in &ids[..2] {
+        let cb = app.retrieve(&key, id).await.body["data"].clone();
+        assert_eq!(
+            (cb["callbackState"].as_str(), cb["callbackReason"].as_str()),
+            (Some("COMPLETED"), Some("CANCELLED"))
+        );
+    }
+    app.admin(Method::GET, "/tenants/acme/services/sales", None).await.expect(404, Some("NOT_FOUND"));
+
+    app.admin(Method::DELETE, "/tenants/acme", None).await.expect(409, Some("HAS_UNFINISHED_CALLBACKS"));
+    assert_eq!(app.retrieve(&key, &other).await.body["data"]["callbackState"], "SCHEDULED");
+    let gone = app.admin(Method::DELETE, "/tenants/acme?cancelUnfinished=true", None).await;
+    gone.expect(200, None);
+    assert_eq!(gone.body["data"]["cancelledCallbacks"], 1);
+    let audit = app.admin(Method::GET, "/audit?limit=100", None).await;
+    let deletes: Vec<&str> = audit.body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "DELETE")
+        .filter_map(|e| e["resource"].as_str())
+        .collect();
+    assert!(deletes.contains(&"tenants/acme/services/sales") && deletes.contains(&"tenants/acme"), "{deletes:?}");
 }

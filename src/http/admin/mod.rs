@@ -40,3 +40,42 @@ pub fn audit_entry(actor: &str, action: &str, resource: String, body: Option<&Va
 pub async fn existing_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     state.store.get_tenant(name).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
+
+/// `?cancelUnfinished=true` on a delete of a service or tenant (api.md); `false` or absent: no.
+pub fn cancel_unfinished(req: &actix_web::HttpRequest) -> Result<bool, ApiError> {
+    let mut cancel = false;
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        if k == "cancelUnfinished" {
+            cancel = match v.as_ref() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(ApiError::field("cancelUnfinished", "must be true or false")),
+            };
+        }
+    }
+    Ok(cancel)
+}
+
+/// The answer to a delete of a service or tenant: 404, 409 `HAS_UNFINISHED_CALLBACKS` with the
+/// count, or the cancelled callbacks counted like any cancel.
+pub fn settle_delete(tenant: &Tenant, outcome: crate::store::DeleteOutcome, what: &str) -> Result<usize, ApiError> {
+    use crate::store::DeleteOutcome;
+    match outcome {
+        DeleteOutcome::NotFound => Err(ApiError::not_found(what)),
+        DeleteOutcome::HasUnfinished(count) => Err(ApiError {
+            details: vec![crate::error::FieldProblem::new("unfinishedCallbacks", count.to_string())],
+            ..ApiError::new(
+                crate::error::Reason::HasUnfinishedCallbacks,
+                format!(
+                    "the {what} has {count} unfinished callbacks; delete with ?cancelUnfinished=true to cancel them"
+                ),
+            )
+        }),
+        DeleteOutcome::Deleted { cancelled } => {
+            for service in &cancelled {
+                crate::http::callbacks::record_cancelled(tenant, service);
+            }
+            Ok(cancelled.len())
+        }
+    }
+}

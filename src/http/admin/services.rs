@@ -64,12 +64,13 @@ pub async fn delete(
     state: web::Data<AppState>,
     admin: AdminAuth,
     path: web::Path<(String, String)>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{tenant_name}/services/{name}"), None::<&Value>);
-    if !state.store.delete_service(&tenant.id, &name, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("service"));
-    }
-    Ok(envelope::ok(json!({ "name": name })))
+    let outcome =
+        state.store.delete_service(&tenant.id, &name, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
+    let cancelled = super::settle_delete(&tenant, outcome, "service")?;
+    Ok(envelope::ok(json!({ "name": name, "cancelledCallbacks": cancelled })))
 }

@@ -85,15 +85,16 @@ pub async fn delete(
     state: web::Data<AppState>,
     admin: AdminAuth,
     path: web::Path<String>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
+    let tenant = super::existing_tenant(&state, &name).await?;
     let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
-    if !state.store.delete_tenant(&name, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("tenant"));
-    }
+    let outcome = state.store.delete_tenant(&tenant, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
+    let cancelled = super::settle_delete(&tenant, outcome, "tenant")?;
     state.keys.invalidate_all();
     refresh_origins(&state).await;
-    Ok(envelope::ok(json!({ "name": name })))
+    Ok(envelope::ok(json!({ "name": name, "cancelledCallbacks": cancelled })))
 }
 
 async fn refresh_origins(state: &AppState) {
