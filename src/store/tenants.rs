@@ -143,9 +143,8 @@ impl Store {
         .await
     }
 
-    /// Deleting a tenant removes its keys and services; its callbacks stay until they are purged.
-    /// Delete a tenant; its unfinished callbacks refuse the delete, or with `cancel_unfinished`
-    /// are cancelled in the same audited transaction.
+    /// Delete a tenant (its keys and services go with it); its unfinished callbacks refuse the
+    /// delete, or with `cancel_unfinished` are cancelled in the same audited transaction.
     pub async fn delete_tenant(
         &self,
         tenant: &Tenant,
@@ -324,7 +323,6 @@ impl Store {
         .await
     }
 
-    /// Deleting a service keeps its callbacks (they still complete or expire).
     /// Delete a service; its unfinished callbacks refuse the delete, or with `cancel_unfinished`
     /// are cancelled in the same audited transaction.
     pub async fn delete_service(
@@ -357,6 +355,11 @@ impl Store {
     ) -> StoreResult<DeleteOutcome> {
         self.timed_within(self.statement_timeout * super::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
+            // Deleted first, so an unknown name is a 404 whatever callbacks carry it; a refusal
+            // below rolls the deletes back.
+            if !run_deletes(&mut tx, statements).await? {
+                return Ok(DeleteOutcome::NotFound);
+            }
             let mut sql = "SELECT id FROM callbacks WHERE tenant_id = $1 AND state <> 'COMPLETED'".to_string();
             if scope.service.is_some() {
                 sql.push_str(" AND service_name = $2");
@@ -377,9 +380,6 @@ impl Store {
                 {
                     cancelled.push(record.service_name);
                 }
-            }
-            if !run_deletes(&mut tx, statements).await? {
-                return Ok(DeleteOutcome::NotFound);
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
