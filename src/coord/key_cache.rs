@@ -74,7 +74,7 @@ impl KeyCache {
                 }
                 None => {
                     if inner.unknown.len() >= MAX_UNKNOWN {
-                        let ttl = NEGATIVE_TTL.min(self.ttl);
+                        let ttl = self.negative_ttl();
                         inner.unknown.retain(|_, at| now.duration_since(*at) < ttl);
                         if inner.unknown.len() >= MAX_UNKNOWN {
                             inner.unknown.clear();
@@ -94,7 +94,11 @@ impl KeyCache {
             return (fetched.elapsed() < self.ttl).then(|| Some(key.clone()));
         }
         let fetched = inner.unknown.get(hash)?;
-        (fetched.elapsed() < NEGATIVE_TTL.min(self.ttl)).then_some(None)
+        (fetched.elapsed() < self.negative_ttl()).then_some(None)
+    }
+
+    fn negative_ttl(&self) -> Duration {
+        NEGATIVE_TTL.min(self.ttl)
     }
 
     /// Record the key's last use at most once a minute per replica, off the request path.

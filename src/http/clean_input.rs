@@ -9,6 +9,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use serde_json::Value;
+use std::fmt::Write as _;
 
 use crate::error::{ApiError, FieldProblem};
 
@@ -49,7 +50,7 @@ fn walk(value: &Value, path: &mut String, free_text: bool, problems: &mut Vec<Fi
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                let _ = write!(path, "[{i}]");
                 walk(item, path, false, problems);
                 path.truncate(len);
             }

@@ -205,7 +205,11 @@ pub(super) async fn fetch_any_in_tx(tx: &mut Transaction<'_, Any>, id: &str) -> 
     row.as_ref().map(from_row).transpose()
 }
 
-async fn fetch_in_tx(tx: &mut Transaction<'_, Any>, tenant_id: &str, id: &str) -> StoreResult<Option<CallbackRecord>> {
+pub(super) async fn fetch_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<CallbackRecord>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1 AND tenant_id = $2"))
         .bind(id)
         .bind(tenant_id)

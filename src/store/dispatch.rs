@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::callbacks::{append_history_rows, CallbackRecord};
+use super::callbacks::{append_history_rows, fetch_in_tx, CallbackRecord};
 use super::tenants::{append_audit, AuditEntry};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State};
@@ -516,18 +516,6 @@ impl Store {
         .await
     }
 
-    /// Re-drive an eligible `COMPLETED` callback (`SUBMIT_FAILED` or `FAIL_TIMEOUT_TTL`): a new
-    /// claimed hand-off held by `replica`, `failedAttempts` reset. False when not eligible.
-    pub async fn redrive(&self, tenant_id: &str, id: &str, replica: &str, now: i64) -> StoreResult<bool> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let done = redrive_in(&mut tx, tenant_id, id, replica, now).await?;
-            tx.commit().await?;
-            Ok(done)
-        })
-        .await
-    }
-
     /// Re-drive many callbacks and record the audit entry, all in one transaction: an error midway
     /// leaves every one as it was and no audit entry. One outcome per id, in order.
     pub async fn redrive_callbacks(
@@ -545,13 +533,7 @@ impl Store {
                 self.faults.fail_bulk_midway(i, ids.len())?;
                 let outcome = if redrive_in(&mut tx, tenant_id, id, replica, now).await? {
                     RedriveOutcome::Requeued
-                } else if sqlx::query("SELECT 1 FROM callbacks WHERE id = $1 AND tenant_id = $2")
-                    .bind(id)
-                    .bind(tenant_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some()
-                {
+                } else if fetch_in_tx(&mut tx, tenant_id, id).await?.is_some() {
                     RedriveOutcome::NotEligible
                 } else {
                     RedriveOutcome::NotFound
@@ -638,7 +620,9 @@ pub enum RedriveOutcome {
     NotFound,
 }
 
-/// Re-drive one callback inside the caller's transaction; false when not eligible.
+/// Re-drive an eligible `COMPLETED` callback (`SUBMIT_FAILED` or `FAIL_TIMEOUT_TTL`) inside the
+/// caller's transaction: a new claimed hand-off held by `replica`, `failedAttempts` reset. False
+/// when not eligible.
 async fn redrive_in(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,

@@ -10,14 +10,14 @@ use std::sync::Mutex;
 use super::StoreError;
 
 #[derive(Default)]
-pub struct BookingFaults {
+pub struct StoreFaults {
     batch_stall: AtomicBool,
     bulk_failure: AtomicBool,
     collision_armed: AtomicBool,
     collisions: Mutex<Vec<(String, String)>>,
 }
 
-impl BookingFaults {
+impl StoreFaults {
     /// The next booking batch writes its rows, then stalls past the statement timeout before its
     /// commit: the database "hangs" mid-batch, and the batch is rolled back.
     pub fn arm_batch_stall(&self) {

@@ -37,7 +37,7 @@ pub use callbacks::{
     RescheduleOutcome,
 };
 pub use dispatch::{Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome};
-pub use faults::BookingFaults;
+pub use faults::StoreFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, Tenant};
@@ -158,7 +158,7 @@ pub struct Store {
     /// Bumped by every admin write of configuration (services, calendars, tenants, keys), so
     /// in-memory copies of it (`http::service_context`) know at once that they are stale.
     config_generation: Arc<AtomicU64>,
-    faults: Arc<faults::BookingFaults>,
+    faults: Arc<faults::StoreFaults>,
 }
 
 /// A bulk admin operation (up to 1,000 ids in one transaction) gets this many statement timeouts.
@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// This store's fault switches (`http::admin::faults`).
-    pub fn faults(&self) -> &BookingFaults {
+    pub fn faults(&self) -> &StoreFaults {
         &self.faults
     }
 

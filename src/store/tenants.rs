@@ -410,17 +410,6 @@ impl Store {
         .await
     }
 
-    /// An audit entry for an operation that is not itself one store write (bulk actions).
-    pub async fn append_audit_entry(&self, audit: &AuditEntry, now_ms: i64) -> StoreResult<()> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            append_audit(&mut tx, audit, now_ms).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
     /// Newest first; `before` is the id of the last entry of the previous page.
     pub async fn list_audit(&self, before: Option<i64>, limit: i64) -> StoreResult<Vec<AuditRecord>> {
         self.timed(async {

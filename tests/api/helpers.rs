@@ -224,6 +224,11 @@ macro_rules! on_both_backends {
     };
 }
 
+/// An instant `s` seconds from now, as a `desiredTime`.
+pub fn in_seconds(s: i64) -> String {
+    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(s)).to_string()
+}
+
 /// A phone number unique within a test run (valid US numbers in the 415 area).
 pub fn phone(n: u32) -> String {
     format!("+1415{:07}", 2_000_000 + (n % 8_000_000))

@@ -19,10 +19,6 @@ for_each_backend!(
     unacknowledged_hand_offs_are_resent_then_fail_and_stale_ones_expire,
 );
 
-fn in_seconds(s: i64) -> String {
-    (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(s)).to_string()
-}
-
 async fn admin_list(app: &TestApp, tenant: &str, query: &str) -> Vec<Value> {
     let r = app.admin(Method::GET, &format!("/tenants/{tenant}/callbacks?limit=500{query}"), None).await;
     r.expect(200, None);
@@ -65,7 +61,10 @@ async fn booked_callbacks_reach_completed_through_the_simulator(backend: Backend
         ids.push(app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(n) })).await.id());
     }
     let scheduled = app
-        .create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(9), "desiredTime": in_seconds(2) }))
+        .create(
+            &key,
+            json!({ "serviceName": "sales", "phoneNumber": phone(9), "desiredTime": crate::helpers::in_seconds(2) }),
+        )
         .await
         .id();
     // Immediate callbacks reach the stream within a second, with attempt 1.
@@ -189,7 +188,10 @@ async fn internal_api_moves_callbacks_forward_only(backend: Backend) {
     assert_eq!(history, vec!["QUEUED", "PROCESSING", "COMPLETED"]);
     // Not handed over yet: nothing to report on.
     let later = app
-        .create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": in_seconds(3600) }))
+        .create(
+            &key,
+            json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": crate::helpers::in_seconds(3600) }),
+        )
         .await
         .id();
     report(&app, &later, json!({ "state": "ROUTING" })).await.expect(409, Some("ILLEGAL_TRANSITION"));
@@ -252,7 +254,10 @@ async fn pause_stops_hand_offs_and_resume_drains_them(backend: Backend) {
         .expect(200, None);
     let a = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.id();
     let b = app
-        .create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": in_seconds(1) }))
+        .create(
+            &key,
+            json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": crate::helpers::in_seconds(1) }),
+        )
         .await
         .id();
     tokio::time::sleep(Duration::from_millis(2000)).await;
@@ -311,7 +316,7 @@ async fn stream_down_callbacks_wait_and_the_backlog_drains() {
         let body = if n % 2 == 0 {
             json!({ "serviceName": "sales", "phoneNumber": phone(n) })
         } else {
-            json!({ "serviceName": "sales", "phoneNumber": phone(n), "desiredTime": in_seconds(1) })
+            json!({ "serviceName": "sales", "phoneNumber": phone(n), "desiredTime": crate::helpers::in_seconds(1) })
         };
         ids.push(app.create(&key, body).await.id());
     }

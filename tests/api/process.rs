@@ -336,9 +336,20 @@ async fn a_configuration_that_cannot_dispatch_is_refused_at_start_up() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ors_redis.url"), "{err}");
     let client = reqwest::Client::new();
-    let off = Process::start(&url, &[("RINGBACK__MONITOR__DISPATCH", "none")]);
+    let off = Process::start(&url, &[("RINGBACK__MONITOR__DISPATCH", "none"), ("RINGBACK__MONITOR__TICK_MS", "100")]);
     let ready: Value = client.get(off.url("/health/ready")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["dependencies"]["orsRedis"], "off", "{ready}");
+    // It claims nothing: a callback due in a second is still SCHEDULED long after.
+    let key = provision(&off, &client).await;
+    let due = crate::helpers::in_seconds(1);
+    let body = json!({ "serviceName": "sales", "phoneNumber": "+14155552671", "desiredTime": due });
+    let h = [("x-api-key", key.as_str())];
+    let (status, booked) = send(&client, Method::POST, off.url("/engagement/v3/callbacks/create"), &h, body).await;
+    assert_eq!(status, 200, "{booked}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let id = json!({ "id": booked["data"]["id"] });
+    let (_, cb) = send(&client, Method::POST, off.url("/engagement/v3/callbacks/retrieve"), &h, id).await;
+    assert_eq!(cb["data"]["callbackState"], "SCHEDULED", "{cb}");
     let sqlite = fresh_database(Backend::Sqlite, &dir).await;
     let embedded = Process::start(&sqlite, &[("RINGBACK__MONITOR__DISPATCH", "stream")]);
     let ready = client.get(embedded.url("/health/ready")).send().await.unwrap();
