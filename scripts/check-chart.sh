@@ -2,6 +2,7 @@
 # Checks the Helm chart (charts/ringback) without a cluster:
 #   helm lint and helm template with default values and with ci/full-values.yaml (every optional part on),
 #   every optional kind present in the full render, a too-short termination grace period refused,
+#   a PostgreSQL connection budget past postgresql.maxConnections refused,
 #   the rules checked against observability.md's alert table and against the metric catalogue (docs/metrics.md),
 #   `promtool check rules` and `promtool test rules` (charts/ringback/tests/alerts.test.yaml),
 #   `amtool check-config` and the routing of page/email on the rendered alertmanager.yml.
@@ -100,6 +101,16 @@ if "$HELM" template ringback "$CHART" --set terminationGracePeriodSeconds=30 >/d
   die "a 30 s grace period (5 s preStop + 25 s drain) was accepted"
 fi
 grep -q "must exceed" "$tmp/err" || { cat "$tmp/err"; die "unexpected error for a short grace period"; }
+
+say "helm template refuses a PostgreSQL connection budget past postgresql.maxConnections"
+if "$HELM" template ringback "$CHART" --set config.database.max_connections=16 >/dev/null 2>"$tmp/err"; then
+  die "(6 + 1) x 16 + 2 = 114 connections were accepted against max_connections 100"
+fi
+grep -q "connection budget exceeded" "$tmp/err" || { cat "$tmp/err"; die "unexpected error for an over-budget pool"; }
+"$HELM" template ringback "$CHART" --set config.database.max_connections=16 --set postgresql.maxConnections=200 >/dev/null ||
+  die "a budget that fits a larger server was refused"
+"$HELM" template ringback "$CHART" --set autoscaling.enabled=false --set replicaCount=2 --set 'strategy.rollingUpdate.maxSurge=50%' \
+  --set config.database.max_connections=30 >/dev/null || die "(2 + 1) x 30 + 2 = 92 was refused"
 
 # --- rules
 say "extracting the PrometheusRule groups (full values) into a plain rules file"

@@ -202,7 +202,7 @@ fn dispatcher_for(
     let url = settings.ors_redis_url();
     if !url.is_empty() {
         let pool = crate::coord::redis::pool(url, 8)?;
-        metrics::gauge!("ORS_REDIS_STATUS").set(0.0);
+        metrics::gauge!(crate::telemetry::catalogue::ORS_REDIS_STATUS).set(0.0);
         let stream = RedisStream::new(pool, settings.ors_redis.stream.clone(), settings.ors_redis.max_len);
         return Ok((Dispatcher::Redis(stream), None));
     }

@@ -19,6 +19,7 @@ pub struct Settings {
     pub admin: TokenSettings,
     pub internal: TokenSettings,
     pub cache: CacheSettings,
+    pub clients: ClientSettings,
     pub monitor: MonitorSettings,
     pub health: HealthSettings,
     pub alerts: AlertSettings,
@@ -79,6 +80,31 @@ pub struct TokenSettings {
 pub struct CacheSettings {
     /// How long a resolved API key is trusted before the database is asked again (≤ 30 s).
     pub key_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Lookups of unknown API keys allowed per client address per minute (also the burst); past
+    /// it, unknown keys from that address answer 401 without a lookup. Valid keys are exempt.
+    pub unknown_key_lookups_per_minute: u32,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from any other
+    /// peer the header is ignored and the peer is the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ClientSettings {
+    /// The trusted proxies as networks (a bare address is a one-address network).
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{p:?} is not an IP address or CIDR block"))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +198,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("admin.tokens")
                 .with_list_parse_key("internal.tokens")
+                .with_list_parse_key("clients.trusted_proxies")
                 .source(Some(env_map)),
         );
         let raw = builder.build().map_err(config_error)?;
@@ -182,7 +209,7 @@ impl Settings {
     }
 
     fn normalise(&mut self) {
-        for tokens in [&mut self.admin.tokens, &mut self.internal.tokens] {
+        for tokens in [&mut self.admin.tokens, &mut self.internal.tokens, &mut self.clients.trusted_proxies] {
             tokens.iter_mut().for_each(|t| *t = t.trim().to_string());
             tokens.retain(|t| !t.is_empty());
         }
@@ -222,6 +249,10 @@ impl Settings {
         if self.cache.key_ttl_seconds == 0 || self.cache.key_ttl_seconds > 30 {
             return Err(bad("cache.key_ttl_seconds", "must be between 1 and 30"));
         }
+        if self.clients.unknown_key_lookups_per_minute == 0 {
+            return Err(bad("clients.unknown_key_lookups_per_minute", "must be positive"));
+        }
+        self.clients.trusted_networks().map_err(|e| bad("clients.trusted_proxies", e))?;
         if self.monitor.tick_ms == 0 {
             return Err(bad("monitor.tick_ms", "must be positive"));
         }

@@ -186,6 +186,11 @@ impl From<crate::store::StoreError> for ApiError {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::unavailable()
             }
+            // The breaker logs the outage once, when it opens; not once per refused request.
+            crate::store::StoreError::Down(cause) => {
+                tracing::debug!(error = %cause, "database down");
+                ApiError::unavailable()
+            }
             crate::store::StoreError::Other(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "store error");
                 ApiError::internal()

@@ -4,6 +4,7 @@
 //! `telemetry` (observe). `domain` never imports actix, sqlx or redis; handlers never build SQL.
 
 pub mod app;
+pub mod breaker;
 pub mod coalesce;
 pub mod config;
 pub mod coord;

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Group commit of bookings (`store::writer`).
     pub bookings: BookingWriter,
     pub keys: KeyCache,
+    /// Peers whose `X-Forwarded-For` names the client (`http::client_address`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Services with their calendars, as bookings read them.
     pub services: ServiceCache,
     /// Capacity reservations as slot proposals read them (`http::callbacks::proposals`).
@@ -49,7 +51,12 @@ impl AppState {
     ) -> Self {
         let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
         AppState {
-            keys: KeyCache::new(ttl),
+            keys: KeyCache::new(
+                ttl,
+                std::num::NonZeroU32::new(settings.clients.unknown_key_lookups_per_minute)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            ),
+            trusted_proxies: settings.clients.trusted_networks().unwrap_or_default(),
             services: service_cache(),
             reservations: reservation_reads(),
             origins: OriginCache::default(),

@@ -1,24 +1,39 @@
 //! API keys → tenant, cached in memory for at most `cache.key_ttl_seconds` (≤ 30 s), so a
 //! revoked key stops working everywhere within that time while a hot key costs no query.
 //! Keys are looked up by their SHA-256; the plaintext is never stored or logged.
+//!
+//! Floods stay cheap (issue 14): known and unknown keys live in two bounded caches (`moka`), so
+//! random keys can never push a valid key out; each distinct unknown key costs at most one
+//! lookup per negative TTL; and past `clients.unknown_key_lookups_per_minute` lookups of unknown
+//! keys from one client address, that address's further unknown keys are refused without a
+//! lookup (`governor`). A key once seen valid is never refused by that limit: its entry outlives
+//! its freshness, so re-checking it (for revocation) is not an unknown-key lookup.
 
-use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::store::{ResolvedKey, Store, StoreResult};
+use crate::telemetry::catalogue::{API_KEY_LOOKUPS, API_KEY_LOOKUPS_REFUSED};
 
 /// How often a key's last use is written back.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// Unknown keys are remembered briefly so a flood of bad keys does not become a flood of queries.
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// Known keys: bounded only against a runaway; real deployments hold far fewer.
-const MAX_KNOWN: usize = 100_000;
-/// Unknown keys are kept apart and bounded on their own, so a flood of random keys never pushes
-/// the valid ones out (it used to clear one shared map, valid keys included).
-const MAX_UNKNOWN: usize = 10_000;
+const MAX_KNOWN: u64 = 100_000;
+/// How long a valid key is remembered as "known valid" (exempt from the per-address limit) after
+/// its last use; its tenant data is re-read every key TTL all the same.
+const KNOWN_IDLE: Duration = Duration::from_secs(3600);
+/// Unknown keys are kept apart and bounded on their own.
+const MAX_UNKNOWN: u64 = 10_000;
+/// Client addresses tracked by the per-address limit before idle ones are dropped.
+const LIMITER_SWEEP_AT: usize = 10_000;
 /// Every key Ringback issues is `rb_` and 32 base64url characters (`http::admin::api_keys`).
 const KEY_PREFIX: &str = "rb_";
 const KEY_LEN: usize = 35;
@@ -26,14 +41,12 @@ const KEY_LEN: usize = 35;
 #[derive(Clone)]
 pub struct KeyCache {
     ttl: Duration,
-    inner: Arc<Mutex<Inner>>,
-}
-
-#[derive(Default)]
-struct Inner {
-    known: HashMap<String, (ResolvedKey, Instant)>,
-    unknown: HashMap<String, Instant>,
-    last_touch: HashMap<String, Instant>,
+    /// Valid keys by hash, with until when their tenant data may be used without a lookup.
+    known: Cache<String, (ResolvedKey, Instant)>,
+    unknown: Cache<String, ()>,
+    /// Unknown-key lookups per client address.
+    lookups: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    last_touch: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
 }
 
 pub fn hash_key(plaintext: &str) -> String {
@@ -48,69 +61,69 @@ fn well_formed(plaintext: &str) -> bool {
 }
 
 impl KeyCache {
-    pub fn new(ttl: Duration) -> Self {
-        KeyCache { ttl, inner: Arc::new(Mutex::new(Inner::default())) }
+    /// `unknown_per_minute`: lookups of unknown keys allowed per client address per minute (and
+    /// as a burst).
+    pub fn new(ttl: Duration, unknown_per_minute: NonZeroU32) -> Self {
+        KeyCache {
+            ttl,
+            known: Cache::builder().max_capacity(MAX_KNOWN).time_to_idle(KNOWN_IDLE.max(ttl)).build(),
+            unknown: Cache::builder().max_capacity(MAX_UNKNOWN).time_to_live(NEGATIVE_TTL.min(ttl)).build(),
+            lookups: Arc::new(RateLimiter::keyed(Quota::per_minute(unknown_per_minute))),
+            last_touch: Arc::default(),
+        }
     }
 
-    pub async fn resolve(&self, store: &Store, plaintext: &str) -> StoreResult<Option<ResolvedKey>> {
+    /// The key's tenant, or `None` for a key that is not (or may not be looked up as) valid.
+    pub async fn resolve(&self, store: &Store, plaintext: &str, client: IpAddr) -> StoreResult<Option<ResolvedKey>> {
         if !well_formed(plaintext) {
             return Ok(None);
         }
         let hash = hash_key(plaintext);
-        if let Some(hit) = self.cached(&hash) {
-            self.touch_if_due(store, hit.as_ref());
-            return Ok(hit);
-        }
-        let resolved = store.resolve_api_key(&hash).await?;
-        if let Ok(mut inner) = self.inner.lock() {
-            let now = Instant::now();
-            match &resolved {
-                Some(key) => {
-                    if inner.known.len() >= MAX_KNOWN {
-                        inner.known.clear();
-                    }
-                    inner.unknown.remove(&hash);
-                    inner.known.insert(hash, (key.clone(), now));
-                }
-                None => {
-                    if inner.unknown.len() >= MAX_UNKNOWN {
-                        let ttl = self.negative_ttl();
-                        inner.unknown.retain(|_, at| now.duration_since(*at) < ttl);
-                        if inner.unknown.len() >= MAX_UNKNOWN {
-                            inner.unknown.clear();
-                        }
-                    }
-                    inner.unknown.insert(hash, now);
-                }
+        let known = self.known.get(&hash);
+        if let Some((key, fresh_until)) = &known {
+            if Instant::now() < *fresh_until {
+                self.touch_if_due(store, key);
+                return Ok(Some(key.clone()));
             }
         }
-        self.touch_if_due(store, resolved.as_ref());
+        if known.is_none() {
+            if self.unknown.contains_key(&hash) {
+                return Ok(None);
+            }
+            if self.lookups.check_key(&client).is_err() {
+                metrics::counter!(API_KEY_LOOKUPS_REFUSED).increment(1);
+                return Ok(None);
+            }
+            if self.lookups.len() > LIMITER_SWEEP_AT {
+                self.lookups.retain_recent();
+            }
+        }
+        let resolved = store.resolve_api_key(&hash).await?;
+        match &resolved {
+            Some(key) => {
+                metrics::counter!(API_KEY_LOOKUPS, "result" => "valid").increment(1);
+                self.unknown.invalidate(&hash);
+                self.known.insert(hash, (key.clone(), Instant::now() + self.ttl));
+                self.touch_if_due(store, key);
+            }
+            None => {
+                metrics::counter!(API_KEY_LOOKUPS, "result" => "unknown").increment(1);
+                self.known.invalidate(&hash);
+                self.unknown.insert(hash, ());
+            }
+        }
         Ok(resolved)
     }
 
-    fn cached(&self, hash: &str) -> Option<Option<ResolvedKey>> {
-        let inner = self.inner.lock().ok()?;
-        if let Some((key, fetched)) = inner.known.get(hash) {
-            return (fetched.elapsed() < self.ttl).then(|| Some(key.clone()));
-        }
-        let fetched = inner.unknown.get(hash)?;
-        (fetched.elapsed() < self.negative_ttl()).then_some(None)
-    }
-
-    fn negative_ttl(&self) -> Duration {
-        NEGATIVE_TTL.min(self.ttl)
-    }
-
     /// Record the key's last use at most once a minute per replica, off the request path.
-    fn touch_if_due(&self, store: &Store, resolved: Option<&ResolvedKey>) {
-        let Some(resolved) = resolved else { return };
-        let due = match self.inner.lock() {
-            Ok(mut inner) => {
+    fn touch_if_due(&self, store: &Store, resolved: &ResolvedKey) {
+        let due = match self.last_touch.lock() {
+            Ok(mut last_touch) => {
                 let now = Instant::now();
-                match inner.last_touch.get(&resolved.key_id) {
+                match last_touch.get(&resolved.key_id) {
                     Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
                     _ => {
-                        inner.last_touch.insert(resolved.key_id.clone(), now);
+                        last_touch.insert(resolved.key_id.clone(), now);
                         true
                     }
                 }
@@ -128,12 +141,14 @@ impl KeyCache {
         }
     }
 
-    /// Forget everything this replica cached (after a key is revoked or a tenant changes here).
+    /// Read every key again on its next use (after a key is revoked or a tenant changes here).
+    /// Known keys stay known, so the per-address limit still never refuses them.
     pub fn invalidate_all(&self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.known.clear();
-            inner.unknown.clear();
+        let now = Instant::now();
+        for (hash, (key, _)) in self.known.iter() {
+            self.known.insert(hash.as_ref().clone(), (key, now));
         }
+        self.unknown.invalidate_all();
     }
 }
 

@@ -183,13 +183,13 @@ impl RedisStream {
         let was = self.down.swap(down, Ordering::SeqCst);
         if down && !was {
             tracing::warn!("dispatch stream unreachable: hand-offs wait until it returns");
-            metrics::gauge!("ORS_REDIS_STATUS").set(1.0);
+            metrics::gauge!(crate::telemetry::catalogue::ORS_REDIS_STATUS).set(1.0);
         } else if !down && was {
             if let Ok(mut t) = self.up_since.lock() {
                 *t = Instant::now();
             }
             tracing::info!("dispatch stream reachable again: the backlog drains");
-            metrics::gauge!("ORS_REDIS_STATUS").set(0.0);
+            metrics::gauge!(crate::telemetry::catalogue::ORS_REDIS_STATUS).set(0.0);
         }
     }
 

@@ -1,17 +1,19 @@
 //! Throttle counters: shared across replicas in Redis; in-process when Redis is not configured;
 //! and, while a configured Redis is unreachable, in-process too — logged once per outage — so
-//! bookings continue with per-replica limits.
+//! bookings continue with per-replica limits. The outage is a breaker (`crate::breaker`): once
+//! Redis is seen down, bookings go per-replica at once instead of each waiting out the command
+//! timeout, and its probe brings them back to Redis within a second of its return.
 //!
 //! Only accepted bookings may consume budget. A booking therefore *reserves* all its counters in
 //! one atomic step (all or none), and the caller *releases* them if a later step refuses it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::Pool;
 
+use crate::breaker::Breaker;
 use crate::coalesce::Coalescer;
 use crate::coord::redis::COMMAND_TIMEOUT;
 use crate::domain::throttle::CounterSpec;
@@ -85,7 +87,7 @@ pub struct Throttles {
     redis: Option<Pool>,
     batches: Option<Coalescer<Op, OpAnswer>>,
     local: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
-    outage: Arc<AtomicBool>,
+    outage: Breaker,
 }
 
 impl Throttles {
@@ -103,21 +105,20 @@ impl Throttles {
                 async move { run_batch(&pool, &script, &ops).await }
             })
         });
-        Throttles { redis, batches, local: Arc::default(), outage: Arc::default() }
+        let outage = Breaker::new("cache Redis", Some(crate::telemetry::catalogue::REDIS_CONNECTION));
+        Throttles { redis, batches, local: Arc::default(), outage }
     }
 
     pub async fn reserve(&self, specs: &[CounterSpec]) -> ThrottleOutcome {
-        if let Some(batches) = &self.batches {
+        if let Some(batches) = self.batches.as_ref().filter(|_| !self.outage.is_open()) {
             match answer(batches.call(Op::Reserve(specs.to_vec())).await) {
                 Ok((0, _)) => {
-                    self.redis_answered();
                     return ThrottleOutcome::Admitted(Reservation {
                         keys: specs.iter().map(|s| s.key.clone()).collect(),
                         in_redis: true,
                     });
                 }
                 Ok((i, ttl)) => {
-                    self.redis_answered();
                     return ThrottleOutcome::Refused { index: (i - 1) as usize, retry_after_ms: ttl.max(1000) };
                 }
                 Err(e) => self.redis_failed(&e),
@@ -164,7 +165,7 @@ impl Throttles {
 
     /// `None` without a cache Redis; else whether it is down (by the last booking or health check).
     pub fn redis_down(&self) -> Option<bool> {
-        self.redis.as_ref().map(|_| self.outage.load(Ordering::SeqCst))
+        self.redis.as_ref().map(|_| self.outage.is_open())
     }
 
     /// The health checker's verdict on the cache Redis.
@@ -176,16 +177,24 @@ impl Throttles {
         }
     }
 
+    /// Throttles go per-replica until the probe's PING is answered (the breaker logs both).
     fn redis_failed(&self, error: &str) {
-        if !self.outage.swap(true, Ordering::SeqCst) {
-            tracing::warn!(error = %error, "Redis unreachable: throttles fall back to per-replica limits until it returns");
-        }
+        let Some(pool) = self.redis.clone() else { return };
+        self.outage.trip(&format!("{error}; throttles are per-replica until it returns"), move || {
+            let pool = pool.clone();
+            async move { ping(&pool).await }
+        });
     }
 
     fn redis_answered(&self) {
-        if self.outage.swap(false, Ordering::SeqCst) {
-            tracing::info!("Redis reachable again: throttles are shared across replicas again");
-        }
+        self.outage.close();
+    }
+}
+
+async fn ping(pool: &Pool) -> bool {
+    match pool.get().await {
+        Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
+        Err(_) => false,
     }
 }
 

@@ -119,6 +119,9 @@ pub struct HistoryView {
     pub time: String,
     /// `api`, `admin`, `monitor` or `platform`.
     pub actor: String,
+    /// Extension: why, where state and reason do not say ("service deleted").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -296,6 +299,7 @@ async fn book_inner(
         claimed_by: decision.claimed.then(|| state.replica_id.clone()),
         details: request.details,
         now_ms: now,
+        ttls: crate::store::Ttls::of(config),
     };
     let (booked_with_replay, has_bucket) = (replay.is_some(), guards.bucket.is_some());
     let outcome = state.bookings.book(Booking { new, guards, replay }).await;
@@ -534,6 +538,7 @@ pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Callb
                     reason: e.reason,
                     time: format_utc(e.time_ms),
                     actor: e.actor,
+                    note: e.note,
                 })
                 .collect()
         }),

@@ -103,9 +103,12 @@ impl FromRequest for ApiKeyAuth {
                 .and_then(|v| v.to_str().ok())
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| ApiError::unauthorized("send your API key in the x-api-key header"))?;
+            // No peer address only in in-process tests; they share the unspecified address.
+            let client = crate::http::client_address::client_address(&req, &state.trusted_proxies)
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
             let resolved = state
                 .keys
-                .resolve(&state.store, key)
+                .resolve(&state.store, key, client)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
             let tenant = resolved.tenant;

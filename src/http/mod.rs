@@ -5,6 +5,7 @@ pub mod availability;
 pub mod call_in;
 pub mod callbacks;
 pub mod clean_input;
+pub mod client_address;
 pub mod corr_id;
 pub mod envelope;
 pub mod extractors;

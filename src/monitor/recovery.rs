@@ -1,5 +1,6 @@
-//! The recovery pass: expire hand-offs past `queuedTtlSeconds`, purge finished records past
-//! `ttlSeconds` and stale bookkeeping, expire call-in requests past their expiration (counted
+//! The recovery pass: cancel callbacks whose service is gone, expire hand-offs past
+//! `queuedTtlSeconds`, purge finished records past `ttlSeconds` (both carried on each row) and
+//! stale bookkeeping, expire call-in requests past their expiration (counted
 //! here only for the requests this pass moves; a create that expires one first counts it
 //! itself), refresh `ges_monitor_size`.
 
@@ -7,11 +8,12 @@ use std::time::Instant;
 
 use super::{Directory, CYCLE_METRIC};
 use crate::domain::callback::State;
+use crate::domain::callback::REASON_CANCELLED;
 use crate::domain::time::now_ms;
 use crate::state::AppState;
 use crate::store::ExpiredCallIn;
-use crate::store::CALLIN_EXPIRY_BATCH;
-use crate::telemetry::catalogue::{CALLBACKS_COMPLETED, CALLIN_EXPIRED};
+use crate::store::{CALLIN_EXPIRY_BATCH, ORPHAN_BATCH, RECOVERY_BATCH};
+use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLIN_EXPIRED};
 
 /// Finished call-in requests stay readable this long.
 const CALLIN_RETENTION_MS: i64 = 86_400_000;
@@ -28,21 +30,37 @@ pub async fn pass(state: &AppState, directory: &Directory) {
 async fn run(state: &AppState, directory: &Directory) -> anyhow::Result<()> {
     let store = &state.store;
     let now = now_ms();
-    for (tenant_id, service, config) in directory.services() {
-        let expired =
-            store.expire_queued(&tenant_id, &service, now - config.queued_ttl_seconds as i64 * 1000, now).await?;
-        if !expired.is_empty() {
-            let tenant = directory.tenant_name(&tenant_id);
-            metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => service.clone(), "reason" => "FAIL_TIMEOUT_TTL")
-                .increment(expired.len() as u64);
-            for f in &expired {
-                tracing::info!(corrId = %f.corr_id, callbackId = %f.id, stage = "state_changed", "not processing within queuedTtlSeconds: FAIL_TIMEOUT_TTL");
-            }
+    // Orphans first, so none is expired under FAIL_TIMEOUT_TTL when its service is gone.
+    loop {
+        let cancelled = store.cancel_orphans(now).await?;
+        for f in &cancelled {
+            let tenant = directory.tenant_name(&f.tenant_id);
+            let service = f.service_name.clone();
+            metrics::counter!(CALLBACKS_CANCELLED, "tenant" => tenant.clone(), "service" => service.clone())
+                .increment(1);
+            metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => service, "reason" => REASON_CANCELLED)
+                .increment(1);
+            tracing::warn!(corrId = %f.corr_id, callbackId = %f.id, service = %f.service_name, stage = "state_changed", "the callback's service no longer exists: CANCELLED, never handed over");
         }
-        let purged = store.purge_finished(&tenant_id, &service, now - config.ttl_seconds as i64 * 1000).await?;
-        if purged > 0 {
-            tracing::debug!(service = %service, count = purged, "purged finished callbacks past ttlSeconds");
+        if cancelled.len() < ORPHAN_BATCH {
+            break;
         }
+    }
+    loop {
+        let expired = store.expire_queued(now).await?;
+        for f in &expired {
+            let tenant = directory.tenant_name(&f.tenant_id);
+            metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => f.service_name.clone(), "reason" => "FAIL_TIMEOUT_TTL")
+                .increment(1);
+            tracing::info!(corrId = %f.corr_id, callbackId = %f.id, stage = "state_changed", "not processing within queuedTtlSeconds: FAIL_TIMEOUT_TTL");
+        }
+        if expired.len() < RECOVERY_BATCH {
+            break;
+        }
+    }
+    let purged = store.purge_finished(now).await?;
+    if purged > 0 {
+        tracing::debug!(count = purged, "purged finished callbacks past their ttlSeconds");
     }
     store.purge_bookkeeping(now).await?;
     let (by_state, due) = store.monitor_counts(now).await?;

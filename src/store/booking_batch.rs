@@ -228,7 +228,7 @@ impl Store {
         let replays: Vec<&IdempotencyResult> = admitted.iter().filter_map(|b| b.replay.as_ref()).collect();
         let taken = places_taken(admitted);
         let mut next = 1;
-        let rows = numbered(&mut next, admitted.len(), 17);
+        let rows = numbered(&mut next, admitted.len(), 19);
         match self.kind {
             BackendKind::Postgres => {
                 let mut sql = format!(
@@ -271,7 +271,7 @@ impl Store {
 }
 
 const CALLBACK_COLUMNS: &str = "id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, \
-     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by";
+     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by, queued_ttl_ms, ttl_ms";
 const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
 /// Reads the `replay` values list (`replay_values`).
 const REPLAY_UPDATE: &str = "UPDATE idempotency SET status = replay.status, response = replay.response FROM replay
@@ -312,6 +312,8 @@ fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
             .bind(new.now_ms)
             .bind(b.guards.bucket.map(|(start, _)| start))
             .bind(new.claimed_by.clone())
+            .bind(new.ttls.queued_ms)
+            .bind(new.ttls.finished_ms)
     })
 }
 

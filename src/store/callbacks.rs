@@ -25,6 +25,22 @@ pub struct NewCallback {
     pub claimed_by: Option<String>,
     pub details: Map<String, Value>,
     pub now_ms: i64,
+    pub ttls: Ttls,
+}
+
+/// A service's `queuedTtlSeconds` and `ttlSeconds` in ms, carried on each of its callbacks so the
+/// monitor expires and purges it without the service row (which may be gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    pub queued_ms: i64,
+    pub finished_ms: i64,
+}
+
+impl Ttls {
+    pub fn of(config: &crate::domain::service::ServiceConfig) -> Ttls {
+        let ms = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Ttls { queued_ms: ms(config.queued_ttl_seconds), finished_ms: ms(config.ttl_seconds) }
+    }
 }
 
 /// Checks that must hold at the moment of the insert, inside its transaction.
@@ -80,6 +96,8 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
     pub time_ms: i64,
     pub actor: String,
+    /// Why, where the state and reason do not say (e.g. "service deleted").
+    pub note: Option<String>,
 }
 
 /// Filters of `GET /callbacks` (all optional).
@@ -156,20 +174,11 @@ async fn append_history(
     callback_id: &str,
     state: State,
     reason: Option<&str>,
+    note: Option<&str>,
     actor: Actor,
     now_ms: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(callback_id)
-    .bind(state.as_str())
-    .bind(reason.map(str::to_string))
-    .bind(now_ms)
-    .bind(actor.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    append_noted_history_rows(tx, &[callback_id], state, reason, note, actor, now_ms).await
 }
 
 /// History rows for several callbacks in one statement per 100.
@@ -181,14 +190,31 @@ pub(super) async fn append_history_rows(
     actor: Actor,
     now_ms: i64,
 ) -> StoreResult<()> {
+    append_noted_history_rows(tx, ids, state, reason, None, actor, now_ms).await
+}
+
+/// History rows with a note saying why (`history[].note`).
+pub(super) async fn append_noted_history_rows(
+    tx: &mut Transaction<'_, Any>,
+    ids: &[&str],
+    state: State,
+    reason: Option<&str>,
+    note: Option<&str>,
+    actor: Actor,
+    now_ms: i64,
+) -> StoreResult<()> {
     for chunk in ids.chunks(100) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4)", i + 5)).collect();
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4, $5)", i + 6)).collect();
         let sql = format!(
-            "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor) VALUES {}",
+            "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor, note) VALUES {}",
             marks.join(", ")
         );
-        let mut query =
-            sqlx::query(&sql).bind(state.as_str()).bind(reason.map(str::to_string)).bind(now_ms).bind(actor.as_str());
+        let mut query = sqlx::query(&sql)
+            .bind(state.as_str())
+            .bind(reason.map(str::to_string))
+            .bind(now_ms)
+            .bind(actor.as_str())
+            .bind(note.map(str::to_string));
         for id in chunk {
             query = query.bind(id.to_string());
         }
@@ -246,7 +272,7 @@ impl Store {
     pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
         self.timed(async {
             let rows = sqlx::query(
-                "SELECT state, reason, time_ms, actor FROM callback_history WHERE callback_id = $1 ORDER BY id",
+                "SELECT state, reason, time_ms, actor, note FROM callback_history WHERE callback_id = $1 ORDER BY id",
             )
             .bind(id)
             .fetch_all(&self.reader)
@@ -259,6 +285,7 @@ impl Store {
                         reason: r.try_get("reason")?,
                         time_ms: r.try_get("time_ms")?,
                         actor: r.try_get("actor")?,
+                        note: r.try_get("note")?,
                     })
                 })
                 .collect()
@@ -326,7 +353,7 @@ impl Store {
     ) -> StoreResult<CancelOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let outcome = cancel_in(&mut tx, tenant_id, id, actor, now_ms).await?;
+            let outcome = cancel_in(&mut tx, tenant_id, id, actor, None, now_ms).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -348,7 +375,7 @@ impl Store {
             let mut outcomes = Vec::with_capacity(ids.len());
             for (i, id) in ids.iter().enumerate() {
                 self.faults.fail_bulk_midway(i, ids.len())?;
-                outcomes.push(cancel_in(&mut tx, tenant_id, id, actor, now_ms).await?);
+                outcomes.push(cancel_in(&mut tx, tenant_id, id, actor, None, now_ms).await?);
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
@@ -398,7 +425,7 @@ impl Store {
             if moved.rows_affected() == 0 {
                 return Ok(RescheduleOutcome::NotReschedulable(State::Queued));
             }
-            append_history(&mut tx, id, State::Scheduled, None, Actor::Api, now_ms).await?;
+            append_history(&mut tx, id, State::Scheduled, None, None, Actor::Api, now_ms).await?;
             tx.commit().await?;
             Ok(RescheduleOutcome::Rescheduled(Box::new(CallbackRecord {
                 desired_ms,
@@ -412,11 +439,13 @@ impl Store {
 }
 
 /// Cancel one callback inside the caller's transaction (`cancel_callback`, `cancel_callbacks`).
+/// `note` says why in the history entry where the actor alone does not ("service deleted").
 pub(super) async fn cancel_in(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     id: &str,
     actor: Actor,
+    note: Option<&str>,
     now_ms: i64,
 ) -> StoreResult<CancelOutcome> {
     // A concurrent writer (another replica, the platform) may move the callback between our
@@ -454,7 +483,7 @@ pub(super) async fn cancel_in(
             .execute(&mut **tx)
             .await?;
     }
-    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), actor, now_ms).await?;
+    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), note, actor, now_ms).await?;
     Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
         state: State::Completed,
         reason: Some(REASON_CANCELLED.to_string()),

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::callbacks::{append_history_rows, fetch_in_tx, CallbackRecord};
+use super::callbacks::{append_history_rows, cancel_in, fetch_in_tx, CallbackRecord, CancelOutcome};
 use super::tenants::{append_audit, AuditEntry};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State};
@@ -26,18 +26,35 @@ pub struct HandOff {
     pub details: Map<String, Value>,
 }
 
-/// A callback moved to `COMPLETED` by the monitor.
+/// A callback moved to `COMPLETED` by the monitor's recovery pass.
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub id: String,
     pub corr_id: String,
+    pub tenant_id: String,
+    pub service_name: String,
 }
+
+/// Most callbacks one recovery statement completes; the pass repeats until fewer come back.
+pub const RECOVERY_BATCH: usize = 1000;
+/// Orphans are cancelled one by one (capacity, platform notice, history), so fewer per call.
+pub const ORPHAN_BATCH: usize = 100;
 
 const HANDOFF_COLUMNS: &str =
     "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, failed_attempts, details";
 
-/// Rows of services whose hand-offs are paused are left alone.
-const NOT_PAUSED: &str = "NOT EXISTS (SELECT 1 FROM services s WHERE s.tenant_id = c.tenant_id AND s.name = c.service_name AND s.dispatch_paused = 1)";
+/// Only rows of a service that exists and whose hand-offs are not paused are handed over. A row
+/// whose service is gone is never handed over (with a missing row counted as "not paused",
+/// callbacks of deleted services went to the voice platform with default settings); the
+/// recovery pass cancels it (`cancel_orphans`).
+const NOT_PAUSED: &str = "EXISTS (SELECT 1 FROM services s WHERE s.tenant_id = c.tenant_id AND s.name = c.service_name AND s.dispatch_paused = 0)";
+
+/// A callback whose service no longer exists.
+const ORPHAN: &str =
+    "NOT EXISTS (SELECT 1 FROM services s WHERE s.tenant_id = c.tenant_id AND s.name = c.service_name)";
+
+/// The history note of a callback cancelled because its service is gone.
+pub const SERVICE_DELETED_NOTE: &str = "service deleted";
 
 fn handoff(r: &sqlx::any::AnyRow) -> StoreResult<HandOff> {
     Ok(HandOff {
@@ -327,57 +344,94 @@ impl Store {
         .await
     }
 
-    /// Recovery: hand-offs of a service not `PROCESSING` within its `queuedTtlSeconds`.
-    pub async fn expire_queued(
-        &self,
-        tenant_id: &str,
-        service: &str,
-        queued_before: i64,
-        now: i64,
-    ) -> StoreResult<Vec<Finished>> {
+    /// Recovery: hand-offs not `PROCESSING` within their service's `queuedTtlSeconds` (carried on
+    /// the row). Orphans are `cancel_orphans`' business.
+    pub async fn expire_queued(&self, now: i64) -> StoreResult<Vec<Finished>> {
+        self.complete_in_recovery(
+            &format!("c.state IN ('QUEUED', 'ROUTING') AND c.queued_ms + c.queued_ttl_ms <= $1 AND NOT {ORPHAN}"),
+            "FAIL_TIMEOUT_TTL",
+            now,
+        )
+        .await
+    }
+
+    /// Recovery: callbacks whose service is gone (deleted before deletes refused unfinished
+    /// callbacks, or its row removed by hand) become `COMPLETED` / `CANCELLED` when due or once
+    /// handed over — with their capacity given back and the platform told, as any cancel — and
+    /// never reach the voice platform again; they are purged like any finished one. At most
+    /// `ORPHAN_BATCH` per call.
+    pub async fn cancel_orphans(&self, now: i64) -> StoreResult<Vec<Finished>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let rows = sqlx::query(
-                "UPDATE callbacks SET state = 'COMPLETED', reason = 'FAIL_TIMEOUT_TTL', updated_ms = $1
-                 WHERE tenant_id = $2 AND service_name = $3 AND state IN ('QUEUED', 'ROUTING') AND queued_ms <= $4
-                 RETURNING id, corr_id",
-            )
-            .bind(now)
-            .bind(tenant_id)
-            .bind(service)
-            .bind(queued_before)
-            .fetch_all(&mut *tx)
-            .await?;
-            let finished: Vec<Finished> = rows
-                .iter()
-                .map(|r| Ok(Finished { id: r.try_get("id")?, corr_id: r.try_get("corr_id")? }))
-                .collect::<StoreResult<_>>()?;
-            let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
-            append_history_rows(&mut tx, &ids, State::Completed, Some("FAIL_TIMEOUT_TTL"), Actor::Monitor, now).await?;
+            let sql = format!(
+                "SELECT c.id, c.tenant_id FROM callbacks c
+                 WHERE (c.state IN ('QUEUED', 'ROUTING') OR (c.state = 'SCHEDULED' AND c.due_ms <= $1)) AND {ORPHAN}
+                 LIMIT {ORPHAN_BATCH}{}",
+                self.skip_locked()
+            );
+            let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;
+            let mut finished = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (id, tenant_id): (String, String) = (row.try_get("id")?, row.try_get("tenant_id")?);
+                let outcome =
+                    cancel_in(&mut tx, &tenant_id, &id, Actor::Monitor, Some(SERVICE_DELETED_NOTE), now).await?;
+                if let CancelOutcome::Cancelled(record) = outcome {
+                    let CallbackRecord { id, corr_id, tenant_id, service_name, .. } = *record;
+                    finished.push(Finished { id, corr_id, tenant_id, service_name });
+                }
+            }
             tx.commit().await?;
             Ok(finished)
         })
         .await
     }
 
-    /// Recovery: finished records of a service kept longer than its `ttlSeconds`.
-    pub async fn purge_finished(&self, tenant_id: &str, service: &str, finished_before: i64) -> StoreResult<u64> {
+    /// `COMPLETED` with `reason` for the rows `filter` (over `callbacks c`, `$1` = now) picks, with
+    /// their history; at most `RECOVERY_BATCH` per call.
+    async fn complete_in_recovery(&self, filter: &str, reason: &str, now: i64) -> StoreResult<Vec<Finished>> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let sql = self.update_picked(
+                "callbacks",
+                &format!("SELECT c.id FROM callbacks c WHERE {filter} LIMIT {RECOVERY_BATCH}"),
+                "state = 'COMPLETED', reason = $2, updated_ms = $1",
+                "id, corr_id, tenant_id, service_name",
+            );
+            let rows = sqlx::query(&sql).bind(now).bind(reason).fetch_all(&mut *tx).await?;
+            let finished: Vec<Finished> = rows
+                .iter()
+                .map(|r| {
+                    Ok(Finished {
+                        id: r.try_get("id")?,
+                        corr_id: r.try_get("corr_id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        service_name: r.try_get("service_name")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+            let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
+            append_history_rows(&mut tx, &ids, State::Completed, Some(reason), Actor::Monitor, now).await?;
+            tx.commit().await?;
+            Ok(finished)
+        })
+        .await
+    }
+
+    /// Recovery: finished records kept longer than their service's `ttlSeconds` (carried on the
+    /// row, so a deleted service's records go too).
+    pub async fn purge_finished(&self, now: i64) -> StoreResult<u64> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             // History first: SQLite enforces the cascade only with foreign keys on.
             sqlx::query(
                 "DELETE FROM callback_history WHERE callback_id IN (SELECT id FROM callbacks
-                   WHERE tenant_id = $1 AND service_name = $2 AND state = 'COMPLETED' AND updated_ms <= $3)",
+                   WHERE state = 'COMPLETED' AND updated_ms + ttl_ms <= $1)",
             )
-            .bind(tenant_id)
-            .bind(service)
-            .bind(finished_before)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-            let done = sqlx::query("DELETE FROM callbacks WHERE tenant_id = $1 AND service_name = $2 AND state = 'COMPLETED' AND updated_ms <= $3")
-                .bind(tenant_id)
-                .bind(service)
-                .bind(finished_before)
+            let done = sqlx::query("DELETE FROM callbacks WHERE state = 'COMPLETED' AND updated_ms + ttl_ms <= $1")
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -34,15 +34,19 @@ pub use call_in::{
 };
 pub use callbacks::{
     BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
-    RescheduleOutcome,
+    RescheduleOutcome, Ttls,
 };
-pub use dispatch::{Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome};
+pub use dispatch::{
+    Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ORPHAN_BATCH, RECOVERY_BATCH,
+    SERVICE_DELETED_NOTE,
+};
 pub use faults::StoreFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, Tenant};
 pub use writer::BookingWriter;
 
+use crate::breaker::Breaker;
 use crate::config::DatabaseSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,10 @@ pub enum StoreError {
     /// The database did not answer in time or could not be reached: a 503 for the client.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database cannot be reached at all (refused, dropped, shutting down, no connection
+    /// within the acquire timeout): a 503, and the breaker opens so others fail fast.
+    #[error("database down: {0}")]
+    Down(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -59,13 +67,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            // sqlx retries a refused connection until the acquire timeout, then reports
+            // PoolTimedOut; with every connection busy that long the database is as good as down
+            // for this replica too (the breaker's probe closes it as soon as one is free).
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable(e.to_string())
+                StoreError::Down(e.to_string())
             }
-            // 57014 = query_canceled (statement_timeout), 57P01..03 = server shutting down / gone.
-            sqlx::Error::Database(db)
-                if matches!(db.code().as_deref(), Some("57014" | "57P01" | "57P02" | "57P03")) =>
-            {
+            // 57P01..03 = server shutting down / gone.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) => {
+                StoreError::Down(e.to_string())
+            }
+            // 57014 = query_canceled (statement_timeout): this query was slow, not the database down.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
                 StoreError::Unavailable(e.to_string())
             }
             // SQLite's "database is locked" after the busy timeout: contention, not a bug.
@@ -159,7 +172,11 @@ pub struct Store {
     /// in-memory copies of it (`http::service_context`) know at once that they are stale.
     config_generation: Arc<AtomicU64>,
     faults: Arc<faults::StoreFaults>,
+    /// Open once the database is seen down: calls fail at once until a probe reaches it.
+    breaker: Breaker,
 }
+
+const BREAKER_OPEN: &str = "the database was seen down moments ago; failing fast until it answers again";
 
 /// A bulk admin operation (up to 1,000 ids in one transaction) gets this many statement timeouts.
 const BULK_TIMEOUT_FACTOR: u32 = 4;
@@ -229,6 +246,10 @@ impl Store {
             statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
             config_generation: Arc::new(AtomicU64::new(0)),
             faults: Arc::default(),
+            breaker: Breaker::new(
+                "database",
+                (backend.kind() == BackendKind::Postgres).then_some(crate::telemetry::catalogue::POSTGRES_STATUS),
+            ),
         };
         Ok(store)
     }
@@ -277,11 +298,38 @@ impl Store {
         self.timed_within(self.statement_timeout, work).await
     }
 
+    /// Also the breaker: while it is open, calls fail at once; a call that finds the database
+    /// down opens it, and calls in flight then stop waiting too.
     async fn timed_within<T>(&self, limit: Duration, work: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        match tokio::time::timeout(limit, work).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!("no answer within {} ms", limit.as_millis()))),
+        if self.breaker.is_open() {
+            return Err(StoreError::Down(BREAKER_OPEN.into()));
         }
+        let result = tokio::select! {
+            biased;
+            answer = tokio::time::timeout(limit, work) => match answer {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Unavailable(format!("no answer within {} ms", limit.as_millis()))),
+            },
+            () = self.breaker.opened() => Err(StoreError::Down(BREAKER_OPEN.into())),
+        };
+        if let Err(StoreError::Down(cause)) = &result {
+            self.seen_down(cause);
+        }
+        result
+    }
+
+    /// Open the breaker (once); its probe pings over the request pool, past the breaker.
+    pub fn seen_down(&self, cause: &str) {
+        let pool = self.reader.clone();
+        self.breaker.trip(cause, move || {
+            let pool = pool.clone();
+            async move { sqlx::query("SELECT 1").execute(&pool).await.is_ok() }
+        });
+    }
+
+    /// Whether calls are failing fast because the database was seen down.
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     pub async fn ping(&self) -> StoreResult<()> {

@@ -262,6 +262,15 @@ impl Store {
     ) -> StoreResult<ServiceRecord> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
+            let previous = sqlx::query("SELECT config FROM services WHERE tenant_id = $1 AND name = $2")
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let previous_ttls = match previous {
+                Some(row) => Some(super::Ttls::of(&serde_json::from_str(&row.try_get::<String, _>("config")?)?)),
+                None => None,
+            };
             sqlx::query(
                 "INSERT INTO services (tenant_id, name, config, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4)
                  ON CONFLICT (tenant_id, name) DO UPDATE SET config = $3, updated_ms = $4",
@@ -272,6 +281,21 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            // The service's callbacks carry its TTLs (`Ttls`): a change applies to them too, as it
+            // did when the monitor read the TTLs from the service.
+            let ttls = super::Ttls::of(config);
+            if previous_ttls.is_none_or(|previous| previous != ttls) {
+                sqlx::query(
+                    "UPDATE callbacks SET queued_ttl_ms = $3, ttl_ms = $4
+                     WHERE tenant_id = $1 AND service_name = $2 AND (queued_ttl_ms <> $3 OR ttl_ms <> $4)",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .bind(ttls.queued_ms)
+                .bind(ttls.finished_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
             if let Err(e) = write_vq_proxy(&mut tx, tenant_id, name, config.virtual_queue_name(name)).await {
                 metrics::counter!(RBAC_CREATE_VQ_PROXY_ERROR).increment(1);
                 tracing::error!(error = %e, "could not write the virtual-queue proxy record; the service was not stored");
@@ -374,9 +398,10 @@ impl Store {
                 return Ok(DeleteOutcome::HasUnfinished(ids.len()));
             }
             let mut cancelled = Vec::with_capacity(ids.len());
+            let note = if scope.service.is_some() { "service deleted" } else { "tenant deleted" };
             for id in &ids {
                 if let CancelOutcome::Cancelled(record) =
-                    super::callbacks::cancel_in(&mut tx, scope.tenant_id, id, Actor::Admin, now_ms).await?
+                    super::callbacks::cancel_in(&mut tx, scope.tenant_id, id, Actor::Admin, Some(note), now_ms).await?
                 {
                     cancelled.push(record.service_name);
                 }

@@ -54,11 +54,11 @@ async fn write(store: &Store, batch: Vec<Booking>) -> Vec<StoreResult<InsertOutc
         Err(e) if batch.len() == 1 => vec![Err(e)],
         Err(e) => {
             let message = e.to_string();
-            let unavailable = matches!(e, StoreError::Unavailable(_));
             (0..batch.len())
-                .map(|_| match unavailable {
-                    true => Err(StoreError::Unavailable(message.clone())),
-                    false => Err(StoreError::Other(anyhow::anyhow!(message.clone()))),
+                .map(|_| match &e {
+                    StoreError::Unavailable(cause) => Err(StoreError::Unavailable(cause.clone())),
+                    StoreError::Down(cause) => Err(StoreError::Down(cause.clone())),
+                    StoreError::Other(_) => Err(StoreError::Other(anyhow::anyhow!(message.clone()))),
                 })
                 .collect()
         }

@@ -71,6 +71,12 @@ pub const RBAC_CREATE_VQ_PROXY_ERROR: &str = "RBAC_CREATE_VQ_PROXY_ERROR";
 pub const EVENTLOOP_LAG: &str = "ges_eventloop_lag_seconds";
 pub const EVENTLOOP_DELAY: &str = "ges_eventloop_delay_seconds";
 pub const REDIS_POOL: &str = "ges_redis_pool_connections";
+pub const POSTGRES_STATUS: &str = "POSTGRES_STATUS";
+pub const REDIS_CONNECTION: &str = "REDIS_CONNECTION";
+pub const ORS_REDIS_STATUS: &str = "ORS_REDIS_STATUS";
+pub const GES_HEALTH: &str = "GES_HEALTH";
+pub const API_KEY_LOOKUPS: &str = "ges_api_key_lookups_total";
+pub const API_KEY_LOOKUPS_REFUSED: &str = "ges_api_key_lookups_refused_total";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -94,7 +100,11 @@ pub const GLOBAL_ALARMS: &[&str] = &[
 pub static CATALOGUE: &[MetricDef] = &[
     // Business logic
     counter(CALLBACKS_CREATED, &["tenant", "service", "type"], "Callbacks booked."),
-    counter(CALLBACKS_CANCELLED, &["tenant", "service"], "Callbacks cancelled by the API or an operator."),
+    counter(
+        CALLBACKS_CANCELLED,
+        &["tenant", "service"],
+        "Callbacks cancelled by the API, an operator, or the monitor (service deleted).",
+    ),
     counter(CALLBACKS_RESCHEDULED, &["tenant", "service"], "Callbacks moved to a new time."),
     counter(CALLBACKS_COMPLETED, &["tenant", "service", "reason"], "Callbacks that reached COMPLETED, by outcome."),
     counter(CALLBACKS_REJECTED, &["tenant", "service", "reason"], "Refused bookings, by error reason code."),
@@ -124,6 +134,16 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(HTTP_FAILED, &["path", "httpCode", "tenant"], "HTTP requests answered 4xx or 5xx."),
     histogram(HTTP_DURATION, &["path", "method", "httpCode"], "HTTP request latency.", HTTP_BUCKETS),
     gauge(HTTP_IN_FLIGHT, &[], "HTTP requests being served now."),
+    counter(
+        API_KEY_LOOKUPS,
+        &["result"],
+        "API keys looked up in the database (not cached), by result (valid, unknown).",
+    ),
+    counter(
+        API_KEY_LOOKUPS_REFUSED,
+        &[],
+        "Unknown API keys answered 401 without a lookup: their client address passed its unknown-key lookup rate.",
+    ),
     // Process and runtime
     counter("ges_process_cpu_seconds_total", &[], "CPU seconds used by the process (user + system)."),
     counter("ges_process_cpu_user_seconds_total", &[], "User CPU seconds used by the process."),
@@ -140,10 +160,10 @@ pub static CATALOGUE: &[MetricDef] = &[
     gauge(REDIS_POOL, &["pool", "state"], "Redis pool connections, by pool (cache, ors) and state."),
     gauge(BUILD_INFO, &["version", "revision"], "Always 1; labels carry the build."),
     // Health gauges (0 up, 1 down)
-    gauge("POSTGRES_STATUS", &[], "PostgreSQL health: 0 up, 1 down."),
-    gauge("REDIS_CONNECTION", &[], "Cache Redis health: 0 up, 1 down."),
-    gauge("ORS_REDIS_STATUS", &[], "Dispatch-stream Redis health: 0 up, 1 down."),
-    gauge("GES_HEALTH", &[], "1 when a required dependency (database, dispatch stream) is down."),
+    gauge(POSTGRES_STATUS, &[], "PostgreSQL health: 0 up, 1 down."),
+    gauge(REDIS_CONNECTION, &[], "Cache Redis health: 0 up, 1 down."),
+    gauge(ORS_REDIS_STATUS, &[], "Dispatch-stream Redis health: 0 up, 1 down."),
+    gauge(GES_HEALTH, &[], "1 when a required dependency (database, dispatch stream) is down."),
     // Alarms
     counter("CB_ENQUEUE_LIMIT_REACHED", &["tenant"], "Alarm: a per-number throttle refused a booking."),
     counter("CB_TTL_LIMIT_REACHED", &["tenant"], "Alarm: a per-service rate window refused a booking."),

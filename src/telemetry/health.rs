@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::state::AppState;
-use crate::telemetry::catalogue::{DB_POOL, REDIS_POOL};
+use crate::telemetry::catalogue::{
+    DB_POOL, GES_HEALTH, ORS_REDIS_STATUS, POSTGRES_STATUS, REDIS_CONNECTION, REDIS_POOL,
+};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -16,9 +18,21 @@ fn gauge(name: &'static str, down: bool) {
 
 /// One round of checks; returns (database down, cache Redis down, dispatch stream down).
 pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) {
-    let database_down = !matches!(tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await, Ok(Ok(())));
+    // A failed check opens the database breaker too (a hung database answers no query at all,
+    // which a query's own error would never say).
+    let database_down = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            state.store.seen_down(&format!("health check: {e}"));
+            true
+        }
+        Err(_) => {
+            state.store.seen_down("health check: no answer within 2 s");
+            true
+        }
+    };
     if state.store.kind() == crate::store::BackendKind::Postgres {
-        gauge("POSTGRES_STATUS", database_down);
+        gauge(POSTGRES_STATUS, database_down);
     }
     let cache_down = match state.throttles.pool() {
         Some(pool) => {
@@ -30,7 +44,7 @@ pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) 
             .ok()
             .flatten()
             .is_some();
-            gauge("REDIS_CONNECTION", !ok);
+            gauge(REDIS_CONNECTION, !ok);
             state.throttles.observed(ok);
             Some(!ok)
         }
@@ -39,12 +53,12 @@ pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) 
     let stream_down = match state.dispatcher.is_redis() {
         true => {
             let ok = state.dispatcher.check().await;
-            gauge("ORS_REDIS_STATUS", !ok);
+            gauge(ORS_REDIS_STATUS, !ok);
             Some(!ok)
         }
         false => None,
     };
-    gauge("GES_HEALTH", database_down || stream_down == Some(true));
+    gauge(GES_HEALTH, database_down || stream_down == Some(true));
     (database_down, cache_down, stream_down)
 }
 

@@ -252,6 +252,8 @@ async fn deleting_a_service_or_tenant_with_unfinished_callbacks_needs_the_cancel
             (cb["callbackState"].as_str(), cb["callbackReason"].as_str()),
             (Some("COMPLETED"), Some("CANCELLED"))
         );
+        let last = cb["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["actor"].as_str(), last["note"].as_str()), (Some("admin"), Some("service deleted")));
     }
     app.admin(Method::GET, "/tenants/acme/services/sales", None).await.expect(404, Some("NOT_FOUND"));
 

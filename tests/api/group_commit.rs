@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::for_each_backend;
-use crate::helpers::{local_time, phone, utc_ms, Backend, Response, TestApp};
+use crate::helpers::{local_time, phone, sql, utc_ms, Backend, Response, TestApp};
 
 for_each_backend!(
     a_batch_that_overfills_a_bucket_books_the_first_and_proposes_slots_to_the_rest,
@@ -16,6 +16,7 @@ for_each_backend!(
     a_database_that_hangs_mid_batch_fails_the_batch_and_keeps_nothing_of_it,
     a_poisoned_booking_fails_alone,
     concurrent_retries_taking_over_an_abandoned_key_book_once,
+    fifty_concurrent_retries_book_at_most_once_whatever_state_the_key_is_in,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -192,4 +193,40 @@ async fn concurrent_retries_taking_over_an_abandoned_key_book_once(backend: Back
     let fresh = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::Fresh))).count();
     let waiting = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::InProgress))).count();
     assert_eq!((fresh, waiting), (1, 7), "{answers:?}");
+}
+
+/// 50 concurrent retries of one `Idempotency-Key` in each of its four states: fresh (never
+/// seen), in progress (another request holds it), abandoned (held past 60 s by a request that
+/// died) and expired (answered more than 24 h ago). At most one booking each; the in-progress key
+/// books nothing. The states are made by changing the key's row behind the app's back.
+async fn fifty_concurrent_retries_book_at_most_once_whatever_state_the_key_is_in(backend: Backend) {
+    let app = app(backend).await;
+    let key = app.tenant_with_service("acme", "sales", json!({ "maxFuture": "1y", "slotCapacity": 1000 })).await;
+    let when = local_time(1, "10:00", "UTC");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let states: [(&str, Option<String>); 4] = [
+        ("fresh", None),
+        ("in-progress", Some(format!("status = NULL, response = NULL, created_ms = {now}"))),
+        ("abandoned", Some(format!("status = NULL, response = NULL, created_ms = {}", now - 61_000))),
+        ("expired", Some(format!("created_ms = {}", now - 25 * 3600 * 1000))),
+    ];
+    for (n, (state, aged)) in states.into_iter().enumerate() {
+        let body = json!({ "serviceName": "sales", "phoneNumber": phone(100 + n as u32), "desiredTime": when });
+        let idem = format!("retry-{state}");
+        if let Some(set) = aged {
+            let first = at_once(&app, &key, vec![(body.clone(), Some(idem.clone()))]).await;
+            first[0].expect(200, None);
+            sql(&app, &[&format!("UPDATE idempotency SET {set} WHERE key = '{idem}'")]).await;
+        }
+        let before = listed(&app, &key).await.len();
+        let answers = at_once(&app, &key, (0..50).map(|_| (body.clone(), Some(idem.clone()))).collect()).await;
+        let booked = listed(&app, &key).await.len() - before;
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+        let expected = usize::from(state != "in-progress");
+        assert_eq!(booked, expected, "{state}: new bookings; answers {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{state}: {statuses:?}");
+        let ids: std::collections::HashSet<String> =
+            answers.iter().filter(|r| r.status == 200).map(Response::id).collect();
+        assert_eq!(ids.len(), expected, "{state}: every 200 names the one booking");
+    }
 }

@@ -70,6 +70,8 @@ pub fn test_settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
 }
 
 pub struct TestApp {
+    /// The app's database, for tests that must change rows behind its back.
+    pub database_url: String,
     pub internal: String,
     pub external: String,
     pub client: Client,
@@ -86,12 +88,14 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = fresh_database(backend, &dir).await;
         let settings = test_settings(&database_url, extra);
+        let settings_url = settings.database.url.clone();
         let app = Application::build(settings).await.expect("application builds");
         let internal = format!("http://127.0.0.1:{}", app.internal_port().expect("internal listener"));
         let external = format!("http://127.0.0.1:{}", app.external_port().expect("external listener"));
         let stopper = app.stopper();
         tokio::spawn(app.run_until_stopped());
         TestApp {
+            database_url: settings_url,
             internal,
             external,
             // Idle connections are dropped well before the server's 5 s keep-alive closes them, so a
@@ -364,6 +368,15 @@ pub async fn stream_entries(redis_url: &str) -> Vec<(String, i64, String)> {
             (get("id"), get("attempt").parse().unwrap_or(0), get("type"))
         })
         .collect()
+}
+
+/// Run statements on the app's database behind its back (rows an older version or a person left).
+pub async fn sql(app: &TestApp, statements: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.expect("connect to the app's database");
+    for statement in statements {
+        sqlx::Executor::execute(&mut conn, *statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
 }
 
 /// Poll until `check` holds (or panic after `seconds`).

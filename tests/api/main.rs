@@ -5,6 +5,7 @@ mod admin;
 mod booking_rules;
 mod callbacks;
 mod callin;
+mod chaos;
 mod edge;
 mod group_commit;
 mod helpers;

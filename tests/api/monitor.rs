@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::for_each_backend;
 use crate::helpers::{
-    app_with_stream, eventually, metric_value, phone, stream_entries, Backend, TestApp, INTERNAL_TOKEN,
+    app_with_stream, eventually, in_seconds, metric_value, phone, sql, stream_entries, Backend, TestApp, INTERNAL_TOKEN,
 };
 
 for_each_backend!(
@@ -17,6 +17,7 @@ for_each_backend!(
     refused_publish_ends_in_submit_failed_and_redrive_hands_it_over_again,
     pause_stops_hand_offs_and_resume_drains_them,
     unacknowledged_hand_offs_are_resent_then_fail_and_stale_ones_expire,
+    a_callback_whose_service_vanished_is_cancelled_when_due_never_handed_over_and_purged,
 );
 
 async fn admin_list(app: &TestApp, tenant: &str, query: &str) -> Vec<Value> {
@@ -346,4 +347,47 @@ async fn stream_down_callbacks_wait_and_the_backlog_drains() {
     let entries = stream_entries(&_redis.url()).await;
     assert!(entries.iter().all(|(_, attempt, _)| *attempt == 1));
     assert_eq!(ready(&app).await["dependencies"]["orsRedis"], "up");
+}
+
+/// A row left without its service (deleted before deletes refused unfinished callbacks, or by
+/// hand): never handed over; when due it is completed as CANCELLED by the monitor with the note
+/// "service deleted", counted, and purged after the TTL it carries, like any finished callback.
+async fn a_callback_whose_service_vanished_is_cancelled_when_due_never_handed_over_and_purged(backend: Backend) {
+    let (app, redis) = app_with_stream(backend, &[("RINGBACK__MONITOR__RECOVERY_SECONDS", "1")]).await;
+    let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let key = app.tenant_with_service(&tenant, "gone", json!({ "ttlSeconds": 2 })).await;
+    app.admin(Method::PUT, &format!("/tenants/{tenant}/services/kept"), Some(json!({}))).await.expect(200, None);
+    let book = |service: &'static str, n: u32| {
+        app.create(&key, json!({ "serviceName": service, "phoneNumber": phone(n), "desiredTime": in_seconds(2) }))
+    };
+    let orphan = book("gone", 1).await.id();
+    let kept = book("kept", 2).await.id();
+    sql(&app, &["DELETE FROM services WHERE name = 'gone'"]).await;
+
+    eventually(15, "the orphan is cancelled by the monitor", || async {
+        app.retrieve(&key, &orphan).await.body["data"]["callbackReason"] == "CANCELLED"
+    })
+    .await;
+    let cancelled = app.retrieve(&key, &orphan).await.body["data"].clone();
+    let last = cancelled["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["state"].as_str(), last["actor"].as_str(), last["note"].as_str()),
+        (Some("COMPLETED"), Some("monitor"), Some("service deleted")),
+        "{cancelled:#}"
+    );
+    eventually(10, "the kept callback is handed over", || async {
+        stream_entries(&redis.url()).await.iter().any(|(id, _, _)| *id == kept)
+    })
+    .await;
+    assert!(
+        !stream_entries(&redis.url()).await.iter().any(|(id, _, _)| *id == orphan),
+        "the orphan never reaches the voice platform"
+    );
+    let m = app.metrics().await;
+    let series = format!(r#"ges_callbacks_cancelled{{tenant="{tenant}",service="gone"}}"#);
+    assert_eq!(metric_value(&m, &series), 1.0, "counted once, as any cancel");
+    eventually(10, "the orphan is purged after its ttlSeconds", || async {
+        app.retrieve(&key, &orphan).await.status == 404
+    })
+    .await;
 }

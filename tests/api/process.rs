@@ -455,3 +455,73 @@ async fn health_gauges_follow_dependencies_and_recover() {
     crate::helpers::eventually(10, "gauges recovered", all_are(0.0)).await;
     assert_eq!(ready().await.1["dependencies"]["redis"], "up");
 }
+
+/// 20,000 random (well-formed) API keys at full speed from 127.0.0.1, while a valid key is used
+/// from the same address: the valid key keeps succeeding without another database lookup; the
+/// flood's lookups stop at the per-address allowance; every flood request is a counted 401. Own
+/// process, so the lookup counters are this test's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_random_keys_costs_bounded_lookups_and_never_locks_out_a_valid_key() {
+    use futures_util::StreamExt;
+    use rand::Rng;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let app = Process::start(&url, &[("RINGBACK__HTTP__WORKERS", "2")]);
+    let client = reqwest::Client::new();
+    let key = provision(&app, &client).await;
+    let list = app.url("/engagement/v3/callbacks?limit=1");
+    let valid = |client: reqwest::Client, list: String, key: String| async move {
+        client.get(list).header("x-api-key", key).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    assert_eq!(valid(client.clone(), list.clone(), key.clone()).await, 200);
+
+    let started = Instant::now();
+    let flood = futures_util::stream::iter(0..20_000)
+        .map(|_| {
+            let random: String =
+                rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(32).map(char::from).collect();
+            valid(client.clone(), list.clone(), format!("rb_{random}"))
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<u16>>();
+    let steady = async {
+        let mut answers = Vec::new();
+        while started.elapsed() < Duration::from_secs(3) || answers.len() < 20 {
+            answers.push(valid(client.clone(), list.clone(), key.clone()).await);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        answers
+    };
+    let (flooded, steady) = tokio::join!(flood, steady);
+    let elapsed = started.elapsed();
+    assert!(flooded.iter().all(|s| *s == 401), "every random key is a 401");
+    assert!(steady.iter().all(|s| *s == 200), "the valid key keeps working: {steady:?}");
+
+    let metrics = client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| crate::helpers::metric_value(&metrics, series);
+    assert_eq!(value(r#"ges_api_key_lookups_total{result="valid"}"#), 1.0, "the valid key was looked up once");
+    let unknown = value(r#"ges_api_key_lookups_total{result="unknown"}"#);
+    // 60 per minute per address, all of it available as a burst.
+    let allowed = 60.0 + elapsed.as_secs_f64() + 1.0;
+    assert!((1.0..=allowed).contains(&unknown), "{unknown} lookups of unknown keys in {elapsed:?} (allowed {allowed})");
+    assert_eq!(value("ges_api_key_lookups_refused_total") + unknown, 20_000.0, "the rest were refused without one");
+    let counted_401: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ges_http_failed_requests_total{") && l.contains(r#"httpCode="401""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted_401, 20_000.0, "the flood shows in the 401 counters the alerts read");
+
+    // An admin change makes this replica read every key again; the valid key is looked up anew
+    // from an address far past its unknown-key allowance, and is not refused.
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let admin = [("authorization", auth.as_str())];
+    assert_eq!(send(&client, Method::PUT, app.url("/admin/v1/tenants/acme"), &admin, json!({})).await.0, 200);
+    assert_eq!(
+        valid(client.clone(), list.clone(), key.clone()).await,
+        200,
+        "a known key is never refused by the limit"
+    );
+    let metrics = client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(crate::helpers::metric_value(&metrics, r#"ges_api_key_lookups_total{result="valid"}"#), 2.0);
+}

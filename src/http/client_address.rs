@@ -1,0 +1,50 @@
+//! The client's address, for per-client limits: the TCP peer, or — only when the peer is one of
+//! the configured trusted proxies (`clients.trusted_proxies`) — the nearest address in
+//! `X-Forwarded-For` that is not itself a trusted proxy. From anyone else the header is ignored:
+//! a client cannot choose its own address to dodge a limit.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use ipnet::IpNet;
+
+pub fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    // Each proxy appends the address it received from; read from the nearest hop outwards.
+    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
+    let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+    Some(hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn request(peer: &str, forwarded: Option<&str>) -> HttpRequest {
+        let mut req = TestRequest::default().peer_addr(format!("{peer}:40000").parse().unwrap());
+        if let Some(f) = forwarded {
+            req = req.insert_header(("x-forwarded-for", f));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(client_address(&request("203.0.113.9", Some("198.51.100.1")), &trusted), ip("203.0.113.9"));
+        assert_eq!(client_address(&request("10.1.2.3", Some("198.51.100.1")), &trusted), ip("198.51.100.1"));
+        // A client's own forged entry sits further out than the one our proxy appended.
+        assert_eq!(
+            client_address(&request("10.1.2.3", Some("1.2.3.4, 198.51.100.1, 10.9.9.9")), &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_address(&request("10.1.2.3", None), &trusted), ip("10.1.2.3"));
+        assert_eq!(client_address(&request("10.1.2.3", Some("garbage")), &[]), ip("10.1.2.3"));
+    }
+}
