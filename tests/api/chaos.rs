@@ -3,6 +3,7 @@
 //! figures (p99 during the outage, first success after the return) are printed on a line
 //! starting `chaos:` that `benches/outage.sh` reads from a release build.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -227,4 +228,91 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
         booked.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+/// The Redis that serves both roles (throttles and the dispatch stream) killed under booking load
+/// for 3 s and started again, empty: bookings go on (per-replica throttles at once); hand-offs
+/// wait, then resume; no `(id, attempt)` reaches the stream twice, and every booking reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
+    let (app, mut redis) = crate::helpers::app_with_stream(Backend::Postgres, &[]).await;
+    let key = app
+        .tenant_with_service(
+            "chaos",
+            "load",
+            json!({ "perNumberLimit": { "limit": 1000000, "windowSeconds": 60 },
+                    "serviceRateLimits": [{ "limit": 100000000, "windowSeconds": 60 }],
+                    "maxQueued": 100000000, "ackTimeoutSeconds": 2, "maxDispatchAttempts": 20 }),
+        )
+        .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU32::new(0));
+    let answers: Arc<Mutex<Vec<(u16, Duration, Option<String>)>>> = Arc::default();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (answers, stop, next, key) = (answers.clone(), stop.clone(), next.clone(), key.clone());
+            let (client, url) = (app.client.clone(), format!("{}/engagement/v3/callbacks/create", app.external));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let body =
+                        json!({ "serviceName": "load", "phoneNumber": phone(next.fetch_add(1, Ordering::SeqCst)) });
+                    let started = Instant::now();
+                    let r = client.post(&url).header("x-api-key", &key).json(&body).send().await.expect("an answer");
+                    let status = r.status().as_u16();
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    let id = body["data"]["id"].as_str().map(str::to_string);
+                    answers.lock().unwrap().push((status, started.elapsed(), id));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = crate::helpers::stream_entries(&redis.url()).await;
+    assert!(!before.is_empty(), "hand-offs flowed before the kill");
+    let port = redis.port;
+    redis.stop();
+    let booked_before_restart = answers.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = answers.lock().unwrap().len() - booked_before_restart;
+    let redis = tokio::task::block_in_place(|| crate::helpers::RedisServer::start_on(port));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    assert!(during > 20, "bookings went on while Redis was down: {during} answers in 3 s");
+    let refused: Vec<(u16, Duration)> = answers.iter().filter(|a| a.0 != 200).map(|a| (a.0, a.1)).collect();
+    assert!(refused.is_empty(), "every booking is accepted: {refused:?}");
+    let slowest = answers.iter().map(|a| a.1).max().unwrap();
+    assert!(slowest < Duration::from_secs(2), "no booking waited on the dead Redis for long: {slowest:?}");
+
+    let booked: HashSet<String> = answers.iter().filter_map(|a| a.2.clone()).collect();
+    let submits = |entries: Vec<(String, i64, String)>| {
+        entries.into_iter().filter(|(_, _, kind)| kind == "callback.submit").map(|(id, attempt, _)| (id, attempt))
+    };
+    let before: Vec<(String, i64)> = submits(before).collect();
+    let mut last_seen = 0;
+    let mut all = before.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        all = before.iter().cloned().chain(submits(crate::helpers::stream_entries(&redis.url()).await)).collect();
+        let reached: HashSet<&String> = all.iter().map(|(id, _)| id).collect();
+        if booked.iter().all(|id| reached.contains(id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hand-offs resume: {} of {} bookings reached the stream (last check {last_seen})",
+            reached.len(),
+            booked.len()
+        );
+        last_seen = reached.len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut seen = HashSet::new();
+    let twice: Vec<&(String, i64)> = all.iter().filter(|pair| !seen.insert(*pair)).collect();
+    assert!(twice.is_empty(), "an (id, attempt) published twice: {twice:?}");
 }
