@@ -89,11 +89,4 @@ impl Directory {
             "unknown".to_string()
         }
     }
-
-    pub fn services(&self) -> Vec<(String, String, ServiceConfig)> {
-        self.inner
-            .read()
-            .map(|i| i.services.iter().map(|((t, s), c)| (t.clone(), s.clone(), c.clone())).collect())
-            .unwrap_or_default()
-    }
 }

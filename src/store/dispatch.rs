@@ -345,13 +345,37 @@ impl Store {
     }
 
     /// Recovery: hand-offs not `PROCESSING` within their service's `queuedTtlSeconds` (carried on
-    /// the row). Orphans are `cancel_orphans`' business.
+    /// the row), at most `RECOVERY_BATCH` per call. Orphans are `cancel_orphans`' business.
     pub async fn expire_queued(&self, now: i64) -> StoreResult<Vec<Finished>> {
-        self.complete_in_recovery(
-            &format!("c.state IN ('QUEUED', 'ROUTING') AND c.queued_ms + c.queued_ttl_ms <= $1 AND NOT {ORPHAN}"),
-            "FAIL_TIMEOUT_TTL",
-            now,
-        )
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let sql = self.update_picked(
+                "callbacks",
+                &format!(
+                    "SELECT c.id FROM callbacks c
+                     WHERE c.state IN ('QUEUED', 'ROUTING') AND c.queued_ms + c.queued_ttl_ms <= $1 AND NOT {ORPHAN}
+                     LIMIT {RECOVERY_BATCH}"
+                ),
+                "state = 'COMPLETED', reason = 'FAIL_TIMEOUT_TTL', updated_ms = $1",
+                "id, corr_id, tenant_id, service_name",
+            );
+            let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;
+            let finished: Vec<Finished> = rows
+                .iter()
+                .map(|r| {
+                    Ok(Finished {
+                        id: r.try_get("id")?,
+                        corr_id: r.try_get("corr_id")?,
+                        tenant_id: r.try_get("tenant_id")?,
+                        service_name: r.try_get("service_name")?,
+                    })
+                })
+                .collect::<StoreResult<_>>()?;
+            let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
+            append_history_rows(&mut tx, &ids, State::Completed, Some("FAIL_TIMEOUT_TTL"), Actor::Monitor, now).await?;
+            tx.commit().await?;
+            Ok(finished)
+        })
         .await
     }
 
@@ -380,37 +404,6 @@ impl Store {
                     finished.push(Finished { id, corr_id, tenant_id, service_name });
                 }
             }
-            tx.commit().await?;
-            Ok(finished)
-        })
-        .await
-    }
-
-    /// `COMPLETED` with `reason` for the rows `filter` (over `callbacks c`, `$1` = now) picks, with
-    /// their history; at most `RECOVERY_BATCH` per call.
-    async fn complete_in_recovery(&self, filter: &str, reason: &str, now: i64) -> StoreResult<Vec<Finished>> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let sql = self.update_picked(
-                "callbacks",
-                &format!("SELECT c.id FROM callbacks c WHERE {filter} LIMIT {RECOVERY_BATCH}"),
-                "state = 'COMPLETED', reason = $2, updated_ms = $1",
-                "id, corr_id, tenant_id, service_name",
-            );
-            let rows = sqlx::query(&sql).bind(now).bind(reason).fetch_all(&mut *tx).await?;
-            let finished: Vec<Finished> = rows
-                .iter()
-                .map(|r| {
-                    Ok(Finished {
-                        id: r.try_get("id")?,
-                        corr_id: r.try_get("corr_id")?,
-                        tenant_id: r.try_get("tenant_id")?,
-                        service_name: r.try_get("service_name")?,
-                    })
-                })
-                .collect::<StoreResult<_>>()?;
-            let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
-            append_history_rows(&mut tx, &ids, State::Completed, Some(reason), Actor::Monitor, now).await?;
             tx.commit().await?;
             Ok(finished)
         })
