@@ -247,7 +247,7 @@ async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
         .await;
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU32::new(0));
-    let answers: Arc<Mutex<Vec<(u16, Duration, Option<String>)>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
     let clients: Vec<_> = (0..4)
         .map(|_| {
             let (answers, stop, next, key) = (answers.clone(), stop.clone(), next.clone(), key.clone());
@@ -261,7 +261,7 @@ async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
                     let status = r.status().as_u16();
                     let body: serde_json::Value = r.json().await.unwrap_or_default();
                     let id = body["data"]["id"].as_str().map(str::to_string);
-                    answers.lock().unwrap().push((status, started.elapsed(), id));
+                    answers.lock().unwrap().push(Answer { started, took: started.elapsed(), status, id });
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             })
@@ -284,34 +284,33 @@ async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
     }
     let answers = std::mem::take(&mut *answers.lock().unwrap());
     assert!(during > 20, "bookings went on while Redis was down: {during} answers in 3 s");
-    let refused: Vec<(u16, Duration)> = answers.iter().filter(|a| a.0 != 200).map(|a| (a.0, a.1)).collect();
+    let refused: Vec<(u16, Duration)> =
+        answers.iter().filter(|a| a.status != 200).map(|a| (a.status, a.took)).collect();
     assert!(refused.is_empty(), "every booking is accepted: {refused:?}");
-    let slowest = answers.iter().map(|a| a.1).max().unwrap();
+    let slowest = answers.iter().map(|a| a.took).max().unwrap();
     assert!(slowest < Duration::from_secs(2), "no booking waited on the dead Redis for long: {slowest:?}");
 
-    let booked: HashSet<String> = answers.iter().filter_map(|a| a.2.clone()).collect();
+    let booked: HashSet<String> = answers.iter().filter_map(|a| a.id.clone()).collect();
     let submits = |entries: Vec<(String, i64, String)>| {
         entries.into_iter().filter(|(_, _, kind)| kind == "callback.submit").map(|(id, attempt, _)| (id, attempt))
     };
     let before: Vec<(String, i64)> = submits(before).collect();
-    let mut last_seen = 0;
-    let mut all = before.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        all = before.iter().cloned().chain(submits(crate::helpers::stream_entries(&redis.url()).await)).collect();
+    let all = loop {
+        let all: Vec<(String, i64)> =
+            before.iter().cloned().chain(submits(crate::helpers::stream_entries(&redis.url()).await)).collect();
         let reached: HashSet<&String> = all.iter().map(|(id, _)| id).collect();
         if booked.iter().all(|id| reached.contains(id)) {
-            break;
+            break all;
         }
         assert!(
             Instant::now() < deadline,
-            "hand-offs resume: {} of {} bookings reached the stream (last check {last_seen})",
-            reached.len(),
+            "hand-offs resume: {} of {} bookings reached the stream",
+            booked.iter().filter(|id| reached.contains(id)).count(),
             booked.len()
         );
-        last_seen = reached.len();
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
     let mut seen = HashSet::new();
     let twice: Vec<&(String, i64)> = all.iter().filter(|pair| !seen.insert(*pair)).collect();
     assert!(twice.is_empty(), "an (id, attempt) published twice: {twice:?}");
