@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and black-box tests on SQLite and PostgreSQL.
+# The whole test suite: formatting, lints, unit and black-box tests on SQLite and PostgreSQL (the
+# fast suite, then the heavy multi-process, chaos and stress tests), chart, alerting and fuzzing.
 # Starts PostgreSQL and Redis when they are not running (installing them from Debian packages
 # on a machine that lacks them). With CI=true an unreachable PostgreSQL fails the run.
 set -euo pipefail
@@ -49,11 +50,16 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-say "cargo test"
+cargo clippy --locked --test heavy -- -D warnings
+say "cargo test (the fast suite: unit and black-box tests)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+# Several processes each, dependencies killed, stress: their own, bounded parallelism (the
+# multi-process ones also take turns among themselves: MULTI_PROCESS in tests/common/helpers.rs).
+say "cargo test --test heavy (multi-process, chaos and stress tests)"
+cargo test --locked --no-fail-fast --test heavy -- --test-threads="${HEAVY_TEST_THREADS:-2}" 2>&1 | tee -a "$log" || status=$?
 # --- Helm chart and alerting (issue 7): chart lint/template/rule tests, then the end-to-end alerting test
 # (it runs target/debug/ringback, which cargo test has just built). A failure fails the run.
 say "chart checks (scripts/check-chart.sh)"

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::coord::stream::{Dispatcher, RedisStream};
 use crate::http::{middleware, routes};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::Store;
 use crate::telemetry::catalogue::{self, register_tenant_alarms};
 use crate::telemetry::logging::LogControl;

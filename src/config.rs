@@ -8,6 +8,24 @@ use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("config.default.toml");
 
+/// Our own crate's target; a bare level applies to it, other crates stay at `warn`.
+const OWN_TARGET: &str = "ringback";
+
+/// Turn `log.level`, `RINGBACK_LOG` and / `log-level` input into a tracing filter: a bare level applies to Ringback's
+/// targets (others at `warn`); anything else is used as a full filter directive.
+pub fn parse_log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let spec = spec.trim();
+    let directive = match spec.to_ascii_lowercase().as_str() {
+        level @ ("off" | "error" | "warn" | "info" | "debug" | "trace") => format!("warn,{OWN_TARGET}={level}"),
+        _ => spec.to_string(),
+    };
+    if spec.is_empty() {
+        return Err("must be a level (error, warn, info, debug, trace) or a filter directive".into());
+    }
+    tracing_subscriber::EnvFilter::try_new(&directive)
+        .map_err(|e| format!("'{spec}' is not a level or filter directive: {e}"))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -265,7 +283,7 @@ impl Settings {
         if self.log.max_len < 16 {
             return Err(bad("log.max_len", "must be at least 16"));
         }
-        crate::telemetry::logging::parse_filter(&self.log.level).map_err(|e| bad("log.level", e))?;
+        parse_log_filter(&self.log.level).map_err(|e| bad("log.level", e))?;
         Ok(())
     }
 

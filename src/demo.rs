@@ -21,7 +21,9 @@ pub async fn prepare(store: &Store) -> anyhow::Result<String> {
     if store.get_service(&tenant.id, SERVICE).await?.is_none() {
         let config = ServiceConfig { virtual_queue: Some(SERVICE.to_string()), ..ServiceConfig::default() };
         let audit = audit_entry("demo", "PUT", format!("tenants/{TENANT}/services/{SERVICE}"), None);
-        store.put_service(&tenant.id, SERVICE, &config, &audit, now_ms()).await?;
+        crate::ops::services::put_service(store, &tenant.id, SERVICE, &config, &audit, now_ms())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let key = issue_key(store, &tenant.id, TENANT, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(key.key)

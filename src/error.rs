@@ -179,26 +179,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                ApiError::unavailable()
-            }
-            // The breaker logs the outage once, when it opens; not once per refused request.
-            crate::store::StoreError::Down(cause) => {
-                tracing::debug!(error = %cause, "database down");
-                ApiError::unavailable()
-            }
-            crate::store::StoreError::Other(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "store error");
-                ApiError::internal()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

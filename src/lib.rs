@@ -13,8 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod monitor;
+pub mod ops;
 pub mod simulator;
-pub mod state;
 pub mod store;
 pub mod telemetry;
 

@@ -7,10 +7,13 @@
 //! lookup per negative TTL; and past `clients.unknown_key_lookups_per_minute` lookups of unknown
 //! keys from one client address, that address's further unknown keys are refused without a
 //! lookup (`governor`). A key once seen valid is never refused by that limit: its entry outlives
-//! its freshness, so re-checking it (for revocation) is not an unknown-key lookup.
+//! its freshness, so re-checking it (for revocation) is not an unknown-key lookup. Concurrent
+//! requests with one uncached key share one lookup (`RecentLoads`): a thousand requests of a new
+//! key cost one query and one unit of their address's allowance, not a thousand.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::store::{ResolvedKey, Store, StoreResult};
+use crate::coord::recent_loads::RecentLoads;
+use crate::store::{ResolvedKey, Store, StoreError, StoreResult};
 use crate::telemetry::catalogue::{API_KEY_LOOKUPS, API_KEY_LOOKUPS_REFUSED};
 
 /// How often a key's last use is written back.
@@ -32,6 +36,8 @@ const MAX_KNOWN: u64 = 100_000;
 const KNOWN_IDLE: Duration = Duration::from_secs(3600);
 /// Unknown keys are kept apart and bounded on their own.
 const MAX_UNKNOWN: u64 = 10_000;
+/// How long one lookup's answer is shared with the requests that asked meanwhile.
+const LOOKUP_SHARED_FOR: Duration = Duration::from_secs(1);
 /// Client addresses tracked by the per-address limit before idle ones are dropped.
 const LIMITER_SWEEP_AT: usize = 10_000;
 /// Every key Ringback issues is `rb_` and 32 base64url characters (`http::admin::api_keys`).
@@ -46,7 +52,20 @@ pub struct KeyCache {
     unknown: Cache<String, ()>,
     /// Unknown-key lookups per client address.
     lookups: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Lookups in flight (or just done), by key hash and — when the limit applies — address.
+    in_flight: RecentLoads<(String, Option<IpAddr>), Lookup>,
+    /// Bumped by `invalidate_all`, so a lookup started before it is not shared after it.
+    generation: Arc<AtomicU64>,
     last_touch: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
+}
+
+/// What one lookup found.
+#[derive(Clone)]
+enum Lookup {
+    Valid(ResolvedKey),
+    Unknown,
+    /// Not looked up: the address is past its unknown-key allowance.
+    Refused,
 }
 
 pub fn hash_key(plaintext: &str) -> String {
@@ -69,6 +88,8 @@ impl KeyCache {
             known: Cache::builder().max_capacity(MAX_KNOWN).time_to_idle(KNOWN_IDLE.max(ttl)).build(),
             unknown: Cache::builder().max_capacity(MAX_UNKNOWN).time_to_live(NEGATIVE_TTL.min(ttl)).build(),
             lookups: Arc::new(RateLimiter::keyed(Quota::per_minute(unknown_per_minute))),
+            in_flight: RecentLoads::new(LOOKUP_SHARED_FOR, MAX_UNKNOWN as usize),
+            generation: Arc::default(),
             last_touch: Arc::default(),
         }
     }
@@ -86,33 +107,52 @@ impl KeyCache {
                 return Ok(Some(key.clone()));
             }
         }
-        if known.is_none() {
-            if self.unknown.contains_key(&hash) {
-                return Ok(None);
+        // Keys never seen valid here are limited per address; a known one is only re-checked.
+        let limited = known.is_none();
+        if limited && self.unknown.contains_key(&hash) {
+            return Ok(None);
+        }
+        let shared_by = (hash.clone(), limited.then_some(client));
+        let generation = self.generation.load(Ordering::Acquire);
+        let lookup = self
+            .in_flight
+            .get_or_load(shared_by, generation, || self.look_up(store, &hash, limited.then_some(client)))
+            .await?;
+        Ok(match lookup {
+            Lookup::Valid(key) => {
+                self.touch_if_due(store, &key);
+                Some(key)
             }
+            Lookup::Unknown | Lookup::Refused => None,
+        })
+    }
+
+    /// One database lookup (unless `client`, when given, is past its allowance), its result
+    /// cached and counted.
+    async fn look_up(&self, store: &Store, hash: &str, client: Option<IpAddr>) -> Result<Lookup, StoreError> {
+        if let Some(client) = client {
             if self.lookups.check_key(&client).is_err() {
                 metrics::counter!(API_KEY_LOOKUPS_REFUSED).increment(1);
-                return Ok(None);
+                return Ok(Lookup::Refused);
             }
             if self.lookups.len() > LIMITER_SWEEP_AT {
                 self.lookups.retain_recent();
             }
         }
-        let resolved = store.resolve_api_key(&hash).await?;
-        match &resolved {
+        Ok(match store.resolve_api_key(hash).await? {
             Some(key) => {
                 metrics::counter!(API_KEY_LOOKUPS, "result" => "valid").increment(1);
-                self.unknown.invalidate(&hash);
-                self.known.insert(hash, (key.clone(), Instant::now() + self.ttl));
-                self.touch_if_due(store, key);
+                self.unknown.invalidate(hash);
+                self.known.insert(hash.to_string(), (key.clone(), Instant::now() + self.ttl));
+                Lookup::Valid(key)
             }
             None => {
                 metrics::counter!(API_KEY_LOOKUPS, "result" => "unknown").increment(1);
-                self.known.invalidate(&hash);
-                self.unknown.insert(hash, ());
+                self.known.invalidate(hash);
+                self.unknown.insert(hash.to_string(), ());
+                Lookup::Unknown
             }
-        }
-        Ok(resolved)
+        })
     }
 
     /// Record the key's last use at most once a minute per replica, off the request path.
@@ -144,6 +184,7 @@ impl KeyCache {
     /// Read every key again on its next use (after a key is revoked or a tenant changes here).
     /// Known keys stay known, so the per-address limit still never refuses them.
     pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         let now = Instant::now();
         for (hash, (key, _)) in self.known.iter() {
             self.known.insert(hash.as_ref().clone(), (key, now));

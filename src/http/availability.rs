@@ -15,8 +15,8 @@ use crate::domain::time::{format_utc, now_ms};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
-use crate::http::service_context::{self, unknown_service};
-use crate::state::AppState;
+use crate::ops::service_context::{self, unknown_service};
+use crate::ops::AppState;
 
 const MAX_RANGE_MS: i64 = 31 * 86_400_000;
 

@@ -14,7 +14,7 @@ use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::callbacks::clean_user_data;
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, InternalAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn};
 use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
 

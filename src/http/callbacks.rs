@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::coord::recent_loads::RecentLoads;
 use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::booking::{self, CreateRequest};
 use crate::domain::callback::{Actor, State};
@@ -19,9 +20,8 @@ use crate::domain::time::{format_utc, now_ms, parse_instant};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, JsonBody};
-use crate::http::recent_loads::RecentLoads;
-use crate::http::service_context::{self, ServiceContext};
-use crate::state::AppState;
+use crate::ops::service_context::{self, ServiceContext};
+use crate::ops::AppState;
 use crate::store::{
     Booking, BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, IdempotencyBegin,
     IdempotencyResult, InsertOutcome, NewCallback, RescheduleOutcome, Tenant,

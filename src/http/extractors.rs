@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, FieldProblem, Reason};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::Tenant;
 use crate::telemetry::catalogue::INVALID_CONTENT_LENGTH;
 

@@ -5,7 +5,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::ops::AppState;
 
 pub async fn live(state: web::Data<AppState>) -> HttpResponse {
     if state.is_shutting_down() {

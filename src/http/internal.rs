@@ -9,7 +9,7 @@ use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::{InternalAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{PlatformReport, QueueStats, ReportOutcome};
 use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
 

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::http::corr_id;
 use crate::http::extractors::{OriginAllowed, TenantLabel};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
 
 pub async fn request_telemetry(

@@ -14,6 +14,4 @@ pub mod internal;
 pub mod middleware;
 pub mod openapi;
 pub mod queues;
-pub mod recent_loads;
 pub mod routes;
-pub mod service_context;

@@ -9,8 +9,8 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
-use crate::http::service_context::{self, unknown_service};
-use crate::state::AppState;
+use crate::ops::service_context::{self, unknown_service};
+use crate::ops::AppState;
 use crate::store::{CallbackRecord, Tenant};
 
 /// Platform figures older than this are not trusted.

@@ -8,7 +8,7 @@ use super::{handoff_message, Directory, CYCLE_METRIC};
 use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
 use crate::domain::callback::State;
 use crate::domain::time::now_ms;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::HandOff;
 use crate::telemetry::catalogue::{CALLBACKS_COMPLETED, DISPATCH_ATTEMPTS_RAISED};
 

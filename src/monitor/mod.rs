@@ -15,7 +15,7 @@ pub use directory::Directory;
 pub use message::handoff_message;
 
 use crate::coord::stream::Dispatcher;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::telemetry::{faults, supervise};
 
 pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";

@@ -10,7 +10,7 @@ use super::{Directory, CYCLE_METRIC};
 use crate::domain::callback::State;
 use crate::domain::callback::REASON_CANCELLED;
 use crate::domain::time::now_ms;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::ExpiredCallIn;
 use crate::store::{CALLIN_EXPIRY_BATCH, ORPHAN_BATCH, RECOVERY_BATCH};
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLIN_EXPIRED};

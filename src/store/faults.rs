@@ -1,5 +1,5 @@
-//! Fault switches of one store's writes, so a test can break a booking batch or a bulk admin
-//! operation for real. They live
+//! Fault switches of one store's writes, so a test can break a booking batch, a bulk admin
+//! operation or a service's proxy record for real. They live
 //! with the store, not in `telemetry::faults`' process-wide switches: tests run many applications
 //! in one process, and a switch armed for one must not trip another's booking. Armed only through
 //! `http::admin::faults` (`faults.enabled`); disarmed, each check is one relaxed atomic load.
@@ -13,6 +13,7 @@ use super::StoreError;
 pub struct StoreFaults {
     batch_stall: AtomicBool,
     bulk_failure: AtomicBool,
+    vq_proxy_failure: AtomicBool,
     collision_armed: AtomicBool,
     collisions: Mutex<Vec<(String, String)>>,
 }
@@ -43,6 +44,15 @@ impl StoreFaults {
             return Err(StoreError::Other(anyhow::anyhow!("fault injection: a bulk operation failed halfway")));
         }
         Ok(())
+    }
+
+    /// The next virtual-queue proxy write fails with a real database error.
+    pub fn arm_vq_proxy_failure(&self) {
+        self.vq_proxy_failure.store(true, Ordering::SeqCst);
+    }
+
+    pub fn take_vq_proxy_failure(&self) -> bool {
+        self.vq_proxy_failure.load(Ordering::Relaxed) && self.vq_proxy_failure.swap(false, Ordering::SeqCst)
     }
 
     /// The next booking for `phone` (E.164) is written under `id`, an existing callback's id, so

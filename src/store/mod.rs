@@ -43,7 +43,9 @@ pub use dispatch::{
 pub use faults::StoreFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
-pub use tenants::{ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, Tenant};
+pub use tenants::{
+    ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, ServiceWrite, Tenant,
+};
 pub use writer::BookingWriter;
 
 use crate::breaker::Breaker;
@@ -86,6 +88,28 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e.to_string())
             }
             _ => StoreError::Other(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// How a store failure reaches a client: 503 `UNAVAILABLE` while the database is down or slow,
+/// else a 500 whose cause is logged (with the corrId), never shown.
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                crate::error::ApiError::unavailable()
+            }
+            // The breaker logs the outage once, when it opens; not once per refused request.
+            StoreError::Down(cause) => {
+                tracing::debug!(error = %cause, "database down");
+                crate::error::ApiError::unavailable()
+            }
+            StoreError::Other(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "store error");
+                crate::error::ApiError::internal()
+            }
         }
     }
 }

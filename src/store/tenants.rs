@@ -8,7 +8,6 @@ use super::callbacks::CancelOutcome;
 use super::{flag, Store, StoreResult};
 use crate::domain::callback::Actor;
 use crate::domain::service::ServiceConfig;
-use crate::telemetry::catalogue::RBAC_CREATE_VQ_PROXY_ERROR;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +32,14 @@ pub struct ApiKeyRecord {
 pub struct ResolvedKey {
     pub key_id: String,
     pub tenant: Tenant,
+}
+
+/// What became of a service write.
+#[derive(Debug)]
+pub enum ServiceWrite {
+    Stored(Box<ServiceRecord>),
+    /// Its virtual-queue proxy record could not be written (the cause); nothing was stored.
+    ProxyWriteFailed(String),
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +258,7 @@ impl Store {
         .await
     }
 
-    /// Store a service and its virtual-queue proxy record in one transaction.
+    /// Store a service and its virtual-queue proxy record in one transaction, or neither.
     pub async fn put_service(
         &self,
         tenant_id: &str,
@@ -259,7 +266,7 @@ impl Store {
         config: &ServiceConfig,
         audit: &AuditEntry,
         now_ms: i64,
-    ) -> StoreResult<ServiceRecord> {
+    ) -> StoreResult<ServiceWrite> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let previous = sqlx::query("SELECT config FROM services WHERE tenant_id = $1 AND name = $2")
@@ -296,15 +303,18 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            if let Err(e) = write_vq_proxy(&mut tx, tenant_id, name, config.virtual_queue_name(name)).await {
-                metrics::counter!(RBAC_CREATE_VQ_PROXY_ERROR).increment(1);
-                tracing::error!(error = %e, "could not write the virtual-queue proxy record; the service was not stored");
-                return Err(e.into());
+            if let Err(e) = self.write_vq_proxy(&mut tx, tenant_id, name, config.virtual_queue_name(name)).await {
+                // Dropping the transaction rolls the service write back: neither half is stored.
+                return Ok(ServiceWrite::ProxyWriteFailed(e.to_string()));
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             self.config_changed();
-            Ok(ServiceRecord { tenant_id: tenant_id.to_string(), name: name.to_string(), config: config.clone() })
+            Ok(ServiceWrite::Stored(Box::new(ServiceRecord {
+                tenant_id: tenant_id.to_string(),
+                name: name.to_string(),
+                config: config.clone(),
+            })))
         })
         .await
     }
@@ -492,32 +502,6 @@ impl Store {
     }
 }
 
-/// The service's virtual-queue proxy record (virtual queue → services), replaced inside the
-/// service's own transaction so a failure leaves neither half written.
-async fn write_vq_proxy(
-    tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
-    service: &str,
-    virtual_queue: &str,
-) -> Result<(), sqlx::Error> {
-    if crate::telemetry::faults::take_vq_proxy_failure() {
-        // A real database error: the table does not exist.
-        sqlx::query("INSERT INTO vq_proxy_fault_injection VALUES (1)").execute(&mut **tx).await?;
-    }
-    sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
-        .bind(tenant_id)
-        .bind(service)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("INSERT INTO vq_proxy (tenant_id, virtual_queue, service_name) VALUES ($1, $2, $3)")
-        .bind(tenant_id)
-        .bind(virtual_queue)
-        .bind(service)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// The statements of a delete, in order; false (and nothing more run) when the first deletes
 /// nothing.
 async fn run_deletes(tx: &mut Transaction<'_, Any>, statements: &[(&str, &[&str])]) -> StoreResult<bool> {
@@ -551,4 +535,33 @@ pub enum DeleteOutcome {
     NotFound,
     /// Refused: this many callbacks are not `COMPLETED`.
     HasUnfinished(usize),
+}
+
+impl Store {
+    /// The service's virtual-queue proxy record (virtual queue → services), replaced inside the
+    /// service's own transaction so a failure leaves neither half written.
+    async fn write_vq_proxy(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        tenant_id: &str,
+        service: &str,
+        virtual_queue: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.faults.take_vq_proxy_failure() {
+            // A real database error: the table does not exist.
+            sqlx::query("INSERT INTO vq_proxy_fault_injection VALUES (1)").execute(&mut **tx).await?;
+        }
+        sqlx::query("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2")
+            .bind(tenant_id)
+            .bind(service)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO vq_proxy (tenant_id, virtual_queue, service_name) VALUES ($1, $2, $3)")
+            .bind(tenant_id)
+            .bind(virtual_queue)
+            .bind(service)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }

@@ -1,5 +1,5 @@
 //! Fault-injection switches, so every alarm can be raised for real in a test. They are global
-//! because the log writer and the store know nothing of the application state; the routes that
+//! because the log writer and the monitor's tasks know nothing of the application state; the routes that
 //! arm them (`http::admin::faults`) exist only when `faults.enabled` is set, on the internal
 //! listener. Disarmed, each check is one relaxed atomic load.
 
@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 static LOG_STALL_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 static TASK_PANIC: AtomicBool = AtomicBool::new(false);
-static VQ_PROXY_FAILURE: AtomicBool = AtomicBool::new(false);
 
 /// Make the log writer behave like a stuck stdout until `until_ms` (epoch ms).
 pub fn stall_log_writer_until(until_ms: i64) {
@@ -32,13 +31,4 @@ pub fn arm_task_panic() {
 
 pub fn take_task_panic() -> bool {
     TASK_PANIC.swap(false, Ordering::SeqCst)
-}
-
-/// The next virtual-queue proxy write fails (a real database error).
-pub fn arm_vq_proxy_failure() {
-    VQ_PROXY_FAILURE.store(true, Ordering::SeqCst);
-}
-
-pub fn take_vq_proxy_failure() -> bool {
-    VQ_PROXY_FAILURE.swap(false, Ordering::SeqCst)
 }

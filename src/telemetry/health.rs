@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::telemetry::catalogue::{
     DB_POOL, GES_HEALTH, ORS_REDIS_STATUS, POSTGRES_STATUS, REDIS_CONNECTION, REDIS_POOL,
 };

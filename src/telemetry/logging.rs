@@ -18,24 +18,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, Layer, Registry};
 
+use crate::config::parse_log_filter;
 use crate::telemetry::catalogue::LOGGING_FAILURE;
-
-/// Our own crate's target; a bare level applies to it, other crates stay at `warn`.
-const OWN_TARGET: &str = "ringback";
-
-/// Turn `RINGBACK_LOG` / `log-level` input into a filter: a bare level applies to Ringback's
-/// targets (others at `warn`); anything else is used as a full filter directive.
-pub fn parse_filter(spec: &str) -> Result<EnvFilter, String> {
-    let spec = spec.trim();
-    let directive = match spec.to_ascii_lowercase().as_str() {
-        level @ ("off" | "error" | "warn" | "info" | "debug" | "trace") => format!("warn,{OWN_TARGET}={level}"),
-        _ => spec.to_string(),
-    };
-    if spec.is_empty() {
-        return Err("must be a level (error, warn, info, debug, trace) or a filter directive".into());
-    }
-    EnvFilter::try_new(&directive).map_err(|e| format!("'{spec}' is not a level or filter directive: {e}"))
-}
 
 /// Runtime control of the log filter (`PUT /admin/v1/log-level`).
 #[derive(Clone)]
@@ -55,7 +39,7 @@ impl LogControl {
     }
 
     pub fn set(&self, spec: &str) -> Result<(), String> {
-        let filter = parse_filter(spec)?;
+        let filter = parse_log_filter(spec)?;
         if let Some(handle) = &self.handle {
             handle.reload(filter).map_err(|e| e.to_string())?;
         }
@@ -78,7 +62,7 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
     if let Some(control) = INSTALLED.get() {
         return Ok((control.clone(), None));
     }
-    let filter = parse_filter(level)?;
+    let filter = parse_log_filter(level)?;
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(64 * 1024)
@@ -252,10 +236,10 @@ mod tests {
 
     #[test]
     fn bare_level_targets_our_crate_and_directives_pass_through() {
-        assert!(parse_filter("trace").unwrap().to_string().contains("ringback=trace"));
-        assert!(parse_filter("warn,ringback::http=debug").is_ok());
-        assert!(parse_filter("").is_err());
-        assert!(parse_filter("loud=[").is_err());
+        assert!(parse_log_filter("trace").unwrap().to_string().contains("ringback=trace"));
+        assert!(parse_log_filter("warn,ringback::http=debug").is_ok());
+        assert!(parse_log_filter("").is_err());
+        assert!(parse_log_filter("loud=[").is_err());
     }
 
     #[test]

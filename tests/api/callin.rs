@@ -83,8 +83,8 @@ async fn unique_pool_of_10_hands_each_number_out_once_under_100_concurrent_creat
         assert!(d["expirationTime"].as_i64().is_some_and(|t| t > 1_700_000_000_000), "epoch ms");
     }
     let m = app.metrics().await;
-    assert_eq!(metric_value(&m, &alarm), 90.0);
-    assert_eq!(metric_value(&m, &format!(r#"ges_callin_created{{tenant="{tenant}",group="sales"}}"#)), 10.0);
+    assert_eq!(metric_value(&m, &alarm), Some(90.0));
+    assert_eq!(metric_value(&m, &format!(r#"ges_callin_created{{tenant="{tenant}",group="sales"}}"#)), Some(10.0));
 }
 
 async fn shared_number_never_pends_one_code_twice_and_exhausts_beyond_the_code_space(backend: Backend) {
@@ -159,7 +159,7 @@ async fn inbound_calls_match_only_the_right_code_and_caller(backend: Backend) {
         .expect(404, Some("NOT_FOUND"));
     assert_eq!(state_of(&app, &key, data["id"].as_str().unwrap()).await, "MATCHED");
     let matched_series = format!(r#"ges_callin_matched{{tenant="{tenant}",group="vip"}}"#);
-    assert_eq!(metric_value(&app.metrics().await, &matched_series), 1.0);
+    assert_eq!(metric_value(&app.metrics().await, &matched_series), Some(1.0));
 
     // Two concurrent matches of one request: exactly one wins.
     let again = create(&app, &key, json!({ "groupName": "vip", "fromPhoneNumber": caller })).await;
@@ -192,7 +192,11 @@ async fn matched_expired_and_cancelled_requests_free_their_number(backend: Backe
     let b = new().await;
     b.expect(200, None);
     assert_eq!(b.body["data"]["toPhoneNumber"], number.as_str(), "the expired request's number is free again");
-    assert_eq!(metric_value(&app.metrics().await, &expired_series), 1.0, "counted once, by the create that moved it");
+    assert_eq!(
+        metric_value(&app.metrics().await, &expired_series),
+        Some(1.0),
+        "counted once, by the create that moved it"
+    );
 
     // Matched: frees the number.
     inbound(&app, json!({ "toPhoneNumber": number, "accessCode": b.body["data"]["accessCode"] }))
@@ -233,7 +237,7 @@ async fn recovery_pass_expires_pending_requests_and_counts_each_once(backend: Ba
     let a = create(&app, &key, json!({ "groupName": "short" })).await;
     a.expect(200, None);
     eventually(10, "the recovery pass counts the expiry", || async {
-        metric_value(&app.metrics().await, &series) == 1.0
+        metric_value(&app.metrics().await, &series) == Some(1.0)
     })
     .await;
     assert_eq!(state_of(&app, &key, &a.id()).await, "EXPIRED");
@@ -241,13 +245,19 @@ async fn recovery_pass_expires_pending_requests_and_counts_each_once(backend: Ba
     // sweep), once: after both have had their chance, the count is the number of requests.
     create(&app, &key, json!({ "groupName": "short" })).await.expect(200, None);
     create(&app, &key, json!({ "groupName": "short" })).await.expect(200, None);
-    eventually(10, "all three expiries counted", || async { metric_value(&app.metrics().await, &series) >= 3.0 }).await;
+    eventually(10, "all three expiries counted", || async {
+        metric_value(&app.metrics().await, &series).is_some_and(|n| n >= 3.0)
+    })
+    .await;
     create(&app, &key, json!({ "groupName": "short" })).await.expect(200, None);
-    eventually(10, "the fourth expiry counted", || async { metric_value(&app.metrics().await, &series) >= 4.0 }).await;
+    eventually(10, "the fourth expiry counted", || async {
+        metric_value(&app.metrics().await, &series).is_some_and(|n| n >= 4.0)
+    })
+    .await;
     // Another pass and another create's sweep run over the same expired rows: no recount.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     create(&app, &key, json!({ "groupName": "short" })).await.expect(200, None);
-    assert_eq!(metric_value(&app.metrics().await, &series), 4.0, "each request counted exactly once");
+    assert_eq!(metric_value(&app.metrics().await, &series), Some(4.0), "each request counted exactly once");
 }
 
 async fn call_in_groups_are_validated_audited_and_numbers_are_deployment_unique(backend: Backend) {

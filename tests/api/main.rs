@@ -1,18 +1,23 @@
-//! Black-box HTTP tests of the real application. Each conformance test body runs on SQLite and
-//! on PostgreSQL (`on_both_backends!`).
+//! Black-box HTTP tests of the real application: the fast default suite (`cargo test`). Each
+//! conformance test body runs on SQLite and on PostgreSQL (`on_both_backends!`). The heavy
+//! multi-process and stress tests are the `heavy` target (`tests/heavy`), run by the test command.
+
+#[allow(dead_code)]
+#[path = "../common/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "../common/process.rs"]
+mod process;
 
 mod admin;
+mod binary;
 mod booking_rules;
 mod callbacks;
 mod callin;
-mod chaos;
 mod edge;
 mod group_commit;
-mod helpers;
 mod monitor;
 mod observability;
 mod openapi_truth;
 mod outage;
-mod process;
-mod replicas;
 mod telemetry;

@@ -80,7 +80,8 @@ async fn handler_panic_answers_500_and_counts_uncaught_exception() {
 async fn background_task_panic_counts_and_the_task_restarts() {
     let s = Subject::start(&[("RINGBACK__MONITOR__TICK_MS", "100")]).await;
     assert_eq!(s.alarm("UNCAUGHT_EXCEPTION").await, 0.0);
-    let passes = |m: &str| metric_value(m, r#"ges_monitor_cycle_duration_seconds_count{pass="dispatch"}"#);
+    let passes =
+        |m: &str| metric_value(m, r#"ges_monitor_cycle_duration_seconds_count{pass="dispatch"}"#).unwrap_or(0.0);
     let (status, _) = s.admin(Method::POST, "/faults/panic-task", json!({})).await;
     assert_eq!(status, 200);
     eventually(10, "the dispatch task's panic is counted", || async { s.alarm("UNCAUGHT_EXCEPTION").await == 1.0 })
@@ -172,8 +173,9 @@ async fn a_blocked_worker_shows_its_lag_on_its_own_series() {
     let m = s.metrics().await;
     // Samples over 1 s: the histogram's count minus its le="1" bucket.
     let slow_samples = |worker: &str| {
-        metric_value(&m, &format!(r#"ges_eventloop_delay_seconds_count{{worker="{worker}"}}"#))
-            - metric_value(&m, &format!(r#"ges_eventloop_delay_seconds_bucket{{worker="{worker}",le="1"}}"#))
+        let series = |s: String| metric_value(&m, &s).unwrap_or_else(|| panic!("{s} exposed"));
+        series(format!(r#"ges_eventloop_delay_seconds_count{{worker="{worker}"}}"#))
+            - series(format!(r#"ges_eventloop_delay_seconds_bucket{{worker="{worker}",le="1"}}"#))
     };
     assert!(slow_samples(&blocked) >= 1.0, "the blocked worker recorded its stall:\n{m}");
     for worker in ["internal-0", "internal-1", "monitor"] {
@@ -479,4 +481,30 @@ async fn ges_health_follows_only_the_required_dependencies() {
     stream.stop();
     eventually(10, "stream down raises GES_HEALTH", || async { gauges().await == [Some(1.0), Some(1.0), Some(1.0)] })
         .await;
+}
+
+/// The monitor's own series, read from a process of their own (the in-process tests share one
+/// recorder, so there a series could come from any test): a hand-off records its delay, each
+/// pass its duration, and the recovery pass sets `ges_monitor_size` for every type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_reports_its_passes_sizes_and_hand_off_delay() {
+    let s =
+        Subject::start(&[("RINGBACK__MONITOR__RECOVERY_SECONDS", "1"), ("RINGBACK__MONITOR__TICK_MS", "100")]).await;
+    let key = provision(&s.process, &s.client).await;
+    let body = json!({ "serviceName": "sales", "phoneNumber": phone(1) });
+    let url = s.process.url("/engagement/v3/callbacks/create");
+    assert_eq!(send(&s.client, Method::POST, url, &[("x-api-key", &key)], body).await.0, 200);
+    let value = |m: &str, series: &str| metric_value(m, series).unwrap_or(0.0);
+    eventually(10, "a hand-off delay and both passes recorded", || async {
+        let m = s.metrics().await;
+        value(&m, "ges_monitor_dispatch_delay_seconds_count") >= 1.0
+            && value(&m, r#"ges_monitor_cycle_duration_seconds_count{pass="dispatch"}"#) >= 1.0
+            && value(&m, r#"ges_monitor_cycle_duration_seconds_count{pass="recovery"}"#) >= 1.0
+    })
+    .await;
+    let m = s.metrics().await;
+    for kind in ["scheduled", "queued", "routing", "processing", "due"] {
+        let series = format!(r#"ges_monitor_size{{type="{kind}"}}"#);
+        assert!(metric_value(&m, &series).is_some(), "{series} is set by the recovery pass");
+    }
 }

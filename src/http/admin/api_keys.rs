@@ -13,7 +13,7 @@ use crate::domain::time::{format_utc, now_ms};
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::Store;
 
 const PREFIX_LEN: usize = 10;

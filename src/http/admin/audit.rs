@@ -8,7 +8,7 @@ use crate::domain::time::format_utc;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
-use crate::state::AppState;
+use crate::ops::AppState;
 
 const PAGE: i64 = 100;
 

@@ -10,7 +10,7 @@ use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 
 fn calendar_json(name: &str, body: &CalendarBody) -> Value {
     let mut v = serde_json::to_value(body).unwrap_or_else(|_| json!({}));

@@ -19,7 +19,7 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{CallInGroupRecord, PutGroupOutcome};
 
 fn group_json(record: &CallInGroupRecord) -> Value {

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::http::callbacks::{page_of, parse_list_query, record_cancelled, view};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{CancelOutcome, RedriveOutcome};
 
 const MAX_IDS: usize = 1000;

@@ -12,7 +12,7 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::telemetry::{event_loop, faults};
 
 #[derive(Deserialize)]
@@ -67,8 +67,8 @@ pub async fn stall_log_writer(_admin: AdminAuth, body: JsonBody<Stall>) -> Resul
 }
 
 /// The next virtual-queue proxy write fails with a real database error.
-pub async fn fail_vq_proxy(_admin: AdminAuth) -> HttpResponse {
-    faults::arm_vq_proxy_failure();
+pub async fn fail_vq_proxy(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
+    state.store.faults().arm_vq_proxy_failure();
     envelope::ok(json!({ "armed": "fail-vq-proxy" }))
 }
 

@@ -9,7 +9,7 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 
 pub const SETTING_KEY: &str = "log.level";
 
@@ -29,7 +29,7 @@ pub async fn put(
     body: JsonBody<LevelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let level = body.value.level.trim().to_string();
-    crate::telemetry::logging::parse_filter(&level).map_err(|p| ApiError::field("level", p))?;
+    crate::config::parse_log_filter(&level).map_err(|p| ApiError::field("level", p))?;
     let audit = super::audit_entry(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));
     state.store.put_setting(SETTING_KEY, &level, &audit, now_ms()).await?;
     state.log.set(&level).map_err(|p| ApiError::field("level", p))?;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{AuditEntry, Tenant};
 
 /// `{ items, nextCursor }`.

@@ -10,7 +10,7 @@ use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::ServiceRecord;
 
 fn service_json(record: &ServiceRecord) -> Value {
@@ -35,7 +35,7 @@ pub async fn put(
         }
     }
     let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
-    let stored = state.store.put_service(&tenant.id, &name, &config, &audit, now_ms()).await?;
+    let stored = crate::ops::services::put_service(&state.store, &tenant.id, &name, &config, &audit, now_ms()).await?;
     Ok(envelope::ok(service_json(&stored)))
 }
 

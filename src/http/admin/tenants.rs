@@ -10,7 +10,7 @@ use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::telemetry::catalogue::register_tenant_alarms;
 
 #[derive(Debug, Deserialize)]

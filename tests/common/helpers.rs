@@ -325,13 +325,11 @@ pub fn utc_ms(iso: &str) -> i64 {
     iso.parse::<jiff::Timestamp>().unwrap().as_millisecond()
 }
 
-pub fn metric_value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+/// The value of one exact series, or `None` when it is not exposed (so "registered at 0" can
+/// only pass when the series is there).
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    let line = metrics.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?;
+    Some(line.rsplit(' ').next()?.parse().unwrap_or_else(|_| panic!("not a number: {line}")))
 }
 
 pub const INTERNAL_TOKEN: &str = "test-internal-token";
@@ -351,14 +349,18 @@ pub async fn app_with_stream(backend: Backend, extra: &[(&str, &str)]) -> (TestA
 
 /// Stream entries as (id, attempt, type).
 pub async fn stream_entries(redis_url: &str) -> Vec<(String, i64, String)> {
-    let mut conn = redis::Client::open(redis_url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("the stream's Redis at {redis_url} does not answer: {e}"));
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg("NewCallbackStream")
         .arg("-")
         .arg("+")
         .query_async(&mut conn)
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("XRANGE on {redis_url}: {e}"));
     reply
         .ids
         .iter()
@@ -414,3 +416,42 @@ macro_rules! for_each_backend {
 /// Tests that run several service processes take this lock, so two of them never share the
 /// machine's two cores at once (in-process tests still run beside them).
 pub static MULTI_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Fire `n` creates at once (distinct numbers) against one or more base URLs, round robin.
+pub async fn concurrent_bookings_on(
+    bases: &[String],
+    key: &str,
+    service: &str,
+    when: &str,
+    n: u32,
+    first_number: u32,
+) -> (u32, u32) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let requests = (0..n).map(|i| {
+        let url = format!("{}/engagement/v3/callbacks/create", bases[i as usize % bases.len()]);
+        let body = json!({ "serviceName": service, "phoneNumber": phone(first_number + i), "desiredTime": when });
+        let req =
+            client.post(url).header("x-api-key", key).header("content-type", "application/json").body(body.to_string());
+        async move {
+            let r = req.send().await.expect("request");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, body["status"]["reason"].as_str().unwrap_or("").to_string())
+        }
+    });
+    let results = futures_util::future::join_all(requests).await;
+    let ok = results.iter().filter(|(s, _)| *s == 200).count() as u32;
+    let full = results.iter().filter(|(s, r)| *s == 429 && r == "SLOT_FULL").count() as u32;
+    let other: Vec<_> =
+        results.iter().filter(|(s, r)| !(*s == 200 || (*s == 429 && r == "SLOT_FULL"))).take(5).collect();
+    assert!(other.is_empty(), "unexpected answers: {other:?}");
+    (ok, full)
+}
+
+pub async fn concurrent_bookings(base: &str, key: &str, service: &str, when: &str, n: u32, first: u32) -> (u32, u32) {
+    concurrent_bookings_on(&[base.to_string()], key, service, when, n, first).await
+}

@@ -6,9 +6,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::booking_rules::concurrent_bookings_on;
 use crate::helpers::{
-    eventually, fresh_database, local_time, phone, stream_entries, Backend, RedisServer, ADMIN_TOKEN, MULTI_PROCESS,
+    concurrent_bookings_on, eventually, fresh_database, local_time, phone, stream_entries, Backend, RedisServer,
+    ADMIN_TOKEN, MULTI_PROCESS,
 };
 use crate::process::{send, Process};
 
@@ -172,8 +172,11 @@ async fn three_replicas_hand_over_ten_thousand_due_callbacks_exactly_once() {
     let client = reqwest::Client::new();
     let auth = format!("Bearer {ADMIN_TOKEN}");
     assert_eq!(set_paused(&client, &replicas[1], "s", true).await, 200);
-    book_many(&bases, &key, &at_offset(3), 10_000).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let due = at_offset(3);
+    book_many(&bases, &key, &due, 10_000).await;
+    // Released once every one of them is due (booking may have taken longer than 3 s already).
+    let until_due = due.parse::<jiff::Timestamp>().unwrap().duration_since(jiff::Timestamp::now());
+    tokio::time::sleep(Duration::try_from(until_due).unwrap_or(Duration::ZERO)).await;
     assert_eq!(set_paused(&client, &replicas[1], "s", false).await, 200);
     let sim = tokio::spawn(ringback::simulator::run(
         ringback::simulator::Source::Redis {
@@ -196,7 +199,15 @@ async fn three_replicas_hand_over_ten_thousand_due_callbacks_exactly_once() {
     ));
     eventually(180, "10,000 hand-offs in the stream", || async { stream_entries(&redis.url()).await.len() >= 10_000 })
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Late duplicates could only come from callbacks still active: wait until the simulator has
+    // taken every one to COMPLETED.
+    let watermarks = replicas[0].url("/admin/v1/tenants/acme/watermarks");
+    eventually(120, "every callback completed", || async {
+        let (_, w) =
+            send(&client, Method::GET, watermarks.clone(), &[("authorization", auth.as_str())], json!(null)).await;
+        w["data"]["total"] == 0
+    })
+    .await;
     let entries = stream_entries(&redis.url()).await;
     let mut per_id: HashMap<&str, Vec<i64>> = HashMap::new();
     for (id, attempt, _) in &entries {

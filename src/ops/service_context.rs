@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
+use crate::coord::recent_loads::RecentLoads;
 use crate::domain::booking::ServiceRules;
 use crate::domain::calendar::{Calendar, Hours};
 use crate::domain::names::is_valid_name;
 use crate::error::{ApiError, Reason};
-use crate::http::recent_loads::RecentLoads;
-use crate::state::AppState;
+use crate::ops::AppState;
 use crate::store::{ServiceRecord, Tenant};
 
 pub struct ServiceContext {

@@ -11,7 +11,7 @@ use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
 use crate::http::callbacks::{reservation_reads, ReservationReads};
-use crate::http::service_context::{service_cache, ServiceCache};
+use crate::ops::service_context::{service_cache, ServiceCache};
 use crate::store::{BookingWriter, Store};
 use crate::telemetry::logging::LogControl;
 
