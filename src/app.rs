@@ -95,7 +95,7 @@ impl Application {
             }),
             supervise::spawn("health-checker", {
                 let state = background.clone();
-                move || crate::telemetry::health::run(state.clone())
+                move || crate::health_checker::run(state.clone())
             }),
             // The runtime that hosts the monitor watches its own lag too.
             supervise::spawn("eventloop-probe-monitor", move || event_loop::probe("monitor".into(), probe_period)),

@@ -2,10 +2,10 @@
 //! exist, issue a fresh API key (older ones stay valid) and print how to call the service.
 
 use crate::domain::service::ServiceConfig;
-use crate::domain::time::now_ms;
-use crate::http::admin::api_keys::issue_key;
-use crate::http::admin::audit_entry;
+use crate::ops::keys::issue_key;
+use crate::store::AuditEntry;
 use crate::store::Store;
+use crate::time::now_ms;
 
 pub const TENANT: &str = "demo";
 pub const SERVICE: &str = "demo-callbacks";
@@ -14,13 +14,13 @@ pub async fn prepare(store: &Store) -> anyhow::Result<String> {
     let tenant = match store.get_tenant(TENANT).await? {
         Some(t) => t,
         None => {
-            let audit = audit_entry("demo", "PUT", format!("tenants/{TENANT}"), None);
+            let audit = AuditEntry::new("demo", "PUT", format!("tenants/{TENANT}"), None);
             store.put_tenant(TENANT, &[], true, &audit, now_ms()).await?
         }
     };
     if store.get_service(&tenant.id, SERVICE).await?.is_none() {
         let config = ServiceConfig { virtual_queue: Some(SERVICE.to_string()), ..ServiceConfig::default() };
-        let audit = audit_entry("demo", "PUT", format!("tenants/{TENANT}/services/{SERVICE}"), None);
+        let audit = AuditEntry::new("demo", "PUT", format!("tenants/{TENANT}/services/{SERVICE}"), None);
         crate::ops::services::put_service(store, &tenant.id, SERVICE, &config, &audit, now_ms())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;

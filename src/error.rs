@@ -179,6 +179,16 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// The envelope of a success: `{ status: { code: 200, message: "Successful", corrId }, data }`.
+/// Here beside the error envelope so an answer stored before it is sent (an `Idempotency-Key`'s
+/// first answer) has the same shape as one rendered by `http::envelope`.
+pub fn success_body(data: Value, corr_id: &str) -> Value {
+    json!({
+        "status": { "code": 200, "message": "Successful", "corrId": corr_id },
+        "data": data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

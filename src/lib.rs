@@ -11,12 +11,14 @@ pub mod coord;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod health_checker;
 pub mod http;
 pub mod monitor;
 pub mod ops;
 pub mod simulator;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 
 pub use app::Application;
 pub use config::Settings;

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldProblem;
+use crate::time::DAY_MS;
 
 /// The calendar body of the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +84,6 @@ pub struct Calendar {
 }
 
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const DAY_MS: i64 = 86_400_000;
 
 pub fn parse_clock(text: &str) -> Option<i32> {
     let (h, m) = text.trim().split_once(':')?;

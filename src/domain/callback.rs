@@ -64,6 +64,10 @@ pub const COMPLETION_REASONS: [&str; 12] = [
 ];
 
 pub const REASON_CANCELLED: &str = "CANCELLED";
+/// The monitor spent the hand-off attempts (`maxDispatchAttempts`).
+pub const REASON_SUBMIT_FAILED: &str = "SUBMIT_FAILED";
+/// Handed over but not `PROCESSING` within `queuedTtlSeconds`.
+pub const REASON_FAIL_TIMEOUT_TTL: &str = "FAIL_TIMEOUT_TTL";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {

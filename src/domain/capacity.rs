@@ -14,8 +14,14 @@ use jiff::Timestamp;
 
 use crate::domain::calendar::{parse_clock, parse_days, Hours};
 use crate::domain::service::ServiceConfig;
+use crate::time::DAY_MS;
 
-const DAY_MS: i64 = 86_400_000;
+/// How far either side of the desired time slot proposals search.
+pub const PROPOSAL_SEARCH_DAYS: i64 = 7;
+/// Proposals read reservations this far either side of the desired time, and capacity rows are
+/// kept this long after their bucket (`store` purges them then): one day more than the search,
+/// so the rows a proposal reads are never purged under it.
+pub const BUCKET_RETENTION_DAYS: i64 = PROPOSAL_SEARCH_DAYS + 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
@@ -188,7 +194,7 @@ pub fn propose(
     reserved: &HashMap<i64, u32>,
     max: usize,
 ) -> Vec<(i64, u32)> {
-    let window = 7 * DAY_MS;
+    let window = PROPOSAL_SEARCH_DAYS * DAY_MS;
     let slots = grid.open_slots(hours, desired - window, desired + window, earliest, latest);
     let mut with_room: Vec<(i64, u32)> = slots
         .into_iter()

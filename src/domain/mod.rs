@@ -9,4 +9,3 @@ pub mod names;
 pub mod phone;
 pub mod service;
 pub mod throttle;
-pub mod time;

@@ -11,14 +11,14 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::domain::calendar::{Calendar, Hours};
-use crate::domain::time::{format_utc, now_ms};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
 use crate::ops::service_context::{self, unknown_service};
 use crate::ops::AppState;
+use crate::time::{format_utc, now_ms};
 
-const MAX_RANGE_MS: i64 = 31 * 86_400_000;
+const MAX_RANGE_MS: i64 = 31 * crate::time::DAY_MS;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -193,7 +193,7 @@ pub async fn availability(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
-    let service = service_context::load(&state, &auth.tenant, &path).await?;
+    let service = service_context::load(&state.store, &state.services, &auth.tenant, &path).await?;
     let q = parse_query(req.query_string(), now)?;
     let rules = service.rules();
     let (bookable_from, bookable_to) = rules.bookable_range(now);
@@ -238,7 +238,7 @@ pub async fn open_for(
         Some(s) => instant_in("start", s, &tz)?,
         None => now_ms(),
     };
-    let seconds = match service_context::load(&state, &auth.tenant, &path).await {
+    let seconds = match service_context::load(&state.store, &state.services, &auth.tenant, &path).await {
         Ok(service) => service.rules().hours.open_for_seconds(start),
         Err(e) if e.reason == Reason::UnknownService => {
             let body = match crate::domain::names::is_valid_name(&path) {

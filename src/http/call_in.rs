@@ -1,22 +1,22 @@
 //! Click-to-call-in: the public requests API (`/engagement/v3/call-in/requests/...`) and the
-//! voice platform's match (`/internal/v1/call-in/match`). Phone numbers are logged masked;
-//! `userData` and access codes are never logged.
+//! voice platform's match (`/internal/v1/call-in/match`). An edge: parse, call `ops::call_in`,
+//! render.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::domain::call_in::{normalise_caller, parse_access_code, RequestState};
+use crate::domain::call_in::{normalise_caller, parse_access_code};
 use crate::domain::phone::mask;
-use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem, Reason};
-use crate::http::callbacks::clean_user_data;
+use crate::http::clean_input::clean_user_data;
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, InternalAuth, JsonBody};
+use crate::ops::call_in::{self, CallInRequest};
 use crate::ops::AppState;
-use crate::store::{CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn};
-use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
+use crate::store::CallInRecord;
+use crate::time::now_ms;
 
 const CALLBACK_ID_MAX: usize = 128;
 
@@ -126,47 +126,10 @@ pub async fn create(
         })?),
         None => None,
     };
-    let group = state
-        .store
-        .get_callin_group(&tenant.id, &group_name)
-        .await?
-        .ok_or_else(|| ApiError::new(Reason::UnknownGroup, "groupName is not a call-in group of this tenant"))?;
-    if group.config.require_caller_match && from_number.is_none() {
-        return Err(ApiError::field("fromPhoneNumber", "is required: this group matches callers by their number"));
-    }
-    let new = NewCallIn {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: tenant.id.clone(),
-        group_name: group.name.clone(),
-        from_number,
-        callback_id,
-        user_data,
-        now_ms: now_ms(),
-    };
-    // Stale requests this create expired first all belong to this group: counted here, once.
-    let count_expired = |expired: &[ExpiredCallIn]| {
-        metrics::counter!(CALLIN_EXPIRED, "tenant" => tenant.name.clone(), "group" => group.name.clone())
-            .increment(expired.len() as u64);
-    };
-    match state.store.create_callin(&new, &group.config).await? {
-        CreateCallInOutcome::Created(record, expired) => {
-            count_expired(&expired);
-            metrics::counter!(CALLIN_CREATED, "tenant" => tenant.name.clone(), "group" => group.name.clone())
-                .increment(1);
-            tracing::info!(callInId = %record.id, group = %group.name, toPhoneNumber = %mask(&record.to_number), "call-in request issued");
-            Ok(envelope::ok(view(*record, false, new.now_ms)))
-        }
-        CreateCallInOutcome::Exhausted(expired) => {
-            count_expired(&expired);
-            metrics::counter!(CALLIN_POOL_EXHAUSTED, "tenant" => tenant.name.clone()).increment(1);
-            tracing::warn!(group = %group.name, "call-in pool exhausted");
-            Err(ApiError::new(
-                Reason::PoolExhausted,
-                "every number (and access code) of this group is in use; retry shortly",
-            )
-            .with_retry_after(1))
-        }
-    }
+    let request = CallInRequest { group_name, from_number, callback_id, user_data };
+    let record = call_in::create(&state, tenant, request).await?;
+    let issued = record.created_ms;
+    Ok(envelope::ok(view(record, false, issued)))
 }
 
 fn required_id(id: Option<String>) -> Result<String, ApiError> {
@@ -201,20 +164,8 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
     let now = now_ms();
-    match state.store.cancel_callin(&auth.tenant.id, &id, now).await? {
-        CancelCallInOutcome::Cancelled(record) => {
-            tracing::info!(callInId = %id, "call-in request cancelled");
-            Ok(envelope::ok(view(*record, true, now)))
-        }
-        CancelCallInOutcome::NotPending(record) if record.state == RequestState::Cancelled => {
-            Ok(envelope::ok(view(*record, true, now)))
-        }
-        CancelCallInOutcome::NotPending(record) => Err(ApiError::new(
-            Reason::AlreadyCompleted,
-            format!("the call-in request is {}", record.state.as_seen(record.expires_ms, now).as_str()),
-        )),
-        CancelCallInOutcome::NotFound => Err(ApiError::not_found("call-in request")),
-    }
+    let record = call_in::cancel(&state, &auth.tenant, &id, now).await?;
+    Ok(envelope::ok(view(record, true, now)))
 }
 
 #[derive(Deserialize)]
@@ -263,13 +214,6 @@ pub async fn match_inbound(
     // An ANI that is not a number ("anonymous") can never satisfy a caller match.
     let from_number = b.from_phone_number.as_deref().and_then(normalise_caller);
     let now = now_ms();
-    let Some(record) = state.store.match_callin(&to_number, code, from_number.as_deref(), now).await? else {
-        tracing::info!(toPhoneNumber = %mask(&to_number), "inbound call matched no pending call-in request");
-        return Err(ApiError::not_found("pending call-in request for this number, code and caller"));
-    };
-    for (tenant, group) in state.store.callin_labels(&[(record.tenant_id.clone(), record.group_name.clone())]).await {
-        metrics::counter!(CALLIN_MATCHED, "tenant" => tenant, "group" => group).increment(1);
-    }
-    tracing::info!(callInId = %record.id, toPhoneNumber = %mask(&to_number), "inbound call matched");
+    let record = call_in::match_inbound(&state, &to_number, code, from_number.as_deref(), now).await?;
     Ok(envelope::ok(view(record, true, now)))
 }

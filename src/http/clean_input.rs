@@ -8,7 +8,7 @@
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
 use crate::error::{ApiError, FieldProblem};
@@ -123,5 +123,55 @@ fn check_url(req: &ServiceRequest) -> Result<(), ApiError> {
     match problems.is_empty() {
         true => Ok(()),
         false => Err(ApiError::validation(problems)),
+    }
+}
+const USER_DATA_MAX_KEYS: usize = 64;
+const USER_DATA_MAX_BYTES: usize = 16 * 1024;
+
+fn is_js_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// `userData` as callbacks and call-in requests keep it: keys that are JavaScript identifiers,
+/// values that are strings, numbers or booleans (nulls dropped), at most 64 keys and 16 KiB.
+pub fn clean_user_data(data: Map<String, Value>, problems: &mut Vec<FieldProblem>) -> Map<String, Value> {
+    let mut kept = Map::new();
+    for (key, value) in data {
+        if !is_js_identifier(&key) || value.is_null() {
+            continue;
+        }
+        match value {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                kept.insert(key, value);
+            }
+            _ => problems.push(FieldProblem::new(format!("userData.{key}"), "must be a string, number or boolean")),
+        }
+    }
+    if kept.len() > USER_DATA_MAX_KEYS {
+        problems.push(FieldProblem::new("userData", format!("must have at most {USER_DATA_MAX_KEYS} keys")));
+    }
+    if Value::Object(kept.clone()).to_string().len() > USER_DATA_MAX_BYTES {
+        problems.push(FieldProblem::new("userData", "must be at most 16 KiB as JSON"));
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn user_data_keeps_identifiers_and_scalars_only() {
+        let mut problems = Vec::new();
+        let data = json!({ "ok_1": "x", "n": 2, "b": true, "bad key": "dropped", "1st": "dropped", "gone": null });
+        let kept = clean_user_data(data.as_object().unwrap().clone(), &mut problems);
+        assert!(problems.is_empty());
+        assert_eq!(kept.len(), 3);
+        let data = json!({ "nested": { "a": 1 } });
+        clean_user_data(data.as_object().unwrap().clone(), &mut problems);
+        assert_eq!(problems[0].field, "userData.nested");
     }
 }

@@ -1,10 +1,7 @@
 //! The request's correlation id: taken from `x-correlation-id` when it is 1–64 of
-//! `[A-Za-z0-9._-]`, else a new UUID v7. Held in a task-local for the request so every error
-//! envelope and log line can carry it without threading it through each call.
+//! `[A-Za-z0-9._-]`, else a new UUID v7. Held for the request by `telemetry::corr_id`.
 
-tokio::task_local! {
-    static CORR_ID: String;
-}
+pub use crate::telemetry::corr_id::{current, scope};
 
 pub const HEADER: &str = "x-correlation-id";
 
@@ -13,15 +10,6 @@ pub fn from_header(value: Option<&str>) -> String {
         Some(v) if crate::domain::names::is_valid_name(v) => v.to_string(),
         _ => uuid::Uuid::now_v7().to_string(),
     }
-}
-
-/// The current request's id ("-" outside a request).
-pub fn current() -> String {
-    CORR_ID.try_with(|c| c.clone()).unwrap_or_else(|_| "-".to_string())
-}
-
-pub async fn scope<F: std::future::Future>(corr_id: String, f: F) -> F::Output {
-    CORR_ID.scope(corr_id, f).await
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::http::corr_id;
@@ -28,8 +27,6 @@ pub fn ok(data: impl Serialize) -> HttpResponse {
 }
 
 pub fn ok_body(data: impl Serialize) -> serde_json::Value {
-    json!({
-        "status": { "code": 200, "message": "Successful", "corrId": corr_id::current() },
-        "data": data,
-    })
+    // Data types here always serialise (no maps with non-string keys).
+    crate::error::success_body(serde_json::to_value(data).unwrap_or_default(), &corr_id::current())
 }

@@ -40,7 +40,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics` (internal listener only), Prometheus text format 0.0.4.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::telemetry::health::publish_pool_gauges(&state);
+    state.publish_pool_gauges();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render() + &crate::telemetry::process::render())

@@ -1,17 +1,17 @@
-//! Internal API for the voice platform (`/internal/v1`): state reports and queue statistics.
+//! Internal API for the voice platform (`/internal/v1`): state reports (`ops::lifecycle::report`)
+//! and queue statistics.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::callback::{State, COMPLETION_REASONS};
-use crate::domain::time::now_ms;
-use crate::error::{ApiError, FieldProblem, Reason};
+use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{InternalAuth, JsonBody};
-use crate::ops::AppState;
-use crate::store::{PlatformReport, QueueStats, ReportOutcome};
-use crate::telemetry::catalogue::CALLBACKS_COMPLETED;
+use crate::ops::{lifecycle, AppState};
+use crate::store::{PlatformReport, QueueStats};
+use crate::time::now_ms;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,28 +54,11 @@ pub async fn report_state(
         session_id: b.session_id,
         attempt: b.attempt,
     };
-    match state.store.apply_platform_report(&id, &report, now_ms()).await? {
-        ReportOutcome::Applied { record, from } => {
-            let stage = if from == record.state { "acknowledged" } else { "state_changed" };
-            tracing::debug!(corrId = %record.corr_id, callbackId = %id, stage, state = record.state.as_str(), attempt = record.attempt, "platform report applied");
-            if record.state == State::Completed {
-                let tenant = state.store.tenant_name(&record.tenant_id).await?.unwrap_or_else(|| "undefined".into());
-                let service = match state.store.get_service(&record.tenant_id, &record.service_name).await? {
-                    Some(_) => record.service_name.clone(),
-                    None => "unknown".into(),
-                };
-                let reason = record.reason.clone().unwrap_or_default();
-                metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => service, "reason" => reason)
-                    .increment(1);
-            }
+    match lifecycle::report(&state, &id, &report).await? {
+        Some(record) => {
             Ok(envelope::ok(json!({ "id": id, "callbackState": record.state.as_str(), "attempt": record.attempt })))
         }
-        ReportOutcome::Unchanged => Ok(envelope::ok(json!({ "id": id }))),
-        ReportOutcome::Illegal(current) => Err(ApiError::new(
-            Reason::IllegalTransition,
-            format!("the callback is {current}; {target} is not a legal next state for this hand-off"),
-        )),
-        ReportOutcome::NotFound => Err(ApiError::not_found("callback")),
+        None => Ok(envelope::ok(json!({ "id": id }))),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod availability;
 pub mod call_in;
+pub mod callback_views;
 pub mod callbacks;
 pub mod clean_input;
 pub mod client_address;

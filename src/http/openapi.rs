@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Reason;
-use crate::http::{availability, call_in, callbacks, queues};
+use crate::http::{availability, call_in, callback_views, callbacks, queues};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,7 @@ use crate::http::{availability, call_in, callbacks, queues};
         call_in::create, call_in::retrieve, call_in::cancel),
     components(schemas(
         callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::IdData,
-        callbacks::CallbackView, callbacks::HistoryView, callbacks::CallbackPage, callbacks::RescheduleData,
+        callback_views::CallbackView, callback_views::HistoryView, callback_views::CallbackPage, callbacks::RescheduleData,
         availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
         call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView
     )),

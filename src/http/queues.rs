@@ -5,13 +5,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::names::is_valid_name;
-use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
 use crate::ops::service_context::{self, unknown_service};
 use crate::ops::AppState;
 use crate::store::{CallbackRecord, Tenant};
+use crate::time::now_ms;
 
 /// Platform figures older than this are not trusted.
 const FRESH_MS: i64 = 60_000;
@@ -138,19 +138,17 @@ pub async fn queue_status(
                 .ok_or_else(unknown_service)?,
         },
     };
-    let record = state.store.get_service(&tenant.id, &service_name).await?.ok_or_else(unknown_service)?;
-    let vq = record.config.virtual_queue_name(&service_name).to_string();
+    let service = service_context::load_any(&state.store, &state.services, tenant, &service_name)
+        .await?
+        .ok_or_else(unknown_service)?;
+    let vq = service.record.config.virtual_queue_name(&service_name).to_string();
     let now = now_ms();
     let ewt = queue_ewt(&state, tenant, &vq, Mode::Mode2, now).await?;
-    let config = &record.config;
+    let config = &service.record.config;
     let offer_scheduled = config.enabled && config.scheduled_enabled;
     let mut offer_immediate = config.enabled && config.immediate_enabled;
     if offer_immediate {
-        let calendar = service_context::load_calendar(&state, tenant, config.calendar.as_deref()).await?;
-        let hours = match &calendar {
-            Some(c) => crate::domain::calendar::Hours::Calendar(c),
-            None => crate::domain::calendar::Hours::AlwaysOpen,
-        };
+        let hours = service.rules().hours;
         let stats = state.store.queue_stats(&tenant.id, &vq).await?.filter(|s| now - s.updated_ms < FRESH_MS);
         let no_agents = stats.and_then(|s| s.agents_logged_in) == Some(0);
         let open_for = hours.open_for_seconds(now);

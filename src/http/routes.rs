@@ -41,7 +41,7 @@ pub fn public(cfg: &mut web::ServiceConfig) {
 pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
     let mut admin_scope = web::scope("/admin/v1");
     if faults {
-        admin_scope = admin::faults::routes(admin_scope);
+        admin_scope = fault_routes(admin_scope);
     }
     cfg.service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(
@@ -131,4 +131,18 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(Reason::NotFound, "no such route"))
+}
+
+/// The fault-injection routes (`http::admin::faults`), under `/admin/v1` only when `faults.enabled`.
+fn fault_routes(scope: actix_web::Scope) -> actix_web::Scope {
+    use admin::faults::*;
+    scope
+        .service(resource("/faults/block-worker").route(web::post().to(block_worker)))
+        .service(resource("/faults/panic").route(web::post().to(panic_in_handler)))
+        .service(resource("/faults/panic-task").route(web::post().to(panic_in_task)))
+        .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
+        .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
+        .service(resource("/faults/stall-booking-batch").route(web::post().to(stall_booking_batch)))
+        .service(resource("/faults/fail-bulk-midway").route(web::post().to(fail_bulk_midway)))
+        .service(resource("/faults/poison-booking").route(web::post().to(poison_booking)))
 }

@@ -4,16 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{handoff_message, Directory, CYCLE_METRIC};
+use super::{handoff_message, CYCLE_METRIC};
 use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
-use crate::domain::callback::State;
-use crate::domain::time::now_ms;
 use crate::ops::AppState;
+use crate::ops::Directory;
 use crate::store::HandOff;
-use crate::telemetry::catalogue::{CALLBACKS_COMPLETED, DISPATCH_ATTEMPTS_RAISED};
+use crate::telemetry::catalogue::DISPATCH_ATTEMPTS_RAISED;
+use crate::time::now_ms;
 
 const BATCH: i64 = 200;
-const SUBMIT_FAILED: &str = "SUBMIT_FAILED";
 
 /// Why a replica handed a callback over again as its next `attempt` (the `cause` label).
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +155,7 @@ async fn run(
         Raise::AckTimeout.count(1);
         tracing::info!(callbackId = %id, failedAttempts = failed, cause = Raise::AckTimeout.as_label(), "hand-off not acknowledged in time; re-sending as the next attempt");
         if failed >= i64::from(config.max_dispatch_attempts) {
-            submit_failed(state, directory, &tenant_id, &service, &id).await?;
+            crate::ops::lifecycle::submit_failed(state, &tenant_id, &service, &id).await?;
         } else {
             resend = true;
         }
@@ -299,24 +298,7 @@ async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &s
     };
     tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %error, "the dispatch stream refused a hand-off");
     if failed >= i64::from(directory.service(&h.tenant_id, &h.service_name).max_dispatch_attempts) {
-        submit_failed(state, directory, &h.tenant_id, &h.service_name, &h.id).await?;
-    }
-    Ok(())
-}
-
-async fn submit_failed(
-    state: &AppState,
-    directory: &Directory,
-    tenant_id: &str,
-    service: &str,
-    id: &str,
-) -> anyhow::Result<()> {
-    if state.store.complete_by_monitor(id, SUBMIT_FAILED, now_ms()).await? {
-        let tenant = directory.tenant_name(tenant_id);
-        metrics::counter!("CB_SUBMIT_FAILED", "tenant" => tenant.clone()).increment(1);
-        metrics::counter!(CALLBACKS_COMPLETED, "tenant" => tenant, "service" => directory.service_label(tenant_id, service), "reason" => SUBMIT_FAILED)
-            .increment(1);
-        tracing::warn!(callbackId = %id, stage = "state_changed", state = State::Completed.as_str(), "hand-off attempts spent: SUBMIT_FAILED");
+        crate::ops::lifecycle::submit_failed(state, &h.tenant_id, &h.service_name, &h.id).await?;
     }
     Ok(())
 }

@@ -4,8 +4,8 @@ use serde_json::Value;
 
 use crate::coord::stream::Message;
 use crate::domain::service::ServiceConfig;
-use crate::domain::time::format_utc;
 use crate::store::HandOff;
+use crate::time::format_utc;
 
 /// Reporting fields passed through to the platform as stored.
 const REPORTING: [&str; 9] = [

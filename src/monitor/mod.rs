@@ -2,7 +2,6 @@
 //! each tick (claim → publish → record, re-claims, failures) and a recovery pass (expire, purge,
 //! `ges_monitor_size`). Replicas cooperate only through the database.
 
-mod directory;
 mod dispatch;
 mod message;
 mod recovery;
@@ -11,7 +10,6 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use directory::Directory;
 pub use message::handoff_message;
 
 use crate::coord::stream::Dispatcher;
@@ -24,7 +22,7 @@ pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
 /// with `monitor.dispatch = "stream"`, the recovery pass always. They run until the process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     dispatch::Raise::register_all();
-    let directory = Directory::default();
+    let directory = state.directory.clone();
     let memory = dispatch::DispatchMemory::default();
     // `monitor.dispatch = "none"`: this replica claims and hands over nothing; housekeeping runs.
     let dispatches = state.settings.monitor.dispatch == crate::config::DispatchMode::Stream;

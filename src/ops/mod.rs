@@ -5,8 +5,14 @@
 //!
 //! Calls point one way: http / monitor → ops → domain, store, coord → telemetry → config, error.
 
+pub mod booking;
+pub mod call_in;
+pub mod directory;
+pub mod keys;
+pub mod lifecycle;
 pub mod service_context;
 pub mod services;
 mod state;
 
+pub use directory::{Directory, Labels};
 pub use state::AppState;

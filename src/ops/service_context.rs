@@ -11,28 +11,23 @@ use crate::domain::booking::ServiceRules;
 use crate::domain::calendar::{Calendar, Hours};
 use crate::domain::names::is_valid_name;
 use crate::error::{ApiError, Reason};
-use crate::ops::AppState;
-use crate::store::{ServiceRecord, Tenant};
+use crate::store::{ServiceRecord, Store, Tenant};
+use crate::telemetry::catalogue::CONFIG_PARSE_ERRORS;
 
 pub struct ServiceContext {
     pub record: ServiceRecord,
     pub calendar: Option<Calendar>,
+    /// The service's time zone, else its calendar's, else UTC: resolved once per load.
+    pub tz: TimeZone,
 }
 
 impl ServiceContext {
     pub fn rules(&self) -> ServiceRules<'_> {
-        let config = &self.record.config;
-        let tz = config
-            .timezone
-            .as_deref()
-            .and_then(|z| TimeZone::get(z).ok())
-            .or_else(|| self.calendar.as_ref().map(|c| c.timezone().clone()))
-            .unwrap_or(TimeZone::UTC);
         let hours = match &self.calendar {
             Some(c) => Hours::Calendar(c),
             None => Hours::AlwaysOpen,
         };
-        ServiceRules { config, hours, tz }
+        ServiceRules { config: &self.record.config, hours, tz: self.tz.clone() }
     }
 
     pub fn name(&self) -> &str {
@@ -60,36 +55,74 @@ pub fn service_cache() -> ServiceCache {
 }
 
 /// An enabled service of the tenant, or 400 `UNKNOWN_SERVICE`.
-pub async fn load(state: &AppState, tenant: &Tenant, name: &str) -> Result<Arc<ServiceContext>, ApiError> {
+pub async fn load(
+    store: &Store,
+    cache: &ServiceCache,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<Arc<ServiceContext>, ApiError> {
+    let context = load_any(store, cache, tenant, name).await?;
+    context.filter(|c| c.record.config.enabled).ok_or_else(unknown_service)
+}
+
+/// The tenant's service `name`, enabled or not (`None`: no such service), through the cache.
+pub async fn load_any(
+    store: &Store,
+    cache: &ServiceCache,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<Option<Arc<ServiceContext>>, ApiError> {
     if !is_valid_name(name) {
-        return Err(unknown_service());
+        return Ok(None);
     }
     // Read before loading: a change committed meanwhile makes this entry stale, never the reverse.
-    let generation = state.store.config_generation();
+    let generation = store.config_generation();
     let key = (tenant.id.clone(), name.to_string());
-    let context = state
-        .services
+    cache
         .get_or_load(key, generation, || async {
-            Ok::<_, ApiError>(match state.store.get_service(&tenant.id, name).await? {
+            Ok::<_, ApiError>(match store.get_service(&tenant.id, name).await? {
                 Some(record) => {
-                    let calendar = load_calendar(state, tenant, record.config.calendar.as_deref()).await?;
-                    Some(Arc::new(ServiceContext { record, calendar }))
+                    let calendar = load_calendar(store, tenant, record.config.calendar.as_deref()).await?;
+                    let tz = service_timezone(&record, calendar.as_ref());
+                    Some(Arc::new(ServiceContext { record, calendar, tz }))
                 }
                 None => None,
             })
         })
-        .await?;
-    context.filter(|c| c.record.config.enabled).ok_or_else(unknown_service)
+        .await
 }
 
-pub async fn load_calendar(
-    state: &AppState,
-    tenant: &Tenant,
-    name: Option<&str>,
-) -> Result<Option<Calendar>, ApiError> {
+/// Writes validate time zones, so a bad one is a row written by an older version or by hand: it
+/// is logged and counted once per load, and the service runs on UTC as before.
+fn service_timezone(record: &ServiceRecord, calendar: Option<&Calendar>) -> TimeZone {
+    match record.config.timezone.as_deref() {
+        Some(zone) => TimeZone::get(zone).unwrap_or_else(|e| {
+            stored_config_unreadable("timezone", &record.name, &e.to_string());
+            TimeZone::UTC
+        }),
+        None => calendar.map(|c| c.timezone().clone()).unwrap_or(TimeZone::UTC),
+    }
+}
+
+fn stored_config_unreadable(kind: &'static str, name: &str, problem: &str) {
+    metrics::counter!(CONFIG_PARSE_ERRORS, "kind" => kind).increment(1);
+    tracing::error!(kind, name, problem, "stored configuration does not parse; running as if it were absent");
+}
+
+/// A calendar's parsed hours; one that no longer parses is logged and counted (once per load)
+/// and the service is open around the clock, as before.
+pub async fn load_calendar(store: &Store, tenant: &Tenant, name: Option<&str>) -> Result<Option<Calendar>, ApiError> {
     let Some(name) = name else { return Ok(None) };
-    match state.store.get_calendar(&tenant.id, name).await? {
-        Some(body) => Ok(Calendar::parse(&body).ok()),
+    match store.get_calendar(&tenant.id, name).await? {
+        Some(body) => match Calendar::parse(&body) {
+            Ok(calendar) => Ok(Some(calendar)),
+            Err(problems) => {
+                let problem =
+                    problems.iter().map(|p| format!("{}: {}", p.field, p.problem)).collect::<Vec<_>>().join("; ");
+                stored_config_unreadable("calendar", name, &problem);
+                Ok(None)
+            }
+        },
         None => {
             // Deleting a calendar in use is refused, so this is a race with such a delete.
             tracing::warn!(calendar = %name, "service refers to a missing calendar; treating it as always open");

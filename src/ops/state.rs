@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::booking::{reservation_reads, ReservationReads};
+use super::directory::Directory;
+use super::service_context::{service_cache, ServiceCache};
 use crate::config::Settings;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
-use crate::http::callbacks::{reservation_reads, ReservationReads};
-use crate::ops::service_context::{service_cache, ServiceCache};
 use crate::store::{BookingWriter, Store};
+use crate::telemetry::catalogue::{DB_POOL, REDIS_POOL};
 use crate::telemetry::logging::LogControl;
 
 #[derive(Clone)]
@@ -26,8 +28,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Services with their calendars, as bookings read them.
     pub services: ServiceCache,
-    /// Capacity reservations as slot proposals read them (`http::callbacks::proposals`).
+    /// Capacity reservations as slot proposals read them (`ops::booking::with_proposals`).
     pub reservations: ReservationReads,
+    /// Tenant names and service configurations across tenants; the label resolver.
+    pub directory: Directory,
     pub origins: OriginCache,
     pub throttles: Throttles,
     pub dispatcher: Dispatcher,
@@ -59,6 +63,7 @@ impl AppState {
             trusted_proxies: settings.clients.trusted_networks().unwrap_or_default(),
             services: service_cache(),
             reservations: reservation_reads(),
+            directory: Directory::default(),
             origins: OriginCache::default(),
             throttles,
             dispatcher,
@@ -84,5 +89,22 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Pool gauges, set at scrape time so they are never a check period old.
+    pub fn publish_pool_gauges(&self) {
+        let state = self;
+        let (idle, in_use) = state.store.pool_connections();
+        metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
+        metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(in_use));
+        let pools = [("cache", state.throttles.pool()), ("ors", state.dispatcher.pool())];
+        for (name, pool) in pools {
+            if let Some(pool) = pool {
+                let status = pool.status();
+                let idle = status.available as f64;
+                metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "idle").set(idle);
+                metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "in_use").set(status.size as f64 - idle);
+            }
+        }
     }
 }

@@ -56,15 +56,33 @@ pub struct CallInRecord {
     pub updated_ms: i64,
 }
 
-/// A pending request this write moved to `EXPIRED`: (tenant id, group name), for
-/// `ges_callin_expired` (counted by whoever moves it, so exactly once).
-pub type ExpiredCallIn = (String, String);
+/// Which tenant's group a call-in request belongs to: of the requests a write moved to `EXPIRED`
+/// (`ges_callin_expired` is counted by whoever moves one, so exactly once), or for labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallInKey {
+    pub tenant_id: String,
+    pub group: String,
+}
+
+impl CallInKey {
+    fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallInKey> {
+        Ok(CallInKey { tenant_id: r.try_get("tenant_id")?, group: r.try_get("group_name")? })
+    }
+}
+
+/// What the store knows for a call-in request's labels: its tenant's name (`None`: the tenant is
+/// gone) and whether its group is still configured.
+#[derive(Debug, Clone)]
+pub struct CallInLabelFacts {
+    pub tenant_name: Option<String>,
+    pub group_configured: bool,
+}
 
 #[derive(Debug, Clone)]
 pub enum CreateCallInOutcome {
-    Created(Box<CallInRecord>, Vec<ExpiredCallIn>),
+    Created(Box<CallInRecord>, Vec<CallInKey>),
     /// No free number (unique numbers) or no free code on any number (shared numbers).
-    Exhausted(Vec<ExpiredCallIn>),
+    Exhausted(Vec<CallInKey>),
 }
 
 #[derive(Debug, Clone)]
@@ -247,20 +265,12 @@ impl Store {
     /// being `unknown` when it is no longer configured and the tenant `undefined` when it is gone.
     /// Never fails: a count must not be lost because its labels could not be read, so on a
     /// database error every request is labelled `undefined`/`unknown` (and a warning logged).
-    pub async fn callin_labels(&self, keys: &[ExpiredCallIn]) -> Vec<(String, String)> {
-        match self.lookup_callin_labels(keys).await {
-            Ok(labels) => labels,
-            Err(e) => {
-                tracing::warn!(error = %e, count = keys.len(), "call-in labels unavailable; counted as undefined/unknown");
-                vec![("undefined".to_string(), "unknown".to_string()); keys.len()]
-            }
-        }
-    }
-
-    async fn lookup_callin_labels(&self, keys: &[ExpiredCallIn]) -> StoreResult<Vec<(String, String)>> {
+    /// For each key, in order: its tenant's name and whether its group is configured (one query
+    /// per distinct key).
+    pub async fn callin_label_facts(&self, keys: &[CallInKey]) -> StoreResult<Vec<CallInLabelFacts>> {
         self.timed(async {
-            let mut resolved: HashMap<&ExpiredCallIn, (String, String)> = HashMap::new();
-            let mut labels = Vec::with_capacity(keys.len());
+            let mut resolved: HashMap<&CallInKey, CallInLabelFacts> = HashMap::new();
+            let mut facts = Vec::with_capacity(keys.len());
             for key in keys {
                 if !resolved.contains_key(key) {
                     let row = sqlx::query(
@@ -268,22 +278,24 @@ impl Store {
                                 (SELECT COUNT(*) FROM callin_groups g WHERE g.tenant_id = t.id AND g.name = $2) AS configured
                          FROM tenants t WHERE t.id = $1",
                     )
-                    .bind(&key.0)
-                    .bind(&key.1)
+                    .bind(&key.tenant_id)
+                    .bind(&key.group)
                     .fetch_optional(&self.reader)
                     .await?;
-                    let label = match row {
-                        Some(r) if r.try_get::<i64, _>("configured")? > 0 => (r.try_get("name")?, key.1.clone()),
-                        Some(r) => (r.try_get("name")?, "unknown".to_string()),
-                        None => ("undefined".to_string(), "unknown".to_string()),
+                    let found = match row {
+                        Some(r) => CallInLabelFacts {
+                            tenant_name: Some(r.try_get("name")?),
+                            group_configured: r.try_get::<i64, _>("configured")? > 0,
+                        },
+                        None => CallInLabelFacts { tenant_name: None, group_configured: false },
                     };
-                    resolved.insert(key, label);
+                    resolved.insert(key, found);
                 }
-                if let Some(label) = resolved.get(key) {
-                    labels.push(label.clone());
+                if let Some(found) = resolved.get(key) {
+                    facts.push(found.clone());
                 }
             }
-            Ok(labels)
+            Ok(facts)
         })
         .await
     }
@@ -465,7 +477,7 @@ impl Store {
     /// One batch of the recovery pass: up to `CALLIN_EXPIRY_BATCH` pending requests past their
     /// expiration become `EXPIRED`. Rows a create holds are skipped (PostgreSQL), so the sweep
     /// never waits on a create's lock and the two cannot deadlock; the create expires them itself.
-    pub async fn expire_callin_batch(&self, now_ms: i64) -> StoreResult<Vec<ExpiredCallIn>> {
+    pub async fn expire_callin_batch(&self, now_ms: i64) -> StoreResult<Vec<CallInKey>> {
         self.timed(async {
             let rows = sqlx::query(&self.update_picked(
                 "callin_requests",
@@ -479,7 +491,7 @@ impl Store {
             .bind(now_ms)
             .fetch_all(&self.writer)
             .await?;
-            rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("group_name")?))).collect()
+            rows.iter().map(CallInKey::from_row).collect()
         })
         .await
     }
@@ -504,7 +516,7 @@ async fn expire_stale_in_group(
     tenant_id: &str,
     group: &str,
     now_ms: i64,
-) -> StoreResult<Vec<ExpiredCallIn>> {
+) -> StoreResult<Vec<CallInKey>> {
     let rows = sqlx::query(
         "UPDATE callin_requests SET state = 'EXPIRED', updated_ms = $1
          WHERE state = 'PENDING' AND expires_ms <= $1
@@ -516,7 +528,7 @@ async fn expire_stale_in_group(
     .bind(group)
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("group_name")?))).collect()
+    rows.iter().map(CallInKey::from_row).collect()
 }
 
 /// (number, slot, code) on a unique-numbers group: the least recently used number no pending

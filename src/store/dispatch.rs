@@ -8,7 +8,8 @@ use sqlx::{Any, Row, Transaction};
 use super::callbacks::{append_history_rows, cancel_in, fetch_in_tx, CallbackRecord, CancelOutcome};
 use super::tenants::{append_audit, AuditEntry};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
-use crate::domain::callback::{Actor, State};
+use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
+use crate::time::DAY_MS;
 
 /// A hand-off ready to publish.
 #[derive(Debug, Clone)]
@@ -356,10 +357,10 @@ impl Store {
                      WHERE c.state IN ('QUEUED', 'ROUTING') AND c.queued_ms + c.queued_ttl_ms <= $1 AND NOT {ORPHAN}
                      LIMIT {RECOVERY_BATCH}"
                 ),
-                "state = 'COMPLETED', reason = 'FAIL_TIMEOUT_TTL', updated_ms = $1",
+                "state = 'COMPLETED', reason = $2, updated_ms = $1",
                 "id, corr_id, tenant_id, service_name",
             );
-            let rows = sqlx::query(&sql).bind(now).fetch_all(&mut *tx).await?;
+            let rows = sqlx::query(&sql).bind(now).bind(REASON_FAIL_TIMEOUT_TTL).fetch_all(&mut *tx).await?;
             let finished: Vec<Finished> = rows
                 .iter()
                 .map(|r| {
@@ -372,7 +373,8 @@ impl Store {
                 })
                 .collect::<StoreResult<_>>()?;
             let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
-            append_history_rows(&mut tx, &ids, State::Completed, Some("FAIL_TIMEOUT_TTL"), Actor::Monitor, now).await?;
+            append_history_rows(&mut tx, &ids, State::Completed, Some(REASON_FAIL_TIMEOUT_TTL), Actor::Monitor, now)
+                .await?;
             tx.commit().await?;
             Ok(finished)
         })
@@ -441,14 +443,11 @@ impl Store {
                 .execute(&self.writer)
                 .await?;
             sqlx::query("DELETE FROM capacity_buckets WHERE bucket_ms <= $1")
-                .bind(now - 8 * 86_400_000)
+                .bind(now - crate::domain::capacity::BUCKET_RETENTION_DAYS * DAY_MS)
                 .execute(&self.writer)
                 .await?;
             // Replicas gone for a day: their claims were taken over long ago.
-            sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1")
-                .bind(now - 86_400_000)
-                .execute(&self.writer)
-                .await?;
+            sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1").bind(now - DAY_MS).execute(&self.writer).await?;
             Ok(())
         })
         .await

@@ -29,7 +29,7 @@ use sqlx::AnyPool;
 
 pub use booking_batch::Booking;
 pub use call_in::{
-    CallInGroupRecord, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, ExpiredCallIn, NewCallIn,
+    CallInGroupRecord, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn,
     PutGroupOutcome, CALLIN_EXPIRY_BATCH,
 };
 pub use callbacks::{

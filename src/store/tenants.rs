@@ -58,6 +58,18 @@ pub struct AuditEntry {
     pub body: Option<String>,
 }
 
+impl AuditEntry {
+    /// `actor` did `action` (an HTTP method) on `resource`, with `body` if it had one.
+    pub fn new(actor: &str, action: &str, resource: String, body: Option<&serde_json::Value>) -> AuditEntry {
+        AuditEntry {
+            actor: actor.to_string(),
+            action: action.to_string(),
+            resource,
+            body: body.map(serde_json::Value::to_string),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {

@@ -57,6 +57,14 @@ pub const CALLIN_CREATED: &str = "ges_callin_created";
 pub const CALLIN_MATCHED: &str = "ges_callin_matched";
 pub const CALLIN_EXPIRED: &str = "ges_callin_expired";
 pub const CALLIN_POOL_EXHAUSTED: &str = "CALLIN_POOL_EXHAUSTED";
+pub const CB_ENQUEUE_LIMIT_REACHED: &str = "CB_ENQUEUE_LIMIT_REACHED";
+pub const CB_TTL_LIMIT_REACHED: &str = "CB_TTL_LIMIT_REACHED";
+pub const CB_SUBMIT_FAILED: &str = "CB_SUBMIT_FAILED";
+pub const MONITOR_LAGGING_BEHIND: &str = "MONITOR_LAGGING_BEHIND";
+pub const MONITOR_SIZE: &str = "ges_monitor_size";
+pub const MONITOR_CYCLE: &str = "ges_monitor_cycle_duration_seconds";
+pub const MONITOR_DISPATCH_DELAY: &str = "ges_monitor_dispatch_delay_seconds";
+pub const DISPATCH_PUBLISHED: &str = "ges_dispatch_published_total";
 pub const HTTP_REQUESTS: &str = "ges_http_requests_total";
 pub const HTTP_FAILED: &str = "ges_http_failed_requests_total";
 pub const HTTP_DURATION: &str = "ges_http_request_duration_seconds";
@@ -76,6 +84,7 @@ pub const REDIS_CONNECTION: &str = "REDIS_CONNECTION";
 pub const ORS_REDIS_STATUS: &str = "ORS_REDIS_STATUS";
 pub const GES_HEALTH: &str = "GES_HEALTH";
 pub const API_KEY_LOOKUPS: &str = "ges_api_key_lookups_total";
+pub const CONFIG_PARSE_ERRORS: &str = "ges_config_parse_errors_total";
 pub const API_KEY_LOOKUPS_REFUSED: &str = "ges_api_key_lookups_refused_total";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
@@ -87,9 +96,9 @@ const LOOP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 /// Alarm counters: registered at 0 (unlabelled at start-up, tenant-labelled per known tenant) so
 /// that the very first occurrence shows in `increase()`.
 pub const TENANT_ALARMS: &[&str] =
-    &["CB_ENQUEUE_LIMIT_REACHED", "CB_TTL_LIMIT_REACHED", "CB_SUBMIT_FAILED", CALLIN_POOL_EXHAUSTED];
+    &[CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, CB_SUBMIT_FAILED, CALLIN_POOL_EXHAUSTED];
 pub const GLOBAL_ALARMS: &[&str] = &[
-    "MONITOR_LAGGING_BEHIND",
+    MONITOR_LAGGING_BEHIND,
     RBAC_CREATE_VQ_PROXY_ERROR,
     DNS_FAILURE,
     LOGGING_FAILURE,
@@ -116,14 +125,14 @@ pub static CATALOGUE: &[MetricDef] = &[
         &["type"],
         "Callbacks the monitor sees, by state (scheduled, queued, routing, processing, due).",
     ),
-    histogram("ges_monitor_cycle_duration_seconds", &["pass"], "Duration of one monitor pass.", CYCLE_BUCKETS),
+    histogram(MONITOR_CYCLE, &["pass"], "Duration of one monitor pass.", CYCLE_BUCKETS),
     histogram(
-        "ges_monitor_dispatch_delay_seconds",
+        MONITOR_DISPATCH_DELAY,
         &[],
         "Time from a callback falling due to its hand-off.",
         DISPATCH_DELAY_BUCKETS,
     ),
-    counter("ges_dispatch_published_total", &["type"], "Entries written to the dispatch stream."),
+    counter(DISPATCH_PUBLISHED, &["type"], "Entries written to the dispatch stream."),
     counter(
         DISPATCH_ATTEMPTS_RAISED,
         &["cause"],
@@ -134,6 +143,11 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(HTTP_FAILED, &["path", "httpCode", "tenant"], "HTTP requests answered 4xx or 5xx."),
     histogram(HTTP_DURATION, &["path", "method", "httpCode"], "HTTP request latency.", HTTP_BUCKETS),
     gauge(HTTP_IN_FLIGHT, &[], "HTTP requests being served now."),
+    counter(
+        CONFIG_PARSE_ERRORS,
+        &["kind"],
+        "Stored configuration that no longer parses (kind: calendar, timezone), once per load; the service runs as if it were absent.",
+    ),
     counter(
         API_KEY_LOOKUPS,
         &["result"],
@@ -165,11 +179,11 @@ pub static CATALOGUE: &[MetricDef] = &[
     gauge(ORS_REDIS_STATUS, &[], "Dispatch-stream Redis health: 0 up, 1 down."),
     gauge(GES_HEALTH, &[], "1 when a required dependency (database, dispatch stream) is down."),
     // Alarms
-    counter("CB_ENQUEUE_LIMIT_REACHED", &["tenant"], "Alarm: a per-number throttle refused a booking."),
-    counter("CB_TTL_LIMIT_REACHED", &["tenant"], "Alarm: a per-service rate window refused a booking."),
-    counter("CB_SUBMIT_FAILED", &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
+    counter(CB_ENQUEUE_LIMIT_REACHED, &["tenant"], "Alarm: a per-number throttle refused a booking."),
+    counter(CB_TTL_LIMIT_REACHED, &["tenant"], "Alarm: a per-service rate window refused a booking."),
+    counter(CB_SUBMIT_FAILED, &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
     counter(CALLIN_POOL_EXHAUSTED, &["tenant"], "Alarm: a call-in group had no free number or code."),
-    counter("MONITOR_LAGGING_BEHIND", &[], "Alarm: a callback was handed over later than the lag threshold."),
+    counter(MONITOR_LAGGING_BEHIND, &[], "Alarm: a callback was handed over later than the lag threshold."),
     counter(RBAC_CREATE_VQ_PROXY_ERROR, &[], "Alarm: writing a virtual-queue proxy record failed."),
     counter(DNS_FAILURE, &[], "Alarm: a configured dependency host did not resolve."),
     counter(LOGGING_FAILURE, &[], "Alarm: a log line could not be written."),

@@ -20,7 +20,7 @@ pub fn log_writer_stall() -> Option<std::time::Duration> {
     if until == 0 {
         return None;
     }
-    let left = until - crate::domain::time::now_ms();
+    let left = until - crate::time::now_ms();
     (left > 0).then(|| std::time::Duration::from_millis(left as u64))
 }
 

@@ -181,7 +181,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let mut line = Map::new();
-        line.insert("timestamp".into(), Value::from(crate::domain::time::format_utc(crate::domain::time::now_ms())));
+        line.insert("timestamp".into(), Value::from(crate::time::format_utc(crate::time::now_ms())));
         line.insert("level".into(), Value::from(meta.level().as_str().to_ascii_lowercase()));
         line.insert("target".into(), Value::from(meta.target()));
         if let Some(scope) = ctx.event_scope(event) {

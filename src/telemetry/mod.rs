@@ -1,10 +1,10 @@
 //! Observability: the metric catalogue, alarms, logs.
 
 pub mod catalogue;
+pub mod corr_id;
 pub mod dns;
 pub mod event_loop;
 pub mod faults;
-pub mod health;
 pub mod logging;
 pub mod process;
 pub mod supervise;

@@ -4,11 +4,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::Collection;
-use crate::domain::time::format_utc;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
 use crate::ops::AppState;
+use crate::time::format_utc;
 
 const PAGE: i64 = 100;
 

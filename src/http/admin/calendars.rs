@@ -3,14 +3,15 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{audit_entry, existing_tenant, Collection};
+use super::{existing_tenant, Collection};
 use crate::domain::calendar::{Calendar, CalendarBody};
 use crate::domain::names::check_name;
-use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::store::AuditEntry;
+use crate::time::now_ms;
 
 fn calendar_json(name: &str, body: &CalendarBody) -> Value {
     let mut v = serde_json::to_value(body).unwrap_or_else(|_| json!({}));
@@ -28,7 +29,8 @@ pub async fn put(
     check_name("calendar", &name)?;
     let tenant = existing_tenant(&state, &tenant_name).await?;
     Calendar::parse(&body.value).map_err(ApiError::validation)?;
-    let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/calendars/{name}"), Some(&body.raw));
+    let audit =
+        AuditEntry::new(&admin.actor, "PUT", format!("tenants/{tenant_name}/calendars/{name}"), Some(&body.raw));
     state.store.put_calendar(&tenant.id, &name, &body.value, &audit, now_ms()).await?;
     Ok(envelope::ok(calendar_json(&name, &body.value)))
 }
@@ -76,7 +78,7 @@ pub async fn delete(
             format!("is used by service(s) {}; point them elsewhere first", users.join(", ")),
         )]));
     }
-    let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{tenant_name}/calendars/{name}"), None);
+    let audit = AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/calendars/{name}"), None);
     if !state.store.delete_calendar(&tenant.id, &name, &audit, now_ms()).await? {
         return Err(ApiError::not_found("calendar"));
     }

@@ -12,15 +12,16 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{audit_entry, existing_tenant, Collection};
+use super::{existing_tenant, Collection};
 use crate::domain::call_in::CallInGroupConfig;
 use crate::domain::names::check_name;
-use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::store::AuditEntry;
 use crate::store::{CallInGroupRecord, PutGroupOutcome};
+use crate::time::now_ms;
 
 fn group_json(record: &CallInGroupRecord) -> Value {
     let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
@@ -47,7 +48,7 @@ pub async fn put(
         return Err(number_taken(index));
     }
     let resource = format!("tenants/{tenant_name}/call-in-groups/{name}");
-    let audit = audit_entry(&admin.actor, "PUT", resource, Some(&body.raw));
+    let audit = AuditEntry::new(&admin.actor, "PUT", resource, Some(&body.raw));
     match state.store.put_callin_group(&tenant.id, &name, &config, &audit, now_ms()).await? {
         PutGroupOutcome::Stored => {}
         PutGroupOutcome::NumberTaken(index) => return Err(number_taken(index)),
@@ -86,7 +87,7 @@ pub async fn delete(
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let resource = format!("tenants/{tenant_name}/call-in-groups/{name}");
-    let audit = audit_entry(&admin.actor, "DELETE", resource, None::<&Value>);
+    let audit = AuditEntry::new(&admin.actor, "DELETE", resource, None::<&Value>);
     if !state.store.delete_callin_group(&tenant.id, &name, &audit, now_ms()).await? {
         return Err(ApiError::not_found("call-in group"));
     }

@@ -5,15 +5,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{audit_entry, existing_tenant};
-use crate::domain::callback::Actor;
-use crate::domain::time::{format_utc, now_ms, parse_instant};
+use super::existing_tenant;
 use crate::error::ApiError;
-use crate::http::callbacks::{page_of, parse_list_query, record_cancelled, view};
+use crate::http::callback_views::{page_of, parse_list_query, view};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::store::AuditEntry;
 use crate::store::{CancelOutcome, RedriveOutcome};
+use crate::time::{format_utc, now_ms, parse_instant};
 
 const MAX_IDS: usize = 1000;
 
@@ -60,16 +60,14 @@ pub async fn cancel(
         return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
     }
     // All or nothing, with the audit entry in the same transaction.
-    let audit = audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
+    let audit =
+        AuditEntry::new(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
     let ids = &body.value.ids;
-    let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, &audit, now_ms()).await?;
+    let outcomes = crate::ops::lifecycle::cancel_many(&state, &tenant, ids, &audit).await?;
     let (mut cancelled, mut not_found, mut already) = (Vec::new(), Vec::new(), Vec::new());
     for (id, outcome) in ids.iter().zip(outcomes) {
         match outcome {
-            CancelOutcome::Cancelled(record) => {
-                record_cancelled(&tenant, &record.service_name);
-                cancelled.push(id.clone());
-            }
+            CancelOutcome::Cancelled(_) => cancelled.push(id.clone()),
             CancelOutcome::AlreadyCompleted => already.push(id.clone()),
             CancelOutcome::NotFound => not_found.push(id.clone()),
         }
@@ -111,8 +109,8 @@ pub async fn redrive(
     };
     // All or nothing, with the audit entry in the same transaction.
     let audit =
-        audit_entry(&admin.actor, "POST", format!("tenants/{}/callbacks/redrive", tenant.name), Some(&body.raw));
-    let outcomes = state.store.redrive_callbacks(&tenant.id, &ids, &state.replica_id, &audit, now_ms()).await?;
+        AuditEntry::new(&admin.actor, "POST", format!("tenants/{}/callbacks/redrive", tenant.name), Some(&body.raw));
+    let outcomes = crate::ops::lifecycle::redrive(&state, &tenant, &ids, &audit).await?;
     let (mut requeued, mut not_found, mut not_eligible) = (Vec::new(), Vec::new(), Vec::new());
     for (id, outcome) in ids.into_iter().zip(outcomes) {
         match outcome {
@@ -141,8 +139,12 @@ pub async fn dispatch(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, service) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
-    let audit =
-        audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{service}/dispatch"), Some(&body.raw));
+    let audit = AuditEntry::new(
+        &admin.actor,
+        "PUT",
+        format!("tenants/{tenant_name}/services/{service}/dispatch"),
+        Some(&body.raw),
+    );
     if !state.store.set_dispatch_paused(&tenant.id, &service, body.value.paused, &audit, now_ms()).await? {
         return Err(ApiError::not_found("service"));
     }

@@ -8,12 +8,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::telemetry::{event_loop, faults};
+use crate::time::now_ms;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,18 +98,4 @@ pub async fn poison_booking(_admin: AdminAuth, state: web::Data<AppState>, body:
     let Collision { phone_number, id } = body.value;
     state.store.faults().arm_booking_id_collision(phone_number, id);
     envelope::ok(json!({ "armed": "poison-booking" }))
-}
-
-/// The routes, registered under `/admin/v1` only when `faults.enabled`.
-pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
-    use crate::http::routes::resource;
-    scope
-        .service(resource("/faults/block-worker").route(web::post().to(block_worker)))
-        .service(resource("/faults/panic").route(web::post().to(panic_in_handler)))
-        .service(resource("/faults/panic-task").route(web::post().to(panic_in_task)))
-        .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
-        .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
-        .service(resource("/faults/stall-booking-batch").route(web::post().to(stall_booking_batch)))
-        .service(resource("/faults/fail-bulk-midway").route(web::post().to(fail_bulk_midway)))
-        .service(resource("/faults/poison-booking").route(web::post().to(poison_booking)))
 }

@@ -5,11 +5,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::time::now_ms;
 
 pub const SETTING_KEY: &str = "log.level";
 
@@ -30,7 +30,7 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let level = body.value.level.trim().to_string();
     crate::config::parse_log_filter(&level).map_err(|p| ApiError::field("level", p))?;
-    let audit = super::audit_entry(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));
+    let audit = super::AuditEntry::new(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));
     state.store.put_setting(SETTING_KEY, &level, &audit, now_ms()).await?;
     state.log.set(&level).map_err(|p| ApiError::field("level", p))?;
     tracing::info!(level = %level, "log level changed");

@@ -13,7 +13,6 @@ pub mod services;
 pub mod tenants;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::ops::AppState;
@@ -31,10 +30,6 @@ impl<T: Serialize> Collection<T> {
     pub fn complete(items: Vec<T>) -> Self {
         Collection { items, next_cursor: None }
     }
-}
-
-pub fn audit_entry(actor: &str, action: &str, resource: String, body: Option<&Value>) -> AuditEntry {
-    AuditEntry { actor: actor.to_string(), action: action.to_string(), resource, body: body.map(Value::to_string) }
 }
 
 pub async fn existing_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
@@ -72,9 +67,7 @@ pub fn settle_delete(tenant: &Tenant, outcome: crate::store::DeleteOutcome, what
             )
         }),
         DeleteOutcome::Deleted { cancelled } => {
-            for service in &cancelled {
-                crate::http::callbacks::record_cancelled(tenant, service);
-            }
+            crate::ops::lifecycle::cancelled(tenant, &cancelled);
             Ok(cancelled.len())
         }
     }

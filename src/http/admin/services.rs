@@ -3,15 +3,16 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{audit_entry, existing_tenant, Collection};
+use super::{existing_tenant, Collection};
 use crate::domain::names::check_name;
 use crate::domain::service::ServiceConfig;
-use crate::domain::time::now_ms;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::store::AuditEntry;
 use crate::store::ServiceRecord;
+use crate::time::now_ms;
 
 fn service_json(record: &ServiceRecord) -> Value {
     let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
@@ -34,7 +35,7 @@ pub async fn put(
             return Err(ApiError::field("calendar", format!("no calendar named '{calendar}' in this tenant")));
         }
     }
-    let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
+    let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
     let stored = crate::ops::services::put_service(&state.store, &tenant.id, &name, &config, &audit, now_ms()).await?;
     Ok(envelope::ok(service_json(&stored)))
 }
@@ -68,7 +69,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
-    let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{tenant_name}/services/{name}"), None::<&Value>);
+    let audit =
+        AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/services/{name}"), None::<&Value>);
     let outcome =
         state.store.delete_service(&tenant.id, &name, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
     let cancelled = super::settle_delete(&tenant, outcome, "service")?;

@@ -4,14 +4,15 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{audit_entry, existing_tenant, Collection};
+use super::{existing_tenant, Collection};
 use crate::domain::names::check_name;
-use crate::domain::time::now_ms;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
+use crate::store::AuditEntry;
 use crate::telemetry::catalogue::register_tenant_alarms;
+use crate::time::now_ms;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -60,7 +61,7 @@ pub async fn put(
     let name = path.into_inner();
     check_name("tenant", &name)?;
     check_origins(&body.value.allowed_origins)?;
-    let audit = audit_entry(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
+    let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
     let tenant =
         state.store.put_tenant(&name, &body.value.allowed_origins, body.value.enabled, &audit, now_ms()).await?;
     register_tenant_alarms(&tenant.name);
@@ -89,7 +90,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let tenant = super::existing_tenant(&state, &name).await?;
-    let audit = audit_entry(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
+    let audit = AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
     let outcome = state.store.delete_tenant(&tenant, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
     let cancelled = super::settle_delete(&tenant, outcome, "tenant")?;
     state.keys.invalidate_all();

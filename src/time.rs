@@ -1,7 +1,11 @@
 //! Time on the wire: inputs must carry a zone; outputs are UTC with milliseconds.
-//! Inside, instants are epoch milliseconds (the same integer on every backend).
+//! Inside, instants are epoch milliseconds (the same integer on every backend). A bottom layer:
+//! everything may use it, it uses nothing of the crate.
 
 use jiff::Timestamp;
+
+/// One day in milliseconds (UTC days: calendars step through local days with jiff instead).
+pub const DAY_MS: i64 = 86_400_000;
 
 pub fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()

@@ -1,4 +1,5 @@
-//! The health checker: every `health.interval_seconds`, each configured dependency is checked with
+//! The health checker, an application task (started by `app`): every `health.interval_seconds`,
+//! each configured dependency is checked with
 //! a 2 s timeout and its gauge set (0 up, 1 down). `GES_HEALTH` follows the required dependencies
 //! only (database, dispatch stream); a down cache Redis alone does not raise it. A dependency that
 //! is not configured has no gauge. Recovery needs no restart: the next check clears the gauge.
@@ -6,9 +7,7 @@
 use std::time::Duration;
 
 use crate::ops::AppState;
-use crate::telemetry::catalogue::{
-    DB_POOL, GES_HEALTH, ORS_REDIS_STATUS, POSTGRES_STATUS, REDIS_CONNECTION, REDIS_POOL,
-};
+use crate::telemetry::catalogue::{GES_HEALTH, ORS_REDIS_STATUS, POSTGRES_STATUS, REDIS_CONNECTION};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -16,8 +15,8 @@ fn gauge(name: &'static str, down: bool) {
     metrics::gauge!(name).set(if down { 1.0 } else { 0.0 });
 }
 
-/// One round of checks; returns (database down, cache Redis down, dispatch stream down).
-pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) {
+/// One round of checks, each setting its dependency's gauge (and `GES_HEALTH`).
+async fn check_once(state: &AppState) {
     // A failed check opens the database breaker too (a hung database answers no query at all,
     // which a query's own error would never say).
     let database_down = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
@@ -34,22 +33,18 @@ pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) 
     if state.store.kind() == crate::store::BackendKind::Postgres {
         gauge(POSTGRES_STATUS, database_down);
     }
-    let cache_down = match state.throttles.pool() {
-        Some(pool) => {
-            let ok = tokio::time::timeout(CHECK_TIMEOUT, async {
-                let mut conn = pool.get().await.ok()?;
-                redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
-            })
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-            gauge(REDIS_CONNECTION, !ok);
-            state.throttles.observed(ok);
-            Some(!ok)
-        }
-        None => None,
-    };
+    if let Some(pool) = state.throttles.pool() {
+        let ok = tokio::time::timeout(CHECK_TIMEOUT, async {
+            let mut conn = pool.get().await.ok()?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+        gauge(REDIS_CONNECTION, !ok);
+        state.throttles.observed(ok);
+    }
     let stream_down = match state.dispatcher.is_redis() {
         true => {
             let ok = state.dispatcher.check().await;
@@ -59,7 +54,6 @@ pub async fn check_once(state: &AppState) -> (bool, Option<bool>, Option<bool>) 
         false => None,
     };
     gauge(GES_HEALTH, database_down || stream_down == Some(true));
-    (database_down, cache_down, stream_down)
 }
 
 /// Check forever at the configured period; configured host names are resolved on every round
@@ -71,21 +65,5 @@ pub async fn run(state: AppState) {
         ticker.tick().await;
         crate::telemetry::dns::check(&hosts, CHECK_TIMEOUT).await;
         check_once(&state).await;
-    }
-}
-
-/// Pool gauges, set at scrape time so they are never a check period old.
-pub fn publish_pool_gauges(state: &AppState) {
-    let (idle, in_use) = state.store.pool_connections();
-    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
-    metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(in_use));
-    let pools = [("cache", state.throttles.pool()), ("ors", state.dispatcher.pool())];
-    for (name, pool) in pools {
-        if let Some(pool) = pool {
-            let status = pool.status();
-            let idle = status.available as f64;
-            metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "idle").set(idle);
-            metrics::gauge!(REDIS_POOL, "pool" => name, "state" => "in_use").set(status.size as f64 - idle);
-        }
     }
 }

@@ -1,0 +1,266 @@
+//! Booking a callback (domain.md § Booking, steps 1–6), with its `Idempotency-Key`: the key's
+//! record, the service's rules, throttles, capacity and guards, the insert (shared with the
+//! bookings that arrive meanwhile: `store::writer`), waking the monitor, and the booking's
+//! counters (`ges_callbacks_created`, `ges_callbacks_rejected`, the throttle alarms) and logs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::service_context::{self, ServiceContext};
+use super::AppState;
+use crate::coord::recent_loads::RecentLoads;
+use crate::coord::throttle::ThrottleOutcome;
+use crate::domain::booking::{self, CreateRequest};
+use crate::domain::capacity;
+use crate::domain::throttle::{self, CounterKind, CounterSpec};
+use crate::error::{ApiError, Reason};
+use crate::store::{
+    Booking, BookingGuards, IdempotencyBegin, IdempotencyResult, InsertOutcome, NewCallback, Tenant, Ttls,
+};
+use crate::telemetry::catalogue::{
+    CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED,
+};
+use crate::time::{format_utc, now_ms, DAY_MS};
+
+/// A request's `Idempotency-Key` with the digest of the body it came with.
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub body_digest: String,
+}
+
+/// What a create answers.
+pub enum Created {
+    /// Booked now: the callback's id and the envelope body of the answer.
+    Booked { id: String, body: Value },
+    /// The first answer to this `Idempotency-Key`, replayed as it was sent.
+    Replayed { status: u16, body: String },
+}
+
+/// Book `request` for `tenant`, exactly once per `Idempotency-Key` when one is given.
+pub async fn create(
+    state: &AppState,
+    tenant: &Tenant,
+    request: Result<CreateRequest, ApiError>,
+    idempotency: Option<Idempotency<'_>>,
+) -> Result<Created, ApiError> {
+    let Some(idempotency) = idempotency else {
+        return book(state, tenant, request, None).await;
+    };
+    let key = idempotency.key;
+    match state.store.begin_idempotent(&tenant.id, key, &idempotency.body_digest, now_ms()).await? {
+        IdempotencyBegin::Fresh => {}
+        IdempotencyBegin::Replay { status, body } => return Ok(Created::Replayed { status, body }),
+        IdempotencyBegin::DifferentBody => {
+            return Err(ApiError::new(
+                Reason::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different body",
+            ))
+        }
+        IdempotencyBegin::InProgress => {
+            return Err(ApiError::new(
+                Reason::IdempotencyInProgress,
+                "a request with this Idempotency-Key is still being processed",
+            )
+            .with_retry_after(1))
+        }
+    }
+    let answer = book(state, tenant, request, Some(key)).await;
+    // A booking stores its answer with itself; a refusal is remembered (400) or let go.
+    if let Err(e) = &answer {
+        let remembered = if e.status() == http::StatusCode::BAD_REQUEST {
+            let result = IdempotencyResult {
+                tenant_id: tenant.id.clone(),
+                key: key.to_string(),
+                status: 400,
+                body: e.body(&crate::telemetry::corr_id::current()).to_string(),
+            };
+            state.store.finish_idempotent(&result).await
+        } else {
+            // 429 and 5xx are not remembered, so a retry can succeed.
+            state.store.release_idempotent(&tenant.id, key).await
+        };
+        if let Err(e) = remembered {
+            tracing::warn!(error = %e, "could not update the idempotency record");
+        }
+    }
+    answer
+}
+
+/// The booking itself; every refusal is counted here, under the service once it is known.
+async fn book(
+    state: &AppState,
+    tenant: &Tenant,
+    request: Result<CreateRequest, ApiError>,
+    idempotency_key: Option<&str>,
+) -> Result<Created, ApiError> {
+    let mut service_label = None;
+    let result = match request {
+        Ok(request) => book_valid(state, tenant, request, idempotency_key, &mut service_label).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        let service = service_label.unwrap_or_else(|| super::directory::UNKNOWN_SERVICE.to_string());
+        metrics::counter!(CALLBACKS_REJECTED, "tenant" => tenant.name.clone(), "service" => service, "reason" => e.reason.as_str())
+            .increment(1);
+        tracing::debug!(reason = e.reason.as_str(), "booking refused");
+    }
+    result
+}
+
+async fn book_valid(
+    state: &AppState,
+    tenant: &Tenant,
+    request: CreateRequest,
+    idempotency_key: Option<&str>,
+    service_label: &mut Option<String>,
+) -> Result<Created, ApiError> {
+    let service = service_context::load(&state.store, &state.services, tenant, &request.service_name).await?;
+    *service_label = Some(service.name().to_string());
+    tracing::Span::current().record("service", service.name());
+    let rules = service.rules();
+    let config = &service.record.config;
+    let now = now_ms();
+    let decision = match booking::decide(&request, &rules, now) {
+        Ok(d) => d,
+        Err(e) => return Err(with_proposals(e, state, tenant, &service, request.desired_ms.unwrap_or(now), now).await),
+    };
+    tracing::trace!(stage = "validated", kind = decision.kind.as_label(), phone = %decision.phone, "request validated");
+
+    // Step 4: throttles, reserved all or none. In-queue checking is decided with the insert,
+    // where it also sees the same batch's earlier bookings.
+    let phone = decision.phone.as_str();
+    let in_queue_limit = throttle::in_queue_limit(config.in_queue_checking);
+    let counters = throttle::counters(&tenant.id, service.name(), phone, config);
+    let reservation = match state.throttles.reserve(&counters).await {
+        ThrottleOutcome::Admitted(r) => r,
+        ThrottleOutcome::Refused { index, retry_after_ms } => {
+            return Err(throttled(&counters[index], tenant, retry_after_ms));
+        }
+    };
+    tracing::trace!(stage = "throttle", "throttles passed");
+
+    // Steps 5 and 6: capacity, guards and the insert in one transaction (shared with the
+    // bookings that arrived meanwhile: `store::writer`).
+    let id = state.store.faults().take_booking_id_collision(phone).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let body = crate::error::success_body(json!({ "id": id }), &crate::telemetry::corr_id::current());
+    let replay = idempotency_key.map(|key| IdempotencyResult {
+        tenant_id: tenant.id.clone(),
+        key: key.to_string(),
+        status: 200,
+        body: body.to_string(),
+    });
+    let active_on_insert = decision.initial_state.is_active();
+    let guards = BookingGuards {
+        max_unfinished_for_number: in_queue_limit,
+        max_active: active_on_insert.then_some(i64::from(config.max_queued)),
+        bucket: decision.capacity.map(|c| (c.bucket_start, c.capacity)),
+    };
+    let new = NewCallback {
+        id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        service_name: service.name().to_string(),
+        state: decision.initial_state,
+        phone: phone.to_string(),
+        desired_ms: decision.desired_ms,
+        due_ms: decision.due_ms,
+        priority: decision.priority,
+        corr_id: crate::telemetry::corr_id::current(),
+        claimed_by: decision.claimed.then(|| state.replica_id.clone()),
+        details: request.details,
+        now_ms: now,
+        ttls: Ttls::of(config),
+    };
+    let has_bucket = guards.bucket.is_some();
+    let outcome = state.bookings.book(Booking { new, guards, replay }).await;
+    let refusal = match outcome {
+        Ok(InsertOutcome::Inserted) => None,
+        Ok(InsertOutcome::AlreadyQueued) => Some(already_queued()),
+        Ok(InsertOutcome::QueueFull) => {
+            Some(ApiError::new(Reason::QueueFull, "the service has as many active callbacks as it can hold; try later"))
+        }
+        Ok(InsertOutcome::SlotFull) => {
+            let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
+            Some(with_proposals(full, state, tenant, &service, decision.desired_ms, now).await)
+        }
+        Err(e) => Some(ApiError::from(e)),
+    };
+    if let Some(refusal) = refusal {
+        // Only accepted bookings consume throttle budget.
+        state.throttles.release(&reservation).await;
+        return Err(refusal);
+    }
+    if has_bucket {
+        tracing::trace!(stage = "capacity", "capacity reserved");
+    }
+    if decision.claimed {
+        state.dispatch_wake.notify_one();
+    }
+    tracing::Span::current().record("callbackId", id.as_str());
+    tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
+    metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name().to_string(), "type" => decision.kind.as_label())
+        .increment(1);
+    tracing::info!(callbackId = %id, kind = decision.kind.as_label(), deferred = decision.deferred, phone = %decision.phone, "callback booked");
+    Ok(Created::Booked { id, body })
+}
+
+fn already_queued() -> ApiError {
+    ApiError::new(Reason::AlreadyQueued, "this number already has callbacks waiting in this service")
+        .with_slots(json!({}))
+}
+
+fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiError {
+    let (alarm, message) = match spec.kind {
+        CounterKind::PerNumber => {
+            (CB_ENQUEUE_LIMIT_REACHED, "this number has booked as many callbacks as the service allows for now")
+        }
+        CounterKind::ServiceWindow => (CB_TTL_LIMIT_REACHED, "the service is taking no more bookings for now"),
+    };
+    metrics::counter!(alarm, "tenant" => tenant.name.clone()).increment(1);
+    let seconds = (retry_after_ms.max(1000) as u64).div_ceil(1000);
+    ApiError::new(Reason::Throttled, format!("{message}; retry in {seconds} s"))
+        .with_retry_after(seconds)
+        .with_slots(json!({}))
+}
+
+/// Reserved places per bucket start of one service in a window, as proposals read them. When a
+/// popular slot fills, the booking writer refuses a whole batch at once (hundreds of requests in
+/// one commit) and each refusal proposes other slots from the same reservations: one read serves
+/// every refusal of a window for 250 ms. Proposals are hints (a slot may fill before the client
+/// books it), so a quarter-second-old view is as good.
+pub type ReservationReads = RecentLoads<(String, String, i64, i64), Arc<HashMap<i64, u32>>>;
+
+pub fn reservation_reads() -> ReservationReads {
+    RecentLoads::new(std::time::Duration::from_millis(250), 1_000)
+}
+
+/// How far either side of the desired time proposals look; also how long the capacity rows of a
+/// past bucket are kept (`store::purge_bookkeeping`), so a proposal never reads a purged bucket.
+pub const PROPOSAL_WINDOW_MS: i64 = capacity::BUCKET_RETENTION_DAYS * DAY_MS;
+
+/// Attach `data.slots` to a `SLOT_FULL`: up to 10 open buckets with room nearest `desired`.
+pub async fn with_proposals(
+    e: ApiError,
+    state: &AppState,
+    tenant: &Tenant,
+    service: &ServiceContext,
+    desired: i64,
+    now: i64,
+) -> ApiError {
+    if e.reason != Reason::SlotFull {
+        return e;
+    }
+    let rules = service.rules();
+    let (earliest, latest) = rules.bookable_range(now);
+    let (from, to) = (desired - PROPOSAL_WINDOW_MS, desired + PROPOSAL_WINDOW_MS);
+    let key = (tenant.id.clone(), service.name().to_string(), from, to);
+    let read = || async { state.store.reserved_counts(&tenant.id, service.name(), from, to).await.map(Arc::new) };
+    let reserved = match state.reservations.get_or_load(key, 0, read).await {
+        Ok(r) => r,
+        Err(err) => return ApiError::from(err),
+    };
+    let slots = capacity::propose(&rules.grid(), rules.hours, desired, earliest, latest, &reserved, 10);
+    let map: Map<String, Value> = slots.into_iter().map(|(t, left)| (format_utc(t), Value::from(left))).collect();
+    e.with_slots(Value::Object(map))
+}

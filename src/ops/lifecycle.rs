@@ -1,0 +1,191 @@
+//! A callback's life after booking: cancel (by the API, an operator, a delete with
+//! `cancelUnfinished`, the monitor for a callback whose service is gone), reschedule, the voice
+//! platform's state reports, re-drive, and the monitor's completions (attempts spent, queued too
+//! long). `ges_callbacks_cancelled`, `ges_callbacks_rescheduled`, `ges_callbacks_completed` and
+//! `CB_SUBMIT_FAILED` are incremented here and nowhere else, under labels from one resolver
+//! (`Directory::labels`, or the request's own tenant).
+
+use super::booking::with_proposals;
+use super::directory::Labels;
+use super::{service_context, AppState};
+use crate::domain::booking;
+use crate::domain::callback::{Actor, State, REASON_CANCELLED, REASON_FAIL_TIMEOUT_TTL, REASON_SUBMIT_FAILED};
+use crate::error::{ApiError, Reason};
+use crate::store::{
+    AuditEntry, CallbackRecord, CancelOutcome, Finished, PlatformReport, RedriveOutcome, ReportOutcome,
+    RescheduleOutcome, Tenant,
+};
+use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CB_SUBMIT_FAILED};
+use crate::time::now_ms;
+
+/// Labels for work on `service` of a tenant the request itself names.
+fn labels_of(tenant: &Tenant, service: &str) -> Labels {
+    Labels { tenant: tenant.name.clone(), service: service.to_string() }
+}
+
+fn count_completed(labels: &Labels, reason: &str, n: u64) {
+    metrics::counter!(CALLBACKS_COMPLETED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone(), "reason" => reason.to_string())
+        .increment(n);
+}
+
+/// A cancel completes the callback: both counters move.
+fn count_cancelled(labels: &Labels) {
+    metrics::counter!(CALLBACKS_CANCELLED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone())
+        .increment(1);
+    count_completed(labels, REASON_CANCELLED, 1);
+}
+
+/// Callbacks an operation of `tenant` cancelled (bulk cancel, a delete with `cancelUnfinished`),
+/// by service.
+pub fn cancelled(tenant: &Tenant, services: &[String]) {
+    for service in services {
+        count_cancelled(&labels_of(tenant, service));
+    }
+}
+
+/// Cancel one callback of `tenant` through the public API.
+pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str) -> Result<(), ApiError> {
+    match state.store.cancel_callback(&tenant.id, id, Actor::Api, now_ms()).await? {
+        CancelOutcome::Cancelled(record) => {
+            count_cancelled(&labels_of(tenant, &record.service_name));
+            tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
+            Ok(())
+        }
+        CancelOutcome::AlreadyCompleted => {
+            Err(ApiError::new(Reason::AlreadyCompleted, "the callback has already completed"))
+        }
+        CancelOutcome::NotFound => Err(ApiError::not_found("callback")),
+    }
+}
+
+/// Cancel up to 1,000 callbacks of `tenant` in one transaction with its audit entry (admin).
+pub async fn cancel_many(
+    state: &AppState,
+    tenant: &Tenant,
+    ids: &[String],
+    audit: &AuditEntry,
+) -> Result<Vec<CancelOutcome>, ApiError> {
+    let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, audit, now_ms()).await?;
+    for outcome in &outcomes {
+        if let CancelOutcome::Cancelled(record) = outcome {
+            count_cancelled(&labels_of(tenant, &record.service_name));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Move a `SCHEDULED` callback to `desired` (epoch ms), under the same rules as a booking.
+pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i64) -> Result<CallbackRecord, ApiError> {
+    let current = state.store.get_callback(&tenant.id, id).await?.ok_or_else(|| ApiError::not_found("callback"))?;
+    if current.state != State::Scheduled {
+        return Err(not_reschedulable(current.state));
+    }
+    let now = now_ms();
+    if desired <= now {
+        return Err(ApiError::new(Reason::TimeOutOfRange, "desiredTime must be in the future"));
+    }
+    let service = service_context::load(&state.store, &state.services, tenant, &current.service_name).await?;
+    let (due, claim) = match booking::scheduled_slot(desired, &service.rules(), now) {
+        Ok(slot) => slot,
+        Err(e) => return Err(with_proposals(e, state, tenant, &service, desired, now).await),
+    };
+    let bucket = claim.map(|c| (c.bucket_start, c.capacity));
+    match state.store.reschedule_callback(&tenant.id, id, desired, due, bucket, now).await? {
+        RescheduleOutcome::Rescheduled(record) => {
+            let labels = labels_of(tenant, &record.service_name);
+            metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => labels.tenant, "service" => labels.service)
+                .increment(1);
+            Ok(*record)
+        }
+        RescheduleOutcome::SlotFull => {
+            let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
+            Err(with_proposals(full, state, tenant, &service, desired, now).await)
+        }
+        RescheduleOutcome::NotReschedulable(s) => Err(not_reschedulable(s)),
+        RescheduleOutcome::NotFound => Err(ApiError::not_found("callback")),
+    }
+}
+
+fn not_reschedulable(state: State) -> ApiError {
+    ApiError::new(Reason::NotReschedulable, format!("only SCHEDULED callbacks can be rescheduled; this one is {state}"))
+}
+
+/// Apply the voice platform's report on a hand-off (internal API). `Ok(None)`: nothing moved
+/// (the same state again, or a report on an older attempt).
+pub async fn report(
+    state: &AppState,
+    id: &str,
+    report: &PlatformReport,
+) -> Result<Option<Box<CallbackRecord>>, ApiError> {
+    match state.store.apply_platform_report(id, report, now_ms()).await? {
+        ReportOutcome::Applied { record, from } => {
+            let stage = if from == record.state { "acknowledged" } else { "state_changed" };
+            tracing::debug!(corrId = %record.corr_id, callbackId = %id, stage, state = record.state.as_str(), attempt = record.attempt, "platform report applied");
+            if record.state == State::Completed {
+                let labels = state.directory.labels(&state.store, &record.tenant_id, &record.service_name).await;
+                count_completed(&labels, record.reason.as_deref().unwrap_or_default(), 1);
+            }
+            Ok(Some(record))
+        }
+        ReportOutcome::Unchanged => Ok(None),
+        ReportOutcome::Illegal(current) => Err(ApiError::new(
+            Reason::IllegalTransition,
+            format!(
+                "the callback is {current}; {} is not a legal next state for this hand-off",
+                report.state.map(State::as_str).unwrap_or("that")
+            ),
+        )),
+        ReportOutcome::NotFound => Err(ApiError::not_found("callback")),
+    }
+}
+
+/// Hand `ids` of `tenant` over again (admin), all or nothing with the audit entry.
+pub async fn redrive(
+    state: &AppState,
+    tenant: &Tenant,
+    ids: &[String],
+    audit: &AuditEntry,
+) -> Result<Vec<RedriveOutcome>, ApiError> {
+    Ok(state.store.redrive_callbacks(&tenant.id, ids, &state.replica_id, audit, now_ms()).await?)
+}
+
+/// The monitor spent a callback's hand-off attempts: `COMPLETED` / `SUBMIT_FAILED`.
+pub async fn submit_failed(state: &AppState, tenant_id: &str, service: &str, id: &str) -> anyhow::Result<()> {
+    if state.store.complete_by_monitor(id, REASON_SUBMIT_FAILED, now_ms()).await? {
+        let labels = state.directory.labels(&state.store, tenant_id, service).await;
+        metrics::counter!(CB_SUBMIT_FAILED, "tenant" => labels.tenant.clone()).increment(1);
+        count_completed(&labels, REASON_SUBMIT_FAILED, 1);
+        tracing::warn!(callbackId = %id, stage = "state_changed", state = State::Completed.as_str(), "hand-off attempts spent: SUBMIT_FAILED");
+    }
+    Ok(())
+}
+
+/// The recovery pass: callbacks whose service is gone are cancelled (never handed over), then
+/// hand-offs past their `queuedTtlSeconds` expire. Both a batch at a time until none are left.
+pub async fn settle_stranded(state: &AppState, now: i64) -> anyhow::Result<()> {
+    loop {
+        let cancelled = state.store.cancel_orphans(now).await?;
+        for f in &cancelled {
+            count_cancelled(&finished_labels(state, f).await);
+            tracing::warn!(corrId = %f.corr_id, callbackId = %f.id, service = %f.service_name, stage = "state_changed", "the callback's service no longer exists: CANCELLED, never handed over");
+        }
+        if cancelled.len() < crate::store::ORPHAN_BATCH {
+            break;
+        }
+    }
+    loop {
+        let expired = state.store.expire_queued(now).await?;
+        for f in &expired {
+            count_completed(&finished_labels(state, f).await, REASON_FAIL_TIMEOUT_TTL, 1);
+            tracing::info!(corrId = %f.corr_id, callbackId = %f.id, stage = "state_changed", "not processing within queuedTtlSeconds: FAIL_TIMEOUT_TTL");
+        }
+        if expired.len() < crate::store::RECOVERY_BATCH {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn finished_labels(state: &AppState, f: &Finished) -> Labels {
+    state.directory.labels(&state.store, &f.tenant_id, &f.service_name).await
+}
