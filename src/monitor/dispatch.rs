@@ -4,12 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{handoff_message, CYCLE_METRIC};
+use super::handoff_message;
 use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
 use crate::ops::AppState;
 use crate::ops::Directory;
 use crate::store::HandOff;
-use crate::telemetry::catalogue::DISPATCH_ATTEMPTS_RAISED;
+use crate::telemetry::catalogue::{
+    DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
+};
 use crate::time::now_ms;
 
 const BATCH: i64 = 200;
@@ -93,13 +95,13 @@ pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directo
     directory.refresh_if_stale(&state.store).await;
     if dispatcher.is_down() && !dispatcher.check().await {
         // Down: nothing is claimed, published or re-claimed, and no attempt is spent.
-        metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
+        metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
         return;
     }
     if let Err(e) = run(state, dispatcher, directory, memory).await {
         tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
     }
-    metrics::histogram!(CYCLE_METRIC, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
 }
 
 async fn run(
@@ -276,16 +278,16 @@ async fn publish(
             Ok(()) => {
                 written += 1;
                 let delay_ms = (now - h.due_ms).max(0);
-                metrics::histogram!("ges_monitor_dispatch_delay_seconds").record(delay_ms as f64 / 1000.0);
+                metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay_ms as f64 / 1000.0);
                 if delay_ms > lag_threshold_ms {
-                    metrics::counter!("MONITOR_LAGGING_BEHIND").increment(1);
+                    metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
                 }
                 tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
             }
             Err(e) => refused(state, directory, h, e, now).await?,
         }
     }
-    metrics::counter!("ges_dispatch_published_total", "type" => "submit").increment(written);
+    metrics::counter!(DISPATCH_PUBLISHED, "type" => "submit").increment(written);
     Ok(true)
 }
 
@@ -331,7 +333,7 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
         match dispatcher.publish(&[message]).await {
             BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;
-                metrics::counter!("ges_dispatch_published_total", "type" => "cancel").increment(1);
+                metrics::counter!(DISPATCH_PUBLISHED, "type" => "cancel").increment(1);
                 tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, stage = "published", "cancel handed over");
             }
             _ => break,

@@ -16,8 +16,6 @@ use crate::coord::stream::Dispatcher;
 use crate::ops::AppState;
 use crate::telemetry::{faults, supervise};
 
-pub const CYCLE_METRIC: &str = "ges_monitor_cycle_duration_seconds";
-
 /// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass only
 /// with `monitor.dispatch = "stream"`, the recovery pass always. They run until the process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {

@@ -6,10 +6,9 @@
 
 use std::time::Instant;
 
-use super::CYCLE_METRIC;
 use crate::domain::callback::State;
 use crate::ops::{AppState, Directory};
-use crate::telemetry::catalogue::MONITOR_SIZE;
+use crate::telemetry::catalogue::{MONITOR_CYCLE, MONITOR_SIZE};
 use crate::time::{now_ms, DAY_MS};
 
 /// Finished call-in requests stay readable this long.
@@ -21,7 +20,7 @@ pub async fn pass(state: &AppState, directory: &Directory) {
     if let Err(e) = run(state).await {
         tracing::warn!(error = %e, "recovery pass failed; retrying next period");
     }
-    metrics::histogram!(CYCLE_METRIC, "pass" => "recovery").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(MONITOR_CYCLE, "pass" => "recovery").record(started.elapsed().as_secs_f64());
 }
 
 async fn run(state: &AppState) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::tenants::AuditEntry;
+use super::audit::AuditEntry;
 use super::{Store, StoreResult};
 use crate::domain::calendar::CalendarBody;
 
@@ -27,7 +27,7 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            super::tenants::append_audit(&mut tx, audit, now_ms).await?;
+            super::audit::append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(())

@@ -10,7 +10,7 @@ use rand::rngs::OsRng;
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::tenants::{append_audit, AuditEntry};
+use super::audit::{append_audit, AuditEntry};
 use super::{flag, Store, StoreError, StoreResult};
 use crate::domain::call_in::{code_space, draw_code, pick_free_code, CallInGroupConfig, RequestState};
 

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
+use super::audit::{append_audit, AuditEntry};
 use super::capacity::{release, reserve};
-use super::tenants::{append_audit, AuditEntry};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 

@@ -5,8 +5,8 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
+use super::audit::{append_audit, AuditEntry};
 use super::callbacks::{append_history_rows, cancel_in, fetch_in_tx, CallbackRecord, CancelOutcome};
-use super::tenants::{append_audit, AuditEntry};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
 use crate::time::DAY_MS;
@@ -635,7 +635,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
-            super::tenants::append_audit(&mut tx, audit, now).await?;
+            super::audit::append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(true)
         })

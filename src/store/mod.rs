@@ -5,6 +5,7 @@
 //! sqlx's compile-time macros cannot check two databases in one crate; the conformance tests
 //! (`tests/api`, run against both backends) prove the queries instead.
 
+mod audit;
 mod booking_batch;
 mod calendars;
 mod call_in;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use audit::{AuditEntry, AuditRecord};
 pub use booking_batch::Booking;
 pub use call_in::{
     CallInGroupRecord, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn,
@@ -43,9 +45,7 @@ pub use dispatch::{
 pub use faults::StoreFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
-pub use tenants::{
-    ApiKeyRecord, AuditEntry, AuditRecord, DeleteOutcome, ResolvedKey, ServiceRecord, ServiceWrite, Tenant,
-};
+pub use tenants::{ApiKeyRecord, DeleteOutcome, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
 pub use writer::BookingWriter;
 
 use crate::breaker::Breaker;

@@ -61,6 +61,21 @@ pub const CB_ENQUEUE_LIMIT_REACHED: &str = "CB_ENQUEUE_LIMIT_REACHED";
 pub const CB_TTL_LIMIT_REACHED: &str = "CB_TTL_LIMIT_REACHED";
 pub const CB_SUBMIT_FAILED: &str = "CB_SUBMIT_FAILED";
 pub const MONITOR_LAGGING_BEHIND: &str = "MONITOR_LAGGING_BEHIND";
+pub const PROCESS_CPU_SECONDS: &str = "ges_process_cpu_seconds_total";
+pub const PROCESS_CPU_USER_SECONDS: &str = "ges_process_cpu_user_seconds_total";
+pub const PROCESS_CPU_SYSTEM_SECONDS: &str = "ges_process_cpu_system_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY: &str = "ges_process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY: &str = "ges_process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "ges_process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "ges_process_max_fds";
+pub const PROCESS_THREADS: &str = "ges_process_threads";
+pub const PROCESS_START_TIME: &str = "ges_process_start_time_seconds";
+pub const HTTP_400_TOLERANCE: &str = "http_400_tolerance";
+pub const HTTP_401_TOLERANCE: &str = "http_401_tolerance";
+pub const HTTP_404_TOLERANCE: &str = "http_404_tolerance";
+pub const HTTP_500_TOLERANCE: &str = "http_500_tolerance";
+pub const RBAC_CREATE_VQ_PROXY_ERROR_TOLERANCE: &str = "rbac_create_vq_proxy_error_tolerance";
+pub const INVALID_CONTENT_LENGTH_TOLERANCE: &str = "invalid_content_length_tolerance";
 pub const MONITOR_SIZE: &str = "ges_monitor_size";
 pub const MONITOR_CYCLE: &str = "ges_monitor_cycle_duration_seconds";
 pub const MONITOR_DISPATCH_DELAY: &str = "ges_monitor_dispatch_delay_seconds";
@@ -159,15 +174,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         "Unknown API keys answered 401 without a lookup: their client address passed its unknown-key lookup rate.",
     ),
     // Process and runtime
-    counter("ges_process_cpu_seconds_total", &[], "CPU seconds used by the process (user + system)."),
-    counter("ges_process_cpu_user_seconds_total", &[], "User CPU seconds used by the process."),
-    counter("ges_process_cpu_system_seconds_total", &[], "System CPU seconds used by the process."),
-    gauge("ges_process_resident_memory_bytes", &[], "Resident memory."),
-    gauge("ges_process_virtual_memory_bytes", &[], "Virtual memory."),
-    gauge("ges_process_open_fds", &[], "Open file descriptors."),
-    gauge("ges_process_max_fds", &[], "File descriptor limit."),
-    gauge("ges_process_threads", &[], "OS threads."),
-    gauge("ges_process_start_time_seconds", &[], "Process start time, epoch seconds."),
+    counter(PROCESS_CPU_SECONDS, &[], "CPU seconds used by the process (user + system)."),
+    counter(PROCESS_CPU_USER_SECONDS, &[], "User CPU seconds used by the process."),
+    counter(PROCESS_CPU_SYSTEM_SECONDS, &[], "System CPU seconds used by the process."),
+    gauge(PROCESS_RESIDENT_MEMORY, &[], "Resident memory."),
+    gauge(PROCESS_VIRTUAL_MEMORY, &[], "Virtual memory."),
+    gauge(PROCESS_OPEN_FDS, &[], "Open file descriptors."),
+    gauge(PROCESS_MAX_FDS, &[], "File descriptor limit."),
+    gauge(PROCESS_THREADS, &[], "OS threads."),
+    gauge(PROCESS_START_TIME, &[], "Process start time, epoch seconds."),
     gauge(EVENTLOOP_LAG, &["worker"], "Latest event-loop lag sample of each runtime worker."),
     histogram(EVENTLOOP_DELAY, &["worker"], "Every event-loop lag sample.", LOOP_BUCKETS),
     gauge(DB_POOL, &["state"], "Database pool connections, idle or in use."),
@@ -190,12 +205,12 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(UNCAUGHT_EXCEPTION, &[], "Alarm: a panic in a handler or background task."),
     counter(INVALID_CONTENT_LENGTH, &[], "Alarm: a request body over the limit."),
     // Tolerance gauges (alert thresholds, per pod)
-    gauge("http_400_tolerance", &[], "Alert threshold: 400 answers per 2 minutes per pod."),
-    gauge("http_401_tolerance", &[], "Alert threshold: 401 answers per 2 minutes per pod."),
-    gauge("http_404_tolerance", &[], "Alert threshold: 404 answers per 2 minutes per pod."),
-    gauge("http_500_tolerance", &[], "Alert threshold: 500 answers per 2 minutes per pod."),
-    gauge("rbac_create_vq_proxy_error_tolerance", &[], "Alert threshold: virtual-queue proxy errors per 10 minutes."),
-    gauge("invalid_content_length_tolerance", &[], "Alert threshold: oversized bodies per 2 minutes."),
+    gauge(HTTP_400_TOLERANCE, &[], "Alert threshold: 400 answers per 2 minutes per pod."),
+    gauge(HTTP_401_TOLERANCE, &[], "Alert threshold: 401 answers per 2 minutes per pod."),
+    gauge(HTTP_404_TOLERANCE, &[], "Alert threshold: 404 answers per 2 minutes per pod."),
+    gauge(HTTP_500_TOLERANCE, &[], "Alert threshold: 500 answers per 2 minutes per pod."),
+    gauge(RBAC_CREATE_VQ_PROXY_ERROR_TOLERANCE, &[], "Alert threshold: virtual-queue proxy errors per 10 minutes."),
+    gauge(INVALID_CONTENT_LENGTH_TOLERANCE, &[], "Alert threshold: oversized bodies per 2 minutes."),
 ];
 
 pub fn find(name: &str) -> Option<&'static MetricDef> {
@@ -270,6 +285,31 @@ mod tests {
         for alarm in TENANT_ALARMS.iter().chain(GLOBAL_ALARMS) {
             assert_eq!(find(alarm).map(|m| m.kind), Some(Kind::Counter), "{alarm}");
         }
+    }
+
+    /// Metric and alarm names are written once, here: anywhere else in `src/` they are used
+    /// through this module's constants, so a rename cannot miss a use.
+    #[test]
+    fn metric_names_appear_as_literals_only_in_the_catalogue() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root];
+        let mut offenders = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("telemetry/catalogue.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for m in CATALOGUE {
+                if text.contains(&format!("\"{}\"", m.name)) {
+                    offenders.push(format!("{}: \"{}\"", path.display(), m.name));
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "use the catalogue's constants:\n{}", offenders.join("\n"));
     }
 
     /// docs/metrics.md lists every metric of the catalogue, with its type and labels, and nothing else.

@@ -10,16 +10,20 @@ pub mod process;
 pub mod supervise;
 
 use crate::config::AlertSettings;
+use catalogue::{
+    HTTP_400_TOLERANCE, HTTP_401_TOLERANCE, HTTP_404_TOLERANCE, HTTP_500_TOLERANCE, INVALID_CONTENT_LENGTH_TOLERANCE,
+    RBAC_CREATE_VQ_PROXY_ERROR_TOLERANCE,
+};
 
 /// Publish the alert thresholds the rules compare against, per pod.
 pub fn publish_tolerances(alerts: &AlertSettings) {
     let pairs = [
-        ("http_400_tolerance", alerts.http_400_tolerance),
-        ("http_401_tolerance", alerts.http_401_tolerance),
-        ("http_404_tolerance", alerts.http_404_tolerance),
-        ("http_500_tolerance", alerts.http_500_tolerance),
-        ("rbac_create_vq_proxy_error_tolerance", alerts.rbac_create_vq_proxy_error_tolerance),
-        ("invalid_content_length_tolerance", alerts.invalid_content_length_tolerance),
+        (HTTP_400_TOLERANCE, alerts.http_400_tolerance),
+        (HTTP_401_TOLERANCE, alerts.http_401_tolerance),
+        (HTTP_404_TOLERANCE, alerts.http_404_tolerance),
+        (HTTP_500_TOLERANCE, alerts.http_500_tolerance),
+        (RBAC_CREATE_VQ_PROXY_ERROR_TOLERANCE, alerts.rbac_create_vq_proxy_error_tolerance),
+        (INVALID_CONTENT_LENGTH_TOLERANCE, alerts.invalid_content_length_tolerance),
     ];
     for (name, value) in pairs {
         metrics::gauge!(name).set(value);

@@ -2,6 +2,7 @@
 //! in whole-second steps; this collector reads `/proc/self` at scrape time and appends its lines to
 //! the exporter's output. The metrics themselves are declared in the catalogue like every other.
 
+use crate::telemetry::catalogue;
 use std::fmt::Write as _;
 
 use crate::telemetry::catalogue::{find, Kind};
@@ -64,21 +65,21 @@ pub fn render() -> String {
         let ticks = system_value(libc::_SC_CLK_TCK).max(1.0);
         let page = system_value(libc::_SC_PAGESIZE);
         let (user, system) = (stat.utime_ticks / ticks, stat.stime_ticks / ticks);
-        values.push(("ges_process_cpu_seconds_total", user + system));
-        values.push(("ges_process_cpu_user_seconds_total", user));
-        values.push(("ges_process_cpu_system_seconds_total", system));
-        values.push(("ges_process_resident_memory_bytes", stat.rss_pages * page));
-        values.push(("ges_process_virtual_memory_bytes", stat.vsize));
-        values.push(("ges_process_threads", stat.threads));
+        values.push((catalogue::PROCESS_CPU_SECONDS, user + system));
+        values.push((catalogue::PROCESS_CPU_USER_SECONDS, user));
+        values.push((catalogue::PROCESS_CPU_SYSTEM_SECONDS, system));
+        values.push((catalogue::PROCESS_RESIDENT_MEMORY, stat.rss_pages * page));
+        values.push((catalogue::PROCESS_VIRTUAL_MEMORY, stat.vsize));
+        values.push((catalogue::PROCESS_THREADS, stat.threads));
         if let Some(boot) = boot_time_seconds() {
-            values.push(("ges_process_start_time_seconds", boot + stat.start_ticks / ticks));
+            values.push((catalogue::PROCESS_START_TIME, boot + stat.start_ticks / ticks));
         }
     }
     if let Some(n) = open_fds() {
-        values.push(("ges_process_open_fds", n));
+        values.push((catalogue::PROCESS_OPEN_FDS, n));
     }
     if let Some(n) = max_fds() {
-        values.push(("ges_process_max_fds", n));
+        values.push((catalogue::PROCESS_MAX_FDS, n));
     }
     let mut out = String::new();
     for (name, value) in values {
@@ -113,14 +114,14 @@ mod tests {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("{name} missing in {text}"))
         };
-        assert!(value("ges_process_resident_memory_bytes") > 1_000_000.0);
-        assert!(value("ges_process_open_fds") >= 3.0);
-        assert!(value("ges_process_max_fds") >= value("ges_process_open_fds"));
-        assert!(value("ges_process_threads") >= 1.0);
-        assert!(value("ges_process_start_time_seconds") > 1_700_000_000.0);
-        let cpu = value("ges_process_cpu_seconds_total");
+        assert!(value(catalogue::PROCESS_RESIDENT_MEMORY) > 1_000_000.0);
+        assert!(value(catalogue::PROCESS_OPEN_FDS) >= 3.0);
+        assert!(value(catalogue::PROCESS_MAX_FDS) >= value(catalogue::PROCESS_OPEN_FDS));
+        assert!(value(catalogue::PROCESS_THREADS) >= 1.0);
+        assert!(value(catalogue::PROCESS_START_TIME) > 1_700_000_000.0);
+        let cpu = value(catalogue::PROCESS_CPU_SECONDS);
         assert!(
-            (cpu - value("ges_process_cpu_user_seconds_total") - value("ges_process_cpu_system_seconds_total")).abs()
+            (cpu - value(catalogue::PROCESS_CPU_USER_SECONDS) - value(catalogue::PROCESS_CPU_SYSTEM_SECONDS)).abs()
                 < 1e-9
         );
         assert!(text.contains("# TYPE ges_process_cpu_seconds_total counter"));

@@ -20,4 +20,5 @@ mod monitor;
 mod observability;
 mod openapi_truth;
 mod outage;
+mod schema;
 mod telemetry;
