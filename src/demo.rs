@@ -1,6 +1,7 @@
 //! `ringback serve --demo`: make sure tenant `demo` and its always-open service `demo-callbacks`
 //! exist, issue a fresh API key (older ones stay valid) and print how to call the service.
 
+use crate::domain::key_scope::KeyScope;
 use crate::domain::service::ServiceConfig;
 use crate::ops::keys::issue_key;
 use crate::store::AuditEntry;
@@ -25,7 +26,7 @@ pub async fn prepare(store: &Store) -> anyhow::Result<String> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let key = issue_key(store, &tenant.id, TENANT, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = issue_key(store, &tenant.id, TENANT, KeyScope::Full, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(key.key)
 }
 

@@ -42,6 +42,7 @@ reasons! {
     AlreadyCompleted => "ALREADY_COMPLETED",
     NotReschedulable => "NOT_RESCHEDULABLE",
     Unauthorized => "UNAUTHORIZED",
+    ForbiddenScope => "FORBIDDEN_SCOPE",
     NotFound => "NOT_FOUND",
     MethodNotAllowed => "METHOD_NOT_ALLOWED",
     IllegalTransition => "ILLEGAL_TRANSITION",
@@ -67,6 +68,7 @@ impl Reason {
             | PremiumNumber | NumberNotAllowed | TimeOutOfRange | OfficeClosed | AlreadyCompleted
             | NotReschedulable => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
+            ForbiddenScope => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IllegalTransition | IdempotencyInProgress | HasUnfinishedCallbacks => StatusCode::CONFLICT,

@@ -7,6 +7,11 @@ use jiff::Timestamp;
 /// One day in milliseconds (UTC days: calendars step through local days with jiff instead).
 pub const DAY_MS: i64 = 86_400_000;
 
+/// A configured number of seconds as milliseconds (saturating: no setting overflows an instant).
+pub fn seconds_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
 pub fn now_ms() -> i64 {
     Timestamp::now().as_millisecond()
 }

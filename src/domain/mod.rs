@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod call_in;
 pub mod callback;
 pub mod capacity;
+pub mod key_scope;
 pub mod names;
 pub mod phone;
 pub mod service;

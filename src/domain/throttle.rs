@@ -28,14 +28,14 @@ pub fn counters(tenant_id: &str, service: &str, phone: &str, config: &ServiceCon
     let mut specs = vec![CounterSpec {
         key: format!("{tag}:number:{}:{}", config.per_number_limit.window_seconds, phone),
         limit: config.per_number_limit.limit,
-        window_ms: config.per_number_limit.window_seconds as i64 * 1000,
+        window_ms: crate::time::seconds_ms(config.per_number_limit.window_seconds),
         kind: CounterKind::PerNumber,
     }];
     for (i, window) in config.service_rate_limits.iter().enumerate() {
         specs.push(CounterSpec {
             key: format!("{tag}:service:{i}:{}", window.window_seconds),
             limit: window.limit,
-            window_ms: window.window_seconds as i64 * 1000,
+            window_ms: crate::time::seconds_ms(window.window_seconds),
             kind: CounterKind::ServiceWindow,
         });
     }

@@ -307,9 +307,10 @@ pub async fn reschedule(
         ("state" = Option<Vec<String>>, Query, description = "Repeatable; !COMPLETED = every other state"),
         ("from" = Option<String>, Query), ("to" = Option<String>, Query),
         ("limit" = Option<i64>, Query, description = "1-500, default 100"), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = CallbackPage)),
+    responses((status = 200, body = CallbackPage), (status = 403, description = "FORBIDDEN_SCOPE: a widget key may not list callbacks")),
     security(("api_key" = [])))]
 pub async fn list(state: web::Data<AppState>, auth: ApiKeyAuth, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    auth.may_list_callbacks()?;
     let filter = parse_list_query(req.query_string())?;
     Ok(envelope::ok(list_page(&state, &auth.tenant, filter).await?))
 }

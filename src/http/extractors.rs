@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::key_scope::KeyScope;
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::ops::AppState;
 use crate::store::Tenant;
@@ -83,6 +84,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 /// The tenant behind the request's `x-api-key`. Also enforces the tenant's CORS origins.
 pub struct ApiKeyAuth {
     pub tenant: Tenant,
+    pub scope: KeyScope,
+}
+
+impl ApiKeyAuth {
+    /// 403 `FORBIDDEN_SCOPE` unless this key may list callbacks.
+    pub fn may_list_callbacks(&self) -> Result<(), ApiError> {
+        if self.scope.may_list_callbacks() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            Reason::ForbiddenScope,
+            "this API key's scope (widget) does not allow listing callbacks; use a full key",
+        ))
+    }
 }
 
 /// The resolved tenant's name, left in the request for the metrics middleware's `tenant` label.
@@ -111,7 +126,7 @@ impl FromRequest for ApiKeyAuth {
                 .resolve(&state.store, key, client)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
-            let tenant = resolved.tenant;
+            let (tenant, scope) = (resolved.tenant, resolved.scope);
             if !tenant.enabled {
                 return Err(ApiError::unauthorized("the API key's tenant is disabled"));
             }
@@ -124,7 +139,7 @@ impl FromRequest for ApiKeyAuth {
             }
             tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
             tracing::Span::current().record("tenant", tenant.name.as_str());
-            Ok(ApiKeyAuth { tenant })
+            Ok(ApiKeyAuth { tenant, scope })
         })
     }
 }

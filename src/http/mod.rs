@@ -16,3 +16,4 @@ pub mod middleware;
 pub mod openapi;
 pub mod queues;
 pub mod routes;
+pub mod ui;

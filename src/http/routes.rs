@@ -9,10 +9,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
 use crate::http::{
-    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, queues,
+    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, queues, ui,
 };
 
-/// Public API and health: on both listeners.
+/// Public API, health and the booking page: on both listeners.
 pub fn public(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/engagement/v3")
@@ -33,7 +33,11 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/openapi.json").route(web::get().to(openapi::document))),
     )
     .service(resource("/health/live").route(web::get().to(health::live)))
-    .service(resource("/health/ready").route(web::get().to(health::ready)));
+    .service(resource("/health/ready").route(web::get().to(health::ready)))
+    .service(resource("/ui").route(web::get().to(ui::redirect_to_page)))
+    .service(resource("/ui/").route(web::get().to(ui::asset)))
+    .service(resource("/ui/{file}").route(web::get().to(ui::asset)))
+    .service(resource("/favicon.ico").route(web::get().to(ui::favicon)));
 }
 
 /// Admin, internal and `/metrics`: internal listener only. `faults` adds the fault-injection

@@ -12,7 +12,7 @@ use crate::store::HandOff;
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
-use crate::time::now_ms;
+use crate::time::{now_ms, seconds_ms};
 
 const BATCH: i64 = 200;
 
@@ -118,7 +118,7 @@ async fn run(
         return Ok(());
     }
     let now = now_ms();
-    let lease_ms = state.settings.monitor.claim_lease_seconds as i64 * 1000;
+    let lease_ms = seconds_ms(state.settings.monitor.claim_lease_seconds);
     // Publish what we hold, then claim one batch at a time and publish it before claiming more,
     // so no claim waits longer than one batch for its publication.
     if !publish_own_claims(state, dispatcher, directory, memory).await? {
@@ -151,13 +151,13 @@ async fn run(
         }
     }
     let mut resend = false;
-    for (tenant_id, service, id, failed) in store.reclaim_unacknowledged(me, now, BATCH).await? {
-        directory.ensure(store, [(tenant_id.as_str(), service.as_str())]).await;
-        let config = directory.service(&tenant_id, &service);
+    for late in store.reclaim_unacknowledged(me, now, BATCH).await? {
+        directory.ensure(store, [(late.tenant_id.as_str(), late.service_name.as_str())]).await;
+        let config = directory.service(&late.tenant_id, &late.service_name);
         Raise::AckTimeout.count(1);
-        tracing::info!(callbackId = %id, failedAttempts = failed, cause = Raise::AckTimeout.as_label(), "hand-off not acknowledged in time; re-sending as the next attempt");
-        if failed >= i64::from(config.max_dispatch_attempts) {
-            crate::ops::lifecycle::submit_failed(state, &tenant_id, &service, &id).await?;
+        tracing::info!(callbackId = %late.id, failedAttempts = late.failed_attempts, cause = Raise::AckTimeout.as_label(), "hand-off not acknowledged in time; re-sending as the next attempt");
+        if late.failed_attempts >= i64::from(config.max_dispatch_attempts) {
+            crate::ops::lifecycle::submit_failed(state, &late.tenant_id, &late.service_name, &late.id).await?;
         } else {
             resend = true;
         }
@@ -238,7 +238,7 @@ async fn publish(
             (
                 h.id.clone(),
                 h.attempt,
-                now + directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds as i64 * 1000,
+                now + seconds_ms(directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds),
             )
         })
         .collect();
@@ -271,7 +271,7 @@ async fn publish(
             return Ok(false);
         }
     };
-    let lag_threshold_ms = state.settings.monitor.lag_threshold_seconds as i64 * 1000;
+    let lag_threshold_ms = seconds_ms(state.settings.monitor.lag_threshold_seconds);
     let mut written = 0_u64;
     for (h, result) in batch.iter().zip(&results) {
         match result {
@@ -294,8 +294,8 @@ async fn publish(
 /// Redis answered the hand-off with an error: one failed attempt, retried with backoff
 /// 1, 2, 4 … 30 s, and `SUBMIT_FAILED` once `maxDispatchAttempts` are spent.
 async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &str, now: i64) -> anyhow::Result<()> {
-    let backoff_s = (1_i64 << h.failed_attempts.clamp(0, 5)).min(30);
-    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + backoff_s * 1000).await? else {
+    let backoff_s = (1_u64 << h.failed_attempts.clamp(0, 5)).min(30);
+    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + seconds_ms(backoff_s)).await? else {
         return Ok(());
     };
     tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %error, "the dispatch stream refused a hand-off");

@@ -155,7 +155,7 @@ async fn book_valid(
     let guards = BookingGuards {
         max_unfinished_for_number: in_queue_limit,
         max_active: active_on_insert.then_some(i64::from(config.max_queued)),
-        bucket: decision.capacity.map(|c| (c.bucket_start, c.capacity)),
+        bucket: decision.capacity,
     };
     let new = NewCallback {
         id: id.clone(),

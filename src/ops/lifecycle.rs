@@ -89,8 +89,7 @@ pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i6
         Ok(slot) => slot,
         Err(e) => return Err(with_proposals(e, state, tenant, &service, desired, now).await),
     };
-    let bucket = claim.map(|c| (c.bucket_start, c.capacity));
-    match state.store.reschedule_callback(&tenant.id, id, desired, due, bucket, now).await? {
+    match state.store.reschedule_callback(&tenant.id, id, desired, due, claim, now).await? {
         RescheduleOutcome::Rescheduled(record) => {
             let labels = labels_of(tenant, &record.service_name);
             metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => labels.tenant, "service" => labels.service)

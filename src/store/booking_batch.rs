@@ -13,6 +13,7 @@ use sqlx::{Any, Row, Transaction};
 use super::callbacks::{BookingGuards, InsertOutcome, NewCallback};
 use super::idempotency::IdempotencyResult;
 use super::{BackendKind, Store, StoreResult};
+use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::State;
 
 /// One booking as the writer receives it.
@@ -83,7 +84,7 @@ impl Store {
                 let new = &b.new;
                 let number = (new.tenant_id.as_str(), new.service_name.as_str(), new.phone.as_str());
                 let service = (new.tenant_id.as_str(), new.service_name.as_str());
-                let bucket = b.guards.bucket.map(|(start, _)| (service.0, service.1, start));
+                let bucket = b.guards.bucket.map(|c| (service.0, service.1, c.bucket_start));
                 let outcome = match b.guards {
                     BookingGuards { max_unfinished_for_number: Some(limit), .. }
                         if unfinished.get(&number).copied().unwrap_or(0) >= limit =>
@@ -185,7 +186,7 @@ impl Store {
     ) -> StoreResult<HashMap<BucketKey<'a>, i64>> {
         let mut capacities: BTreeMap<BucketKey<'a>, i64> = BTreeMap::new();
         for b in batch {
-            if let Some((start, capacity)) = b.guards.bucket {
+            if let Some(CapacityClaim { bucket_start: start, capacity }) = b.guards.bucket {
                 capacities.insert((b.new.tenant_id.as_str(), b.new.service_name.as_str(), start), i64::from(capacity));
             }
         }
@@ -310,7 +311,7 @@ fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
             .bind(serde_json::to_string(&new.details).unwrap_or_default())
             .bind(new.now_ms)
             .bind(new.now_ms)
-            .bind(b.guards.bucket.map(|(start, _)| start))
+            .bind(b.guards.bucket.map(|c| c.bucket_start))
             .bind(new.claimed_by.clone())
             .bind(new.ttls.queued_ms)
             .bind(new.ttls.finished_ms)
@@ -333,7 +334,7 @@ fn bind_places<'q>(query: AnyQuery<'q>, taken: &BTreeMap<BucketKey<'_>, i64>) ->
 fn places_taken<'a>(admitted: &[&'a Booking]) -> BTreeMap<BucketKey<'a>, i64> {
     let mut taken = BTreeMap::new();
     for b in admitted {
-        if let Some((start, _)) = b.guards.bucket {
+        if let Some(CapacityClaim { bucket_start: start, .. }) = b.guards.bucket {
             *taken.entry((b.new.tenant_id.as_str(), b.new.service_name.as_str(), start)).or_default() += 1;
         }
     }

@@ -218,7 +218,7 @@ impl Store {
     ) -> StoreResult<Option<usize>> {
         self.timed(async {
             let mut taken = HashSet::new();
-            for chunk in numbers.chunks(100) {
+            for chunk in numbers.chunks(super::ROWS_PER_STATEMENT) {
                 let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
                 let sql = format!(
                     "SELECT number FROM callin_numbers WHERE number IN ({})
@@ -354,7 +354,7 @@ impl Store {
             tx.commit().await?;
             return Ok(Attempt::Done(CreateCallInOutcome::Exhausted(expired)));
         };
-        let expires_ms = now + config.expiry_seconds as i64 * 1000;
+        let expires_ms = now + crate::time::seconds_ms(config.expiry_seconds);
         let inserted = sqlx::query(
             "INSERT INTO callin_requests (id, tenant_id, group_name, state, to_number, slot, access_code, from_number,
                  require_caller, callback_id, user_data, expires_ms, created_ms, updated_ms)

@@ -7,6 +7,7 @@ use sqlx::{Any, Row, Transaction};
 use super::audit::{append_audit, AuditEntry};
 use super::capacity::{release, reserve};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
+use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 
 /// A booking ready to be written.
@@ -38,7 +39,7 @@ pub struct Ttls {
 
 impl Ttls {
     pub fn of(config: &crate::domain::service::ServiceConfig) -> Ttls {
-        let ms = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ms = crate::time::seconds_ms;
         Ttls { queued_ms: ms(config.queued_ttl_seconds), finished_ms: ms(config.ttl_seconds) }
     }
 }
@@ -50,8 +51,8 @@ pub struct BookingGuards {
     pub max_unfinished_for_number: Option<i64>,
     /// `maxQueued`: refuse an immediate booking when the service has this many active callbacks.
     pub max_active: Option<i64>,
-    /// Capacity bucket to reserve: (bucket start, capacity).
-    pub bucket: Option<(i64, u32)>,
+    /// Capacity bucket to reserve.
+    pub bucket: Option<CapacityClaim>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +204,7 @@ pub(super) async fn append_noted_history_rows(
     actor: Actor,
     now_ms: i64,
 ) -> StoreResult<()> {
-    for chunk in ids.chunks(100) {
+    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
         let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4, $5)", i + 6)).collect();
         let sql = format!(
             "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor, note) VALUES {}",
@@ -392,7 +393,7 @@ impl Store {
         id: &str,
         desired_ms: i64,
         due_ms: i64,
-        bucket: Option<(i64, u32)>,
+        bucket: Option<CapacityClaim>,
         now_ms: i64,
     ) -> StoreResult<RescheduleOutcome> {
         self.timed(async {
@@ -406,7 +407,7 @@ impl Store {
             if let Some(old) = current.bucket_ms {
                 release(&mut tx, tenant_id, &current.service_name, old).await?;
             }
-            if let Some((bucket_ms, capacity)) = bucket {
+            if let Some(CapacityClaim { bucket_start: bucket_ms, capacity }) = bucket {
                 if !reserve(&mut tx, tenant_id, &current.service_name, bucket_ms, capacity).await? {
                     return Ok(RescheduleOutcome::SlotFull);
                 }
@@ -417,7 +418,7 @@ impl Store {
             .bind(desired_ms)
             .bind(due_ms)
             .bind(now_ms)
-            .bind(bucket.map(|(b, _)| b))
+            .bind(bucket.map(|b| b.bucket_start))
             .bind(id)
             .bind(State::Scheduled.as_str())
             .execute(&mut *tx)

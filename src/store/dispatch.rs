@@ -36,6 +36,16 @@ pub struct Finished {
     pub service_name: String,
 }
 
+/// A hand-off re-claimed because the platform did not acknowledge it in time.
+#[derive(Debug, Clone)]
+pub struct Unacknowledged {
+    pub tenant_id: String,
+    pub service_name: String,
+    pub id: String,
+    /// Failed attempts so far, this one included.
+    pub failed_attempts: i64,
+}
+
 /// Most callbacks one recovery statement completes; the pass repeats until fewer come back.
 pub const RECOVERY_BATCH: usize = 1000;
 /// Orphans are cancelled one by one (capacity, platform notice, history), so fewer per call.
@@ -192,13 +202,13 @@ impl Store {
     }
 
     /// Published hand-offs the platform has not acknowledged by their deadline: re-claimed with
-    /// `attempt + 1`, counting one failed attempt. Returns (tenant, service, id, failed attempts).
+    /// `attempt + 1`, counting one failed attempt.
     pub async fn reclaim_unacknowledged(
         &self,
         replica: &str,
         now: i64,
         limit: i64,
-    ) -> StoreResult<Vec<(String, String, String, i64)>> {
+    ) -> StoreResult<Vec<Unacknowledged>> {
         self.timed(async {
             let sql = self.update_picked(
                 "callbacks",
@@ -214,12 +224,12 @@ impl Store {
             let rows = sqlx::query(&sql).bind(now).bind(replica).bind(limit).fetch_all(&self.writer).await?;
             rows.iter()
                 .map(|r| {
-                    Ok((
-                        r.try_get("tenant_id")?,
-                        r.try_get("service_name")?,
-                        r.try_get("id")?,
-                        r.try_get("failed_attempts")?,
-                    ))
+                    Ok(Unacknowledged {
+                        tenant_id: r.try_get("tenant_id")?,
+                        service_name: r.try_get("service_name")?,
+                        id: r.try_get("id")?,
+                        failed_attempts: r.try_get("failed_attempts")?,
+                    })
                 })
                 .collect()
         })
@@ -257,7 +267,7 @@ impl Store {
             deadlines.dedup();
             for deadline in deadlines {
                 let group: Vec<&(String, i64, i64)> = batch.iter().filter(|(_, _, d)| *d == deadline).collect();
-                for chunk in group.chunks(100) {
+                for chunk in group.chunks(super::ROWS_PER_STATEMENT) {
                     let pairs: Vec<String> =
                         (0..chunk.len()).map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i)).collect();
                     let sql = format!(

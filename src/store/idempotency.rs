@@ -6,10 +6,10 @@ use sqlx::{Any, Row, Transaction};
 use super::{Store, StoreResult};
 
 /// How long a key is remembered.
-pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
+pub const RETENTION_MS: i64 = crate::time::DAY_MS;
 /// A key still "in progress" after this long belongs to a request that died with its process;
 /// a retry may take it over.
-pub const STALE_IN_PROGRESS_MS: i64 = 60 * 1000;
+pub const STALE_IN_PROGRESS_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdempotencyBegin {

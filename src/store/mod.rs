@@ -45,7 +45,7 @@ pub use dispatch::{
 pub use faults::StoreFaults;
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
-pub use tenants::{ApiKeyRecord, DeleteOutcome, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
+pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
 pub use writer::BookingWriter;
 
 use crate::breaker::Breaker;
@@ -60,6 +60,11 @@ pub enum StoreError {
     /// within the acquire timeout): a 503, and the breaker opens so others fail fast.
     #[error("database down: {0}")]
     Down(String),
+    /// No connection within the acquire timeout. Only `timed_within` sees it: it becomes `Down`
+    /// when the pool holds no connection at all (connecting fails), else `Unavailable` (every
+    /// connection is busy: load, not an outage, so the breaker stays closed).
+    #[error("no database connection in time: {0}")]
+    NoConnection(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -70,11 +75,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             // sqlx retries a refused connection until the acquire timeout, then reports
-            // PoolTimedOut; with every connection busy that long the database is as good as down
-            // for this replica too (the breaker's probe closes it as soon as one is free).
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                StoreError::Down(e.to_string())
-            }
+            // PoolTimedOut — as it does when every connection is busy that long.
+            sqlx::Error::PoolTimedOut => StoreError::NoConnection(e.to_string()),
+            sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => StoreError::Down(e.to_string()),
             // 57P01..03 = server shutting down / gone.
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) => {
                 StoreError::Down(e.to_string())
@@ -102,7 +105,7 @@ impl From<StoreError> for crate::error::ApiError {
                 crate::error::ApiError::unavailable()
             }
             // The breaker logs the outage once, when it opens; not once per refused request.
-            StoreError::Down(cause) => {
+            StoreError::Down(cause) | StoreError::NoConnection(cause) => {
                 tracing::debug!(error = %cause, "database down");
                 crate::error::ApiError::unavailable()
             }
@@ -201,6 +204,10 @@ pub struct Store {
 }
 
 const BREAKER_OPEN: &str = "the database was seen down moments ago; failing fast until it answers again";
+
+/// Multi-row statements carry at most this many rows (placeholders stay far below the limits
+/// of both databases).
+const ROWS_PER_STATEMENT: usize = 100;
 
 /// A bulk admin operation (up to 1,000 ids in one transaction) gets this many statement timeouts.
 const BULK_TIMEOUT_FACTOR: u32 = 4;
@@ -331,6 +338,10 @@ impl Store {
         let result = tokio::select! {
             biased;
             answer = tokio::time::timeout(limit, work) => match answer {
+                Ok(Err(StoreError::NoConnection(cause))) if self.reader.size() == 0 && self.writer.size() == 0 => {
+                    Err(StoreError::Down(cause))
+                }
+                Ok(Err(StoreError::NoConnection(cause))) => Err(StoreError::Unavailable(cause)),
                 Ok(result) => result,
                 Err(_) => Err(StoreError::Unavailable(format!("no answer within {} ms", limit.as_millis()))),
             },

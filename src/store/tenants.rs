@@ -8,6 +8,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::callbacks::CancelOutcome;
 use super::{flag, Store, StoreResult};
 use crate::domain::callback::Actor;
+use crate::domain::key_scope::KeyScope;
 use crate::domain::service::ServiceConfig;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -33,6 +34,15 @@ pub struct ApiKeyRecord {
 pub struct ResolvedKey {
     pub key_id: String,
     pub tenant: Tenant,
+    pub scope: KeyScope,
+}
+
+/// An API key to store: never its plaintext, only its SHA-256.
+pub struct NewApiKey<'a> {
+    pub id: &'a str,
+    pub prefix: &'a str,
+    pub hash: &'a str,
+    pub scope: KeyScope,
 }
 
 /// What became of a service write.
@@ -136,22 +146,21 @@ impl Store {
     pub async fn create_api_key(
         &self,
         tenant_id: &str,
-        key_id: &str,
-        prefix: &str,
-        key_hash: &str,
+        key: &NewApiKey<'_>,
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             sqlx::query(
-                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms, scope) VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(key_id)
+            .bind(key.id)
             .bind(tenant_id)
-            .bind(prefix)
-            .bind(key_hash)
+            .bind(key.prefix)
+            .bind(key.hash)
             .bind(now_ms)
+            .bind(key.scope.as_str())
             .execute(&mut *tx)
             .await?;
             append_audit(&mut tx, audit, now_ms).await?;
@@ -201,14 +210,18 @@ impl Store {
     pub async fn resolve_api_key(&self, key_hash: &str) -> StoreResult<Option<ResolvedKey>> {
         self.timed(async {
             let row = sqlx::query(
-                "SELECT k.id AS key_id, t.id, t.name, t.allowed_origins, t.enabled
+                "SELECT k.id AS key_id, k.scope, t.id, t.name, t.allowed_origins, t.enabled
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1",
             )
             .bind(key_hash)
             .fetch_optional(&self.reader)
             .await?;
             match row {
-                Some(r) => Ok(Some(ResolvedKey { key_id: r.try_get("key_id")?, tenant: tenant_from_row(&r)? })),
+                Some(r) => {
+                    // An unknown scope (a row written by hand) gets the least: a widget's.
+                    let scope = r.try_get::<String, _>("scope")?.parse().unwrap_or(KeyScope::Widget);
+                    Ok(Some(ResolvedKey { key_id: r.try_get("key_id")?, tenant: tenant_from_row(&r)?, scope }))
+                }
                 None => Ok(None),
             }
         })

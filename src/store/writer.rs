@@ -58,6 +58,7 @@ async fn write(store: &Store, batch: Vec<Booking>) -> Vec<StoreResult<InsertOutc
                 .map(|_| match &e {
                     StoreError::Unavailable(cause) => Err(StoreError::Unavailable(cause.clone())),
                     StoreError::Down(cause) => Err(StoreError::Down(cause.clone())),
+                    StoreError::NoConnection(cause) => Err(StoreError::Unavailable(cause.clone())),
                     StoreError::Other(_) => Err(StoreError::Other(anyhow::anyhow!(message.clone()))),
                 })
                 .collect()

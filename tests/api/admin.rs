@@ -15,6 +15,7 @@ on_both_backends!(
     every_admin_write_is_audited_without_secrets,
     admin_api_needs_a_valid_bearer_token,
     deleting_a_service_or_tenant_with_unfinished_callbacks_needs_the_cancel_flag,
+    a_widget_key_does_everything_but_list_callbacks,
 );
 
 async fn tenants_are_put_read_listed_and_deleted(app: TestApp) {
@@ -271,4 +272,39 @@ async fn deleting_a_service_or_tenant_with_unfinished_callbacks_needs_the_cancel
         .filter_map(|e| e["resource"].as_str())
         .collect();
     assert!(deletes.contains(&"tenants/acme/services/sales") && deletes.contains(&"tenants/acme"), "{deletes:?}");
+}
+
+/// Keys fit for a browser: a `widget` key books and manages callbacks by id and reads what a
+/// booking page needs, but may not list callbacks (phone numbers): 403 `FORBIDDEN_SCOPE`. Keys
+/// are `full` unless asked otherwise, with or without a body.
+async fn a_widget_key_does_everything_but_list_callbacks(app: TestApp) {
+    let full = app.tenant_with_service("acme", "sales", json!({ "maxFuture": "1y" })).await;
+    let issued = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({ "scope": "widget" }))).await;
+    issued.expect(200, None);
+    assert_eq!(issued.body["data"]["scope"], "widget");
+    let widget = issued.body["data"]["key"].as_str().unwrap().to_string();
+    let id = app.create(&widget, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.id();
+    app.retrieve(&widget, &id).await.expect(200, None);
+    let later = crate::helpers::local_time(2, "10:00", "UTC");
+    let booked = app
+        .create(&widget, json!({ "serviceName": "sales", "phoneNumber": phone(2), "desiredTime": later }))
+        .await
+        .id();
+    let moved = crate::helpers::local_time(2, "11:00", "UTC");
+    app.public(&widget, "/callbacks/reschedule", json!({ "id": booked, "desiredTime": moved })).await.expect(200, None);
+    app.public(&widget, "/callbacks/cancel", json!({ "id": id })).await.expect(200, None);
+    let date = &later[..10];
+    let h = [("x-api-key", widget.as_str())];
+    let path = format!("/engagement/v3/callbacks/availability/sales?start={date}");
+    app.call(Method::GET, &path, &h, None).await.expect(200, None);
+    let listed = app.call(Method::GET, "/engagement/v3/callbacks", &h, None).await;
+    listed.expect(403, Some("FORBIDDEN_SCOPE"));
+    assert!(!listed.text.contains(&phone(1)), "no phone number in the refusal");
+    app.call(Method::GET, "/engagement/v3/callbacks", &[("x-api-key", full.as_str())], None).await.expect(200, None);
+
+    let default = app.admin(Method::POST, "/tenants/acme/api-keys", None).await;
+    assert_eq!(default.body["data"]["scope"], "full", "{}", default.text);
+    let bad = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({ "scope": "admin" }))).await;
+    bad.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(bad.body["status"]["details"][0]["field"], "scope");
 }
