@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and black-box tests on SQLite and PostgreSQL (the
-# fast suite, then the heavy multi-process, chaos and stress tests), chart, alerting and fuzzing.
+# fast suite, then the heavy multi-process, chaos and stress tests), chart, alerting, fuzzing and
+# the booking page in a real browser.
 # Starts PostgreSQL and Redis when they are not running (installing them from Debian packages
 # on a machine that lacks them). With CI=true an unreachable PostgreSQL fails the run.
 set -euo pipefail
@@ -69,6 +70,8 @@ say "end-to-end alerting (scripts/alerting-e2e.sh)"
 # --- end of issue 7 additions
 say "fuzzing the public API against its OpenAPI document (scripts/fuzz-api.sh)"
 ./scripts/fuzz-api.sh || status=1
+say "the booking page and widget in headless Chromium (scripts/browser-test.sh)"
+./scripts/browser-test.sh || status=1
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$log"

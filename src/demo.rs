@@ -11,7 +11,7 @@ use crate::time::now_ms;
 pub const TENANT: &str = "demo";
 pub const SERVICE: &str = "demo-callbacks";
 
-pub async fn prepare(store: &Store) -> anyhow::Result<String> {
+pub async fn prepare(store: &Store) -> anyhow::Result<DemoKeys> {
     let tenant = match store.get_tenant(TENANT).await? {
         Some(t) => t,
         None => {
@@ -26,15 +26,29 @@ pub async fn prepare(store: &Store) -> anyhow::Result<String> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let key = issue_key(store, &tenant.id, TENANT, KeyScope::Full, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(key.key)
+    let full =
+        issue_key(store, &tenant.id, TENANT, KeyScope::Full, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let widget =
+        issue_key(store, &tenant.id, TENANT, KeyScope::Widget, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(DemoKeys { full: full.key, widget: widget.key })
 }
 
-/// What the operator sees on the console (stderr, so stdout stays pure JSON logs).
-pub fn instructions(key: &str, port: u16) -> String {
+/// The demo's keys: a full one for the `curl` lines, a widget one for the booking page.
+pub struct DemoKeys {
+    pub full: String,
+    pub widget: String,
+}
+
+/// What the operator sees on the console (stderr, so stdout stays pure JSON logs). `port` is the
+/// listener for public calls (the external one when it is on). The page's key and service travel
+/// in the URL fragment, which browsers never send to a server, so they stay out of access logs.
+pub fn instructions(keys: &DemoKeys, port: u16) -> String {
     let base = format!("http://127.0.0.1:{port}/engagement/v3/callbacks");
+    let key = &keys.full;
+    let page = format!("http://127.0.0.1:{port}/ui/#service={SERVICE}&key={}", keys.widget);
     format!(
-        "demo api key: {key}\n\
+        "open the booking page: {page}\n\
+         demo api key: {key}\n\
          book a callback:\n  \
          curl -s -X POST {base}/create -H 'content-type: application/json' -H 'x-api-key: {key}' \
          -d '{{\"serviceName\":\"{SERVICE}\",\"phoneNumber\":\"+14155552671\"}}'\n\

@@ -128,9 +128,10 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         "ringback listening"
     );
     if demo {
-        let key = ringback::demo::prepare(&app.state().store).await?;
-        let port = app.internal_port().or(app.external_port()).unwrap_or(3050);
-        eprint!("{}", ringback::demo::instructions(&key, port));
+        let keys = ringback::demo::prepare(&app.state().store).await?;
+        // Public calls (and the page) go to the external listener, as a customer's would.
+        let port = app.external_port().or(app.internal_port()).unwrap_or(3005);
+        eprint!("{}", ringback::demo::instructions(&keys, port));
     }
     app.run_until_stopped().await?;
     Ok(())

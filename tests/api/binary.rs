@@ -169,6 +169,17 @@ async fn demo_mode_prints_a_working_key_and_curl() {
     )
     .await;
     assert_eq!(status, 200, "{resp}");
+    // The page, with a widget key and the service in the fragment (never the query string).
+    let page = printed.iter().find_map(|l| l.strip_prefix("open the booking page: ")).expect("page line");
+    let (address, fragment) = page.split_once('#').expect("a fragment");
+    assert!(!address.contains('?') && fragment.starts_with("service=demo-callbacks&key=rb_"), "{page}");
+    let html = client.get(address).send().await.unwrap();
+    assert_eq!(html.status(), 200);
+    assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let widget_key = fragment.rsplit_once("key=").unwrap().1;
+    let origin = address.trim_end_matches("/ui/");
+    let listed = client.get(format!("{origin}/engagement/v3/callbacks")).header("x-api-key", widget_key).send().await;
+    assert_eq!(listed.unwrap().status(), 403, "the page's key cannot list callbacks");
     child.kill().ok();
     child.wait().ok();
 }
