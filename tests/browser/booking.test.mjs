@@ -1,10 +1,12 @@
 // The booking page and the widget in a real browser: Debian's Chromium, headless, driven by
 // playwright-core, against `ringback serve --demo` (SQLite, the in-process dialer simulator) on
-// loopback ports of its own. Screenshots go to docs/screenshots/ (the README shows them).
+// loopback ports of its own. Screenshots go to target/screenshots/; with
+// RINGBACK_UPDATE_SCREENSHOTS=1 the desktop and phone ones also replace docs/screenshots/ (the
+// README shows those), so a plain run leaves the checkout as it was.
 // Run by scripts/browser-test.sh, which installs Chromium and this package when missing.
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const binary = process.env.RINGBACK_BIN || join(root, "target", "debug", "ringback");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const ADMIN = "browser-test-admin";
-const shots = join(root, "docs", "screenshots");
+const shots = join(root, "target", "screenshots");
 mkdirSync(shots, { recursive: true });
 
 const freePort = () => new Promise((resolve) => {
@@ -199,6 +201,9 @@ await scenario("the widget on an origin that is not allowed fails cleanly", asyn
 
 await browser.close();
 host.close();
+if (process.env.RINGBACK_UPDATE_SCREENSHOTS === "1") {
+  for (const name of ["booking-desktop.png", "booking-phone.png"]) copyFileSync(join(shots, name), join(root, "docs", "screenshots", name));
+}
 rb.child.kill();
 if (failures.length) {
   console.log(`${failures.length} browser scenario(s) failed: ${failures.join("; ")}`);

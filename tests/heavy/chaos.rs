@@ -118,6 +118,58 @@ struct Answer {
 
 const CLIENTS: usize = 8;
 
+/// Booking clients in a loop, each with numbers of its own, until stopped; every answer recorded.
+struct Load {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `clients` loops booking on service `load`; after a refusal a client waits `backoff` (as a
+    /// booking UI would), after every answer `pause`.
+    fn start(app: &TestApp, key: &str, clients: usize, backoff: Duration, pause: Duration) -> Load {
+        let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicU32::new(0));
+        let url = format!("{}/engagement/v3/callbacks/create", app.external);
+        let clients = (0..clients)
+            .map(|_| {
+                let (answers, stop, next, key) = (answers.clone(), stop.clone(), next.clone(), key.to_string());
+                let (client, url) = (app.client.clone(), url.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        let body =
+                            json!({ "serviceName": "load", "phoneNumber": phone(next.fetch_add(1, Ordering::SeqCst)) });
+                        let started = Instant::now();
+                        let r =
+                            client.post(&url).header("x-api-key", &key).json(&body).send().await.expect("an answer");
+                        let status = r.status().as_u16();
+                        let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        let id = body["data"]["id"].as_str().map(str::to_string);
+                        answers.lock().unwrap().push(Answer { started, took: started.elapsed(), status, id });
+                        let wait = if status == 200 { pause } else { backoff.max(pause) };
+                        tokio::time::sleep(wait).await;
+                    }
+                })
+            })
+            .collect();
+        Load { answers, stop, clients }
+    }
+
+    fn answered(&self) -> usize {
+        self.answers.lock().unwrap().len()
+    }
+
+    async fn stop(self) -> Vec<Answer> {
+        self.stop.store(true, Ordering::SeqCst);
+        for client in self.clients {
+            client.await.unwrap();
+        }
+        std::mem::take(&mut *self.answers.lock().unwrap())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart() {
     let pg = OwnPostgres::start();
@@ -133,32 +185,7 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
         )
         .await;
 
-    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let next = Arc::new(AtomicU32::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (answers, stop, next, key) = (answers.clone(), stop.clone(), next.clone(), key.clone());
-            let (client, url) = (app.client.clone(), format!("{}/engagement/v3/callbacks/create", app.external));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    let body =
-                        json!({ "serviceName": "load", "phoneNumber": phone(next.fetch_add(1, Ordering::SeqCst)) });
-                    let started = Instant::now();
-                    let r = client.post(&url).header("x-api-key", &key).json(&body).send().await.expect("an answer");
-                    let status = r.status().as_u16();
-                    let body: serde_json::Value = r.json().await.unwrap_or_default();
-                    let id = body["data"]["id"].as_str().map(str::to_string);
-                    answers.lock().unwrap().push(Answer { started, took: started.elapsed(), status, id });
-                    if status != 200 {
-                        // A client that backs off a little, as a booking UI would.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-            })
-        })
-        .collect();
-
+    let load = Load::start(&app, &key, CLIENTS, Duration::from_millis(5), Duration::ZERO);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let down_at = Instant::now();
     tokio::task::block_in_place(|| pg.stop_immediately());
@@ -166,7 +193,8 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
     tokio::task::block_in_place(|| pg.start_again());
     let back_at = Instant::now();
     let first_success = loop {
-        let success = answers
+        let success = load
+            .answers
             .lock()
             .unwrap()
             .iter()
@@ -182,12 +210,7 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.await.unwrap();
-    }
-
-    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    let answers = load.stop().await;
     let others: Vec<u16> = answers.iter().map(|a| a.status).filter(|s| *s != 200 && *s != 503).collect();
     assert!(others.is_empty(), "only 200 or 503, ever: {others:?}");
     let mut during: Vec<Duration> =
@@ -245,44 +268,18 @@ async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
                     "maxQueued": 100000000, "ackTimeoutSeconds": 2, "maxDispatchAttempts": 20 }),
         )
         .await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let next = Arc::new(AtomicU32::new(0));
-    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (answers, stop, next, key) = (answers.clone(), stop.clone(), next.clone(), key.clone());
-            let (client, url) = (app.client.clone(), format!("{}/engagement/v3/callbacks/create", app.external));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    let body =
-                        json!({ "serviceName": "load", "phoneNumber": phone(next.fetch_add(1, Ordering::SeqCst)) });
-                    let started = Instant::now();
-                    let r = client.post(&url).header("x-api-key", &key).json(&body).send().await.expect("an answer");
-                    let status = r.status().as_u16();
-                    let body: serde_json::Value = r.json().await.unwrap_or_default();
-                    let id = body["data"]["id"].as_str().map(str::to_string);
-                    answers.lock().unwrap().push(Answer { started, took: started.elapsed(), status, id });
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-        })
-        .collect();
-
+    let load = Load::start(&app, &key, 4, Duration::ZERO, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = crate::helpers::stream_entries(&redis.url()).await;
     assert!(!before.is_empty(), "hand-offs flowed before the kill");
     let port = redis.port;
     redis.stop();
-    let booked_before_restart = answers.lock().unwrap().len();
+    let booked_before_restart = load.answered();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = answers.lock().unwrap().len() - booked_before_restart;
+    let during = load.answered() - booked_before_restart;
     let redis = tokio::task::block_in_place(|| crate::helpers::RedisServer::start_on(port));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let answers = std::mem::take(&mut *answers.lock().unwrap());
+    let answers = load.stop().await;
     assert!(during > 20, "bookings went on while Redis was down: {during} answers in 3 s");
     let refused: Vec<(u16, Duration)> =
         answers.iter().filter(|a| a.status != 200).map(|a| (a.status, a.took)).collect();
