@@ -33,17 +33,8 @@ async fn check_once(state: &AppState) {
     if state.store.kind() == crate::store::BackendKind::Postgres {
         gauge(POSTGRES_STATUS, database_down);
     }
-    if let Some(pool) = state.throttles.pool() {
-        let ok = tokio::time::timeout(CHECK_TIMEOUT, async {
-            let mut conn = pool.get().await.ok()?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
-        })
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    if let Some(ok) = state.throttles.check(CHECK_TIMEOUT).await {
         gauge(REDIS_CONNECTION, !ok);
-        state.throttles.observed(ok);
     }
     let stream_down = match state.dispatcher.is_redis() {
         true => {

@@ -23,6 +23,15 @@ pub fn pool(url: &str, max_size: usize) -> anyhow::Result<Pool> {
     config.create_pool(Some(Runtime::Tokio1)).map_err(|e| anyhow::anyhow!("redis pool for {}: {e}", redact(url)))
 }
 
+/// Whether a connection from `pool` answers PING within `within` (health checks, breaker probes).
+pub async fn answers_ping(pool: &Pool, within: Duration) -> bool {
+    let ping = async {
+        let mut conn = pool.get().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+    };
+    matches!(tokio::time::timeout(within, ping).await, Ok(Some(_)))
+}
+
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

@@ -162,14 +162,7 @@ impl Dispatcher {
     pub async fn check(&self) -> bool {
         match self {
             Dispatcher::Redis(r) => {
-                let ok = tokio::time::timeout(COMMAND_TIMEOUT, async {
-                    let mut conn = r.pool.get().await.ok()?;
-                    redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
-                })
-                .await
-                .ok()
-                .flatten()
-                .is_some();
+                let ok = crate::coord::redis::answers_ping(&r.pool, COMMAND_TIMEOUT).await;
                 r.set_down(!ok);
                 ok
             }

@@ -15,7 +15,7 @@ use deadpool_redis::Pool;
 
 use crate::breaker::Breaker;
 use crate::coalesce::Coalescer;
-use crate::coord::redis::COMMAND_TIMEOUT;
+use crate::coord::redis::{answers_ping, COMMAND_TIMEOUT};
 use crate::domain::throttle::CounterSpec;
 
 /// One round trip for every reservation and release that queued meanwhile (`crate::coalesce`),
@@ -168,13 +168,17 @@ impl Throttles {
         self.redis.as_ref().map(|_| self.outage.is_open())
     }
 
-    /// The health checker's verdict on the cache Redis.
-    pub fn observed(&self, reachable: bool) {
+    /// Health check: PING the cache Redis and open or close the outage breaker on the answer.
+    /// `None` without a cache Redis.
+    pub async fn check(&self, within: std::time::Duration) -> Option<bool> {
+        let pool = self.redis.as_ref()?;
+        let reachable = answers_ping(pool, within).await;
         if reachable {
             self.redis_answered();
         } else {
             self.redis_failed("health check failed");
         }
+        Some(reachable)
     }
 
     /// Throttles go per-replica until the probe's PING is answered (the breaker logs both).
@@ -182,19 +186,12 @@ impl Throttles {
         let Some(pool) = self.redis.clone() else { return };
         self.outage.trip(&format!("{error}; throttles are per-replica until it returns"), move || {
             let pool = pool.clone();
-            async move { ping(&pool).await }
+            async move { answers_ping(&pool, COMMAND_TIMEOUT).await }
         });
     }
 
     fn redis_answered(&self) {
         self.outage.close();
-    }
-}
-
-async fn ping(pool: &Pool) -> bool {
-    match pool.get().await {
-        Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
-        Err(_) => false,
     }
 }
 

@@ -83,14 +83,14 @@ pub async fn favicon(req: HttpRequest) -> HttpResponse {
     serve(&req, index_of("icon.svg").unwrap_or(0))
 }
 
-/// Bytes of what a first visit downloads (the page, its modules, style and icon), for the README.
-pub fn page_weight() -> usize {
-    ASSETS.iter().filter(|a| a.name != "widget.js").map(|a| a.body.len()).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes of what a first visit downloads (the page, its modules, style and icon), for the README.
+    fn page_weight() -> usize {
+        ASSETS.iter().filter(|a| a.name != "widget.js").map(|a| a.body.len()).sum()
+    }
 
     #[test]
     fn the_page_stays_small_and_every_asset_has_its_own_etag() {

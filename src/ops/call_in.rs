@@ -68,7 +68,7 @@ pub async fn create(state: &AppState, tenant: &Tenant, request: CallInRequest) -
         user_data: request.user_data,
         now_ms: now_ms(),
     };
-    let labels = Labels { tenant: tenant.name.clone(), service: group.name.clone() };
+    let labels = Labels::of(tenant, &group.name);
     match state.store.create_callin(&new, &group.config).await? {
         CreateCallInOutcome::Created(record, expired) => {
             count_expired(&labels, expired.len());

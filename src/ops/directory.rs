@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::domain::service::ServiceConfig;
-use crate::store::Store;
+use crate::store::{Store, Tenant};
 
 const REFRESH: Duration = Duration::from_secs(5);
 
@@ -28,10 +28,19 @@ impl Labels {
     /// (or group) that is not configured is `unknown`.
     pub fn resolve(tenant_name: Option<String>, name: &str, configured: bool) -> Labels {
         Labels {
-            tenant: tenant_name.unwrap_or_else(|| UNDEFINED_TENANT.to_string()),
+            tenant: tenant_label(tenant_name),
             service: if configured { name.to_string() } else { UNKNOWN_SERVICE.to_string() },
         }
     }
+
+    /// Work a request names for its own tenant, on a service (or group) it has just read.
+    pub fn of(tenant: &Tenant, name: &str) -> Labels {
+        Labels { tenant: tenant.name.clone(), service: name.to_string() }
+    }
+}
+
+fn tenant_label(name: Option<String>) -> String {
+    name.unwrap_or_else(|| UNDEFINED_TENANT.to_string())
 }
 
 #[derive(Default)]
@@ -94,7 +103,7 @@ impl Directory {
     }
 
     pub fn tenant_name(&self, tenant_id: &str) -> String {
-        Labels::resolve(self.known_tenant(tenant_id), "", false).tenant
+        tenant_label(self.known_tenant(tenant_id))
     }
 
     fn known_tenant(&self, tenant_id: &str) -> Option<String> {

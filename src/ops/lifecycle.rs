@@ -18,11 +18,6 @@ use crate::store::{
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CB_SUBMIT_FAILED};
 use crate::time::now_ms;
 
-/// Labels for work on `service` of a tenant the request itself names.
-fn labels_of(tenant: &Tenant, service: &str) -> Labels {
-    Labels { tenant: tenant.name.clone(), service: service.to_string() }
-}
-
 fn count_completed(labels: &Labels, reason: &str, n: u64) {
     metrics::counter!(CALLBACKS_COMPLETED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone(), "reason" => reason.to_string())
         .increment(n);
@@ -39,7 +34,7 @@ fn count_cancelled(labels: &Labels) {
 /// by service.
 pub fn cancelled(tenant: &Tenant, services: &[String]) {
     for service in services {
-        count_cancelled(&labels_of(tenant, service));
+        count_cancelled(&Labels::of(tenant, service));
     }
 }
 
@@ -47,7 +42,7 @@ pub fn cancelled(tenant: &Tenant, services: &[String]) {
 pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str) -> Result<(), ApiError> {
     match state.store.cancel_callback(&tenant.id, id, Actor::Api, now_ms()).await? {
         CancelOutcome::Cancelled(record) => {
-            count_cancelled(&labels_of(tenant, &record.service_name));
+            count_cancelled(&Labels::of(tenant, &record.service_name));
             tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
             Ok(())
         }
@@ -68,7 +63,7 @@ pub async fn cancel_many(
     let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, audit, now_ms()).await?;
     for outcome in &outcomes {
         if let CancelOutcome::Cancelled(record) = outcome {
-            count_cancelled(&labels_of(tenant, &record.service_name));
+            count_cancelled(&Labels::of(tenant, &record.service_name));
         }
     }
     Ok(outcomes)
@@ -91,7 +86,7 @@ pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i6
     };
     match state.store.reschedule_callback(&tenant.id, id, desired, due, claim, now).await? {
         RescheduleOutcome::Rescheduled(record) => {
-            let labels = labels_of(tenant, &record.service_name);
+            let labels = Labels::of(tenant, &record.service_name);
             metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => labels.tenant, "service" => labels.service)
                 .increment(1);
             Ok(*record)

@@ -111,7 +111,7 @@ fn stored_config_unreadable(kind: &'static str, name: &str, problem: &str) {
 
 /// A calendar's parsed hours; one that no longer parses is logged and counted (once per load)
 /// and the service is open around the clock, as before.
-pub async fn load_calendar(store: &Store, tenant: &Tenant, name: Option<&str>) -> Result<Option<Calendar>, ApiError> {
+async fn load_calendar(store: &Store, tenant: &Tenant, name: Option<&str>) -> Result<Option<Calendar>, ApiError> {
     let Some(name) = name else { return Ok(None) };
     match store.get_calendar(&tenant.id, name).await? {
         Some(body) => match Calendar::parse(&body) {

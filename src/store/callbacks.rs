@@ -371,12 +371,26 @@ impl Store {
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<Vec<CancelOutcome>> {
+        self.audited_bulk(ids, audit, now_ms, async |tx, id| cancel_in(tx, tenant_id, id, actor, None, now_ms).await)
+            .await
+    }
+
+    /// `each` for every id in one transaction with the audit entry, within the bulk timeout: an
+    /// error midway (or the `fail-bulk-midway` fault) leaves every row as it was and no audit
+    /// entry. One outcome per id, in order.
+    pub(super) async fn audited_bulk<T>(
+        &self,
+        ids: &[String],
+        audit: &AuditEntry,
+        now_ms: i64,
+        mut each: impl AsyncFnMut(&mut Transaction<'static, Any>, &str) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
         self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
             let mut outcomes = Vec::with_capacity(ids.len());
             for (i, id) in ids.iter().enumerate() {
                 self.faults.fail_bulk_midway(i, ids.len())?;
-                outcomes.push(cancel_in(&mut tx, tenant_id, id, actor, None, now_ms).await?);
+                outcomes.push(each(&mut tx, id).await?);
             }
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;

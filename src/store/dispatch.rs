@@ -5,9 +5,9 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::audit::{append_audit, AuditEntry};
+use super::audit::AuditEntry;
 use super::callbacks::{append_history_rows, cancel_in, fetch_in_tx, CallbackRecord, CancelOutcome};
-use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
+use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
 use crate::time::DAY_MS;
 
@@ -582,23 +582,14 @@ impl Store {
         audit: &AuditEntry,
         now: i64,
     ) -> StoreResult<Vec<RedriveOutcome>> {
-        self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
-            let mut tx = self.writer.begin().await?;
-            let mut outcomes = Vec::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                self.faults.fail_bulk_midway(i, ids.len())?;
-                let outcome = if redrive_in(&mut tx, tenant_id, id, replica, now).await? {
-                    RedriveOutcome::Requeued
-                } else if fetch_in_tx(&mut tx, tenant_id, id).await?.is_some() {
-                    RedriveOutcome::NotEligible
-                } else {
-                    RedriveOutcome::NotFound
-                };
-                outcomes.push(outcome);
-            }
-            append_audit(&mut tx, audit, now).await?;
-            tx.commit().await?;
-            Ok(outcomes)
+        self.audited_bulk(ids, audit, now, async |tx, id| {
+            Ok(if redrive_in(tx, tenant_id, id, replica, now).await? {
+                RedriveOutcome::Requeued
+            } else if fetch_in_tx(tx, tenant_id, id).await?.is_some() {
+                RedriveOutcome::NotEligible
+            } else {
+                RedriveOutcome::NotFound
+            })
         })
         .await
     }

@@ -362,11 +362,6 @@ impl Store {
         });
     }
 
-    /// Whether calls are failing fast because the database was seen down.
-    pub fn breaker_open(&self) -> bool {
-        self.breaker.is_open()
-    }
-
     pub async fn ping(&self) -> StoreResult<()> {
         self.timed(async {
             sqlx::query("SELECT 1").execute(&self.reader).await?;

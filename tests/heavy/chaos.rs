@@ -118,6 +118,15 @@ struct Answer {
 
 const CLIENTS: usize = 8;
 
+/// Tenant `chaos` with service `load`, whose throttles and queue limit no load test reaches, plus
+/// `extra` settings; returns its key.
+async fn unthrottled_service(app: &TestApp, extra: serde_json::Value) -> String {
+    let mut config = json!({ "perNumberLimit": { "limit": 1000000, "windowSeconds": 60 },
+        "serviceRateLimits": [{ "limit": 100000000, "windowSeconds": 60 }], "maxQueued": 100000000 });
+    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    app.tenant_with_service("chaos", "load", config).await
+}
+
 /// Booking clients in a loop, each with numbers of its own, until stopped; every answer recorded.
 struct Load {
     answers: Arc<Mutex<Vec<Answer>>>,
@@ -175,15 +184,7 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
     let pg = OwnPostgres::start();
     let url = pg.url();
     let app = TestApp::spawn_with(Backend::Postgres, &[("RINGBACK__DATABASE__URL", url.as_str())]).await;
-    let key = app
-        .tenant_with_service(
-            "chaos",
-            "load",
-            json!({ "perNumberLimit": { "limit": 1000000, "windowSeconds": 60 },
-                    "serviceRateLimits": [{ "limit": 100000000, "windowSeconds": 60 }],
-                    "maxQueued": 100000000, "slotCapacity": 100000000 }),
-        )
-        .await;
+    let key = unthrottled_service(&app, json!({ "slotCapacity": 100000000 })).await;
 
     let load = Load::start(&app, &key, CLIENTS, Duration::from_millis(5), Duration::ZERO);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -259,15 +260,7 @@ async fn a_killed_database_is_fast_503s_then_bookings_resume_without_a_restart()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_pauses_hand_offs_and_never_sends_one_twice() {
     let (app, mut redis) = crate::helpers::app_with_stream(Backend::Postgres, &[]).await;
-    let key = app
-        .tenant_with_service(
-            "chaos",
-            "load",
-            json!({ "perNumberLimit": { "limit": 1000000, "windowSeconds": 60 },
-                    "serviceRateLimits": [{ "limit": 100000000, "windowSeconds": 60 }],
-                    "maxQueued": 100000000, "ackTimeoutSeconds": 2, "maxDispatchAttempts": 20 }),
-        )
-        .await;
+    let key = unthrottled_service(&app, json!({ "ackTimeoutSeconds": 2, "maxDispatchAttempts": 20 })).await;
     let load = Load::start(&app, &key, 4, Duration::ZERO, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = crate::helpers::stream_entries(&redis.url()).await;
