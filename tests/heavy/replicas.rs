@@ -119,8 +119,9 @@ async fn book_many(bases: &[String], key: &str, when: &str, n: u32) {
             let body = json!({ "serviceName": "s", "phoneNumber": phone(i), "desiredTime": when }).to_string();
             async move {
                 // As a client would: a pooled connection the server just closed fails without an
-                // answer, and a saturated replica answers 503 with Retry-After; retry either,
-                // safely, under the same Idempotency-Key.
+                // answer, a saturated replica answers 503 with Retry-After, and one too starved to
+                // read the request in time answers 408; retry each, safely, under the same
+                // Idempotency-Key.
                 let mut status = 0;
                 for _ in 0..3 {
                     let sent = client
@@ -134,7 +135,7 @@ async fn book_many(bases: &[String], key: &str, when: &str, n: u32) {
                     status = sent.map(|r| r.status().as_u16()).unwrap_or(0);
                     match status {
                         0 => {}
-                        503 => tokio::time::sleep(Duration::from_secs(1)).await,
+                        408 | 503 => tokio::time::sleep(Duration::from_secs(1)).await,
                         _ => return status,
                     }
                 }

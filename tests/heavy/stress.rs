@@ -9,6 +9,8 @@ use crate::on_both_backends;
 on_both_backends!(one_thousand_concurrent_bookings_never_overbook_a_bucket);
 
 async fn one_thousand_concurrent_bookings_never_overbook_a_bucket(app: TestApp) {
+    // A stress test: it takes its turn with the multi-process tests rather than starving one.
+    let _alone = crate::helpers::MULTI_PROCESS.lock().await;
     let key = app
         .tenant_with_service(
             "acme",
