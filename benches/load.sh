@@ -108,7 +108,8 @@ echo "   offered $RATE/s: served $FIXED_RPS/s; after ${WARMUP}s of warm-up p50 $
 
 # Call-in create: one group of 10 shared numbers with 9-digit codes (the pool never runs dry).
 bench_admin PUT /tenants/bench/call-in-groups/load "{\"numbers\":[$(seq -f '"+14152009%03g"' 0 9 | paste -sd,)],
-  \"uniqueNumbers\":false,\"accessCodeDigits\":9,\"expirySeconds\":3600}" >/dev/null
+  \"uniqueNumbers\":false,\"accessCodeDigits\":9,\"expirySeconds\":3600,
+  \"rateLimit\":{\"limit\":100000000,\"windowSeconds\":60}}" >/dev/null
 cat >"$WORK/callin.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"

@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::coord::key_cache::KeyCache;
 use crate::coord::stream::{Dispatcher, RedisStream};
 use crate::http::{middleware, routes};
 use crate::ops::AppState;
@@ -70,7 +71,16 @@ impl Application {
         };
         let throttles = crate::coord::throttle::Throttles::new(cache_redis);
         let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
-        let state = AppState::new(settings.clone(), store, throttles, dispatcher.clone(), log, metrics);
+        if settings.clients.unknown_key_lookups_per_minute.is_some() {
+            tracing::warn!(
+                "clients.unknown_key_lookups_per_minute is removed and ignored: forged API keys are refused without a \
+                 lookup (signed keys); delete the setting"
+            );
+        }
+        let key_ttl = Duration::from_secs(settings.cache.key_ttl_seconds);
+        let signer = crate::ops::keys::load_signer(&settings, &store).await?;
+        let keys = KeyCache::new(key_ttl, signer, store.legacy_key_hashes().await?);
+        let state = AppState::new(settings.clone(), store, keys, throttles, dispatcher.clone(), log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
         }
@@ -92,6 +102,10 @@ impl Application {
             supervise::spawn("replicated-state-sync", {
                 let state = state.clone();
                 move || sync_replicated_state(state.clone())
+            }),
+            supervise::spawn("legacy-key-sync", {
+                let state = state.clone();
+                move || sync_legacy_keys(state.clone(), key_ttl)
             }),
             supervise::spawn("health-checker", {
                 let state = background.clone();
@@ -290,6 +304,20 @@ async fn sync_replicated_state(state: AppState) {
             tracing::warn!(error = %e, "could not refresh CORS origins");
         }
         sync_log_level(&state).await;
+    }
+}
+
+/// The set of legacy keys is re-read every key TTL, so a revoked legacy key leaves it (and costs
+/// no lookup) within that time on every replica.
+async fn sync_legacy_keys(state: AppState, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match state.store.legacy_key_hashes().await {
+            Ok(hashes) => state.keys.set_legacy(hashes),
+            Err(e) => tracing::warn!(error = %e, "could not re-read the legacy API keys; keeping the last set"),
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub struct Settings {
     pub admin: TokenSettings,
     pub internal: TokenSettings,
     pub cache: CacheSettings,
+    pub api_keys: ApiKeySettings,
     pub clients: ClientSettings,
     pub monitor: MonitorSettings,
     pub health: HealthSettings,
@@ -100,12 +101,52 @@ pub struct CacheSettings {
     pub key_ttl_seconds: u64,
 }
 
+/// How API keys are signed (`domain::api_key`). With neither key set, a secret is generated once
+/// and kept in the database, so replicas agree; a configured secret wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// The first signs new keys; every one verifies (rotation: put the new one first).
+    pub signing_secrets: Vec<String>,
+    /// A file with one secret per line (a mounted Kubernetes secret), read at start-up.
+    pub signing_secrets_file: String,
+}
+
+impl ApiKeySettings {
+    /// The configured secrets, from the list or the file; empty when none is configured.
+    pub fn configured_secrets(&self) -> Result<Vec<String>, ConfigError> {
+        if self.signing_secrets_file.is_empty() {
+            return Ok(self.signing_secrets.clone());
+        }
+        let key = "api_keys.signing_secrets_file";
+        let text = std::fs::read_to_string(&self.signing_secrets_file)
+            .map_err(|e| bad(key, format!("{}: {e}", self.signing_secrets_file)))?;
+        let secrets: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+        if secrets.is_empty() {
+            return Err(bad(key, "the file holds no secret"));
+        }
+        check_secrets(key, &secrets)?;
+        Ok(secrets)
+    }
+}
+
+fn check_secrets(key: &str, secrets: &[String]) -> Result<(), ConfigError> {
+    let min = crate::domain::api_key::MIN_SECRET_LEN;
+    match secrets.iter().position(|s| s.len() < min) {
+        Some(i) => Err(bad(key, format!("secret {} is shorter than {min} characters", i + 1))),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
-    /// Lookups of unknown API keys allowed per client address per minute (also the burst); past
-    /// it, unknown keys from that address answer 401 without a lookup. Valid keys are exempt.
-    pub unknown_key_lookups_per_minute: u32,
+    /// Removed (issue 22): forged keys are refused without a lookup, so no per-address lookup
+    /// limit remains. Accepted and ignored, with a warning at start-up, for one release.
+    pub unknown_key_lookups_per_minute: Option<u32>,
+    /// Bookings with widget (public) keys per client address per minute, also the burst; IPv6
+    /// clients are grouped by /64. Past it: 429 THROTTLED and `WIDGET_RATE_LIMIT_REACHED`.
+    pub widget_bookings_per_minute: u32,
     /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from any other
     /// peer the header is ignored and the peer is the client.
     pub trusted_proxies: Vec<String>,
@@ -217,6 +258,7 @@ impl Settings {
                 .with_list_parse_key("admin.tokens")
                 .with_list_parse_key("internal.tokens")
                 .with_list_parse_key("clients.trusted_proxies")
+                .with_list_parse_key("api_keys.signing_secrets")
                 .source(Some(env_map)),
         );
         let raw = builder.build().map_err(config_error)?;
@@ -227,7 +269,13 @@ impl Settings {
     }
 
     fn normalise(&mut self) {
-        for tokens in [&mut self.admin.tokens, &mut self.internal.tokens, &mut self.clients.trusted_proxies] {
+        let lists = [
+            &mut self.admin.tokens,
+            &mut self.internal.tokens,
+            &mut self.clients.trusted_proxies,
+            &mut self.api_keys.signing_secrets,
+        ];
+        for tokens in lists {
             tokens.iter_mut().for_each(|t| *t = t.trim().to_string());
             tokens.retain(|t| !t.is_empty());
         }
@@ -267,9 +315,14 @@ impl Settings {
         if self.cache.key_ttl_seconds == 0 || self.cache.key_ttl_seconds > 30 {
             return Err(bad("cache.key_ttl_seconds", "must be between 1 and 30"));
         }
-        if self.clients.unknown_key_lookups_per_minute == 0 {
-            return Err(bad("clients.unknown_key_lookups_per_minute", "must be positive"));
+        if self.clients.widget_bookings_per_minute == 0 {
+            return Err(bad("clients.widget_bookings_per_minute", "must be positive"));
         }
+        check_secrets("api_keys.signing_secrets", &self.api_keys.signing_secrets)?;
+        if !self.api_keys.signing_secrets.is_empty() && !self.api_keys.signing_secrets_file.is_empty() {
+            return Err(bad("api_keys", "set signing_secrets or signing_secrets_file, not both"));
+        }
+        self.api_keys.configured_secrets()?;
         self.clients.trusted_networks().map_err(|e| bad("clients.trusted_proxies", e))?;
         if self.monitor.tick_ms == 0 {
             return Err(bad("monitor.tick_ms", "must be positive"));
@@ -390,6 +443,25 @@ mod tests {
         assert_eq!(e.key, "cache.key_ttl_seconds");
         let e = Settings::load_from(None, env(&[("RINGBACK__DATABASE__URL", "mysql://x")])).unwrap_err();
         assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn the_removed_lookup_limit_is_accepted_and_signing_secrets_are_checked() {
+        let s = Settings::load_from(None, env(&[("RINGBACK__CLIENTS__UNKNOWN_KEY_LOOKUPS_PER_MINUTE", "60")])).unwrap();
+        assert_eq!(s.clients.unknown_key_lookups_per_minute, Some(60));
+        assert_eq!(s.clients.widget_bookings_per_minute, 30);
+        let long = "x".repeat(32);
+        let s = Settings::load_from(None, env(&[("RINGBACK__API_KEYS__SIGNING_SECRETS", &format!("{long}, {long}y"))]))
+            .unwrap();
+        assert_eq!(s.api_keys.configured_secrets().unwrap().len(), 2);
+        let e = Settings::load_from(None, env(&[("RINGBACK__API_KEYS__SIGNING_SECRETS", "short")])).unwrap_err();
+        assert_eq!(e.key, "api_keys.signing_secrets");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets");
+        std::fs::write(&file, format!("{long}\n\n{long}z\n")).unwrap();
+        let s = Settings::load_from(None, env(&[("RINGBACK__API_KEYS__SIGNING_SECRETS_FILE", file.to_str().unwrap())]))
+            .unwrap();
+        assert_eq!(s.api_keys.configured_secrets().unwrap(), vec![long.clone(), format!("{long}z")]);
     }
 
     #[test]

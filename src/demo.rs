@@ -1,6 +1,7 @@
 //! `ringback serve --demo`: make sure tenant `demo` and its always-open service `demo-callbacks`
 //! exist, issue a fresh API key (older ones stay valid) and print how to call the service.
 
+use crate::domain::api_key::KeySigner;
 use crate::domain::key_scope::KeyScope;
 use crate::domain::service::ServiceConfig;
 use crate::ops::keys::issue_key;
@@ -11,7 +12,7 @@ use crate::time::now_ms;
 pub const TENANT: &str = "demo";
 pub const SERVICE: &str = "demo-callbacks";
 
-pub async fn prepare(store: &Store) -> anyhow::Result<DemoKeys> {
+pub async fn prepare(store: &Store, signer: &KeySigner) -> anyhow::Result<DemoKeys> {
     let tenant = match store.get_tenant(TENANT).await? {
         Some(t) => t,
         None => {
@@ -26,10 +27,12 @@ pub async fn prepare(store: &Store) -> anyhow::Result<DemoKeys> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let full =
-        issue_key(store, &tenant.id, TENANT, KeyScope::Full, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let widget =
-        issue_key(store, &tenant.id, TENANT, KeyScope::Widget, "demo").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let full = issue_key(store, signer, &tenant.id, TENANT, KeyScope::Full, "demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let widget = issue_key(store, signer, &tenant.id, TENANT, KeyScope::Widget, "demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(DemoKeys { full: full.key, widget: widget.key })
 }
 

@@ -128,7 +128,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         "ringback listening"
     );
     if demo {
-        let keys = ringback::demo::prepare(&app.state().store).await?;
+        let keys = ringback::demo::prepare(&app.state().store, app.state().keys.signer()).await?;
         // Public calls (and the page) go to the external listener, as a customer's would.
         let port = app.external_port().or(app.internal_port()).unwrap_or(3005);
         eprint!("{}", ringback::demo::instructions(&keys, port));

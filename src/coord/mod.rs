@@ -2,6 +2,7 @@
 //! throttle counters (Redis or in-process), the dispatch stream, the Redis pools behind them, and
 //! loads shared while recent (`recent_loads`).
 
+pub mod client_limit;
 pub mod key_cache;
 pub mod origins;
 pub mod recent_loads;

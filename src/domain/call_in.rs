@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::phone::{PhoneRules, E164};
+use crate::domain::service::RateLimit;
 use crate::error::FieldProblem;
 
 /// Codes fit a JSON number and an `i64` comfortably; nine digits are 900 million codes.
@@ -29,6 +30,10 @@ pub struct CallInGroupConfig {
     pub expiry_seconds: u64,
     /// The inbound caller (ANI) must equal the request's `fromPhoneNumber`.
     pub require_caller_match: bool,
+    /// Requests per `fromPhoneNumber` per window (issue 22: a loop must not drain the pool).
+    pub per_number_limit: RateLimit,
+    /// Requests of the whole group per window.
+    pub rate_limit: RateLimit,
 }
 
 impl Default for CallInGroupConfig {
@@ -39,6 +44,8 @@ impl Default for CallInGroupConfig {
             access_code_digits: 4,
             expiry_seconds: 300,
             require_caller_match: false,
+            per_number_limit: RateLimit { limit: 6, window_seconds: 3_600 },
+            rate_limit: RateLimit { limit: 600, window_seconds: 60 },
         }
     }
 }
@@ -97,6 +104,14 @@ impl CallInGroupConfig {
                 "expirySeconds",
                 format!("must be {}-{}", EXPIRY_SECONDS_RANGE.start(), EXPIRY_SECONDS_RANGE.end()),
             ));
+        }
+        for (name, limit) in [("perNumberLimit", self.per_number_limit), ("rateLimit", self.rate_limit)] {
+            if limit.limit == 0 {
+                problems.push(FieldProblem::new(format!("{name}.limit"), "must be at least 1"));
+            }
+            if limit.window_seconds == 0 {
+                problems.push(FieldProblem::new(format!("{name}.windowSeconds"), "must be at least 1"));
+            }
         }
         if problems.is_empty() {
             Ok(self)

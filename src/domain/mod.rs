@@ -1,5 +1,6 @@
 //! Pure rules: no I/O, no actix, no sqlx.
 
+pub mod api_key;
 pub mod booking;
 pub mod calendar;
 pub mod call_in;

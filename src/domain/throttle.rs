@@ -1,7 +1,8 @@
 //! Throttle policy (domain.md § services, § booking step 4): which counters an accepted booking
 //! consumes, and the in-queue limits. Counting itself lives in `coord::throttle`.
 
-use crate::domain::service::{InQueueChecking, ServiceConfig};
+use crate::domain::call_in::CallInGroupConfig;
+use crate::domain::service::{InQueueChecking, RateLimit, ServiceConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterKind {
@@ -25,20 +26,34 @@ pub struct CounterSpec {
 /// tag per service so one script can check them all atomically (and so would a Redis Cluster).
 pub fn counters(tenant_id: &str, service: &str, phone: &str, config: &ServiceConfig) -> Vec<CounterSpec> {
     let tag = format!("ringback:throttle:{{{tenant_id}:{service}}}");
-    let mut specs = vec![CounterSpec {
-        key: format!("{tag}:number:{}:{}", config.per_number_limit.window_seconds, phone),
-        limit: config.per_number_limit.limit,
-        window_ms: crate::time::seconds_ms(config.per_number_limit.window_seconds),
-        kind: CounterKind::PerNumber,
-    }];
+    let per_number = format!("{tag}:number:{}:{}", config.per_number_limit.window_seconds, phone);
+    let mut specs = vec![counter(per_number, &config.per_number_limit, CounterKind::PerNumber)];
     for (i, window) in config.service_rate_limits.iter().enumerate() {
-        specs.push(CounterSpec {
-            key: format!("{tag}:service:{i}:{}", window.window_seconds),
-            limit: window.limit,
-            window_ms: crate::time::seconds_ms(window.window_seconds),
-            kind: CounterKind::ServiceWindow,
-        });
+        specs.push(counter(format!("{tag}:service:{i}:{}", window.window_seconds), window, CounterKind::ServiceWindow));
     }
+    specs
+}
+
+fn counter(key: String, limit: &RateLimit, kind: CounterKind) -> CounterSpec {
+    CounterSpec { key, limit: limit.limit, window_ms: crate::time::seconds_ms(limit.window_seconds), kind }
+}
+
+/// The counters a call-in request consumes (issue 22): per `fromPhoneNumber` when one is given,
+/// and the group's rate. A loop can no longer hold every number and code of a group.
+pub fn callin_counters(
+    tenant_id: &str,
+    group: &str,
+    from: Option<&str>,
+    config: &CallInGroupConfig,
+) -> Vec<CounterSpec> {
+    let tag = format!("ringback:throttle:{{{tenant_id}:callin:{group}}}");
+    let mut specs = Vec::with_capacity(2);
+    if let Some(from) = from {
+        let key = format!("{tag}:number:{}:{from}", config.per_number_limit.window_seconds);
+        specs.push(counter(key, &config.per_number_limit, CounterKind::PerNumber));
+    }
+    let key = format!("{tag}:group:{}", config.rate_limit.window_seconds);
+    specs.push(counter(key, &config.rate_limit, CounterKind::ServiceWindow));
     specs
 }
 
@@ -66,5 +81,15 @@ mod tests {
         assert!(specs.iter().all(|s| s.key.starts_with("ringback:throttle:{t1:sales}:")));
         assert_eq!(in_queue_limit(InQueueChecking::Strict), Some(1));
         assert_eq!(in_queue_limit(InQueueChecking::Off), None);
+    }
+
+    #[test]
+    fn call_in_counts_per_caller_and_per_group() {
+        let config = CallInGroupConfig::default();
+        let specs = callin_counters("t1", "g", Some("+14155552671"), &config);
+        assert_eq!((specs[0].limit, specs[0].window_ms, specs[0].kind), (6, 3_600_000, CounterKind::PerNumber));
+        assert_eq!((specs[1].limit, specs[1].window_ms, specs[1].kind), (600, 60_000, CounterKind::ServiceWindow));
+        assert_eq!(callin_counters("t1", "g", None, &config).len(), 1, "no caller, no per-number counter");
+        assert!(specs.iter().all(|s| s.key.starts_with("ringback:throttle:{t1:callin:g}:")));
     }
 }

@@ -13,7 +13,7 @@ use crate::http::callback_views::{list_page, parse_list_query, view, CallbackPag
 use crate::http::clean_input::clean_user_data;
 use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, JsonBody};
-use crate::ops::booking::{self, Created, Idempotency};
+use crate::ops::booking::{self, Caller, Created, Idempotency};
 use crate::ops::{lifecycle, AppState};
 use crate::store::{CallbackRecord, Tenant};
 use crate::time::{format_utc, parse_instant};
@@ -102,7 +102,8 @@ pub async fn create(
         .as_deref()
         .map(|key| Idempotency { key, body_digest: hex::encode(Sha256::digest(body.raw.to_string().as_bytes())) });
     let request = validate_create(body.value);
-    match booking::create(&state, &auth.tenant, request, idempotency).await? {
+    let caller = Caller { tenant: &auth.tenant, scope: auth.scope, client: auth.client };
+    match booking::create(&state, &caller, request, idempotency).await? {
         Created::Booked { body, .. } => Ok(HttpResponse::Ok().json(body)),
         Created::Replayed { status, body } => {
             let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);

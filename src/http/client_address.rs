@@ -14,10 +14,18 @@ pub fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    // Each proxy appends the address it received from; read from the nearest hop outwards.
-    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
-    let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
-    Some(hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+    // Each proxy appends the address it received from; read from the nearest hop outwards. An
+    // entry that does not parse ends the walk at the peer: skipping it would let a client-forged
+    // entry further out be chosen.
+    let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    for hop in forwarded.iter().flat_map(|v| v.split(',')).rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
 }
 
 #[cfg(test)]
@@ -46,5 +54,7 @@ mod tests {
         );
         assert_eq!(client_address(&request("10.1.2.3", None), &trusted), ip("10.1.2.3"));
         assert_eq!(client_address(&request("10.1.2.3", Some("garbage")), &[]), ip("10.1.2.3"));
+        // An entry that does not parse stops the walk: the forged one beyond it is never chosen.
+        assert_eq!(client_address(&request("10.1.2.3", Some("1.2.3.4, garbage, 10.9.9.9")), &trusted), ip("10.1.2.3"));
     }
 }

@@ -85,6 +85,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 pub struct ApiKeyAuth {
     pub tenant: Tenant,
     pub scope: KeyScope,
+    /// The client's address (`http::client_address`), for per-address limits.
+    pub client: std::net::IpAddr,
 }
 
 impl ApiKeyAuth {
@@ -123,7 +125,7 @@ impl FromRequest for ApiKeyAuth {
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
             let resolved = state
                 .keys
-                .resolve(&state.store, key, client)
+                .resolve(&state.store, key)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
             let (tenant, scope) = (resolved.tenant, resolved.scope);
@@ -144,7 +146,7 @@ impl FromRequest for ApiKeyAuth {
             }
             tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
             tracing::Span::current().record("tenant", tenant.name.as_str());
-            Ok(ApiKeyAuth { tenant, scope })
+            Ok(ApiKeyAuth { tenant, scope, client })
         })
     }
 }

@@ -4,6 +4,7 @@
 //! counters (`ges_callbacks_created`, `ges_callbacks_rejected`, the throttle alarms) and logs.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -14,13 +15,14 @@ use crate::coord::recent_loads::RecentLoads;
 use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::booking::{self, CreateRequest};
 use crate::domain::capacity;
+use crate::domain::key_scope::KeyScope;
 use crate::domain::throttle::{self, CounterKind, CounterSpec};
 use crate::error::{ApiError, Reason};
 use crate::store::{
     Booking, BookingGuards, IdempotencyBegin, IdempotencyResult, InsertOutcome, NewCallback, Tenant, Ttls,
 };
 use crate::telemetry::catalogue::{
-    CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED,
+    CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, WIDGET_RATE_LIMIT_REACHED,
 };
 use crate::time::{format_utc, now_ms, DAY_MS};
 
@@ -38,13 +40,29 @@ pub enum Created {
     Replayed { status: u16, body: String },
 }
 
-/// Book `request` for `tenant`, exactly once per `Idempotency-Key` when one is given.
+/// Who asks for a booking: the key's tenant and scope, and the client's address.
+pub struct Caller<'a> {
+    pub tenant: &'a Tenant,
+    pub scope: KeyScope,
+    pub client: IpAddr,
+}
+
+/// Book `request` for the caller's tenant, exactly once per `Idempotency-Key` when one is given.
+/// A widget key is public (issue 22): its bookings are limited per client address, and the
+/// service's priority applies whatever it sends.
 pub async fn create(
     state: &AppState,
-    tenant: &Tenant,
-    request: Result<CreateRequest, ApiError>,
+    caller: &Caller<'_>,
+    mut request: Result<CreateRequest, ApiError>,
     idempotency: Option<Idempotency<'_>>,
 ) -> Result<Created, ApiError> {
+    let tenant = caller.tenant;
+    if caller.scope == KeyScope::Widget {
+        admit_widget_booking(state, tenant, caller.client)?;
+        if let Ok(request) = &mut request {
+            request.priority = None;
+        }
+    }
     let Some(idempotency) = idempotency else {
         return book(state, tenant, request, None).await;
     };
@@ -205,17 +223,30 @@ async fn book_valid(
     Ok(Created::Booked { id, body })
 }
 
+/// A widget key's booking from `client`, or 429 `THROTTLED` (with the alarm) past the address's
+/// allowance (`clients.widget_bookings_per_minute`).
+fn admit_widget_booking(state: &AppState, tenant: &Tenant, client: IpAddr) -> Result<(), ApiError> {
+    let Err(wait) = state.widget_bookings.check(client) else { return Ok(()) };
+    metrics::counter!(WIDGET_RATE_LIMIT_REACHED, "tenant" => tenant.name.clone()).increment(1);
+    tracing::info!(tenant = %tenant.name, "widget bookings from one client address past their limit");
+    let seconds = wait.as_secs().max(1);
+    Err(ApiError::new(Reason::Throttled, format!("too many bookings from this address; retry in {seconds} s"))
+        .with_retry_after(seconds)
+        .with_slots(json!({})))
+}
+
 fn already_queued() -> ApiError {
     ApiError::new(Reason::AlreadyQueued, "this number already has callbacks waiting in this service")
         .with_slots(json!({}))
 }
 
-fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiError {
+/// 429 `THROTTLED` for the counter that refused (a booking's or a call-in request's), with its alarm.
+pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiError {
     let (alarm, message) = match spec.kind {
         CounterKind::PerNumber => {
-            (CB_ENQUEUE_LIMIT_REACHED, "this number has booked as many callbacks as the service allows for now")
+            (CB_ENQUEUE_LIMIT_REACHED, "this number has made as many requests as the service allows for now")
         }
-        CounterKind::ServiceWindow => (CB_TTL_LIMIT_REACHED, "the service is taking no more bookings for now"),
+        CounterKind::ServiceWindow => (CB_TTL_LIMIT_REACHED, "the service is taking no more requests for now"),
     };
     metrics::counter!(alarm, "tenant" => tenant.name.clone()).increment(1);
     let seconds = (retry_after_ms.max(1000) as u64).div_ceil(1000);

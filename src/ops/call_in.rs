@@ -7,11 +7,14 @@ use serde_json::{Map, Value};
 
 use super::directory::Labels;
 use super::AppState;
+use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::call_in::RequestState;
 use crate::domain::phone::mask;
+use crate::domain::throttle;
 use crate::error::{ApiError, Reason};
 use crate::store::{
-    CallInKey, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn, Tenant, CALLIN_EXPIRY_BATCH,
+    CallInGroupRecord, CallInKey, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn, Tenant,
+    CALLIN_EXPIRY_BATCH,
 };
 use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
 use crate::time::now_ms;
@@ -59,6 +62,33 @@ pub async fn create(state: &AppState, tenant: &Tenant, request: CallInRequest) -
     if group.config.require_caller_match && request.from_number.is_none() {
         return Err(ApiError::field("fromPhoneNumber", "is required: this group matches callers by their number"));
     }
+    // api.md: `callbackServiceId` is the id of a callback to associate, so one of this tenant's.
+    if let Some(callback_id) = &request.callback_id {
+        if state.store.get_callback(&tenant.id, callback_id).await?.is_none() {
+            return Err(ApiError::field("callbackServiceId", "is not the id of one of this tenant's callbacks"));
+        }
+    }
+    let counters = throttle::callin_counters(&tenant.id, &group.name, request.from_number.as_deref(), &group.config);
+    let reservation = match state.throttles.reserve(&counters).await {
+        ThrottleOutcome::Admitted(r) => r,
+        ThrottleOutcome::Refused { index, retry_after_ms } => {
+            return Err(super::booking::throttled(&counters[index], tenant, retry_after_ms));
+        }
+    };
+    let created = issue(state, tenant, &group, request).await;
+    if created.is_err() {
+        // Only issued requests consume the budget.
+        state.throttles.release(&reservation).await;
+    }
+    created
+}
+
+async fn issue(
+    state: &AppState,
+    tenant: &Tenant,
+    group: &CallInGroupRecord,
+    request: CallInRequest,
+) -> Result<CallInRecord, ApiError> {
     let new = NewCallIn {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.id.clone(),

@@ -1,17 +1,21 @@
-//! API keys: issued with a random secret shown once; only its SHA-256 (and a short prefix, to
-//! tell keys apart) is stored.
+//! API keys: issued signed (`domain::api_key`) with their secret shown once; only the key's
+//! SHA-256 (and a short prefix, to tell keys apart) is stored.
 
 use base64::Engine;
 use rand::RngCore;
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::coord::key_cache::hash_key;
+use crate::domain::api_key::KeySigner;
 use crate::domain::key_scope::KeyScope;
 use crate::error::ApiError;
 use crate::store::{AuditEntry, NewApiKey, Store};
 use crate::time::now_ms;
 
 const PREFIX_LEN: usize = 10;
+/// Where the generated signing secret is kept when none is configured.
+const SIGNING_SECRET_SETTING: &str = "api_keys.signing_secret";
 
 #[derive(Serialize)]
 pub struct NewKey {
@@ -24,14 +28,13 @@ pub struct NewKey {
 /// Make a key for a tenant and store its hash (admin API, `serve --demo`).
 pub async fn issue_key(
     store: &Store,
+    signer: &KeySigner,
     tenant_id: &str,
     tenant_name: &str,
     scope: KeyScope,
     actor: &str,
 ) -> Result<NewKey, ApiError> {
-    let mut secret = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let key = format!("rb_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let key = signer.issue();
     let prefix: String = key.chars().take(PREFIX_LEN).collect();
     let id = uuid::Uuid::now_v7().to_string();
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{tenant_name}/api-keys/{id}"), None);
@@ -39,4 +42,18 @@ pub async fn issue_key(
     let stored = NewApiKey { id: &id, prefix: &prefix, hash: &hash, scope };
     store.create_api_key(tenant_id, &stored, &audit, now_ms()).await?;
     Ok(NewKey { id, key, prefix, scope: scope.as_str() })
+}
+
+/// The deployment's signer: the configured secrets, else the one kept in the database (generated
+/// by whichever replica started first; insert-if-absent, so replicas starting together agree).
+pub async fn load_signer(settings: &Settings, store: &Store) -> anyhow::Result<KeySigner> {
+    let mut secrets = settings.api_keys.configured_secrets()?;
+    if secrets.is_empty() {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh);
+        secrets.push(store.setting_or_insert(SIGNING_SECRET_SETTING, &fresh, now_ms()).await?);
+    }
+    KeySigner::new(secrets.into_iter().map(String::into_bytes).collect())
+        .ok_or_else(|| anyhow::anyhow!("api_keys: no signing secret"))
 }

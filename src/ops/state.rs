@@ -9,6 +9,7 @@ use super::booking::{reservation_reads, ReservationReads};
 use super::directory::Directory;
 use super::service_context::{service_cache, ServiceCache};
 use crate::config::Settings;
+use crate::coord::client_limit::PerAddressLimit;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
@@ -24,6 +25,8 @@ pub struct AppState {
     /// Group commit of bookings (`store::writer`).
     pub bookings: BookingWriter,
     pub keys: KeyCache,
+    /// Bookings with widget (public) keys per client address.
+    pub widget_bookings: PerAddressLimit,
     /// Peers whose `X-Forwarded-For` names the client (`http::client_address`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Services with their calendars, as bookings read them.
@@ -48,18 +51,15 @@ impl AppState {
     pub fn new(
         settings: Arc<Settings>,
         store: Store,
+        keys: KeyCache,
         throttles: Throttles,
         dispatcher: Dispatcher,
         log: LogControl,
         metrics: PrometheusHandle,
     ) -> Self {
-        let ttl = std::time::Duration::from_secs(settings.cache.key_ttl_seconds);
         AppState {
-            keys: KeyCache::new(
-                ttl,
-                std::num::NonZeroU32::new(settings.clients.unknown_key_lookups_per_minute)
-                    .unwrap_or(std::num::NonZeroU32::MIN),
-            ),
+            keys,
+            widget_bookings: PerAddressLimit::per_minute(settings.clients.widget_bookings_per_minute),
             trusted_proxies: settings.clients.trusted_networks().unwrap_or_default(),
             services: service_cache(),
             reservations: reservation_reads(),

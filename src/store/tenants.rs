@@ -436,6 +436,36 @@ impl Store {
         .await
     }
 
+    /// The setting's value, storing `value` first if it has none. Replicas starting together all
+    /// read the one value that won the insert (deployment-wide secrets and salts).
+    pub async fn setting_or_insert(&self, key: &str, value: &str, now_ms: i64) -> StoreResult<String> {
+        self.timed(async {
+            sqlx::query(
+                "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+            let row =
+                sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.writer).await?;
+            Ok(row.try_get("value")?)
+        })
+        .await
+    }
+
+    /// The SHA-256 of every key issued in the legacy format (`rb_`, before signed keys).
+    pub async fn legacy_key_hashes(&self) -> StoreResult<std::collections::HashSet<String>> {
+        self.timed(async {
+            let rows = sqlx::query("SELECT key_hash FROM api_keys WHERE substr(prefix, 1, 3) = 'rb_'")
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get("key_hash")?)).collect()
+        })
+        .await
+    }
+
     pub async fn put_setting(&self, key: &str, value: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;

@@ -101,6 +101,8 @@ pub const GES_HEALTH: &str = "GES_HEALTH";
 pub const API_KEY_LOOKUPS: &str = "ges_api_key_lookups_total";
 pub const CONFIG_PARSE_ERRORS: &str = "ges_config_parse_errors_total";
 pub const API_KEY_LOOKUPS_REFUSED: &str = "ges_api_key_lookups_refused_total";
+pub const API_KEY_LEGACY_USES: &str = "ges_api_key_legacy_uses_total";
+pub const WIDGET_RATE_LIMIT_REACHED: &str = "WIDGET_RATE_LIMIT_REACHED";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -110,8 +112,13 @@ const LOOP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 
 /// Alarm counters: registered at 0 (unlabelled at start-up, tenant-labelled per known tenant) so
 /// that the very first occurrence shows in `increase()`.
-pub const TENANT_ALARMS: &[&str] =
-    &[CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, CB_SUBMIT_FAILED, CALLIN_POOL_EXHAUSTED];
+pub const TENANT_ALARMS: &[&str] = &[
+    CB_ENQUEUE_LIMIT_REACHED,
+    CB_TTL_LIMIT_REACHED,
+    CB_SUBMIT_FAILED,
+    CALLIN_POOL_EXHAUSTED,
+    WIDGET_RATE_LIMIT_REACHED,
+];
 pub const GLOBAL_ALARMS: &[&str] = &[
     MONITOR_LAGGING_BEHIND,
     RBAC_CREATE_VQ_PROXY_ERROR,
@@ -170,8 +177,13 @@ pub static CATALOGUE: &[MetricDef] = &[
     ),
     counter(
         API_KEY_LOOKUPS_REFUSED,
+        &["reason"],
+        "API keys answered 401 without a lookup, by reason (malformed; forged: the tag does not verify; unknown_legacy: legacy-shaped, not an existing key).",
+    ),
+    counter(
+        API_KEY_LEGACY_USES,
         &[],
-        "Unknown API keys answered 401 without a lookup: their client address passed its unknown-key lookup rate.",
+        "Requests authenticated by a legacy-format key (rb_, issued before signed keys); re-issue them.",
     ),
     // Process and runtime
     counter(PROCESS_CPU_SECONDS, &[], "CPU seconds used by the process (user + system)."),
@@ -198,6 +210,11 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(CB_TTL_LIMIT_REACHED, &["tenant"], "Alarm: a per-service rate window refused a booking."),
     counter(CB_SUBMIT_FAILED, &["tenant"], "Alarm: a callback ended SUBMIT_FAILED."),
     counter(CALLIN_POOL_EXHAUSTED, &["tenant"], "Alarm: a call-in group had no free number or code."),
+    counter(
+        WIDGET_RATE_LIMIT_REACHED,
+        &["tenant"],
+        "Alarm: a client address passed its limit of bookings with widget keys (clients.widget_bookings_per_minute).",
+    ),
     counter(MONITOR_LAGGING_BEHIND, &[], "Alarm: a callback was handed over later than the lag threshold."),
     counter(RBAC_CREATE_VQ_PROXY_ERROR, &[], "Alarm: writing a virtual-queue proxy record failed."),
     counter(DNS_FAILURE, &[], "Alarm: a configured dependency host did not resolve."),

@@ -172,7 +172,7 @@ async fn demo_mode_prints_a_working_key_and_curl() {
     // The page, with a widget key and the service in the fragment (never the query string).
     let page = printed.iter().find_map(|l| l.strip_prefix("open the booking page: ")).expect("page line");
     let (address, fragment) = page.split_once('#').expect("a fragment");
-    assert!(!address.contains('?') && fragment.starts_with("service=demo-callbacks&key=rb_"), "{page}");
+    assert!(!address.contains('?') && fragment.starts_with("service=demo-callbacks&key=rbk_"), "{page}");
     let html = client.get(address).send().await.unwrap();
     assert_eq!(html.status(), 200);
     assert!(html.headers()["content-type"].to_str().unwrap().starts_with("text/html"));

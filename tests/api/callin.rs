@@ -121,13 +121,22 @@ async fn inbound_calls_match_only_the_right_code_and_caller(backend: Backend) {
         .await
         .expect(400, Some("UNKNOWN_GROUP"));
 
-    let body = json!({ "groupName": "vip", "fromPhoneNumber": caller, "userData": { "orderId": "A-17" }, "callbackServiceId": "cb-1" });
+    // callbackServiceId is a callback id (api.md): one of this tenant's callbacks, nothing else.
+    let body = json!({ "groupName": "vip", "fromPhoneNumber": caller, "callbackServiceId": "cb-1" });
+    let refused = create(&app, &key, body).await;
+    refused.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(refused.body["status"]["details"][0]["field"], "callbackServiceId");
+    app.admin(Method::PUT, &format!("/tenants/{tenant}/services/sales"), Some(json!({}))).await.expect(200, None);
+    let booked = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": caller })).await;
+    booked.expect(200, None);
+    let callback_id = booked.id();
+    let body = json!({ "groupName": "vip", "fromPhoneNumber": caller, "userData": { "orderId": "A-17" }, "callbackServiceId": callback_id });
     let issued = create(&app, &key, body).await;
     issued.expect(200, None);
     let data = issued.body["data"].clone();
     assert_eq!(
         (data["fromPhoneNumber"].as_str(), data["callbackServiceId"].as_str()),
-        (Some(caller.as_str()), Some("cb-1"))
+        (Some(caller.as_str()), Some(callback_id.as_str()))
     );
     assert!(data.get("userData").is_none() && data.get("state").is_none(), "create answers the GES v3 fields");
     let (to, code) = (data["toPhoneNumber"].clone(), data["accessCode"].as_i64().unwrap());
@@ -278,7 +287,9 @@ async fn call_in_groups_are_validated_audited_and_numbers_are_deployment_unique(
     assert_eq!(
         stored.body["data"],
         json!({ "name": "Sales", "numbers": [n0, n1], "uniqueNumbers": true, "accessCodeDigits": 4,
-                "expirySeconds": 300, "requireCallerMatch": false }),
+                "expirySeconds": 300, "requireCallerMatch": false,
+                "perNumberLimit": { "limit": 6, "windowSeconds": 3600 },
+                "rateLimit": { "limit": 600, "windowSeconds": 60 } }),
         "defaults filled in"
     );
 

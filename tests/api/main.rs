@@ -16,6 +16,7 @@ mod callbacks;
 mod callin;
 mod edge;
 mod group_commit;
+mod keys;
 mod monitor;
 mod observability;
 mod openapi_truth;

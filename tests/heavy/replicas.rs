@@ -495,3 +495,53 @@ async fn a_live_replica_keeps_claims_that_outlast_the_lease() {
         assert!(metrics.lines().any(|l| l == "ges_dispatch_attempts_raised_total{cause=\"lease_expired\"} 0"));
     }
 }
+
+/// A revoked key of each shape (signed, legacy) stops working on every replica within the key
+/// TTL (issue 22): the replica that did not revoke it re-reads it when its cache entry ages out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_of_each_shape_stops_working_on_every_replica_within_the_key_ttl() {
+    use sha2::{Digest, Sha256};
+    use sqlx::Connection;
+    let _alone = MULTI_PROCESS.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let env = [("RINGBACK__CACHE__KEY_TTL_SECONDS", "2")];
+    let a = Process::start(&url, &env);
+    let b = Process::start(&url, &env);
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let h = [("authorization", auth.as_str())];
+    assert_eq!(send(&client, Method::PUT, a.url("/admin/v1/tenants/acme"), &h, json!({})).await.0, 200);
+    let (_, body) = send(&client, Method::POST, a.url("/admin/v1/tenants/acme/api-keys"), &h, json!({})).await;
+    let signed = body["data"]["key"].as_str().unwrap().to_string();
+    let signed_id = body["data"]["id"].as_str().unwrap().to_string();
+    let legacy = format!("rb_{}", "L".repeat(32));
+    let insert = format!(
+        "INSERT INTO api_keys (id, tenant_id, prefix, key_hash, created_ms, scope)
+         SELECT 'legacy-1', id, 'rb_LLLLLLL', '{}', 0, 'full' FROM tenants WHERE name = 'acme'",
+        hex::encode(Sha256::digest(legacy.as_bytes()))
+    );
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::Executor::execute(&mut db, insert.as_str()).await.unwrap();
+    let status = |p: &Process, key: &str| {
+        let req = client.get(p.url("/engagement/v3/callbacks?limit=1")).header("x-api-key", key);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for p in [&a, &b] {
+        for key in [&signed, &legacy] {
+            eventually(10, "the key works", || async { status(p, key).await == 200 }).await;
+        }
+    }
+    for id in [signed_id.as_str(), "legacy-1"] {
+        let path = a.url(&format!("/admin/v1/tenants/acme/api-keys/{id}"));
+        assert_eq!(send(&client, Method::DELETE, path, &h, json!({})).await.0, 200);
+    }
+    let revoked = std::time::Instant::now();
+    for key in [&signed, &legacy] {
+        assert_eq!(status(&a, key).await, 401, "revoked at once where it was revoked");
+        eventually(10, "the other replica refuses it", || async { status(&b, key).await == 401 }).await;
+    }
+    // The TTL (2 s) plus one poll and a request's time.
+    assert!(revoked.elapsed() <= Duration::from_millis(2_600), "{:?}", revoked.elapsed());
+}

@@ -125,7 +125,7 @@ external = {{ ternary (printf "0.0.0.0:%d" (int .Values.ports.external)) "" .Val
 {{- if not $secrets.database.name }}
 {{- fail "secrets.database.name is required: Ringback needs PostgreSQL (RINGBACK__DATABASE__URL)" }}
 {{- end }}
-{{- range $item := list (list "RINGBACK__DATABASE__URL" $secrets.database) (list "RINGBACK__REDIS__URL" $secrets.redis) (list "RINGBACK__ORS_REDIS__URL" $secrets.orsRedis) (list "RINGBACK__ADMIN__TOKENS" $secrets.adminTokens) (list "RINGBACK__INTERNAL__TOKENS" $secrets.internalTokens) }}
+{{- range $item := list (list "RINGBACK__DATABASE__URL" $secrets.database) (list "RINGBACK__REDIS__URL" $secrets.redis) (list "RINGBACK__ORS_REDIS__URL" $secrets.orsRedis) (list "RINGBACK__ADMIN__TOKENS" $secrets.adminTokens) (list "RINGBACK__INTERNAL__TOKENS" $secrets.internalTokens) (list "RINGBACK__API_KEYS__SIGNING_SECRETS" $secrets.apiKeySigning) }}
 {{- $ref := index $item 1 }}
 {{- if $ref.name }}
 - name: {{ index $item 0 }}

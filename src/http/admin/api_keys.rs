@@ -1,5 +1,5 @@
-//! `tenants/{tenant}/api-keys`: the plaintext is returned once, at creation; only its SHA-256
-//! and a short prefix (to tell keys apart) are stored.
+//! `tenants/{tenant}/api-keys`: the plaintext (`rbk_…`, signed: `domain::api_key`) is returned
+//! once, at creation; only its SHA-256 and a short prefix (to tell keys apart) are stored.
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
@@ -23,7 +23,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     let scope = requested_scope(&body)?;
-    Ok(envelope::ok(keys::issue_key(&state.store, &tenant.id, &tenant.name, scope, &admin.actor).await?))
+    Ok(envelope::ok(
+        keys::issue_key(&state.store, state.keys.signer(), &tenant.id, &tenant.name, scope, &admin.actor).await?,
+    ))
 }
 
 fn requested_scope(body: &[u8]) -> Result<KeyScope, ApiError> {
