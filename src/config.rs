@@ -34,6 +34,7 @@ pub struct Settings {
     pub ors_redis: OrsRedisSettings,
     pub listen: ListenSettings,
     pub http: HttpSettings,
+    pub booking: BookingSettings,
     pub admin: TokenSettings,
     pub internal: TokenSettings,
     pub cache: CacheSettings,
@@ -85,6 +86,15 @@ pub struct HttpSettings {
     /// Actix workers per listener; 0 = one per core.
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
+    /// Every request's deadline: its body must arrive and a booking be written within it.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingSettings {
+    /// Bookings waiting for the writer per replica; past it a booking answers 503 at once.
+    pub queue_limit: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,6 +318,22 @@ impl Settings {
         parse_listen("listen.external", &self.listen.external)?;
         if self.listen.internal.is_empty() && self.listen.external.is_empty() {
             return Err(bad("listen", "at least one of listen.internal and listen.external must be set"));
+        }
+        let takeover = crate::store::STALE_IN_PROGRESS_MS as u64;
+        let timeout = self.http.request_timeout_ms;
+        if timeout < db.statement_timeout_ms + 1_000 {
+            return Err(bad("http.request_timeout_ms", "must be at least database.statement_timeout_ms + 1000"));
+        }
+        // The original request, its commit and a read-back all end before a retry may take its
+        // Idempotency-Key over.
+        if timeout + 2 * db.statement_timeout_ms >= takeover {
+            return Err(bad(
+                "http.request_timeout_ms",
+                format!("request_timeout_ms + 2 × database.statement_timeout_ms must stay under {takeover} (the Idempotency-Key takeover age)"),
+            ));
+        }
+        if self.booking.queue_limit == 0 {
+            return Err(bad("booking.queue_limit", "must be at least 1"));
         }
         if self.http.body_limit_bytes < 1024 {
             return Err(bad("http.body_limit_bytes", "must be at least 1024"));

@@ -56,6 +56,7 @@ reasons! {
     AlreadyQueued => "ALREADY_QUEUED",
     QueueFull => "QUEUE_FULL",
     PoolExhausted => "POOL_EXHAUSTED",
+    RequestTimeout => "REQUEST_TIMEOUT",
     Unavailable => "UNAVAILABLE",
     Internal => "INTERNAL",
 }
@@ -74,6 +75,7 @@ impl Reason {
             IllegalTransition | IdempotencyInProgress | HasUnfinishedCallbacks => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             SlotFull | Throttled | AlreadyQueued => StatusCode::TOO_MANY_REQUESTS,
             QueueFull | PoolExhausted | Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -56,6 +56,8 @@ return out
 /// Most operations in one script call: bounds the script's run time, during which Redis serves
 /// nothing else.
 const MAX_BATCH: usize = 256;
+/// Throttle operations waiting for the script; past it callers wait for room (backpressure).
+const QUEUE_LIMIT: usize = 16_384;
 
 enum Op {
     Reserve(Vec<CounterSpec>),
@@ -91,6 +93,11 @@ pub struct Throttles {
 }
 
 impl Throttles {
+    /// Whether the batching loop runs (always, without Redis: nothing to run).
+    pub fn is_running(&self) -> bool {
+        self.batches.as_ref().is_none_or(Coalescer::is_running)
+    }
+
     /// The cache Redis pool, when one is configured (for the pool gauges).
     pub fn pool(&self) -> Option<&Pool> {
         self.redis.as_ref()
@@ -100,7 +107,7 @@ impl Throttles {
     pub fn new(redis: Option<Pool>) -> Self {
         let batches = redis.clone().map(|pool| {
             let script = Arc::new(redis::Script::new(BATCH));
-            Coalescer::spawn(MAX_BATCH, move |ops| {
+            Coalescer::spawn("throttle-coalescer", MAX_BATCH, QUEUE_LIMIT, move |ops| {
                 let (pool, script) = (pool.clone(), script.clone());
                 async move { run_batch(&pool, &script, &ops).await }
             })

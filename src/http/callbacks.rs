@@ -98,12 +98,12 @@ pub async fn create(
     body: JsonBody<CreateCallbackParms>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let idempotency = key
-        .as_deref()
-        .map(|key| Idempotency { key, body_digest: hex::encode(Sha256::digest(body.raw.to_string().as_bytes())) });
+    let idempotency =
+        key.map(|key| Idempotency { key, body_digest: hex::encode(Sha256::digest(body.raw.to_string().as_bytes())) });
     let request = validate_create(body.value);
-    let caller = Caller { tenant: &auth.tenant, scope: auth.scope, client: auth.client };
-    match booking::create(&state, &caller, request, idempotency).await? {
+    let deadline = crate::http::middleware::RequestDeadline::of(&req);
+    let caller = Caller { tenant: auth.tenant, scope: auth.scope, client: auth.client, deadline };
+    match booking::create(&state, caller, request, idempotency).await? {
         Created::Booked { body, .. } => Ok(HttpResponse::Ok().json(body)),
         Created::Replayed { status, body } => {
             let status = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);

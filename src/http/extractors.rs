@@ -58,13 +58,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 return Err(too_large(limit));
             }
             let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::new(Reason::MalformedJson, "the body could not be read"))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
+            let deadline = tokio::time::Instant::from_std(crate::http::middleware::RequestDeadline::of(&req));
+            let read = async {
+                while let Some(chunk) = payload.next().await {
+                    let chunk =
+                        chunk.map_err(|_| ApiError::new(Reason::MalformedJson, "the body could not be read"))?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large(limit));
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(())
+            };
+            // A slow upload must not hold a worker's connection past the request's deadline.
+            tokio::time::timeout_at(deadline, read).await.map_err(|_| {
+                ApiError::new(Reason::RequestTimeout, "the body did not arrive within the request timeout")
+            })??;
             let raw: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::new(Reason::MalformedJson, format!("the body is not valid JSON: {e}")))?;
             if !raw.is_object() {

@@ -29,7 +29,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     } else if state.dispatcher.is_redis() {
         dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));
     }
-    let ready = database_up && !state.is_shutting_down();
+    // A stopped writer or throttle loop would leave bookings unanswered: out of service.
+    let loops_running = state.bookings.is_running() && state.throttles.is_running();
+    if !loops_running {
+        dependencies.insert("bookingWriter".into(), json!("stopped"));
+    }
+    let ready = database_up && loops_running && !state.is_shutting_down();
     let body = json!({ "status": if ready { "ready" } else { "not ready" }, "dependencies": dependencies });
     if ready {
         HttpResponse::Ok().json(body)

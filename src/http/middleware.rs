@@ -3,7 +3,7 @@
 //! exactly the labels of observability.md, and CORS.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
@@ -19,6 +19,19 @@ use crate::http::corr_id;
 use crate::http::extractors::{OriginAllowed, TenantLabel};
 use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
+
+/// When the request must be answered (`http.request_timeout_ms` after it arrived): its body must
+/// have arrived by then, and a booking joins a batch only while a statement timeout is left.
+#[derive(Clone, Copy)]
+pub struct RequestDeadline(pub Instant);
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RequestDeadline {
+    pub fn of(req: &actix_web::HttpRequest) -> Instant {
+        req.extensions().get::<RequestDeadline>().map_or_else(|| Instant::now() + DEFAULT_TIMEOUT, |d| d.0)
+    }
+}
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -47,6 +60,9 @@ pub async fn request_telemetry(
         if let Some(response) = preflight(&req, state.as_ref()) {
             return Ok(req.into_response(response));
         }
+        let timeout =
+            state.as_ref().map_or(DEFAULT_TIMEOUT, |s| Duration::from_millis(s.settings.http.request_timeout_ms));
+        req.extensions_mut().insert(RequestDeadline(started + timeout));
         tracing::trace!(stage = "received", path = %req.path(), "request received");
         let result = next.call(req).await.map(|r| r.map_into_boxed_body());
         match result {

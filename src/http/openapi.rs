@@ -67,6 +67,7 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
     if method == "post" {
         out.push((413, "PAYLOAD_TOO_LARGE: the body is over the limit"));
         out.push((415, "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"));
+        out.push((408, "REQUEST_TIMEOUT: the body did not arrive within http.request_timeout_ms"));
     }
     let by_id = ["retrieve", "cancel", "reschedule"].iter().any(|op| path.ends_with(op));
     if by_id {
@@ -75,6 +76,9 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
     if path.ends_with("/callbacks/create") {
         out.push((409, "IDEMPOTENCY_IN_PROGRESS: the same Idempotency-Key is still being processed"));
         out.push((422, "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body"));
+    }
+    if path.ends_with("/call-in/requests/create") {
+        out.push((429, "THROTTLED: the caller's or the group's limit (Retry-After)"));
     }
     if path.ends_with("/callbacks/create") || path.ends_with("/callbacks/reschedule") {
         out.push((429, "SLOT_FULL, THROTTLED or ALREADY_QUEUED; data.slots proposes open times"));

@@ -147,6 +147,8 @@ fn fault_routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/faults/stall-log-writer").route(web::post().to(stall_log_writer)))
         .service(resource("/faults/fail-vq-proxy").route(web::post().to(fail_vq_proxy)))
         .service(resource("/faults/stall-booking-batch").route(web::post().to(stall_booking_batch)))
+        .service(resource("/faults/booking-batch").route(web::post().to(booking_batch_fault)))
+        .service(resource("/faults/stall-booking-writer").route(web::post().to(stall_booking_writer)))
         .service(resource("/faults/fail-bulk-midway").route(web::post().to(fail_bulk_midway)))
         .service(resource("/faults/poison-booking").route(web::post().to(poison_booking)))
 }

@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument;
 
 use serde_json::{json, Map, Value};
 
@@ -22,13 +25,14 @@ use crate::store::{
     Booking, BookingGuards, IdempotencyBegin, IdempotencyResult, InsertOutcome, NewCallback, Tenant, Ttls,
 };
 use crate::telemetry::catalogue::{
-    CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, WIDGET_RATE_LIMIT_REACHED,
+    CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, UNCAUGHT_EXCEPTION,
+    WIDGET_RATE_LIMIT_REACHED,
 };
 use crate::time::{format_utc, now_ms, DAY_MS};
 
 /// A request's `Idempotency-Key` with the digest of the body it came with.
-pub struct Idempotency<'a> {
-    pub key: &'a str,
+pub struct Idempotency {
+    pub key: String,
     pub body_digest: String,
 }
 
@@ -40,33 +44,56 @@ pub enum Created {
     Replayed { status: u16, body: String },
 }
 
-/// Who asks for a booking: the key's tenant and scope, and the client's address.
-pub struct Caller<'a> {
-    pub tenant: &'a Tenant,
+/// Who asks for a booking: the key's tenant and scope, the client's address, and the request's
+/// deadline (`http.request_timeout_ms` after it arrived).
+pub struct Caller {
+    pub tenant: Tenant,
     pub scope: KeyScope,
     pub client: IpAddr,
+    pub deadline: Instant,
 }
 
 /// Book `request` for the caller's tenant, exactly once per `Idempotency-Key` when one is given.
 /// A widget key is public (issue 22): its bookings are limited per client address, and the
 /// service's priority applies whatever it sends.
+///
+/// The booking runs to its end in a task of its own: a client that disconnects does not cut it
+/// short, so its throttle reservation and its `Idempotency-Key` record always settle with the
+/// real outcome (released on a refusal, kept with the answer on success) — never left held.
 pub async fn create(
     state: &AppState,
-    caller: &Caller<'_>,
+    caller: Caller,
     mut request: Result<CreateRequest, ApiError>,
-    idempotency: Option<Idempotency<'_>>,
+    idempotency: Option<Idempotency>,
 ) -> Result<Created, ApiError> {
-    let tenant = caller.tenant;
     if caller.scope == KeyScope::Widget {
-        admit_widget_booking(state, tenant, caller.client)?;
+        admit_widget_booking(state, &caller.tenant, caller.client)?;
         if let Ok(request) = &mut request {
             request.priority = None;
         }
     }
+    let state = state.clone();
+    let corr_id = crate::telemetry::corr_id::current();
+    let work = async move { create_to_end(&state, &caller, request, idempotency).await };
+    let task = tokio::spawn(crate::telemetry::corr_id::scope(corr_id, work.instrument(tracing::Span::current())));
+    task.await.unwrap_or_else(|_| {
+        // The panic hook logged where; the request gets the 500 envelope a handler panic gets.
+        metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);
+        Err(ApiError::internal())
+    })
+}
+
+async fn create_to_end(
+    state: &AppState,
+    caller: &Caller,
+    request: Result<CreateRequest, ApiError>,
+    idempotency: Option<Idempotency>,
+) -> Result<Created, ApiError> {
+    let tenant = &caller.tenant;
     let Some(idempotency) = idempotency else {
-        return book(state, tenant, request, None).await;
+        return book(state, caller, request, None).await;
     };
-    let key = idempotency.key;
+    let key = idempotency.key.as_str();
     match state.store.begin_idempotent(&tenant.id, key, &idempotency.body_digest, now_ms()).await? {
         IdempotencyBegin::Fresh => {}
         IdempotencyBegin::Replay { status, body } => return Ok(Created::Replayed { status, body }),
@@ -84,7 +111,7 @@ pub async fn create(
             .with_retry_after(1))
         }
     }
-    let answer = book(state, tenant, request, Some(key)).await;
+    let answer = book(state, caller, request, Some(key)).await;
     // A booking stores its answer with itself; a refusal is remembered (400) or let go.
     if let Err(e) = &answer {
         let remembered = if e.status() == http::StatusCode::BAD_REQUEST {
@@ -109,13 +136,14 @@ pub async fn create(
 /// The booking itself; every refusal is counted here, under the service once it is known.
 async fn book(
     state: &AppState,
-    tenant: &Tenant,
+    caller: &Caller,
     request: Result<CreateRequest, ApiError>,
     idempotency_key: Option<&str>,
 ) -> Result<Created, ApiError> {
+    let tenant = &caller.tenant;
     let mut service_label = None;
     let result = match request {
-        Ok(request) => book_valid(state, tenant, request, idempotency_key, &mut service_label).await,
+        Ok(request) => book_valid(state, caller, request, idempotency_key, &mut service_label).await,
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
@@ -129,11 +157,12 @@ async fn book(
 
 async fn book_valid(
     state: &AppState,
-    tenant: &Tenant,
+    caller: &Caller,
     request: CreateRequest,
     idempotency_key: Option<&str>,
     service_label: &mut Option<String>,
 ) -> Result<Created, ApiError> {
+    let tenant = &caller.tenant;
     let service = service_context::load(&state.store, &state.services, tenant, &request.service_name).await?;
     *service_label = Some(service.name().to_string());
     tracing::Span::current().record("service", service.name());
@@ -191,7 +220,7 @@ async fn book_valid(
         ttls: Ttls::of(config),
     };
     let has_bucket = guards.bucket.is_some();
-    let outcome = state.bookings.book(Booking { new, guards, replay }).await;
+    let outcome = state.bookings.book(Booking { new, guards, replay, deadline: caller.deadline }).await;
     let refusal = match outcome {
         Ok(InsertOutcome::Inserted) => None,
         Ok(InsertOutcome::AlreadyQueued) => Some(already_queued()),

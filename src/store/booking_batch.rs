@@ -11,8 +11,9 @@ use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
 
 use super::callbacks::{BookingGuards, InsertOutcome, NewCallback};
+use super::faults::BatchFault;
 use super::idempotency::IdempotencyResult;
-use super::{BackendKind, Store, StoreResult};
+use super::{BackendKind, Store, StoreError, StoreResult};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::State;
 
@@ -23,7 +24,14 @@ pub struct Booking {
     pub guards: BookingGuards,
     /// The answer to replay for the request's `Idempotency-Key`, written with the booking.
     pub replay: Option<IdempotencyResult>,
+    /// The request's deadline: the writer withdraws the booking unwritten when less than a
+    /// statement timeout is left before it.
+    pub deadline: std::time::Instant,
 }
+
+/// Each booking's outcome, known before the COMMIT is sent: what the writer answers if the
+/// commit's own answer is lost (`store::writer` then reads the rows back).
+pub type Decided = std::sync::Mutex<Option<Vec<InsertOutcome>>>;
 
 /// (tenant id, service name, phone): the unit of in-queue checking.
 type NumberKey<'a> = (&'a str, &'a str, &'a str);
@@ -71,8 +79,10 @@ fn bind_text<'q>(query: AnyQuery<'q>, value: &str) -> AnyQuery<'q> {
 impl Store {
     /// Write a batch of bookings in one transaction; one outcome per booking, in order. An error
     /// is the whole batch's: nothing of it was written.
-    pub async fn insert_batch(&self, batch: &[&Booking]) -> StoreResult<Vec<InsertOutcome>> {
+    /// `decided` is filled just before the COMMIT is sent.
+    pub async fn insert_batch(&self, batch: &[&Booking], decided: &Decided) -> StoreResult<Vec<InsertOutcome>> {
         self.timed(async {
+            let fault = self.faults.take_batch_fault();
             let mut tx = self.writer.begin_with(self.kind.begin_booking_batch()).await?;
             self.lock_guarded_keys(&mut tx, batch).await?;
             let mut unfinished = unfinished_per_number(&mut tx, batch).await?;
@@ -120,8 +130,43 @@ impl Store {
                 // The database "hangs" before the commit: `timed` gives up, the batch rolls back.
                 tokio::time::sleep(self.statement_timeout * 2).await;
             }
-            tx.commit().await?;
+            match fault {
+                Some(BatchFault::LockTimeout) => {
+                    return Err(StoreError::Contention("fault injection: 55P03 lock timeout".into()))
+                }
+                Some(BatchFault::Panic) => panic!("fault injection: a panic in a booking batch"),
+                _ => {}
+            }
+            *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcomes.clone());
+            match fault {
+                Some(BatchFault::RolledBackAnswerLost) => {
+                    tx.rollback().await?;
+                    return Err(StoreError::Unavailable("fault injection: the COMMIT's answer was lost".into()));
+                }
+                Some(BatchFault::CommitAnswerLost) => {
+                    tx.commit().await?;
+                    return Err(StoreError::Unavailable("fault injection: the COMMIT's answer was lost".into()));
+                }
+                _ => tx.commit().await?,
+            }
             Ok(outcomes)
+        })
+        .await
+    }
+
+    /// Which of `ids` exist: the read-back of a batch whose COMMIT's answer was lost.
+    pub async fn existing_callback_ids(&self, ids: &[&str]) -> StoreResult<std::collections::HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.timed(async {
+            let sql = format!(
+                "SELECT id FROM callbacks WHERE id IN ({})",
+                placeholders(1, ids.len()).trim_matches(|c| c == '(' || c == ')')
+            );
+            let rows =
+                ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.to_string())).fetch_all(&self.writer).await?;
+            rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
         })
         .await
     }

@@ -42,7 +42,7 @@ pub use dispatch::{
     Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ORPHAN_BATCH, RECOVERY_BATCH,
     SERVICE_DELETED_NOTE,
 };
-pub use faults::StoreFaults;
+pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
@@ -65,6 +65,13 @@ pub enum StoreError {
     /// connection is busy: load, not an outage, so the breaker stays closed).
     #[error("no database connection in time: {0}")]
     NoConnection(String),
+    /// Lock timeout (55P03), deadlock (40P01) or serialization failure (40001): other writers
+    /// held what this one needed. Retried, then a 503 — contention is not an error of ours.
+    #[error("database contention: {0}")]
+    Contention(String),
+    /// Not attempted: the booking queue was full, or a booking's deadline left no time to write it.
+    #[error("not attempted: {0}")]
+    Shed(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -81,6 +88,9 @@ impl From<sqlx::Error> for StoreError {
             // 57P01..03 = server shutting down / gone.
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")) => {
                 StoreError::Down(e.to_string())
+            }
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("55P03" | "40P01" | "40001")) => {
+                StoreError::Contention(e.to_string())
             }
             // 57014 = query_canceled (statement_timeout): this query was slow, not the database down.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
@@ -100,8 +110,12 @@ impl From<sqlx::Error> for StoreError {
 impl From<StoreError> for crate::error::ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            StoreError::Unavailable(cause) => {
+            StoreError::Unavailable(cause) | StoreError::Contention(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
+                crate::error::ApiError::unavailable()
+            }
+            StoreError::Shed(cause) => {
+                tracing::debug!(error = %cause, "booking not attempted");
                 crate::error::ApiError::unavailable()
             }
             // The breaker logs the outage once, when it opens; not once per refused request.

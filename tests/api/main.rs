@@ -23,3 +23,4 @@ mod openapi_truth;
 mod outage;
 mod schema;
 mod telemetry;
+mod writer_faults;

@@ -78,6 +78,50 @@ pub async fn stall_booking_batch(_admin: AdminAuth, state: web::Data<AppState>) 
     envelope::ok(json!({ "armed": "stall-booking-batch" }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchFaultBody {
+    /// `lock_timeout`, `commit_answer_lost`, `rolled_back_answer_lost` or `panic`.
+    pub fault: String,
+    /// How many batches meet it (default 1).
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// The next booking batches meet a fault of the writer's failure paths (issue 23).
+pub async fn booking_batch_fault(
+    _admin: AdminAuth,
+    state: web::Data<AppState>,
+    body: JsonBody<BatchFaultBody>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::store::BatchFault;
+    let fault = match body.value.fault.as_str() {
+        "lock_timeout" => BatchFault::LockTimeout,
+        "commit_answer_lost" => BatchFault::CommitAnswerLost,
+        "rolled_back_answer_lost" => BatchFault::RolledBackAnswerLost,
+        "panic" => BatchFault::Panic,
+        _ => {
+            return Err(ApiError::field(
+                "fault",
+                "must be lock_timeout, commit_answer_lost, rolled_back_answer_lost or panic",
+            ))
+        }
+    };
+    state.store.faults().arm_batch_fault(fault, body.value.times.unwrap_or(1).max(1));
+    Ok(envelope::ok(json!({ "armed": body.value.fault })))
+}
+
+/// The booking writer stalls for `ms` before it looks at its next batch (a hung writer), so
+/// queued bookings age towards their deadlines.
+pub async fn stall_booking_writer(
+    _admin: AdminAuth,
+    state: web::Data<AppState>,
+    body: JsonBody<Stall>,
+) -> Result<HttpResponse, ApiError> {
+    state.store.faults().arm_writer_stall(bounded(body.value.ms)?);
+    Ok(envelope::ok(json!({ "armed": "stall-booking-writer" })))
+}
+
 /// The next bulk admin operation (cancel, re-drive) fails halfway through its ids.
 pub async fn fail_bulk_midway(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
     state.store.faults().arm_bulk_failure();
