@@ -69,7 +69,8 @@ impl Application {
             "" => None,
             url => Some(crate::coord::redis::pool(url, 16)?),
         };
-        let throttles = crate::coord::throttle::Throttles::new(cache_redis);
+        let throttles =
+            crate::coord::throttle::Throttles::new(cache_redis, crate::ops::keys::load_number_hasher(&store).await?);
         let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
         if settings.clients.unknown_key_lookups_per_minute.is_some() {
             tracing::warn!(

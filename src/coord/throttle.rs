@@ -7,7 +7,8 @@
 //! Only accepted bookings may consume budget. A booking therefore *reserves* all its counters in
 //! one atomic step (all or none), and the caller *releases* them if a later step refuses it.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use deadpool_redis::Pool;
 use crate::breaker::Breaker;
 use crate::coalesce::Coalescer;
 use crate::coord::redis::{answers_ping, COMMAND_TIMEOUT};
-use crate::domain::throttle::CounterSpec;
+use crate::domain::throttle::{CounterSpec, NumberHasher};
 
 /// One round trip for every reservation and release that queued meanwhile (`crate::coalesce`),
 /// applied in order. ARGV: the number of operations, then per operation its kind (1 reserve,
@@ -84,15 +85,76 @@ pub struct Reservation {
     in_redis: bool,
 }
 
+/// Stale heap entries tolerated before a rebuild.
+const COMPACT_SLACK: usize = 1024;
+
+/// The in-process counters (no Redis, or Redis down): per key a count and the end of its window.
+/// Windows end in a min-heap, so expiry pops what has ended instead of scanning every entry, and a
+/// count given back to zero is dropped at once: memory follows the live windows only (issue 23).
+#[derive(Default)]
+struct LocalCounters {
+    counts: HashMap<String, (u32, Instant)>,
+    ends: BinaryHeap<Reverse<(Instant, String)>>,
+}
+
+impl LocalCounters {
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((end, _))) = self.ends.peek() {
+            if *end > now {
+                break;
+            }
+            let Some(Reverse((end, key))) = self.ends.pop() else { break };
+            // A window given back to zero and opened again has a later end: keep that one.
+            if self.counts.get(&key).is_some_and(|(_, e)| *e == end) {
+                self.counts.remove(&key);
+            }
+        }
+    }
+
+    fn take(&mut self, key: &str, window_end: Instant) {
+        match self.counts.get_mut(key) {
+            Some((count, _)) => *count += 1,
+            None => {
+                self.counts.insert(key.to_string(), (1, window_end));
+                self.ends.push(Reverse((window_end, key.to_string())));
+            }
+        }
+    }
+
+    fn give_back(&mut self, key: &str) {
+        if let Some((count, _)) = self.counts.get_mut(key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.counts.remove(key);
+                self.compact();
+            }
+        }
+    }
+
+    /// Window ends of counts already dropped stay in the heap until they pass; once they
+    /// outnumber the live ones, rebuild it from the live counts (amortised constant time).
+    fn compact(&mut self) {
+        if self.ends.len() > 2 * self.counts.len() + COMPACT_SLACK {
+            self.ends = self.counts.iter().map(|(k, (_, end))| Reverse((*end, k.clone()))).collect();
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Throttles {
     redis: Option<Pool>,
     batches: Option<Coalescer<Op, OpAnswer>>,
-    local: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
+    local: Arc<Mutex<LocalCounters>>,
+    numbers: NumberHasher,
     outage: Breaker,
 }
 
 impl Throttles {
+    /// How throttle keys name the number `e164` (a keyed hash: no number in Redis).
+    pub fn number_key(&self, e164: &str) -> String {
+        self.numbers.key(e164)
+    }
+
     /// Whether the batching loop runs (always, without Redis: nothing to run).
     pub fn is_running(&self) -> bool {
         self.batches.as_ref().is_none_or(Coalescer::is_running)
@@ -104,7 +166,7 @@ impl Throttles {
     }
 
     /// With a Redis pool, starts the batching task on the current runtime.
-    pub fn new(redis: Option<Pool>) -> Self {
+    pub fn new(redis: Option<Pool>, numbers: NumberHasher) -> Self {
         let batches = redis.clone().map(|pool| {
             let script = Arc::new(redis::Script::new(BATCH));
             Coalescer::spawn("throttle-coalescer", MAX_BATCH, QUEUE_LIMIT, move |ops| {
@@ -113,7 +175,7 @@ impl Throttles {
             })
         });
         let outage = Breaker::new("cache Redis", Some(crate::telemetry::catalogue::REDIS_CONNECTION));
-        Throttles { redis, batches, local: Arc::default(), outage }
+        Throttles { redis, batches, local: Arc::default(), numbers, outage }
     }
 
     pub async fn reserve(&self, specs: &[CounterSpec]) -> ThrottleOutcome {
@@ -145,18 +207,16 @@ impl Throttles {
         }
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
         for key in &reservation.keys {
-            if let Some((count, _)) = local.get_mut(key) {
-                *count = count.saturating_sub(1);
-            }
+            local.give_back(key);
         }
     }
 
     fn reserve_locally(&self, specs: &[CounterSpec]) -> ThrottleOutcome {
         let now = Instant::now();
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.retain(|_, (_, expires)| *expires > now);
+        local.expire(now);
         for (index, spec) in specs.iter().enumerate() {
-            if let Some((count, expires)) = local.get(&spec.key) {
+            if let Some((count, expires)) = local.counts.get(&spec.key) {
                 if count + 1 > spec.limit {
                     let retry_after_ms = expires.saturating_duration_since(now).as_millis() as i64;
                     return ThrottleOutcome::Refused { index, retry_after_ms: retry_after_ms.max(1000) };
@@ -165,7 +225,7 @@ impl Throttles {
         }
         for spec in specs {
             let window = Duration::from_millis(spec.window_ms.max(1) as u64);
-            local.entry(spec.key.clone()).or_insert((0, now + window)).0 += 1;
+            local.take(&spec.key, now + window);
         }
         ThrottleOutcome::Admitted(Reservation { keys: specs.iter().map(|s| s.key.clone()).collect(), in_redis: false })
     }
@@ -255,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_counters_admit_up_to_the_limit_and_release_gives_back() {
-        let t = Throttles::new(None);
+        let t = Throttles::new(None, NumberHasher::new(b"salt".to_vec()));
         let specs = [spec("a", 2), spec("b", 5)];
         let first = t.reserve(&specs).await;
         assert!(matches!(first, ThrottleOutcome::Admitted(_)));
@@ -276,5 +336,33 @@ mod tests {
             assert!(matches!(t.reserve(&[spec("b", 5)]).await, ThrottleOutcome::Admitted(_)));
         }
         assert!(matches!(t.reserve(&[spec("b", 5)]).await, ThrottleOutcome::Refused { .. }));
+    }
+
+    #[tokio::test]
+    async fn local_counters_stay_bounded_for_many_distinct_numbers() {
+        let t = Throttles::new(None, NumberHasher::new(b"salt".to_vec()));
+        // 200,000 distinct numbers whose bookings are refused later: each gives its count back.
+        for n in 0..200_000 {
+            let ThrottleOutcome::Admitted(r) = t.reserve(&[spec(&format!("number:{n}"), 6)]).await else {
+                panic!("admitted")
+            };
+            t.release(&r).await;
+        }
+        {
+            let local = t.local.lock().unwrap();
+            assert_eq!(local.counts.len(), 0, "counts given back to zero are dropped");
+            assert!(local.ends.len() <= COMPACT_SLACK + 1, "{} window ends held", local.ends.len());
+        }
+        // Windows that end are dropped without a scan, on the next reservation.
+        let short = CounterSpec { key: "short".into(), limit: 1, window_ms: 1, kind: CounterKind::PerNumber };
+        for n in 0..1_000 {
+            t.reserve(&[CounterSpec { key: format!("w{n}"), ..short.clone() }]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        t.reserve(&[spec("last", 1)]).await;
+        let local = t.local.lock().unwrap();
+        assert_eq!(local.counts.len(), 1, "only the live window is held");
+        assert!(local.ends.len() <= COMPACT_SLACK + 2, "ended windows left the heap: {}", local.ends.len());
+        assert!(!local.ends.iter().any(|Reverse((_, k))| k.starts_with('w')), "every ended window was popped");
     }
 }

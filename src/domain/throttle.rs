@@ -12,6 +12,28 @@ pub enum CounterKind {
     ServiceWindow,
 }
 
+/// Throttle keys name a number by a keyed hash, never in clear (issue 23): Redis holds no phone
+/// number. The salt is generated once per deployment and kept in the database (apart from the
+/// API-key signing secret, so rotating that does not reset throttle windows).
+#[derive(Clone)]
+pub struct NumberHasher {
+    salt: Vec<u8>,
+}
+
+impl NumberHasher {
+    pub fn new(salt: Vec<u8>) -> Self {
+        NumberHasher { salt }
+    }
+
+    /// 128 bits of HMAC-SHA256(salt, E.164), hex.
+    pub fn key(&self, e164: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.salt).expect("HMAC takes a key of any length");
+        mac.update(e164.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
 /// A TTL counter as GMS keeps them: a window opens at the first accepted booking it counts and
 /// lasts `window_ms`; the next accepted booking after it ends opens a new one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +44,11 @@ pub struct CounterSpec {
     pub kind: CounterKind,
 }
 
-/// The counters a booking for `phone` (E.164) in a service consumes. Keys share one Redis hash
+/// The counters a booking for a number (`number`: its `NumberHasher` key) in a service consumes. Keys share one Redis hash
 /// tag per service so one script can check them all atomically (and so would a Redis Cluster).
-pub fn counters(tenant_id: &str, service: &str, phone: &str, config: &ServiceConfig) -> Vec<CounterSpec> {
+pub fn counters(tenant_id: &str, service: &str, number: &str, config: &ServiceConfig) -> Vec<CounterSpec> {
     let tag = format!("ringback:throttle:{{{tenant_id}:{service}}}");
-    let per_number = format!("{tag}:number:{}:{}", config.per_number_limit.window_seconds, phone);
+    let per_number = format!("{tag}:number:{}:{}", config.per_number_limit.window_seconds, number);
     let mut specs = vec![counter(per_number, &config.per_number_limit, CounterKind::PerNumber)];
     for (i, window) in config.service_rate_limits.iter().enumerate() {
         specs.push(counter(format!("{tag}:service:{i}:{}", window.window_seconds), window, CounterKind::ServiceWindow));
@@ -80,6 +102,12 @@ mod tests {
         assert_eq!((specs[2].limit, specs[2].window_ms), (1000, 3_600_000));
         assert!(specs.iter().all(|s| s.key.starts_with("ringback:throttle:{t1:sales}:")));
         assert_eq!(in_queue_limit(InQueueChecking::Strict), Some(1));
+        let hasher = NumberHasher::new(b"salt".to_vec());
+        let key = hasher.key("+14155552671");
+        assert_eq!(key.len(), 32);
+        assert!(!key.contains("4155552671"));
+        assert_eq!(key, hasher.key("+14155552671"), "stable");
+        assert_ne!(key, NumberHasher::new(b"other".to_vec()).key("+14155552671"), "keyed");
         assert_eq!(in_queue_limit(InQueueChecking::Off), None);
     }
 

@@ -179,7 +179,7 @@ async fn book_valid(
     // where it also sees the same batch's earlier bookings.
     let phone = decision.phone.as_str();
     let in_queue_limit = throttle::in_queue_limit(config.in_queue_checking);
-    let counters = throttle::counters(&tenant.id, service.name(), phone, config);
+    let counters = throttle::counters(&tenant.id, service.name(), &state.throttles.number_key(phone), config);
     let reservation = match state.throttles.reserve(&counters).await {
         ThrottleOutcome::Admitted(r) => r,
         ThrottleOutcome::Refused { index, retry_after_ms } => {

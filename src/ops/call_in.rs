@@ -68,7 +68,8 @@ pub async fn create(state: &AppState, tenant: &Tenant, request: CallInRequest) -
             return Err(ApiError::field("callbackServiceId", "is not the id of one of this tenant's callbacks"));
         }
     }
-    let counters = throttle::callin_counters(&tenant.id, &group.name, request.from_number.as_deref(), &group.config);
+    let caller = request.from_number.as_deref().map(|n| state.throttles.number_key(n));
+    let counters = throttle::callin_counters(&tenant.id, &group.name, caller.as_deref(), &group.config);
     let reservation = match state.throttles.reserve(&counters).await {
         ThrottleOutcome::Admitted(r) => r,
         ThrottleOutcome::Refused { index, retry_after_ms } => {

@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::coord::key_cache::hash_key;
 use crate::domain::api_key::KeySigner;
 use crate::domain::key_scope::KeyScope;
+use crate::domain::throttle::NumberHasher;
 use crate::error::ApiError;
 use crate::store::{AuditEntry, NewApiKey, Store};
 use crate::time::now_ms;
@@ -16,6 +17,7 @@ use crate::time::now_ms;
 const PREFIX_LEN: usize = 10;
 /// Where the generated signing secret is kept when none is configured.
 const SIGNING_SECRET_SETTING: &str = "api_keys.signing_secret";
+const NUMBER_SALT_SETTING: &str = "throttle.number_salt";
 
 #[derive(Serialize)]
 pub struct NewKey {
@@ -44,15 +46,25 @@ pub async fn issue_key(
     Ok(NewKey { id, key, prefix, scope: scope.as_str() })
 }
 
+/// The salt of throttle keys' number hashes, generated once per deployment and kept in the
+/// database (a setting of its own: rotating the key-signing secret must not reset throttles).
+pub async fn load_number_hasher(store: &Store) -> anyhow::Result<NumberHasher> {
+    let salt = store.setting_or_insert(NUMBER_SALT_SETTING, &random_secret(), now_ms()).await?;
+    Ok(NumberHasher::new(salt.into_bytes()))
+}
+
+fn random_secret() -> String {
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh)
+}
+
 /// The deployment's signer: the configured secrets, else the one kept in the database (generated
 /// by whichever replica started first; insert-if-absent, so replicas starting together agree).
 pub async fn load_signer(settings: &Settings, store: &Store) -> anyhow::Result<KeySigner> {
     let mut secrets = settings.api_keys.configured_secrets()?;
     if secrets.is_empty() {
-        let mut fresh = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut fresh);
-        let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh);
-        secrets.push(store.setting_or_insert(SIGNING_SECRET_SETTING, &fresh, now_ms()).await?);
+        secrets.push(store.setting_or_insert(SIGNING_SECRET_SETTING, &random_secret(), now_ms()).await?);
     }
     KeySigner::new(secrets.into_iter().map(String::into_bytes).collect())
         .ok_or_else(|| anyhow::anyhow!("api_keys: no signing secret"))

@@ -102,16 +102,14 @@ impl std::io::Write for StdoutSink {
     }
 }
 
-/// Panics also go to the JSON log (with the request's corrId when a handler panicked) — their
-/// location only: a panic message is free text that could carry request data. The default hook
-/// still prints the whole message on stderr for whoever debugs the process. Counting and recovery
-/// happen where panics are caught.
+/// Panics go to the JSON log (with the request's corrId when a handler panicked) — their
+/// location only, nowhere else: a panic message is free text that can quote request data (Rust's
+/// slicing panics quote the string), so the default hook's stderr output is dropped too (issue
+/// 23). Counting and recovery happen where panics are caught.
 pub fn log_panics() {
-    let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         tracing::error!(location = %location, "panic");
-        default(info);
     }));
 }
 

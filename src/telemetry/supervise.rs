@@ -23,27 +23,15 @@ where
         loop {
             match AssertUnwindSafe(make()).catch_unwind().await {
                 Ok(()) => tracing::warn!(task = name, "background task returned; starting it again"),
-                Err(panic) => {
+                Err(_) => {
+                    // The panic hook logged its location; its message may quote input, so not here.
                     metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);
-                    tracing::error!(
-                        task = name,
-                        panic = panic_message(&panic),
-                        "background task panicked; restarting it"
-                    );
+                    tracing::error!(task = name, "background task panicked; restarting it");
                 }
             }
             tokio::time::sleep(RESTART_DELAY).await;
         }
     })
-}
-
-/// The text of a panic payload (`panic!` with a literal or a formatted message).
-pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-text panic payload".to_string())
 }
 
 #[cfg(test)]

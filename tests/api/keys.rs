@@ -136,3 +136,27 @@ async fn call_in_create_is_throttled_per_caller_and_per_group(backend: Backend) 
     bad.expect(400, Some("VALIDATION_FAILED"));
     assert_eq!(bad.body["status"]["details"][0]["field"], "rateLimit.limit");
 }
+
+/// Throttle keys name a number by a keyed hash (issue 23): after bookings and a call-in request
+/// on PostgreSQL + Redis, no Redis key holds the number's digits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_redis_key_holds_a_phone_number() {
+    let redis = crate::helpers::RedisServer::start();
+    let app = TestApp::spawn_with(Backend::Postgres, &[("RINGBACK__REDIS__URL", &redis.url())]).await;
+    let key = app.tenant_with_service("acme", "sales", json!({})).await;
+    let number = phone(4242);
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": number })).await.expect(200, None);
+    app.admin(Method::PUT, "/tenants/acme/call-in-groups/vip", Some(json!({ "numbers": [phone(9001)] })))
+        .await
+        .expect(200, None);
+    app.public(&key, "/call-in/requests/create", json!({ "groupName": "vip", "fromPhoneNumber": number }))
+        .await
+        .expect(200, None);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    assert!(keys.iter().any(|k| k.contains(":number:")), "the per-number counters exist: {keys:?}");
+    let digits = number.trim_start_matches('+');
+    let national = &digits[1..];
+    assert!(!keys.iter().any(|k| k.contains(national)), "a key holds the number: {keys:?}");
+}
