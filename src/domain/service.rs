@@ -239,6 +239,30 @@ impl ServiceConfig {
             };
             check(ok, format!("blockedPatterns[{i}]"), "must be a +digits prefix or a /regex/");
         }
+        check(
+            parse_max_future(&self.max_future).is_none_or(|(n, unit)| n <= max_future_units(unit)),
+            "maxFuture".into(),
+            "must be at most 10 years",
+        );
+        // Durations are bounded (counts and limits are not): a huge one overflowed a bigint sum.
+        let durations = [
+            ("minLeadSeconds", self.min_lead_seconds),
+            ("dispatchBufferSeconds", self.dispatch_buffer_seconds),
+            ("ackTimeoutSeconds", self.ack_timeout_seconds),
+            ("queuedTtlSeconds", self.queued_ttl_seconds),
+            ("ttlSeconds", self.ttl_seconds),
+            ("perNumberLimit.windowSeconds", self.per_number_limit.window_seconds),
+        ];
+        for (field, seconds) in durations {
+            check(seconds <= MAX_DURATION_SECONDS, field.into(), "must be at most 10 years (315360000 seconds)");
+        }
+        for (i, r) in self.service_rate_limits.iter().enumerate() {
+            check(
+                r.window_seconds <= MAX_DURATION_SECONDS,
+                format!("serviceRateLimits[{i}].windowSeconds"),
+                "must be at most 10 years (315360000 seconds)",
+            );
+        }
         check(self.max_dispatch_attempts >= 1, "maxDispatchAttempts".into(), "must be at least 1");
         check(self.ack_timeout_seconds >= 1, "ackTimeoutSeconds".into(), "must be at least 1");
         check(self.queued_ttl_seconds >= 1, "queuedTtlSeconds".into(), "must be at least 1");
@@ -248,6 +272,21 @@ impl ServiceConfig {
         } else {
             Err(p)
         }
+    }
+}
+
+/// The longest duration a service may configure: 10 years of 365 days (issue 23).
+pub const MAX_DURATION_SECONDS: u64 = 10 * 365 * 86_400;
+
+/// How many of `unit` make the 10-year bound of `maxFuture`.
+fn max_future_units(unit: char) -> u32 {
+    match unit {
+        'y' => 10,
+        'M' => 120,
+        'w' => 521,
+        'd' => 3_650,
+        'h' => 87_600,
+        _ => 5_256_000,
     }
 }
 
@@ -452,5 +491,25 @@ mod tests {
         assert_eq!(e[0].field, "slotCapacity");
         let e = ServiceConfig::from_admin_body("s", json!({ "timezone": "Mars/Base", "maxFuture": "2q" })).unwrap_err();
         assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn durations_are_bounded_at_ten_years_and_limits_are_not() {
+        let e =
+            ServiceConfig::from_admin_body("s", json!({ "queuedTtlSeconds": 9_000_000_000_000_000u64 })).unwrap_err();
+        assert_eq!(e[0].field, "queuedTtlSeconds");
+        let e = ServiceConfig::from_admin_body("s", json!({ "queuedTtlSeconds": 9e15 })).unwrap_err();
+        assert_eq!(e[0].field, "queuedTtlSeconds");
+        let e = ServiceConfig::from_admin_body("s", json!({ "maxFuture": "11y" })).unwrap_err();
+        assert_eq!(e[0].field, "maxFuture");
+        let e = ServiceConfig::from_admin_body(
+            "s",
+            json!({ "serviceRateLimits": [{ "limit": 5, "windowSeconds": 400_000_000 }] }),
+        )
+        .unwrap_err();
+        assert_eq!(e[0].field, "serviceRateLimits[0].windowSeconds");
+        let ok = json!({ "ttlSeconds": MAX_DURATION_SECONDS, "maxFuture": "10y", "maxQueued": 1_000_000_000,
+            "perNumberLimit": { "limit": 1_000_000_000, "windowSeconds": 60 } });
+        assert!(ServiceConfig::from_admin_body("s", ok).is_ok());
     }
 }

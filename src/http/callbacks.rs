@@ -259,7 +259,7 @@ pub async fn cancel(
     body: JsonBody<IdParms>,
 ) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
-    tracing::Span::current().record("callbackId", id.as_str());
+    crate::telemetry::record_callback_id(&id);
     lifecycle::cancel(&state, &auth.tenant, &id).await?;
     Ok(envelope::ok(IdData { id }))
 }
@@ -296,7 +296,7 @@ pub async fn reschedule(
         return Err(ApiError::validation(problems));
     }
     let (id, desired) = (id.unwrap_or_default(), desired.unwrap_or_default());
-    tracing::Span::current().record("callbackId", id.as_str());
+    crate::telemetry::record_callback_id(&id);
     let record = lifecycle::reschedule(&state, &auth.tenant, &id, desired).await?;
     Ok(envelope::ok(RescheduleData { id, desired_time: format_utc(record.desired_ms) }))
 }

@@ -31,7 +31,7 @@ pub async fn report_state(
     body: JsonBody<StateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    tracing::Span::current().record("callbackId", id.as_str());
+    crate::telemetry::record_callback_id(&id);
     let b = body.value;
     let target = match b.state.as_deref() {
         Some(s) => s.parse::<State>().map_err(|p| ApiError::field("state", p))?,

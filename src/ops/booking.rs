@@ -244,7 +244,7 @@ async fn book_valid(
     if decision.claimed {
         state.dispatch_wake.notify_one();
     }
-    tracing::Span::current().record("callbackId", id.as_str());
+    crate::telemetry::record_callback_id(&id);
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
     metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name().to_string(), "type" => decision.kind.as_label())
         .increment(1);

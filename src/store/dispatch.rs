@@ -364,7 +364,7 @@ impl Store {
                 "callbacks",
                 &format!(
                     "SELECT c.id FROM callbacks c
-                     WHERE c.state IN ('QUEUED', 'ROUTING') AND c.queued_ms + c.queued_ttl_ms <= $1 AND NOT {ORPHAN}
+                     WHERE c.state IN ('QUEUED', 'ROUTING') AND c.queued_ttl_ms <= $1 - c.queued_ms AND NOT {ORPHAN}
                      LIMIT {RECOVERY_BATCH}"
                 ),
                 "state = 'COMPLETED', reason = $2, updated_ms = $1",
@@ -430,12 +430,12 @@ impl Store {
             // History first: SQLite enforces the cascade only with foreign keys on.
             sqlx::query(
                 "DELETE FROM callback_history WHERE callback_id IN (SELECT id FROM callbacks
-                   WHERE state = 'COMPLETED' AND updated_ms + ttl_ms <= $1)",
+                   WHERE state = 'COMPLETED' AND ttl_ms <= $1 - updated_ms)",
             )
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let done = sqlx::query("DELETE FROM callbacks WHERE state = 'COMPLETED' AND updated_ms + ttl_ms <= $1")
+            let done = sqlx::query("DELETE FROM callbacks WHERE state = 'COMPLETED' AND ttl_ms <= $1 - updated_ms")
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

@@ -29,3 +29,13 @@ pub fn publish_tolerances(alerts: &AlertSettings) {
         metrics::gauge!(name).set(value);
     }
 }
+
+/// Ids written into the request span are cut to this many characters: a client-sent id is input,
+/// and every log line of the request repeats it (issue 23).
+pub const SPAN_ID_MAX: usize = 64;
+
+/// Record `id` (a callback id from a request) as the span's `callbackId`, cut to `SPAN_ID_MAX`.
+pub fn record_callback_id(id: &str) {
+    let cut = id.char_indices().nth(SPAN_ID_MAX).map_or(id, |(at, _)| &id[..at]);
+    tracing::Span::current().record("callbackId", cut);
+}

@@ -12,6 +12,7 @@ mod process;
 mod admin;
 mod binary;
 mod booking_rules;
+mod bounds;
 mod callbacks;
 mod callin;
 mod edge;

@@ -74,6 +74,8 @@ async fn handler_panic_answers_500_and_counts_uncaught_exception() {
     assert!(lines.iter().any(|l| l.contains("handler panicked") && l.contains("\"corrId\"")), "the catcher logged");
     assert!(lines.iter().any(|l| l.contains("\"location\":\"src/http/admin/faults.rs")), "the hook logged where");
     assert!(!lines.iter().any(|l| l.contains("fault injection: panic in a handler")), "no panic message in the log");
+    let errors = s.process.stderr_lines();
+    assert!(!errors.iter().any(|l| l.contains("fault injection")), "nor on stderr: {errors:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,4 +509,28 @@ async fn the_monitor_reports_its_passes_sizes_and_hand_off_delay() {
         let series = format!(r#"ges_monitor_size{{type="{kind}"}}"#);
         assert!(metric_value(&m, &series).is_some(), "{series} is set by the recovery pass");
     }
+}
+
+/// An id a client sends is written into the request's log lines cut to 64 characters (issue 23):
+/// every line of the request repeats it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sent_id_is_cut_to_64_characters_in_the_log() {
+    let s = Subject::start(&[("RINGBACK_LOG", "debug")]).await;
+    let key = crate::process::provision(&s.process, &s.client).await;
+    let long_id = "x".repeat(1_000);
+    let (status, _) = send(
+        &s.client,
+        Method::POST,
+        s.process.url("/engagement/v3/callbacks/cancel"),
+        &[("x-api-key", &key)],
+        json!({ "id": long_id }),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let cut = "x".repeat(64);
+    eventually(5, "the request's log line", || async {
+        s.process.log_lines().iter().any(|l| l.contains(&format!("\"callbackId\":\"{cut}\"")))
+    })
+    .await;
+    assert!(!s.process.log_lines().iter().any(|l| l.contains(&"x".repeat(65))), "no longer id in the log");
 }

@@ -122,3 +122,25 @@ async fn a_panic_in_a_batch_is_answered_counted_and_bookings_go_on(backend: Back
     let ready = app.call(Method::GET, "/health/ready", &[], None).await;
     assert_eq!(ready.status, 200, "the writer still runs: {:?}", ready.body);
 }
+
+/// A body that arrives slower than `http.request_timeout_ms` is cut with 408 `REQUEST_TIMEOUT`
+/// (issue 23): a slow upload cannot hold a worker's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_is_cut_with_408_at_the_request_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (app, key) = app(Backend::Sqlite, &[("RINGBACK__HTTP__REQUEST_TIMEOUT_MS", "2000")]).await;
+    let address = app.external.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /engagement/v3/callbacks/create HTTP/1.1\r\nhost: {address}\r\nx-api-key: {key}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"serviceName\":"
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await.expect("an answer").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(4), "cut at the deadline, took {:?}", started.elapsed());
+}

@@ -15,6 +15,7 @@ pub struct Process {
     child: Child,
     pub port: u16,
     lines: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -37,14 +38,8 @@ impl Process {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("ringback starts");
-        let stdout = child.stdout.take().unwrap();
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let lines = collect_lines(child.stdout.take().unwrap());
+        let errors = collect_lines(child.stderr.take().unwrap());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let port = lines.lock().unwrap().iter().find_map(|l| {
@@ -52,12 +47,11 @@ impl Process {
                 (v["message"] == "ringback listening").then(|| v["internal"].as_u64()).flatten()
             });
             if let Some(port) = port {
-                return Process { child, port: port as u16, lines };
+                return Process { child, port: port as u16, lines, errors };
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).ok();
-                panic!("ringback exited with {status}: {err}");
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("ringback exited with {status}: {}", errors.lock().unwrap().join("\n"));
             }
             assert!(Instant::now() < deadline, "ringback did not start in time");
             std::thread::sleep(Duration::from_millis(50));
@@ -88,6 +82,23 @@ impl Process {
     pub fn log_lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
+    }
+}
+
+/// Read a child's output line by line on a thread of its own (so a full pipe never blocks it).
+fn collect_lines(output: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 impl Drop for Process {
