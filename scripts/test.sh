@@ -47,6 +47,9 @@ ensure_postgres
 ensure_redis
 install_if_missing promtool prometheus
 
+# The Standard Webhooks reference verifier the webhook tests call (pinned, into .cache/).
+say "the Standard Webhooks reference verifier (scripts/webhook-verifier.sh)"
+./scripts/webhook-verifier.sh --install
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"

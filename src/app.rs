@@ -81,7 +81,9 @@ impl Application {
         let key_ttl = Duration::from_secs(settings.cache.key_ttl_seconds);
         let signer = crate::ops::keys::load_signer(&settings, &store).await?;
         let keys = KeyCache::new(key_ttl, signer, store.legacy_key_hashes().await?);
-        let state = AppState::new(settings.clone(), store, keys, throttles, dispatcher.clone(), log, metrics);
+        let webhooks = crate::coord::webhook_sender::WebhookSender::new(settings.webhooks.rules()?)?;
+        let coord = crate::ops::Coord { keys, throttles, dispatcher: dispatcher.clone(), webhooks };
+        let state = AppState::new(settings.clone(), store, coord, log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
         }
@@ -215,6 +217,10 @@ fn dispatcher_for(
     demo: bool,
 ) -> anyhow::Result<(Dispatcher, Option<tokio::sync::mpsc::UnboundedReceiver<crate::coord::stream::Message>>)> {
     let url = settings.ors_redis_url();
+    // `monitor.dispatch = "webhooks"`: no stream at all, even with a Redis URL (the cache's).
+    if settings.monitor.dispatch == crate::config::DispatchMode::Webhooks {
+        return Ok((Dispatcher::LogOnly, None));
+    }
     if !url.is_empty() {
         let pool = crate::coord::redis::pool(url, 8)?;
         metrics::gauge!(crate::telemetry::catalogue::ORS_REDIS_STATUS).set(0.0);

@@ -45,6 +45,33 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub log: LogSettings,
     pub faults: FaultSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Outbound webhooks (issue 24): where they may go, and how long a failing one is retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Hosts that may be called over plain http (e.g. 127.0.0.1 in tests); all others need https.
+    pub allow_http: Vec<String>,
+    /// CIDR blocks allowed although private, loopback or link-local (refused otherwise).
+    pub allowed_networks: Vec<String>,
+    /// Deliveries in flight at once per endpoint.
+    pub in_flight_per_endpoint: usize,
+}
+
+impl WebhookSettings {
+    pub fn rules(&self) -> Result<crate::domain::webhook::OutboundRules, ConfigError> {
+        let allowed_networks = self
+            .allowed_networks
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .map_err(|_| bad("webhooks.allowed_networks", format!("{n:?} is not a CIDR block")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(crate::domain::webhook::OutboundRules { allow_http: self.allow_http.clone(), allowed_networks })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +218,9 @@ pub struct MonitorSettings {
 #[serde(rename_all = "lowercase")]
 pub enum DispatchMode {
     Stream,
+    /// Hand-offs go to webhook endpoints only: no stream is used, so PostgreSQL may run without
+    /// any Redis URL, and a service whose target is the stream is refused.
+    Webhooks,
     None,
 }
 
@@ -269,6 +299,8 @@ impl Settings {
                 .with_list_parse_key("internal.tokens")
                 .with_list_parse_key("clients.trusted_proxies")
                 .with_list_parse_key("api_keys.signing_secrets")
+                .with_list_parse_key("webhooks.allow_http")
+                .with_list_parse_key("webhooks.allowed_networks")
                 .source(Some(env_map)),
         );
         let raw = builder.build().map_err(config_error)?;
@@ -284,6 +316,8 @@ impl Settings {
             &mut self.internal.tokens,
             &mut self.clients.trusted_proxies,
             &mut self.api_keys.signing_secrets,
+            &mut self.webhooks.allow_http,
+            &mut self.webhooks.allowed_networks,
         ];
         for tokens in lists {
             tokens.iter_mut().for_each(|t| *t = t.trim().to_string());
@@ -349,6 +383,10 @@ impl Settings {
             return Err(bad("api_keys", "set signing_secrets or signing_secrets_file, not both"));
         }
         self.api_keys.configured_secrets()?;
+        self.webhooks.rules()?;
+        if self.webhooks.in_flight_per_endpoint == 0 {
+            return Err(bad("webhooks.in_flight_per_endpoint", "must be at least 1"));
+        }
         self.clients.trusted_networks().map_err(|e| bad("clients.trusted_proxies", e))?;
         if self.monitor.tick_ms == 0 {
             return Err(bad("monitor.tick_ms", "must be positive"));

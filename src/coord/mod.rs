@@ -9,3 +9,4 @@ pub mod recent_loads;
 pub mod redis;
 pub mod stream;
 pub mod throttle;
+pub mod webhook_sender;

@@ -8,6 +8,9 @@ pub enum KeyScope {
     #[default]
     Full,
     Widget,
+    /// A voice platform behind a webhook (issue 24): it may report states of its tenant's
+    /// callbacks and queue statistics on the external listener, and nothing else.
+    Platform,
 }
 
 impl KeyScope {
@@ -15,6 +18,7 @@ impl KeyScope {
         match self {
             KeyScope::Full => "full",
             KeyScope::Widget => "widget",
+            KeyScope::Platform => "platform",
         }
     }
 
@@ -31,7 +35,8 @@ impl std::str::FromStr for KeyScope {
         match s {
             "full" => Ok(KeyScope::Full),
             "widget" => Ok(KeyScope::Widget),
-            other => Err(format!("must be \"full\" or \"widget\", got \"{other}\"")),
+            "platform" => Ok(KeyScope::Platform),
+            other => Err(format!("must be \"full\", \"widget\" or \"platform\", got \"{other}\"")),
         }
     }
 }
@@ -42,7 +47,7 @@ mod tests {
 
     #[test]
     fn scopes_round_trip_and_only_full_lists() {
-        for scope in [KeyScope::Full, KeyScope::Widget] {
+        for scope in [KeyScope::Full, KeyScope::Widget, KeyScope::Platform] {
             assert_eq!(scope.as_str().parse::<KeyScope>(), Ok(scope));
         }
         assert!("admin".parse::<KeyScope>().is_err());

@@ -11,3 +11,4 @@ pub mod names;
 pub mod phone;
 pub mod service;
 pub mod throttle;
+pub mod webhook;

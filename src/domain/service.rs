@@ -40,6 +40,35 @@ pub struct ServiceConfig {
     pub ack_timeout_seconds: u64,
     pub queued_ttl_seconds: u64,
     pub ttl_seconds: u64,
+    /// Where hand-offs go (issue 24): the dispatch stream (the default, shown only when changed)
+    /// or one of the tenant's webhook endpoints.
+    #[serde(skip_serializing_if = "DispatchTarget::is_stream")]
+    pub dispatch: DispatchTarget,
+}
+
+/// Where a service's hand-offs go.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "target", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DispatchTarget {
+    /// The dispatch stream in GES's format (a GES ORS strategy, the simulator).
+    #[default]
+    Stream,
+    /// One POST per hand-off to the named endpoint (`tenants/{t}/webhooks/{name}`).
+    Webhook { webhook: String },
+}
+
+impl DispatchTarget {
+    pub fn is_stream(&self) -> bool {
+        *self == DispatchTarget::Stream
+    }
+
+    /// The endpoint's name, for a webhook target.
+    pub fn webhook(&self) -> Option<&str> {
+        match self {
+            DispatchTarget::Webhook { webhook } => Some(webhook),
+            DispatchTarget::Stream => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +155,7 @@ impl Default for ServiceConfig {
             ack_timeout_seconds: 120,
             queued_ttl_seconds: 14_400,
             ttl_seconds: 86_400,
+            dispatch: DispatchTarget::Stream,
         }
     }
 }
@@ -262,6 +292,9 @@ impl ServiceConfig {
                 format!("serviceRateLimits[{i}].windowSeconds"),
                 "must be at most 10 years (315360000 seconds)",
             );
+        }
+        if let Some(webhook) = self.dispatch.webhook() {
+            check(is_valid_name(webhook), "dispatch.webhook".into(), "must be 1-64 characters of A-Z a-z 0-9 . _ -");
         }
         check(self.max_dispatch_attempts >= 1, "maxDispatchAttempts".into(), "must be at least 1");
         check(self.ack_timeout_seconds >= 1, "ackTimeoutSeconds".into(), "must be at least 1");

@@ -119,45 +119,83 @@ impl FromRequest for ApiKeyAuth {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
+    /// Any key but a `platform` one: the public API.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = app_state(&req)?;
-            let key = req
-                .headers()
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| ApiError::unauthorized("send your API key in the x-api-key header"))?;
-            // No peer address only in in-process tests; they share the unspecified address.
-            let client = crate::http::client_address::client_address(&req, &state.trusted_proxies)
-                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-            let resolved = state
-                .keys
-                .resolve(&state.store, key)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
-            let (tenant, scope) = (resolved.tenant, resolved.scope);
-            if !tenant.enabled {
-                return Err(ApiError::unauthorized("the API key's tenant is disabled"));
+            let auth = authenticate(&req).await?;
+            if auth.scope == KeyScope::Platform {
+                return Err(ApiError::new(
+                    Reason::ForbiddenScope,
+                    "a platform key may only report callback states and queue statistics",
+                ));
             }
-            req.extensions_mut().insert(TenantLabel(tenant.name.clone()));
-            if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-                // Ringback's own booking page (`/ui/`) calls from Ringback's origin; browsers send
-                // `Origin` on its POSTs too. A page elsewhere cannot claim this origin.
-                let own = origin.split_once("://").is_some_and(|(_, authority)| {
-                    req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) == Some(authority)
-                });
-                if !own && !tenant.allowed_origins.iter().any(|o| o == origin) {
-                    return Err(ApiError::unauthorized(format!("origin {origin} is not allowed for this API key")));
-                }
-                req.extensions_mut().insert(OriginAllowed);
-            }
-            tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
-            tracing::Span::current().record("tenant", tenant.name.as_str());
-            Ok(ApiKeyAuth { tenant, scope, client })
+            Ok(auth)
         })
     }
+}
+
+/// A `platform` key (issue 24): a voice platform behind a webhook reporting states and queue
+/// statistics of its own tenant on the external listener.
+pub struct PlatformAuth {
+    pub tenant: Tenant,
+}
+
+impl FromRequest for PlatformAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let auth = authenticate(&req).await?;
+            if auth.scope != KeyScope::Platform {
+                return Err(ApiError::new(
+                    Reason::ForbiddenScope,
+                    "only a platform key may report states and statistics",
+                ));
+            }
+            Ok(PlatformAuth { tenant: auth.tenant })
+        })
+    }
+}
+
+/// The key's tenant and scope, with the tenant's CORS origins enforced.
+async fn authenticate(req: &HttpRequest) -> Result<ApiKeyAuth, ApiError> {
+    let state = app_state(req)?;
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("send your API key in the x-api-key header"))?;
+    // No peer address only in in-process tests; they share the unspecified address.
+    let client = crate::http::client_address::client_address(req, &state.trusted_proxies)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let resolved = state
+        .keys
+        .resolve(&state.store, key)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
+    let (tenant, scope) = (resolved.tenant, resolved.scope);
+    if !tenant.enabled {
+        return Err(ApiError::unauthorized("the API key's tenant is disabled"));
+    }
+    req.extensions_mut().insert(TenantLabel(tenant.name.clone()));
+    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        // Ringback's own booking page (`/ui/`) calls from Ringback's origin; browsers send
+        // `Origin` on its POSTs too. A page elsewhere cannot claim this origin.
+        let own = origin.split_once("://").is_some_and(|(_, authority)| {
+            req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) == Some(authority)
+        });
+        if !own && !tenant.allowed_origins.iter().any(|o| o == origin) {
+            return Err(ApiError::unauthorized(format!("origin {origin} is not allowed for this API key")));
+        }
+        req.extensions_mut().insert(OriginAllowed);
+    }
+    tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
+    tracing::Span::current().record("tenant", tenant.name.as_str());
+    Ok(ApiKeyAuth { tenant, scope, client })
 }
 
 /// Left in the request when its `Origin` is one of its tenant's allowed origins.

@@ -24,7 +24,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if let Some(down) = state.throttles.redis_down() {
         dependencies.insert("redis".into(), json!(if down { "down" } else { "up" }));
     }
-    if state.settings.monitor.dispatch == crate::config::DispatchMode::None {
+    if state.settings.monitor.dispatch != crate::config::DispatchMode::Stream {
         dependencies.insert("orsRedis".into(), json!("off"));
     } else if state.dispatcher.is_redis() {
         dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::domain::callback::{State, COMPLETION_REASONS};
 use crate::error::{ApiError, FieldProblem};
@@ -13,15 +14,57 @@ use crate::ops::{lifecycle, AppState};
 use crate::store::{PlatformReport, QueueStats};
 use crate::time::now_ms;
 
-#[derive(Deserialize)]
+/// A state report (api.md § Internal API, `state`): the body of the internal API's route and of
+/// a `platform` key's external one.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StateBody {
+    /// QUEUED (the acknowledgement), ROUTING, PROCESSING or COMPLETED.
     pub state: Option<String>,
+    /// With COMPLETED: the outcome.
     pub reason: Option<String>,
     pub position_in_queue: Option<i64>,
     pub estimated_wait_time: Option<i64>,
     pub session_id: Option<String>,
+    /// The hand-off's attempt the report is about.
     pub attempt: Option<i64>,
+}
+
+impl StateBody {
+    /// The report the body asks for, its fields checked.
+    pub fn into_report(self) -> Result<PlatformReport, ApiError> {
+        let target = match self.state.as_deref() {
+            Some(s) => s.parse::<State>().map_err(|p| ApiError::field("state", p))?,
+            None => return Err(ApiError::field("state", "is required")),
+        };
+        if target == State::Scheduled {
+            return Err(ApiError::field("state", "must be QUEUED, ROUTING, PROCESSING or COMPLETED"));
+        }
+        if target == State::Completed && !self.reason.as_deref().is_some_and(|r| COMPLETION_REASONS.contains(&r)) {
+            return Err(ApiError::validation(vec![FieldProblem::new(
+                "reason",
+                format!("COMPLETED needs a reason, one of {}", COMPLETION_REASONS.join(", ")),
+            )]));
+        }
+        Ok(PlatformReport {
+            state: Some(target),
+            reason: self.reason,
+            position: self.position_in_queue,
+            ewt: self.estimated_wait_time,
+            session_id: self.session_id,
+            attempt: self.attempt,
+        })
+    }
+}
+
+/// Apply a report and render the answer (both routes).
+pub async fn apply_report(state: &AppState, id: &str, report: &PlatformReport) -> Result<HttpResponse, ApiError> {
+    match lifecycle::report(state, id, report).await? {
+        Some(record) => {
+            Ok(envelope::ok(json!({ "id": id, "callbackState": record.state.as_str(), "attempt": record.attempt })))
+        }
+        None => Ok(envelope::ok(json!({ "id": id }))),
+    }
 }
 
 pub async fn report_state(
@@ -32,42 +75,28 @@ pub async fn report_state(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     crate::telemetry::record_callback_id(&id);
-    let b = body.value;
-    let target = match b.state.as_deref() {
-        Some(s) => s.parse::<State>().map_err(|p| ApiError::field("state", p))?,
-        None => return Err(ApiError::field("state", "is required")),
-    };
-    if target == State::Scheduled {
-        return Err(ApiError::field("state", "must be QUEUED, ROUTING, PROCESSING or COMPLETED"));
-    }
-    if target == State::Completed && !b.reason.as_deref().is_some_and(|r| COMPLETION_REASONS.contains(&r)) {
-        return Err(ApiError::validation(vec![FieldProblem::new(
-            "reason",
-            format!("COMPLETED needs a reason, one of {}", COMPLETION_REASONS.join(", ")),
-        )]));
-    }
-    let report = PlatformReport {
-        state: Some(target),
-        reason: b.reason,
-        position: b.position_in_queue,
-        ewt: b.estimated_wait_time,
-        session_id: b.session_id,
-        attempt: b.attempt,
-    };
-    match lifecycle::report(&state, &id, &report).await? {
-        Some(record) => {
-            Ok(envelope::ok(json!({ "id": id, "callbackState": record.state.as_str(), "attempt": record.attempt })))
-        }
-        None => Ok(envelope::ok(json!({ "id": id }))),
-    }
+    apply_report(&state, &id, &body.value.into_report()?).await
 }
 
-#[derive(Deserialize)]
+/// Queue statistics (api.md § Internal API, `stats`).
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsBody {
     pub ewt: Option<i64>,
     pub agents_logged_in: Option<i64>,
     pub calls_waiting: Option<i64>,
+}
+
+/// Store a tenant's statistics of a virtual queue and render the answer (both routes).
+pub async fn store_stats(state: &AppState, tenant_id: &str, vq: &str, b: StatsBody) -> Result<HttpResponse, ApiError> {
+    let stats = QueueStats {
+        ewt: b.ewt,
+        agents_logged_in: b.agents_logged_in,
+        calls_waiting: b.calls_waiting,
+        updated_ms: now_ms(),
+    };
+    state.store.put_queue_stats(tenant_id, vq, &stats).await?;
+    Ok(envelope::ok(json!({ "virtualQueue": vq })))
 }
 
 pub async fn queue_stats(
@@ -78,13 +107,5 @@ pub async fn queue_stats(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, vq) = path.into_inner();
     let tenant = state.store.get_tenant(&tenant_name).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
-    let b = body.value;
-    let stats = QueueStats {
-        ewt: b.ewt,
-        agents_logged_in: b.agents_logged_in,
-        calls_waiting: b.calls_waiting,
-        updated_ms: now_ms(),
-    };
-    state.store.put_queue_stats(&tenant.id, &vq, &stats).await?;
-    Ok(envelope::ok(json!({ "virtualQueue": vq })))
+    store_stats(&state, &tenant.id, &vq, body.value).await
 }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod internal;
 pub mod middleware;
 pub mod openapi;
+pub mod platform;
 pub mod queues;
 pub mod routes;
 pub mod ui;

@@ -10,23 +10,25 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Reason;
-use crate::http::{availability, call_in, callback_views, callbacks, queues};
+use crate::http::{availability, call_in, callback_views, callbacks, internal, platform, queues};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ringback public API", description = "GES v3-compatible callback API. Every answer is an envelope `{ status: { code, message, corrId, reason?, details? }, data? }`."),
     paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::list,
         availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time,
-        call_in::create, call_in::retrieve, call_in::cancel),
+        call_in::create, call_in::retrieve, call_in::cancel, platform::report_state, platform::queue_stats),
     components(schemas(
         callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::IdData,
         callback_views::CallbackView, callback_views::HistoryView, callback_views::CallbackPage, callbacks::RescheduleData,
         availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
-        call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView
+        call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView,
+        internal::StateBody, internal::StatsBody, platform::StateData, platform::StatsData
     )),
     modifiers(&ApiKeyScheme),
     tags((name = "callbacks", description = "Book, read, move and cancel callbacks"),
-        (name = "call-in", description = "Click-to-call-in: a number (and access code) for the customer to call"))
+        (name = "call-in", description = "Click-to-call-in: a number (and access code) for the customer to call"),
+        (name = "platform", description = "A voice platform behind a webhook: state reports and queue statistics with a platform key"))
 )]
 pub struct PublicApi;
 
@@ -76,6 +78,15 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
     if path.ends_with("/callbacks/create") {
         out.push((409, "IDEMPOTENCY_IN_PROGRESS: the same Idempotency-Key is still being processed"));
         out.push((422, "IDEMPOTENCY_KEY_REUSED: the same Idempotency-Key with a different body"));
+    }
+    if path.ends_with("/state") || path.ends_with("/stats") {
+        out.push((403, "FORBIDDEN_SCOPE: a platform key only, and nothing else for one"));
+    } else {
+        out.push((403, "FORBIDDEN_SCOPE: a platform key may not call this"));
+    }
+    if path.ends_with("/state") {
+        out.push((404, "NOT_FOUND: unknown id, or another tenant's"));
+        out.push((409, "ILLEGAL_TRANSITION: not a legal next state for this hand-off"));
     }
     if path.ends_with("/call-in/requests/create") {
         out.push((429, "THROTTLED: the caller's or the group's limit (Retry-After)"));

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
 use crate::http::{
-    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, queues, ui,
+    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, platform, queues, ui,
 };
 
 /// Public API, health and the booking page: on both listeners.
@@ -21,6 +21,8 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/callbacks/cancel").route(web::post().to(callbacks::cancel)))
             .service(resource("/callbacks/reschedule").route(web::post().to(callbacks::reschedule)))
             .service(resource("/callbacks").route(web::get().to(callbacks::list)))
+            .service(resource("/callbacks/{id}/state").route(web::post().to(platform::report_state)))
+            .service(resource("/queues/{virtual_queue}/stats").route(web::put().to(platform::queue_stats)))
             .service(
                 resource("/callbacks/availability/{service_name}").route(web::get().to(availability::availability)),
             )
@@ -69,6 +71,25 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                         .route(web::get().to(admin::api_keys::list)),
                 )
                 .service(resource("/tenants/{tenant}/api-keys/{id}").route(web::delete().to(admin::api_keys::delete)))
+                .service(resource("/tenants/{tenant}/webhooks").route(web::get().to(admin::webhooks::list)))
+                .service(
+                    resource("/tenants/{tenant}/webhooks/{name}")
+                        .route(web::put().to(admin::webhooks::put))
+                        .route(web::get().to(admin::webhooks::get))
+                        .route(web::delete().to(admin::webhooks::delete)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/webhooks/{name}/rotate-secret")
+                        .route(web::post().to(admin::webhooks::rotate_secret)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/webhooks/{name}/deliveries")
+                        .route(web::get().to(admin::webhooks::deliveries)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/webhooks/{name}/deliveries/{id}/redeliver")
+                        .route(web::post().to(admin::webhooks::redeliver)),
+                )
                 .service(resource("/tenants/{tenant}/services").route(web::get().to(admin::services::list)))
                 .service(resource("/tenants/{tenant}/calendars").route(web::get().to(admin::calendars::list)))
                 .service(resource("/tenants/{tenant}/call-in-groups").route(web::get().to(admin::call_in_groups::list)))

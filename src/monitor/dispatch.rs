@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::handoff_message;
 use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
+use crate::coord::webhook_sender::Sent;
+use crate::ops::webhooks::WebhookHandOff;
 use crate::ops::AppState;
 use crate::ops::Directory;
-use crate::store::HandOff;
+use crate::store::{HandOff, PlatformReport};
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
@@ -243,7 +245,17 @@ async fn publish(
         })
         .collect();
     let marked = state.store.mark_published(&state.replica_id, &marks, now).await?;
-    let batch: Vec<&HandOff> = batch.iter().zip(marked).filter_map(|(h, m)| m.then_some(h)).collect();
+    let marked: Vec<&HandOff> = batch.iter().zip(marked).filter_map(|(h, m)| m.then_some(h)).collect();
+    // A service whose `dispatch` names a webhook endpoint is handed over there (issue 24); its
+    // endpoint's trouble is its own and never marks the stream down.
+    let (hooked, batch): (Vec<&HandOff>, Vec<&HandOff>) =
+        marked.into_iter().partition(|h| directory.service(&h.tenant_id, &h.service_name).dispatch.webhook().is_some());
+    if !hooked.is_empty() {
+        publish_to_webhooks(state, directory, memory, &hooked, now).await?;
+    }
+    if batch.is_empty() {
+        return Ok(true);
+    }
     let messages: Vec<_> = batch
         .iter()
         .map(|h| {
@@ -271,24 +283,122 @@ async fn publish(
             return Ok(false);
         }
     };
-    let lag_threshold_ms = seconds_ms(state.settings.monitor.lag_threshold_seconds);
     let mut written = 0_u64;
     for (h, result) in batch.iter().zip(&results) {
         match result {
             Ok(()) => {
                 written += 1;
-                let delay_ms = (now - h.due_ms).max(0);
-                metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay_ms as f64 / 1000.0);
-                if delay_ms > lag_threshold_ms {
-                    metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
-                }
-                tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
+                handed_over(state, h, now);
             }
             Err(e) => refused(state, directory, h, e, now).await?,
         }
     }
     metrics::counter!(DISPATCH_PUBLISHED, "type" => "submit").increment(written);
     Ok(true)
+}
+
+/// A hand-off the platform now has (stream or webhook): its delay, and the lag alarm.
+fn handed_over(state: &AppState, h: &HandOff, now: i64) {
+    let delay_ms = (now - h.due_ms).max(0);
+    metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay_ms as f64 / 1000.0);
+    if delay_ms > seconds_ms(state.settings.monitor.lag_threshold_seconds) {
+        metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
+    }
+    tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
+}
+
+/// A webhook request that was not sent, or whose answer was lost, goes out again as the same
+/// attempt (same `webhook-id`) after this long, spending nothing.
+const WEBHOOK_RETRY_MS: i64 = 5_000;
+
+/// Hand webhook services' callbacks over: one signed POST each (`ops::webhooks`). A 2xx is
+/// published (and acknowledged when its body says `{"acknowledged": true}`); a request not sent or
+/// whose answer was lost goes again as the same attempt; a non-2xx is a failed attempt, as a
+/// refusal by the stream is. The replica keeps beating while requests are in flight, so no claim
+/// lease runs out under a slow endpoint.
+async fn publish_to_webhooks(
+    state: &AppState,
+    directory: &Directory,
+    memory: &DispatchMemory,
+    batch: &[&HandOff],
+    now: i64,
+) -> anyhow::Result<()> {
+    let tenants: Vec<String> = batch.iter().map(|h| directory.tenant_name(&h.tenant_id)).collect();
+    let messages: Vec<_> = batch
+        .iter()
+        .zip(&tenants)
+        .map(|(h, tenant)| {
+            handoff_message("callback.submit", h, tenant, &directory.service(&h.tenant_id, &h.service_name))
+        })
+        .collect();
+    let endpoints: Vec<String> = batch
+        .iter()
+        .map(|h| directory.service(&h.tenant_id, &h.service_name).dispatch.webhook().unwrap_or_default().to_string())
+        .collect();
+    let items: Vec<WebhookHandOff> = batch
+        .iter()
+        .zip(&messages)
+        .zip(tenants.iter().zip(&endpoints))
+        .map(|((h, message), (tenant, endpoint))| WebhookHandOff {
+            tenant_id: &h.tenant_id,
+            tenant_name: tenant,
+            endpoint,
+            kind: "callback.submit",
+            callback_id: &h.id,
+            attempt: h.attempt,
+            message,
+        })
+        .collect();
+    let results = while_beating(state, memory, crate::ops::webhooks::deliver_handoffs(state, &items)).await;
+    for (h, sent) in batch.iter().zip(results) {
+        match sent {
+            Sent::Delivered { acknowledged, .. } => {
+                handed_over(state, h, now);
+                if acknowledged {
+                    acknowledge(state, h).await;
+                }
+            }
+            Sent::NotSent(_) | Sent::InDoubt(_) => {
+                state.store.defer_publication(&h.id, h.attempt, now + WEBHOOK_RETRY_MS).await?;
+            }
+            Sent::Refused { status } => {
+                refused(state, directory, h, &format!("the endpoint answered HTTP {status}"), now).await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The endpoint's answer acknowledged the hand-off: `QUEUED` for that attempt, as the internal
+/// API's state report would record it.
+async fn acknowledge(state: &AppState, h: &HandOff) {
+    let report = PlatformReport {
+        state: Some(crate::domain::callback::State::Queued),
+        reason: None,
+        position: None,
+        ewt: None,
+        session_id: None,
+        attempt: Some(h.attempt),
+    };
+    if let Err(e) = crate::ops::lifecycle::report(state, &h.id, &report).await {
+        tracing::info!(callbackId = %h.id, error = %e.message, "an acknowledgement by answer was not applied");
+    }
+}
+
+/// Run `work`, keeping this replica seen as alive meanwhile.
+async fn while_beating<T>(state: &AppState, memory: &DispatchMemory, work: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = memory.beat(state).await {
+                    tracing::warn!(error = %e, "could not record this replica's liveness");
+                }
+            }
+        }
+    }
 }
 
 /// Redis answered the hand-off with an error: one failed attempt, retried with backoff
@@ -324,12 +434,25 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
             failed_attempts: record.failed_attempts,
             details: record.details,
         };
-        let message = handoff_message(
-            "callback.cancel",
-            &h,
-            &directory.tenant_name(&h.tenant_id),
-            &directory.service(&h.tenant_id, &h.service_name),
-        );
+        let tenant = directory.tenant_name(&h.tenant_id);
+        let config = directory.service(&h.tenant_id, &h.service_name);
+        let message = handoff_message("callback.cancel", &h, &tenant, &config);
+        if let Some(endpoint) = config.dispatch.webhook() {
+            let item = WebhookHandOff {
+                tenant_id: &h.tenant_id,
+                tenant_name: &tenant,
+                endpoint,
+                kind: "callback.cancel",
+                callback_id: &h.id,
+                attempt: h.attempt,
+                message: &message,
+            };
+            match crate::ops::webhooks::deliver_handoffs(state, &[item]).await.as_slice() {
+                [Sent::Delivered { .. }] => state.store.outbox_done(row).await?,
+                _ => break,
+            }
+            continue;
+        }
         match dispatcher.publish(&[message]).await {
             BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;

@@ -23,7 +23,7 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     let directory = state.directory.clone();
     let memory = dispatch::DispatchMemory::default();
     // `monitor.dispatch = "none"`: this replica claims and hands over nothing; housekeeping runs.
-    let dispatches = state.settings.monitor.dispatch == crate::config::DispatchMode::Stream;
+    let dispatches = state.settings.monitor.dispatch != crate::config::DispatchMode::None;
     let dispatch = dispatches.then(|| {
         let (state, directory) = (state.clone(), directory.clone());
         supervise::spawn("monitor-dispatch", move || {

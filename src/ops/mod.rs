@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod service_context;
 pub mod services;
 mod state;
+pub mod webhooks;
 
 pub use directory::{Directory, Labels};
-pub use state::AppState;
+pub use state::{AppState, Coord};

@@ -14,9 +14,18 @@ use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
 use crate::coord::stream::Dispatcher;
 use crate::coord::throttle::Throttles;
+use crate::coord::webhook_sender::WebhookSender;
 use crate::store::{BookingWriter, Store};
 use crate::telemetry::catalogue::{DB_POOL, REDIS_POOL};
 use crate::telemetry::logging::LogControl;
+
+/// The coordination pieces a replica is built with (`coord`).
+pub struct Coord {
+    pub keys: KeyCache,
+    pub throttles: Throttles,
+    pub dispatcher: Dispatcher,
+    pub webhooks: WebhookSender,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +47,8 @@ pub struct AppState {
     pub origins: OriginCache,
     pub throttles: Throttles,
     pub dispatcher: Dispatcher,
+    /// Signed, SSRF-checked requests to webhook endpoints.
+    pub webhooks: WebhookSender,
     pub log: LogControl,
     pub metrics: PrometheusHandle,
     /// This process's identity as a holder of hand-off claims.
@@ -51,12 +62,11 @@ impl AppState {
     pub fn new(
         settings: Arc<Settings>,
         store: Store,
-        keys: KeyCache,
-        throttles: Throttles,
-        dispatcher: Dispatcher,
+        coord: Coord,
         log: LogControl,
         metrics: PrometheusHandle,
     ) -> Self {
+        let Coord { keys, throttles, dispatcher, webhooks } = coord;
         AppState {
             keys,
             widget_bookings: PerAddressLimit::per_minute(settings.clients.widget_bookings_per_minute),
@@ -67,6 +77,7 @@ impl AppState {
             origins: OriginCache::default(),
             throttles,
             dispatcher,
+            webhooks,
             bookings: BookingWriter::spawn(store.clone(), settings.booking.queue_limit),
             settings,
             store,

@@ -316,6 +316,57 @@ impl Store {
         .await
     }
 
+    /// A hand-off whose request was not sent, or whose answer was lost (a webhook endpoint down or
+    /// slow): the mark taken back and the *same* attempt sent again at `retry_at`, spending nothing
+    /// (a receiver that dedups on `webhook-id` dials once).
+    pub async fn defer_publication(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<()> {
+        self.timed(async {
+            sqlx::query(
+                "UPDATE callbacks SET claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
+                 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND acked_ms IS NULL",
+            )
+            .bind(retry_at)
+            .bind(id)
+            .bind(attempt)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// An admin's redelivery of a hand-off (audited): the same attempt sent again now, while it
+    /// still waits for its acknowledgement. False if it has moved on.
+    pub async fn redeliver_handoff(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        attempt: i64,
+        audit: &AuditEntry,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE callbacks SET claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
+                 WHERE tenant_id = $2 AND id = $3 AND attempt = $4 AND state = 'QUEUED' AND acked_ms IS NULL",
+            )
+            .bind(now)
+            .bind(tenant_id)
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() == 0 {
+                return Ok(false);
+            }
+            super::audit::append_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// A publish Redis refused: one failed attempt, the mark taken back, retried at `retry_at` (the
     /// claim's lease restarts then). Returns the failed-attempt count, or `None` if the claim moved on.
     pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<Option<i64>> {

@@ -18,6 +18,7 @@ mod postgres;
 mod queues;
 mod sqlite;
 mod tenants;
+mod webhooks;
 mod writer;
 
 use std::future::Future;
@@ -46,6 +47,7 @@ pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
+pub use webhooks::{DeliveryRecord, EndpointRecord};
 pub use writer::BookingWriter;
 
 use crate::breaker::Breaker;

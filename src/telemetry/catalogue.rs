@@ -103,6 +103,9 @@ pub const CONFIG_PARSE_ERRORS: &str = "ges_config_parse_errors_total";
 pub const API_KEY_LOOKUPS_REFUSED: &str = "ges_api_key_lookups_refused_total";
 pub const API_KEY_LEGACY_USES: &str = "ges_api_key_legacy_uses_total";
 pub const WIDGET_RATE_LIMIT_REACHED: &str = "WIDGET_RATE_LIMIT_REACHED";
+pub const WEBHOOK_DELIVERIES: &str = "ges_webhook_deliveries_total";
+pub const WEBHOOK_DELIVERY_SECONDS: &str = "ges_webhook_delivery_seconds";
+pub const WEBHOOK_ENDPOINT_FAILING: &str = "ges_webhook_endpoint_failing";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -159,6 +162,18 @@ pub static CATALOGUE: &[MetricDef] = &[
         DISPATCH_ATTEMPTS_RAISED,
         &["cause"],
         "Hand-offs sent again as their next attempt, by cause (lease_expired, ack_timeout, publish_in_doubt).",
+    ),
+    // Webhooks (issue 24; beyond the spec)
+    counter(
+        WEBHOOK_DELIVERIES,
+        &["tenant", "endpoint", "kind", "result"],
+        "Webhook requests, by kind (callback.submit, callback.cancel) and result (delivered, not_sent, in_doubt, refused).",
+    ),
+    histogram(WEBHOOK_DELIVERY_SECONDS, &["kind"], "Webhook request latency, to the answer or the failure.", HTTP_BUCKETS),
+    gauge(
+        WEBHOOK_ENDPOINT_FAILING,
+        &["tenant", "endpoint"],
+        "1 while an endpoint's last request failed (not sent, in doubt or a non-2xx), else 0. An endpoint's own health: it never marks the dispatch stream down.",
     ),
     // HTTP
     counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),

@@ -8,6 +8,9 @@ mod helpers;
 #[allow(dead_code)]
 #[path = "../common/process.rs"]
 mod process;
+#[allow(dead_code)]
+#[path = "../common/receiver.rs"]
+mod receiver;
 
 mod admin;
 mod binary;
@@ -24,4 +27,5 @@ mod openapi_truth;
 mod outage;
 mod schema;
 mod telemetry;
+mod webhooks;
 mod writer_faults;

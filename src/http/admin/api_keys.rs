@@ -41,7 +41,7 @@ fn requested_scope(body: &[u8]) -> Result<KeyScope, ApiError> {
     match fields.get("scope") {
         None | Some(Value::Null) => Ok(KeyScope::Full),
         Some(Value::String(s)) => s.parse().map_err(|p: String| ApiError::field("scope", p)),
-        Some(_) => Err(ApiError::field("scope", "must be \"full\" or \"widget\"")),
+        Some(_) => Err(ApiError::field("scope", "must be \"full\", \"widget\" or \"platform\"")),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod log_level;
 pub mod services;
 pub mod tenants;
+pub mod webhooks;
 
 use serde::Serialize;
 

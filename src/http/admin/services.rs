@@ -35,6 +35,21 @@ pub async fn put(
             return Err(ApiError::field("calendar", format!("no calendar named '{calendar}' in this tenant")));
         }
     }
+    match config.dispatch.webhook() {
+        Some(webhook) if state.store.get_webhook_endpoint(&tenant.id, webhook).await?.is_none() => {
+            return Err(ApiError::field(
+                "dispatch.webhook",
+                format!("no webhook endpoint named '{webhook}' in this tenant"),
+            ));
+        }
+        None if state.settings.monitor.dispatch == crate::config::DispatchMode::Webhooks => {
+            return Err(ApiError::field(
+                "dispatch",
+                "must name a webhook endpoint ({\"target\": \"webhook\", \"webhook\": \"<name>\"}): monitor.dispatch is webhooks, no stream is used",
+            ));
+        }
+        _ => {}
+    }
     let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
     let stored = crate::ops::services::put_service(&state.store, &tenant.id, &name, &config, &audit, now_ms()).await?;
     Ok(envelope::ok(service_json(&stored)))

@@ -1,0 +1,282 @@
+//! Webhooks (issue 24), the pure part: an endpoint's configuration with whole-body validation,
+//! secrets in the Standard Webhooks form (`whsec_` + base64), the signature of a delivery, and
+//! which addresses an outbound request may reach (SSRF rules).
+//!
+//! Standard Webhooks (standardwebhooks.com): headers `webhook-id`, `webhook-timestamp` (Unix
+//! seconds) and `webhook-signature`, `v1,<base64 of HMAC-SHA256("{id}.{timestamp}.{body}")>`
+//! under the secret's base64-decoded bytes; several signatures are space-separated (rotation).
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use ipnet::IpNet;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::error::FieldProblem;
+
+pub const SECRET_PREFIX: &str = "whsec_";
+/// The longest a receiver may take to answer one delivery.
+pub const MAX_TIMEOUT_MS: u64 = 30_000;
+/// Lifecycle events an endpoint may subscribe to.
+pub const EVENT_TYPES: &[&str] = &[
+    "callback.created",
+    "callback.rescheduled",
+    "callback.cancelled",
+    "callback.dispatched",
+    "callback.state_changed",
+    "callback.completed",
+    "call_in.matched",
+];
+
+/// An endpoint as an admin writes it (`PUT …/webhooks/{name}`); its secret is kept apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct EndpointConfig {
+    pub url: String,
+    /// Lifecycle events sent here; empty: a hand-off-only endpoint.
+    pub events: Vec<String>,
+    /// Services whose events are sent here; empty: all.
+    pub services: Vec<String>,
+    pub enabled: bool,
+    /// Lifecycle events carry the number in clear (hand-offs always do: the platform dials it).
+    pub include_phone_number: bool,
+    pub timeout_ms: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            url: String::new(),
+            events: Vec::new(),
+            services: Vec::new(),
+            enabled: true,
+            include_phone_number: false,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Where outbound requests may go (`webhooks.allow_http`, `webhooks.allowed_networks`).
+#[derive(Debug, Clone, Default)]
+pub struct OutboundRules {
+    /// Hosts that may be called over plain `http` (tests, a receiver on the same host).
+    pub allow_http: Vec<String>,
+    /// Networks allowed although private, loopback or link-local.
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl OutboundRules {
+    /// Whether a request may be sent to `ip`: public addresses, or ones inside an allowed network.
+    pub fn may_reach(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        !is_internal(ip) || self.allowed_networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The URL's problem, if any: `https` only (but for `allow_http` hosts), no credentials, a
+    /// host, and an IP literal only where it may be reached.
+    pub fn check_url(&self, raw: &str) -> Result<url::Url, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("is not a URL: {e}"))?;
+        let host = url.host_str().ok_or("must name a host")?.to_string();
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http.iter().any(|h| h.eq_ignore_ascii_case(&host)) => {}
+            "http" => return Err(format!("must be https (http only for hosts in webhooks.allow_http; {host} is not)")),
+            other => return Err(format!("must be https, not {other}")),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials; the signature authenticates Ringback".into());
+        }
+        if let Some(ip) = literal_ip(&url) {
+            if !self.may_reach(ip) {
+                return Err(format!("{ip} is a private, loopback, link-local or reserved address"));
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// The URL's host when it is an IP literal.
+pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// IPv4-mapped IPv6 as the IPv4 address it maps.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Private, loopback, link-local, shared (100.64/10), "this network" (0/8), multicast, broadcast,
+/// documentation, unique-local and unspecified addresses: nothing a public receiver lives on.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// Parse an admin body (defaults filled, unknown fields refused) and validate it whole.
+    pub fn from_admin_body(body: Value, rules: &OutboundRules) -> Result<EndpointConfig, Vec<FieldProblem>> {
+        let config: EndpointConfig = serde_path_to_error::deserialize(body).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_string() } else { path };
+            vec![FieldProblem::new(field, e.inner().to_string())]
+        })?;
+        let mut problems = Vec::new();
+        if let Err(problem) = rules.check_url(&config.url) {
+            problems.push(FieldProblem::new("url", problem));
+        }
+        for (i, event) in config.events.iter().enumerate() {
+            if !EVENT_TYPES.contains(&event.as_str()) {
+                problems.push(FieldProblem::new(
+                    format!("events[{i}]"),
+                    format!("must be one of {}", EVENT_TYPES.join(", ")),
+                ));
+            }
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&config.timeout_ms) {
+            problems.push(FieldProblem::new("timeoutMs", format!("must be 1-{MAX_TIMEOUT_MS}")));
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Whether lifecycle events of `event` in `service` go here.
+    pub fn wants(&self, event: &str, service: &str) -> bool {
+        self.enabled
+            && self.events.iter().any(|e| e == event)
+            && (self.services.is_empty() || self.services.iter().any(|s| s == service))
+    }
+}
+
+/// A new secret: `whsec_` and the base64 of 24 random bytes (shown once, at creation).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+/// The `webhook-signature` header: one `v1,<signature>` per secret, space-separated.
+pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets.iter().map(|s| format!("v1,{}", sign(s, id, timestamp, body))).collect::<Vec<_>>().join(" ")
+}
+
+fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = STANDARD.decode(secret.trim_start_matches(SECRET_PREFIX)).unwrap_or_else(|_| secret.as_bytes().to_vec());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> OutboundRules {
+        OutboundRules { allow_http: vec!["127.0.0.1".into()], allowed_networks: vec!["127.0.0.0/8".parse().unwrap()] }
+    }
+
+    #[test]
+    fn the_signature_matches_the_standard_webhooks_test_vector() {
+        // From the Standard Webhooks specification's reference libraries' tests.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let header = signature_header(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn two_secrets_sign_twice() {
+        let header = signature_header(&[&new_secret(), &new_secret()], "a:1", 1, b"{}");
+        assert_eq!(header.split(' ').count(), 2);
+        assert!(header.split(' ').all(|s| s.starts_with("v1,")));
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_allowed() {
+        let strict = OutboundRules::default();
+        for ip in [
+            "10.0.0.1",
+            "169.254.169.254",
+            "127.0.0.1",
+            "100.64.1.1",
+            "0.1.2.3",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!strict.may_reach(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(strict.may_reach("93.184.216.34".parse().unwrap()));
+        assert!(rules().may_reach("127.0.0.1".parse().unwrap()));
+        assert!(!rules().may_reach("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn urls_must_be_https_but_for_allowed_hosts_and_never_internal_literals() {
+        let strict = OutboundRules::default();
+        assert!(strict.check_url("https://hooks.example.com/x").is_ok());
+        assert!(strict.check_url("http://hooks.example.com/x").is_err());
+        assert!(strict.check_url("https://169.254.169.254/latest").is_err());
+        assert!(strict.check_url("https://10.0.0.1/").is_err());
+        assert!(strict.check_url("https://user:pw@hooks.example.com/").is_err());
+        assert!(strict.check_url("ftp://hooks.example.com/").is_err());
+        assert!(rules().check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    #[test]
+    fn an_endpoint_body_is_validated_whole() {
+        let e = EndpointConfig::from_admin_body(
+            json!({ "url": "http://x.example", "events": ["callback.nope"], "timeoutMs": 40_000 }),
+            &OutboundRules::default(),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["url", "events[0]", "timeoutMs"]);
+        let ok = EndpointConfig::from_admin_body(json!({ "url": "http://127.0.0.1:9/h" }), &rules()).unwrap();
+        assert_eq!((ok.enabled, ok.timeout_ms, ok.events.len()), (true, 5_000, 0));
+        assert!(!ok.wants("callback.created", "sales"), "no events: a hand-off-only endpoint");
+    }
+}

@@ -1,0 +1,241 @@
+//! Webhook endpoints (issue 24): their admin use cases, and hand-offs delivered to them. A service
+//! whose `dispatch` names an endpoint keeps the monitor's claim → publish → acknowledgement cycle
+//! exactly as the stream has it; only "publish" is one signed POST per hand-off. The counters of
+//! deliveries (`ges_webhook_deliveries_total`, the latency histogram, the endpoint gauge) are
+//! incremented here and nowhere else.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+use crate::coord::stream::Message;
+use crate::coord::webhook_sender::{Outgoing, Sent};
+use crate::domain::webhook::{new_secret, EndpointConfig};
+use crate::error::{ApiError, Reason};
+use crate::store::{AuditEntry, DeliveryRecord, EndpointRecord, Tenant};
+use crate::telemetry::catalogue::{WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_SECONDS, WEBHOOK_ENDPOINT_FAILING};
+use crate::time::{format_utc, now_ms};
+
+/// After a rotation the old secret stays valid (and signs too) this long.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
+
+/// The view of an endpoint an admin reads: never its secret.
+pub fn endpoint_view(record: &EndpointRecord) -> Value {
+    let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
+    body["name"] = Value::from(record.name.clone());
+    body["createdTime"] = Value::from(format_utc(record.created_ms));
+    body["updatedTime"] = Value::from(format_utc(record.updated_ms));
+    if let Some(until) = record.previous_until_ms.filter(|u| *u > now_ms()) {
+        body["previousSecretValidUntil"] = Value::from(format_utc(until));
+    }
+    body
+}
+
+/// Create or update an endpoint. The answer to the `PUT` that creates it carries its secret,
+/// once; a later `PUT` keeps the secret.
+pub async fn put_endpoint(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+    body: &Value,
+    actor: &str,
+) -> Result<Value, ApiError> {
+    let rules = state.settings.webhooks.rules().map_err(|_| ApiError::internal())?;
+    let config = EndpointConfig::from_admin_body(body.clone(), &rules).map_err(ApiError::validation)?;
+    refuse_internal_names(&config.url, &rules).await?;
+    let audit = AuditEntry::new(actor, "PUT", format!("tenants/{}/webhooks/{name}", tenant.name), Some(body));
+    let secret = new_secret();
+    let (record, created) =
+        state.store.put_webhook_endpoint(&tenant.id, name, &config, &secret, &audit, now_ms()).await?;
+    let mut view = endpoint_view(&record);
+    if created {
+        view["secret"] = Value::from(record.secret);
+    }
+    Ok(view)
+}
+
+/// A URL whose host name resolves only to addresses the rules refuse is refused now (and again at
+/// every delivery: DNS can change). A name that does not resolve now is accepted.
+async fn refuse_internal_names(url: &str, rules: &crate::domain::webhook::OutboundRules) -> Result<(), ApiError> {
+    let Ok(url) = url::Url::parse(url) else { return Ok(()) };
+    let (Some(url::Host::Domain(host)), Some(port)) = (url.host(), url.port_or_known_default()) else { return Ok(()) };
+    let Ok(found) = tokio::net::lookup_host((host, port)).await else { return Ok(()) };
+    let found: Vec<std::net::SocketAddr> = found.collect();
+    if !found.is_empty() && !found.iter().any(|a| rules.may_reach(a.ip())) {
+        return Err(ApiError::field(
+            "url",
+            format!("{host} resolves only to private, loopback, link-local or reserved addresses"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new secret, answered once; the old one stays valid for 24 h (both signatures sent).
+pub async fn rotate_secret(state: &AppState, tenant: &Tenant, name: &str, actor: &str) -> Result<Value, ApiError> {
+    let secret = new_secret();
+    let now = now_ms();
+    let audit = AuditEntry::new(actor, "POST", format!("tenants/{}/webhooks/{name}/rotate-secret", tenant.name), None);
+    if !state.store.rotate_webhook_secret(&tenant.id, name, &secret, now + ROTATION_OVERLAP_MS, &audit, now).await? {
+        return Err(ApiError::not_found("webhook endpoint"));
+    }
+    Ok(json!({ "name": name, "secret": secret, "previousSecretValidUntil": format_utc(now + ROTATION_OVERLAP_MS) }))
+}
+
+/// Send a hand-off again now, as the same attempt (same `webhook-id`): a receiver that lost it
+/// gets it again, one that has it drops the repeat. Only while that attempt is still waiting for
+/// its acknowledgement; a hand-off that has moved on is 409.
+pub async fn redeliver(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+    delivery_id: i64,
+    actor: &str,
+) -> Result<Value, ApiError> {
+    let delivery = state
+        .store
+        .list_webhook_deliveries(&tenant.id, name, 1_000)
+        .await?
+        .into_iter()
+        .find(|d| d.id == delivery_id)
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let moved_on = || {
+        ApiError::new(
+            Reason::IllegalTransition,
+            "that hand-off has moved on: only a hand-off waiting for its acknowledgement can be sent again",
+        )
+    };
+    let (id, attempt) = delivery.webhook_id.rsplit_once(':').ok_or_else(moved_on)?;
+    let attempt: i64 = attempt.parse().map_err(|_| moved_on())?;
+    let path = format!("tenants/{}/webhooks/{name}/deliveries/{delivery_id}/redeliver", tenant.name);
+    let audit = AuditEntry::new(actor, "POST", path, None);
+    if !state.store.redeliver_handoff(&tenant.id, id, attempt, &audit, now_ms()).await? {
+        return Err(moved_on());
+    }
+    state.dispatch_wake.notify_one();
+    Ok(json!({ "webhookId": delivery.webhook_id, "redelivery": "queued" }))
+}
+
+pub fn delivery_view(d: &DeliveryRecord) -> Value {
+    json!({ "id": d.id, "eventType": d.event_type, "webhookId": d.webhook_id, "statusCode": d.status_code,
+            "latencyMs": d.latency_ms, "error": d.error, "time": format_utc(d.created_ms) })
+}
+
+/// One hand-off for a webhook endpoint: its message (the stream entry's fields) and where it goes.
+pub struct WebhookHandOff<'a> {
+    pub tenant_id: &'a str,
+    pub tenant_name: &'a str,
+    pub endpoint: &'a str,
+    /// `callback.submit` or `callback.cancel`.
+    pub kind: &'static str,
+    pub callback_id: &'a str,
+    pub attempt: i64,
+    pub message: &'a Message,
+}
+
+/// The JSON body of a hand-off: `{ type, timestamp, data }`, `data` the stream entry's fields
+/// (numbers as numbers, `userData` as the object it is).
+fn handoff_body(kind: &str, message: &Message) -> Vec<u8> {
+    let mut data = Map::new();
+    for (field, value) in message.iter().filter(|(f, _)| f != "type") {
+        let value = match field.as_str() {
+            "attempt" | "priority" => {
+                value.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(value.clone()))
+            }
+            "userData" => serde_json::from_str(value).unwrap_or_else(|_| Value::from(value.clone())),
+            _ => Value::from(value.clone()),
+        };
+        data.insert(field.clone(), value);
+    }
+    json!({ "type": kind, "timestamp": jiff::Timestamp::now().to_string(), "data": data }).to_string().into_bytes()
+}
+
+/// Deliver hand-offs, endpoints in parallel, at most `webhooks.in_flight_per_endpoint` at once
+/// per endpoint (one slow endpoint never delays another's hand-offs). Answers in order. Each
+/// attempt is recorded and counted; an endpoint that is missing or disabled sends nothing.
+pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) -> Vec<Sent> {
+    let mut endpoints: HashMap<(&str, &str), Option<EndpointRecord>> = HashMap::new();
+    for item in items {
+        if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry((item.tenant_id, item.endpoint)) {
+            let found = state.store.get_webhook_endpoint(item.tenant_id, item.endpoint).await.ok().flatten();
+            slot.insert(found.filter(|e| e.config.enabled));
+        }
+    }
+    let per_endpoint = state.settings.webhooks.in_flight_per_endpoint;
+    let mut by_endpoint: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        by_endpoint.entry((item.tenant_id, item.endpoint)).or_default().push(i);
+    }
+    let groups = by_endpoint.into_iter().map(|(key, indices)| {
+        let endpoint = endpoints.get(&key).cloned().flatten();
+        async move {
+            futures_util::stream::iter(indices)
+                .map(|i| {
+                    let endpoint = endpoint.clone();
+                    async move { (i, send_one(state, &items[i], endpoint.as_ref()).await) }
+                })
+                .buffer_unordered(per_endpoint)
+                .collect::<Vec<_>>()
+                .await
+        }
+    });
+    let mut answers: Vec<(usize, Sent, Option<DeliveryRecord>)> =
+        futures_util::future::join_all(groups).await.into_iter().flatten().map(|(i, (s, d))| (i, s, d)).collect();
+    answers.sort_by_key(|(i, _, _)| *i);
+    let records: Vec<DeliveryRecord> = answers.iter_mut().filter_map(|(_, _, d)| d.take()).collect();
+    if let Err(e) = state.store.record_webhook_deliveries(&records).await {
+        tracing::warn!(error = %e, "could not record webhook deliveries");
+    }
+    answers.into_iter().map(|(_, sent, _)| sent).collect()
+}
+
+async fn send_one(
+    state: &AppState,
+    item: &WebhookHandOff<'_>,
+    endpoint: Option<&EndpointRecord>,
+) -> (Sent, Option<DeliveryRecord>) {
+    let Some(endpoint) = endpoint else {
+        return (Sent::NotSent(format!("no enabled webhook endpoint named {}", item.endpoint)), None);
+    };
+    let webhook_id = format!("{}:{}", item.callback_id, item.attempt);
+    let now = now_ms();
+    let out = Outgoing {
+        url: &endpoint.config.url,
+        webhook_id: &webhook_id,
+        body: handoff_body(item.kind, item.message),
+        secrets: endpoint.signing_secrets(now),
+        timeout: Duration::from_millis(endpoint.config.timeout_ms),
+    };
+    let (sent, took) = state.webhooks.send(&out).await;
+    let labels = [("tenant", item.tenant_name.to_string()), ("endpoint", item.endpoint.to_string())];
+    metrics::counter!(
+        WEBHOOK_DELIVERIES,
+        &[
+            labels[0].clone(),
+            labels[1].clone(),
+            ("kind", item.kind.to_string()),
+            ("result", sent.as_label().to_string())
+        ]
+    )
+    .increment(1);
+    metrics::histogram!(WEBHOOK_DELIVERY_SECONDS, "kind" => item.kind).record(took.as_secs_f64());
+    let failing = if matches!(sent, Sent::Delivered { .. }) { 0.0 } else { 1.0 };
+    metrics::gauge!(WEBHOOK_ENDPOINT_FAILING, &labels).set(failing);
+    if let Some(error) = sent.error() {
+        tracing::info!(endpoint = item.endpoint, callbackId = %item.callback_id, attempt = item.attempt, error = %error, "webhook hand-off not delivered");
+    }
+    let record = DeliveryRecord {
+        id: 0,
+        tenant_id: item.tenant_id.to_string(),
+        endpoint: item.endpoint.to_string(),
+        event_type: item.kind.to_string(),
+        webhook_id,
+        status_code: sent.status(),
+        latency_ms: took.as_millis() as i64,
+        error: sent.error(),
+        created_ms: now,
+    };
+    (sent, Some(record))
+}

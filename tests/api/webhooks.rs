@@ -1,0 +1,291 @@
+//! Hand-offs over signed webhooks (issue 24): endpoints with secrets shown once and rotation,
+//! Standard Webhooks signatures checked by the reference library, acknowledgement by answer,
+//! the same `webhook-id` again for a request whose answer was lost, a non-2xx as a failed attempt,
+//! no redirect followed, and no request to an internal address.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::{Connection, Row};
+
+use crate::for_each_backend;
+use crate::helpers::{eventually, phone, Backend, TestApp};
+use crate::receiver::{verify_with_reference_library, Answer, Receiver};
+
+for_each_backend!(
+    endpoints_are_validated_and_their_secret_is_shown_once,
+    hand_offs_are_signed_acknowledged_by_answer_and_verified_by_the_reference_library,
+    a_lost_answer_is_resent_as_the_same_webhook_id_and_a_500_spends_an_attempt,
+    a_platform_key_reports_its_own_tenants_states_on_the_external_listener_and_nothing_else,
+);
+
+/// Loopback receivers are allowed by configuration, as the README says a test deployment would.
+async fn app(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        &[
+            ("RINGBACK__MONITOR__DISPATCH", "webhooks"),
+            ("RINGBACK__MONITOR__TICK_MS", "100"),
+            ("RINGBACK__WEBHOOKS__ALLOW_HTTP", "127.0.0.1,localhost"),
+            ("RINGBACK__WEBHOOKS__ALLOWED_NETWORKS", "127.0.0.0/8"),
+        ],
+    )
+    .await
+}
+
+/// Tenant `acme` with endpoint `dialer` at `url` and service `sales` handing over to it; returns
+/// (API key, the endpoint's secret).
+async fn webhook_service(app: &TestApp, url: &str, endpoint: Value) -> (String, String) {
+    app.admin(Method::PUT, "/tenants/acme", Some(json!({}))).await.expect(200, None);
+    let mut body = json!({ "url": url });
+    body.as_object_mut().unwrap().extend(endpoint.as_object().unwrap().clone());
+    let created = app.admin(Method::PUT, "/tenants/acme/webhooks/dialer", Some(body)).await;
+    created.expect(200, None);
+    let secret = created.body["data"]["secret"].as_str().expect("the secret, once").to_string();
+    let service = json!({ "dispatch": { "target": "webhook", "webhook": "dialer" }, "ackTimeoutSeconds": 60 });
+    app.admin(Method::PUT, "/tenants/acme/services/sales", Some(service)).await.expect(200, None);
+    let r = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({}))).await;
+    (r.body["data"]["key"].as_str().unwrap().to_string(), secret)
+}
+
+async fn acked(app: &TestApp, id: &str) -> bool {
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let row =
+        sqlx::query(&format!("SELECT acked_ms FROM callbacks WHERE id = '{id}'")).fetch_one(&mut conn).await.unwrap();
+    row.get::<Option<i64>, _>(0).is_some()
+}
+
+async fn endpoints_are_validated_and_their_secret_is_shown_once(backend: Backend) {
+    let app = app(backend).await;
+    app.admin(Method::PUT, "/tenants/acme", Some(json!({}))).await.expect(200, None);
+    let put = |body: Value| app.admin(Method::PUT, "/tenants/acme/webhooks/dialer", Some(body));
+    for (url, why) in [
+        ("http://hooks.example.com/x", "plain http to a host not in allow_http"),
+        ("https://169.254.169.254/latest/meta-data", "link-local (cloud metadata)"),
+        ("https://10.0.0.1/hook", "private"),
+        ("https://[::ffff:10.0.0.1]/hook", "IPv4-mapped private"),
+    ] {
+        let r = put(json!({ "url": url })).await;
+        r.expect(400, Some("VALIDATION_FAILED"));
+        assert_eq!(r.body["status"]["details"][0]["field"], "url", "{why}: {}", r.body);
+    }
+    let r = put(json!({ "url": "http://127.0.0.1:9/h", "events": ["callback.nope"], "timeoutMs": 30_001 })).await;
+    r.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(r.body["status"]["details"].as_array().unwrap().len(), 2);
+
+    let created = put(json!({ "url": "http://127.0.0.1:9/h", "events": ["callback.created"] })).await;
+    created.expect(200, None);
+    let secret = created.body["data"]["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let again = put(json!({ "url": "http://127.0.0.1:9/h2" })).await;
+    again.expect(200, None);
+    assert!(again.body["data"].get("secret").is_none(), "a later PUT keeps the secret and does not show it");
+    let read = app.admin(Method::GET, "/tenants/acme/webhooks/dialer", None).await;
+    read.expect(200, None);
+    assert!(read.body["data"].get("secret").is_none() && read.text.find("whsec_").is_none(), "GET never shows it");
+    assert_eq!(read.body["data"]["url"], "http://127.0.0.1:9/h2");
+    let rotated = app.admin(Method::POST, "/tenants/acme/webhooks/dialer/rotate-secret", None).await;
+    rotated.expect(200, None);
+    assert_ne!(rotated.body["data"]["secret"].as_str().unwrap(), secret);
+    assert!(rotated.body["data"]["previousSecretValidUntil"].is_string());
+    // A service may only name an endpoint that exists; in webhooks mode, only an endpoint.
+    let r = app
+        .admin(
+            Method::PUT,
+            "/tenants/acme/services/s",
+            Some(json!({ "dispatch": { "target": "webhook", "webhook": "nope" } })),
+        )
+        .await;
+    r.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(r.body["status"]["details"][0]["field"], "dispatch.webhook");
+    let r = app.admin(Method::PUT, "/tenants/acme/services/s", Some(json!({}))).await;
+    r.expect(400, Some("VALIDATION_FAILED"));
+    assert_eq!(r.body["status"]["details"][0]["field"], "dispatch");
+    let audit = app.admin(Method::GET, "/audit?limit=50", None).await;
+    assert!(audit.text.contains("webhooks/dialer/rotate-secret"), "writes are audited: {}", audit.text);
+    assert!(!audit.text.contains(&secret), "the audit log never holds a secret");
+    app.admin(Method::DELETE, "/tenants/acme/webhooks/dialer", None).await.expect(200, None);
+    app.admin(Method::GET, "/tenants/acme/webhooks/dialer", None).await.expect(404, Some("NOT_FOUND"));
+}
+
+async fn hand_offs_are_signed_acknowledged_by_answer_and_verified_by_the_reference_library(backend: Backend) {
+    let receiver = Receiver::start(Answer::Acknowledge);
+    let app = app(backend).await;
+    let (key, secret) = webhook_service(&app, &receiver.url, json!({})).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let r = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(n) })).await;
+        r.expect(200, None);
+        ids.push(r.id());
+    }
+    eventually(20, "five hand-offs received", || async { receiver.received().len() >= 5 }).await;
+    for id in &ids {
+        eventually(10, "acknowledged by the answer", || async { acked(&app, id).await }).await;
+    }
+    let received = receiver.received();
+    assert_eq!(received.len(), 5, "each once");
+    let mut seen: Vec<String> = received.iter().map(|r| r.id.clone()).collect();
+    seen.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("{id}:1")).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "webhook-id is <callback id>:<attempt>, attempt 1");
+    let first = &received[0];
+    let body = first.json();
+    assert_eq!(body["type"], "callback.submit");
+    assert_eq!(body["data"]["attempt"], 1);
+    assert!(body["data"]["phoneNumber"].as_str().unwrap().starts_with("+1415"), "the platform must dial it: {body}");
+    assert_eq!(body["data"]["service"], "sales");
+
+    // The reference library verifies every delivery; a tampered body and a wrong secret fail.
+    let mut cases: Vec<Value> = received.iter().map(|r| r.case(&secret, &r.body, "valid")).collect();
+    cases.push(first.case(&secret, &first.body.replace("sales", "sale5"), "invalid"));
+    cases.push(first.case("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &first.body, "invalid"));
+    let mut stale = first.case(&secret, &first.body, "invalid");
+    stale["headers"]["webhook-timestamp"] = Value::from((first.timestamp.parse::<i64>().unwrap() - 600).to_string());
+    cases.push(stale);
+
+    // During a rotation both secrets sign, and each verifies on its own.
+    let rotated = app.admin(Method::POST, "/tenants/acme/webhooks/dialer/rotate-secret", None).await;
+    let new_secret = rotated.body["data"]["secret"].as_str().unwrap().to_string();
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(9) })).await.expect(200, None);
+    eventually(20, "the sixth hand-off", || async { receiver.received().len() >= 6 }).await;
+    let during = receiver.received()[5].clone();
+    assert_eq!(during.signature.split(' ').count(), 2, "two signatures: {}", during.signature);
+    cases.push(during.case(&secret, &during.body, "valid"));
+    cases.push(during.case(&new_secret, &during.body, "valid"));
+    verify_with_reference_library(&cases);
+
+    let deliveries = app.admin(Method::GET, "/tenants/acme/webhooks/dialer/deliveries", None).await;
+    deliveries.expect(200, None);
+    let items = deliveries.body["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6);
+    assert!(items.iter().all(|d| d["statusCode"] == 200 && d["eventType"] == "callback.submit"));
+    assert!(!deliveries.text.contains("+1415"), "no bodies in the delivery record");
+    let metrics = app.metrics().await;
+    assert!(metrics.contains(
+        r#"ges_webhook_deliveries_total{tenant="acme",endpoint="dialer",kind="callback.submit",result="delivered"}"#
+    ));
+}
+
+async fn a_lost_answer_is_resent_as_the_same_webhook_id_and_a_500_spends_an_attempt(backend: Backend) {
+    let receiver = Receiver::start(Answer::SleepThenAcknowledge(1_500));
+    let app = app(backend).await;
+    let (key, _) = webhook_service(&app, &receiver.url, json!({ "timeoutMs": 300 })).await;
+    let r = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await;
+    let id = r.id();
+    eventually(10, "the first request", || async { !receiver.received().is_empty() }).await;
+    receiver.answer_with(Answer::Acknowledge);
+    eventually(20, "the same hand-off again", || async { receiver.received().len() >= 2 }).await;
+    eventually(10, "acknowledged", || async { acked(&app, &id).await }).await;
+    let ids: Vec<String> = receiver.received().iter().map(|r| r.id.clone()).collect();
+    assert!(ids.iter().all(|w| *w == format!("{id}:1")), "the same webhook-id, no attempt spent: {ids:?}");
+
+    // A 500 is a failed attempt (maxDispatchAttempts counts it), re-sent after a backoff under the
+    // same webhook-id, as Standard Webhooks senders retry a message; a 302 is not followed.
+    receiver.answer_with(Answer::Status(500));
+    let r = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(2) })).await;
+    let second = r.id();
+    let sent_for = |id: &str| receiver.received().iter().filter(|r| r.id.starts_with(&format!("{id}:"))).count();
+    eventually(10, "the refused request", || async { sent_for(&second) >= 1 }).await;
+    receiver.answer_with(Answer::Redirect);
+    eventually(20, "the redirected request", || async { sent_for(&second) >= 2 }).await;
+    receiver.answer_with(Answer::Acknowledge);
+    eventually(20, "acknowledged at last", || async { acked(&app, &second).await }).await;
+    assert_eq!(sent_for(&second), 3, "500, then 302 (not followed), then acknowledged");
+    assert!(receiver.received().iter().filter(|r| r.id.starts_with(&second)).all(|r| r.id == format!("{second}:1")));
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let failed: i64 = sqlx::query(&format!("SELECT failed_attempts FROM callbacks WHERE id = '{second}'"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failed, 2, "the 500 and the 302 each spent an attempt");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deliveries = app.admin(Method::GET, "/tenants/acme/webhooks/dialer/deliveries", None).await;
+    let codes: Vec<Value> =
+        deliveries.body["data"]["items"].as_array().unwrap().iter().map(|d| d["statusCode"].clone()).collect();
+    assert!(codes.contains(&json!(500)) && codes.contains(&json!(302)) && codes.contains(&Value::Null), "{codes:?}");
+}
+
+/// A name that resolves to a loopback address is refused at configuration time unless loopback is
+/// allowed, and a request is never sent to an address the rules refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_resolving_to_an_internal_address_is_refused() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("RINGBACK__WEBHOOKS__ALLOW_HTTP", "localhost")]).await;
+    app.admin(Method::PUT, "/tenants/acme", Some(json!({}))).await.expect(200, None);
+    let r =
+        app.admin(Method::PUT, "/tenants/acme/webhooks/dialer", Some(json!({ "url": "http://localhost:9/h" }))).await;
+    r.expect(400, Some("VALIDATION_FAILED"));
+    assert!(r.body["status"]["details"][0]["problem"].as_str().unwrap().contains("resolves only to"), "{}", r.body);
+}
+
+async fn a_platform_key_reports_its_own_tenants_states_on_the_external_listener_and_nothing_else(backend: Backend) {
+    let receiver = Receiver::start(Answer::Ok);
+    let app = app(backend).await;
+    let (key, _) = webhook_service(&app, &receiver.url, json!({})).await;
+    let r = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({ "scope": "platform" }))).await;
+    let platform = r.body["data"]["key"].as_str().unwrap().to_string();
+    let id = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.id();
+    eventually(20, "the hand-off", || async { !receiver.received().is_empty() }).await;
+    assert!(!acked(&app, &id).await, "a plain 200 publishes but does not acknowledge");
+
+    let report = |key: String, id: String, body: Value| {
+        let app = &app;
+        async move {
+            let path = format!("/engagement/v3/callbacks/{id}/state");
+            app.call_on(&app.external, Method::POST, &path, &[("x-api-key", &key)], Some(body)).await
+        }
+    };
+    report(platform.clone(), id.clone(), json!({ "state": "QUEUED", "attempt": 1 })).await.expect(200, None);
+    assert!(acked(&app, &id).await, "the platform's QUEUED is the acknowledgement");
+    for state in ["ROUTING", "PROCESSING"] {
+        report(platform.clone(), id.clone(), json!({ "state": state, "attempt": 1 })).await.expect(200, None);
+    }
+    let done = report(
+        platform.clone(),
+        id.clone(),
+        json!({ "state": "COMPLETED", "reason": "AGENT_CONNECTED", "attempt": 1 }),
+    )
+    .await;
+    done.expect(200, None);
+    assert_eq!(done.body["data"]["callbackState"], "COMPLETED");
+    let stats = app
+        .call_on(
+            &app.external,
+            Method::PUT,
+            "/engagement/v3/queues/sales/stats",
+            &[("x-api-key", &platform)],
+            Some(json!({ "ewt": 30 })),
+        )
+        .await;
+    stats.expect(200, None);
+
+    // Only its own tenant's callbacks, and nothing but reports; no other key may report.
+    app.admin(Method::PUT, "/tenants/other", Some(json!({}))).await.expect(200, None);
+    app.admin(
+        Method::PUT,
+        "/tenants/other/services/s",
+        Some(json!({ "dispatch": { "target": "webhook", "webhook": "x" } })),
+    )
+    .await
+    .expect(400, Some("VALIDATION_FAILED"));
+    app.admin(Method::PUT, "/tenants/other/webhooks/x", Some(json!({ "url": receiver.url }))).await.expect(200, None);
+    app.admin(
+        Method::PUT,
+        "/tenants/other/services/s",
+        Some(json!({ "dispatch": { "target": "webhook", "webhook": "x" } })),
+    )
+    .await
+    .expect(200, None);
+    let r = app.admin(Method::POST, "/tenants/other/api-keys", Some(json!({}))).await;
+    let other_key = r.body["data"]["key"].as_str().unwrap().to_string();
+    let theirs = app.create(&other_key, json!({ "serviceName": "s", "phoneNumber": phone(2) })).await.id();
+    report(platform.clone(), theirs, json!({ "state": "QUEUED", "attempt": 1 })).await.expect(404, Some("NOT_FOUND"));
+    app.create(&platform, json!({ "serviceName": "sales", "phoneNumber": phone(3) }))
+        .await
+        .expect(403, Some("FORBIDDEN_SCOPE"));
+    report(key.clone(), id.clone(), json!({ "state": "QUEUED", "attempt": 1 }))
+        .await
+        .expect(403, Some("FORBIDDEN_SCOPE"));
+}
