@@ -81,7 +81,10 @@ impl Application {
         let key_ttl = Duration::from_secs(settings.cache.key_ttl_seconds);
         let signer = crate::ops::keys::load_signer(&settings, &store).await?;
         let keys = KeyCache::new(key_ttl, signer, store.legacy_key_hashes().await?);
-        let webhooks = crate::coord::webhook_sender::WebhookSender::new(settings.webhooks.rules()?)?;
+        let webhooks = crate::coord::webhook_sender::WebhookSender::new(
+            settings.webhooks.rules()?,
+            settings.webhooks.secret_box()?,
+        )?;
         let coord = crate::ops::Coord { keys, throttles, dispatcher: dispatcher.clone(), webhooks };
         let state = AppState::new(settings.clone(), store, coord, log, metrics);
         for tenant in state.store.list_tenants().await? {

@@ -58,6 +58,9 @@ pub struct WebhookSettings {
     pub allowed_networks: Vec<String>,
     /// Deliveries in flight at once per endpoint.
     pub in_flight_per_endpoint: usize,
+    /// A file holding the base64 of a 32-byte key: endpoint secrets are then stored encrypted
+    /// (AES-256-GCM). Empty: stored as given.
+    pub encryption_key_file: String,
 }
 
 impl WebhookSettings {
@@ -71,6 +74,21 @@ impl WebhookSettings {
             })
             .collect::<Result<_, _>>()?;
         Ok(crate::domain::webhook::OutboundRules { allow_http: self.allow_http.clone(), allowed_networks })
+    }
+
+    /// The box endpoint secrets are sealed in, when a key file is configured.
+    pub fn secret_box(&self) -> Result<Option<crate::domain::webhook::SecretBox>, ConfigError> {
+        use base64::Engine;
+        if self.encryption_key_file.is_empty() {
+            return Ok(None);
+        }
+        let key = "webhooks.encryption_key_file";
+        let text = std::fs::read_to_string(&self.encryption_key_file)
+            .map_err(|e| bad(key, format!("{}: {e}", self.encryption_key_file)))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| bad(key, "must hold the base64 of a 32-byte key (e.g. `head -c 32 /dev/urandom | base64`)"))?;
+        crate::domain::webhook::SecretBox::new(&bytes).map(Some).map_err(|e| bad(key, e))
     }
 }
 
@@ -384,6 +402,7 @@ impl Settings {
         }
         self.api_keys.configured_secrets()?;
         self.webhooks.rules()?;
+        self.webhooks.secret_box()?;
         if self.webhooks.in_flight_per_endpoint == 0 {
             return Err(bad("webhooks.in_flight_per_endpoint", "must be at least 1"));
         }

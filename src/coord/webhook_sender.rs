@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::domain::webhook::{literal_ip, signature_header, OutboundRules};
+use crate::domain::webhook::{at_rest, signature_header, OutboundRules, SecretBox};
 
 /// The most of an answer that is read (enough for `{"acknowledged": true}` and an error text).
 const MAX_ANSWER_BYTES: usize = 4096;
@@ -63,6 +63,7 @@ pub struct Outgoing<'a> {
     /// `webhook-id`: the same for every re-send of the same message, so receivers can drop repeats.
     pub webhook_id: &'a str,
     pub body: Vec<u8>,
+    /// The endpoint's secrets as stored (sealed or not).
     pub secrets: Vec<&'a str>,
     pub timeout: Duration,
 }
@@ -71,6 +72,8 @@ pub struct Outgoing<'a> {
 pub struct WebhookSender {
     client: reqwest::Client,
     rules: Arc<OutboundRules>,
+    /// Endpoint secrets at rest are sealed in it, when configured.
+    secrets: Option<SecretBox>,
 }
 
 /// Resolves names and keeps only the addresses the rules allow; none left is a failure to connect.
@@ -95,7 +98,7 @@ impl Resolve for CheckedResolver {
 }
 
 impl WebhookSender {
-    pub fn new(rules: OutboundRules) -> anyhow::Result<WebhookSender> {
+    pub fn new(rules: OutboundRules, secrets: Option<SecretBox>) -> anyhow::Result<WebhookSender> {
         let rules = Arc::new(rules);
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -104,7 +107,12 @@ impl WebhookSender {
             .dns_resolver(Arc::new(CheckedResolver { rules: rules.clone() }))
             .user_agent(concat!("Ringback/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(WebhookSender { client, rules })
+        Ok(WebhookSender { client, rules, secrets })
+    }
+
+    /// A secret as it is to be stored (sealed when a key is configured).
+    pub fn seal(&self, secret: &str) -> String {
+        at_rest(self.secrets.as_ref(), secret)
     }
 
     /// Send one request; what became of it, and how long it took.
@@ -115,14 +123,21 @@ impl WebhookSender {
     }
 
     async fn try_send(&self, out: &Outgoing<'_>) -> Sent {
-        // Checked again at every delivery: the rules or the URL may have changed since the PUT.
+        // Checked again at every delivery (an IP literal here, a name by the resolver): the rules
+        // or the URL may have changed since the PUT.
         let url = match self.rules.check_url(out.url) {
             Ok(url) => url,
             Err(problem) => return Sent::NotSent(format!("url {problem}")),
         };
-        if literal_ip(&url).is_some_and(|ip| !self.rules.may_reach(ip)) {
-            return Sent::NotSent("the address is not allowed".into());
-        }
+        let opened: Result<Vec<String>, String> = match &self.secrets {
+            Some(b) => out.secrets.iter().map(|s| b.open(s)).collect(),
+            None => Ok(out.secrets.iter().map(|s| s.to_string()).collect()),
+        };
+        let secrets = match opened {
+            Ok(secrets) => secrets,
+            Err(problem) => return Sent::NotSent(problem),
+        };
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let timestamp = jiff::Timestamp::now().as_second();
         let request = self
             .client
@@ -131,7 +146,7 @@ impl WebhookSender {
             .header("content-type", "application/json")
             .header("webhook-id", out.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature_header(&out.secrets, out.webhook_id, timestamp, &out.body))
+            .header("webhook-signature", signature_header(&secrets, out.webhook_id, timestamp, &out.body))
             .body(out.body.clone());
         let mut response = match request.send().await {
             Ok(r) => r,

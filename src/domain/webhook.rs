@@ -191,6 +191,55 @@ pub fn new_secret() -> String {
     format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
 }
 
+/// Secrets at rest (`webhooks.encryption_key_file`): AES-256-GCM under the deployment's key, a
+/// fresh 96-bit nonce per value, stored as `enc:v1:` + base64(nonce ‖ ciphertext). A value without
+/// the prefix is a secret stored before encryption was configured, read as it is.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: aes_gcm::Aes256Gcm,
+}
+
+const SEALED_PREFIX: &str = "enc:v1:";
+
+impl SecretBox {
+    /// From a 32-byte key (the key file holds its base64).
+    pub fn new(key: &[u8]) -> Result<SecretBox, String> {
+        use aes_gcm::KeyInit;
+        aes_gcm::Aes256Gcm::new_from_slice(key)
+            .map(|cipher| SecretBox { cipher })
+            .map_err(|_| format!("the key must be 32 bytes, not {}", key.len()))
+    }
+
+    pub fn seal(&self, plaintext: &str) -> String {
+        use aes_gcm::aead::{Aead, AeadCore, OsRng};
+        let nonce = aes_gcm::Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = self.cipher.encrypt(&nonce, plaintext.as_bytes()).expect("AES-GCM encrypts any length we store");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED_PREFIX}{}", STANDARD.encode(out))
+    }
+
+    pub fn open(&self, stored: &str) -> Result<String, String> {
+        use aes_gcm::aead::Aead;
+        let Some(encoded) = stored.strip_prefix(SEALED_PREFIX) else { return Ok(stored.to_string()) };
+        let bytes = STANDARD.decode(encoded).map_err(|_| "a sealed secret that is not base64".to_string())?;
+        if bytes.len() < 12 {
+            return Err("a sealed secret too short to hold its nonce".into());
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(aes_gcm::Nonce::from_slice(nonce), sealed)
+            .map_err(|_| "a sealed secret that does not open with this key (another key, or altered)".to_string())?;
+        String::from_utf8(plain).map_err(|_| "a sealed secret that is not text".to_string())
+    }
+}
+
+/// A value as it is stored: sealed when a box is configured, else as given.
+pub fn at_rest(secrets: Option<&SecretBox>, plaintext: &str) -> String {
+    secrets.map_or_else(|| plaintext.to_string(), |b| b.seal(plaintext))
+}
+
 /// The `webhook-signature` header: one `v1,<signature>` per secret, space-separated.
 pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
     secrets.iter().map(|s| format!("v1,{}", sign(s, id, timestamp, body))).collect::<Vec<_>>().join(" ")
@@ -223,6 +272,19 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let header = signature_header(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn sealed_secrets_open_with_their_key_only_and_old_plain_ones_read_as_given() {
+        let key = [7u8; 32];
+        let sealed_box = SecretBox::new(&key).unwrap();
+        let sealed = sealed_box.seal("whsec_abc");
+        assert!(sealed.starts_with("enc:v1:") && !sealed.contains("whsec_abc"));
+        assert_ne!(sealed, sealed_box.seal("whsec_abc"), "a fresh nonce each time");
+        assert_eq!(sealed_box.open(&sealed).unwrap(), "whsec_abc");
+        assert!(SecretBox::new(&[8u8; 32]).unwrap().open(&sealed).is_err(), "another key");
+        assert_eq!(sealed_box.open("whsec_plain").unwrap(), "whsec_plain");
+        assert!(SecretBox::new(&[1u8; 16]).is_err());
     }
 
     #[test]

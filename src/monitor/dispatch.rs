@@ -10,7 +10,7 @@ use crate::coord::webhook_sender::Sent;
 use crate::ops::webhooks::WebhookHandOff;
 use crate::ops::AppState;
 use crate::ops::Directory;
-use crate::store::{HandOff, PlatformReport};
+use crate::store::HandOff;
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
@@ -350,12 +350,13 @@ async fn publish_to_webhooks(
         })
         .collect();
     let results = while_beating(state, memory, crate::ops::webhooks::deliver_handoffs(state, &items)).await;
+    let mut acknowledged_now = Vec::new();
     for (h, sent) in batch.iter().zip(results) {
         match sent {
             Sent::Delivered { acknowledged, .. } => {
                 handed_over(state, h, now);
                 if acknowledged {
-                    acknowledge(state, h).await;
+                    acknowledged_now.push((h.id.clone(), h.attempt));
                 }
             }
             Sent::NotSent(_) | Sent::InDoubt(_) => {
@@ -366,23 +367,12 @@ async fn publish_to_webhooks(
             }
         }
     }
-    Ok(())
-}
-
-/// The endpoint's answer acknowledged the hand-off: `QUEUED` for that attempt, as the internal
-/// API's state report would record it.
-async fn acknowledge(state: &AppState, h: &HandOff) {
-    let report = PlatformReport {
-        state: Some(crate::domain::callback::State::Queued),
-        reason: None,
-        position: None,
-        ewt: None,
-        session_id: None,
-        attempt: Some(h.attempt),
-    };
-    if let Err(e) = crate::ops::lifecycle::report(state, &h.id, &report).await {
-        tracing::info!(callbackId = %h.id, error = %e.message, "an acknowledgement by answer was not applied");
+    // The endpoints' answers acknowledged these: `QUEUED` for each attempt, as the internal API's
+    // state report would record it, in one write for the batch.
+    for id in state.store.acknowledge_handoffs(&acknowledged_now, now_ms()).await? {
+        tracing::debug!(callbackId = %id, stage = "acknowledged", "hand-off acknowledged by the endpoint's answer");
     }
+    Ok(())
 }
 
 /// Run `work`, keeping this replica seen as alive meanwhile.

@@ -48,11 +48,12 @@ pub async fn put_endpoint(
     refuse_internal_names(&config.url, &rules).await?;
     let audit = AuditEntry::new(actor, "PUT", format!("tenants/{}/webhooks/{name}", tenant.name), Some(body));
     let secret = new_secret();
+    let stored = state.webhooks.seal(&secret);
     let (record, created) =
-        state.store.put_webhook_endpoint(&tenant.id, name, &config, &secret, &audit, now_ms()).await?;
+        state.store.put_webhook_endpoint(&tenant.id, name, &config, &stored, &audit, now_ms()).await?;
     let mut view = endpoint_view(&record);
     if created {
-        view["secret"] = Value::from(record.secret);
+        view["secret"] = Value::from(secret);
     }
     Ok(view)
 }
@@ -78,7 +79,8 @@ pub async fn rotate_secret(state: &AppState, tenant: &Tenant, name: &str, actor:
     let secret = new_secret();
     let now = now_ms();
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{}/webhooks/{name}/rotate-secret", tenant.name), None);
-    if !state.store.rotate_webhook_secret(&tenant.id, name, &secret, now + ROTATION_OVERLAP_MS, &audit, now).await? {
+    let stored = state.webhooks.seal(&secret);
+    if !state.store.rotate_webhook_secret(&tenant.id, name, &stored, now + ROTATION_OVERLAP_MS, &audit, now).await? {
         return Err(ApiError::not_found("webhook endpoint"));
     }
     Ok(json!({ "name": name, "secret": secret, "previousSecretValidUntil": format_utc(now + ROTATION_OVERLAP_MS) }))

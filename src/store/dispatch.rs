@@ -335,6 +335,34 @@ impl Store {
         .await
     }
 
+    /// Acknowledge hand-offs at once (a webhook's `{"acknowledged": true}` answers): what a `QUEUED`
+    /// report of each would record, in one statement per 100. Returns the ids acknowledged now.
+    pub async fn acknowledge_handoffs(&self, held: &[(String, i64)], now: i64) -> StoreResult<Vec<String>> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timed(async {
+            let mut acked = Vec::with_capacity(held.len());
+            for chunk in held.chunks(super::ROWS_PER_STATEMENT) {
+                let pairs: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i)).collect();
+                let sql = format!(
+                    "UPDATE callbacks SET acked_ms = $1
+                     WHERE state = 'QUEUED' AND acked_ms IS NULL AND (id, attempt) IN (VALUES {}) RETURNING id",
+                    pairs.join(", ")
+                );
+                let query = chunk
+                    .iter()
+                    .fold(sqlx::query(&sql).bind(now), |q, (id, attempt)| q.bind(id.clone()).bind(*attempt));
+                for row in query.fetch_all(&self.writer).await? {
+                    acked.push(row.try_get("id")?);
+                }
+            }
+            Ok(acked)
+        })
+        .await
+    }
+
     /// An admin's redelivery of a hand-off (audited): the same attempt sent again now, while it
     /// still waits for its acknowledgement. False if it has moved on.
     pub async fn redeliver_handoff(

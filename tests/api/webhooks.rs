@@ -289,3 +289,31 @@ async fn a_platform_key_reports_its_own_tenants_states_on_the_external_listener_
         .await
         .expect(403, Some("FORBIDDEN_SCOPE"));
 }
+
+/// With `webhooks.encryption_key_file`, secrets are stored sealed (AES-256-GCM): the database never
+/// holds the `whsec_` text, and hand-offs are still signed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_encrypted_at_rest_when_a_key_is_configured() {
+    use base64::Engine;
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), base64::engine::general_purpose::STANDARD.encode([42u8; 32])).unwrap();
+    let receiver = Receiver::start(Answer::Acknowledge);
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("RINGBACK__MONITOR__TICK_MS", "100"),
+            ("RINGBACK__WEBHOOKS__ALLOW_HTTP", "127.0.0.1"),
+            ("RINGBACK__WEBHOOKS__ALLOWED_NETWORKS", "127.0.0.0/8"),
+            ("RINGBACK__WEBHOOKS__ENCRYPTION_KEY_FILE", key_file.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let (key, secret) = webhook_service(&app, &receiver.url, json!({})).await;
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+    let stored: String = sqlx::query("SELECT secret FROM webhook_endpoints").fetch_one(&mut conn).await.unwrap().get(0);
+    assert!(stored.starts_with("enc:v1:") && !stored.contains(&secret), "{stored}");
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.expect(200, None);
+    eventually(20, "the hand-off", || async { !receiver.received().is_empty() }).await;
+    let got = receiver.received()[0].clone();
+    verify_with_reference_library(&[got.case(&secret, &got.body, "valid")]);
+}
