@@ -19,7 +19,7 @@ use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::coord::recent_loads::RecentLoads;
-use crate::domain::api_key::{KeyShape, KeySigner};
+use crate::domain::api_key::{KeyShape, KeySigner, LEGACY_PREFIX};
 use crate::store::{ResolvedKey, Store, StoreError, StoreResult};
 use crate::telemetry::catalogue::{API_KEY_LEGACY_USES, API_KEY_LOOKUPS, API_KEY_LOOKUPS_REFUSED};
 
@@ -92,13 +92,21 @@ impl KeyCache {
 
     /// The key's tenant, or `None` for a key that is not valid.
     pub async fn resolve(&self, store: &Store, plaintext: &str) -> StoreResult<Option<ResolvedKey>> {
+        let hash = hash_key(plaintext);
+        // A key found valid within the key TTL answers from memory: its shape was checked then.
+        if let Some(key) = self.fresh_known(&hash) {
+            self.touch_if_due(store, &key);
+            if plaintext.starts_with(LEGACY_PREFIX) {
+                metrics::counter!(API_KEY_LEGACY_USES).increment(1);
+            }
+            return Ok(Some(key));
+        }
         let legacy = match self.signer.shape(plaintext) {
             KeyShape::Signed => false,
             KeyShape::Legacy => true,
             KeyShape::Forged => return refused("forged"),
             KeyShape::Malformed => return refused("malformed"),
         };
-        let hash = hash_key(plaintext);
         if legacy && !self.is_legacy_key(&hash) {
             return refused("unknown_legacy");
         }
@@ -109,13 +117,13 @@ impl KeyCache {
         Ok(resolved)
     }
 
+    /// The key's tenant data while it is fresh (read less than a key TTL ago).
+    fn fresh_known(&self, hash: &str) -> Option<ResolvedKey> {
+        self.known.get(hash).filter(|(_, fresh_until)| Instant::now() < *fresh_until).map(|(key, _)| key)
+    }
+
     async fn resolve_hash(&self, store: &Store, hash: String) -> StoreResult<Option<ResolvedKey>> {
-        if let Some((key, fresh_until)) = self.known.get(&hash) {
-            if Instant::now() < fresh_until {
-                self.touch_if_due(store, &key);
-                return Ok(Some(key));
-            }
-        } else if self.unknown.contains_key(&hash) {
+        if !self.known.contains_key(&hash) && self.unknown.contains_key(&hash) {
             return Ok(None);
         }
         let generation = self.generation.load(Ordering::Acquire);

@@ -17,18 +17,20 @@ pub enum CounterKind {
 /// API-key signing secret, so rotating that does not reset throttle windows).
 #[derive(Clone)]
 pub struct NumberHasher {
-    salt: Vec<u8>,
+    /// The HMAC keyed with the salt once; each number starts from a copy of it.
+    keyed: hmac::Hmac<sha2::Sha256>,
 }
 
 impl NumberHasher {
     pub fn new(salt: Vec<u8>) -> Self {
-        NumberHasher { salt }
+        use hmac::Mac;
+        NumberHasher { keyed: hmac::Hmac::new_from_slice(&salt).expect("HMAC takes a key of any length") }
     }
 
     /// 128 bits of HMAC-SHA256(salt, E.164), hex.
     pub fn key(&self, e164: &str) -> String {
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.salt).expect("HMAC takes a key of any length");
+        use hmac::Mac;
+        let mut mac = self.keyed.clone();
         mac.update(e164.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }

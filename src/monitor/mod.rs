@@ -16,8 +16,8 @@ use crate::coord::stream::Dispatcher;
 use crate::ops::AppState;
 use crate::telemetry::{faults, supervise};
 
-/// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass only
-/// with `monitor.dispatch = "stream"`, the recovery pass always. They run until the process stops.
+/// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass unless
+/// `monitor.dispatch = "none"`, the recovery pass always. They run until the process stops.
 pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     dispatch::Raise::register_all();
     let directory = state.directory.clone();
