@@ -64,16 +64,20 @@ async fn write(store: &Store, batch: Vec<Booking>) -> Vec<StoreResult<InsertOutc
         tokio::time::sleep(stall).await;
     }
     let now = Instant::now();
-    let in_time = |b: &Booking| b.deadline.saturating_duration_since(now) >= store.statement_timeout;
-    let live: Vec<&Booking> = batch.iter().filter(|b| in_time(b)).collect();
+    let live: Vec<&Booking> = batch.iter().filter(|b| in_time(store, b, now)).collect();
     let mut written = write_live(store, &live).await.into_iter();
     batch
         .iter()
-        .map(|b| match in_time(b) {
+        .map(|b| match in_time(store, b, now) {
             true => written.next().unwrap_or_else(|| Err(StoreError::Unavailable("no answer".into()))),
             false => Err(StoreError::Shed("the booking's deadline left no time to write it".into())),
         })
         .collect()
+}
+
+/// Whether a booking may still be written at `now`: its deadline leaves a statement timeout.
+fn in_time(store: &Store, booking: &Booking, now: Instant) -> bool {
+    booking.deadline.saturating_duration_since(now) >= store.statement_timeout
 }
 
 /// Write `batch` (one transaction), settling contention, a lost COMMIT answer and a panic.
@@ -110,6 +114,11 @@ async fn write_live(store: &Store, batch: &[&Booking]) -> Vec<StoreResult<Insert
                 tracing::warn!(error = %e, size = batch.len(), "a booking batch failed; writing its bookings one by one");
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for booking in batch {
+                    // One by one takes longer: each still goes only while its deadline allows.
+                    if !in_time(store, booking, Instant::now()) {
+                        outcomes.push(Err(StoreError::Shed("the booking's deadline left no time to write it".into())));
+                        continue;
+                    }
                     outcomes.extend(Box::pin(write_live(store, &[*booking])).await);
                 }
                 return outcomes;
