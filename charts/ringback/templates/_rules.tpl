@@ -149,4 +149,10 @@ Tested by tests/alerts.test.yaml (promtool test rules, run by scripts/check-char
         "expr" `increase(CALLIN_POOL_EXHAUSTED[5m]) > 0`
         "summary" "A click-to-call-in group ran out of numbers or codes"
         "description" `Tenant {{ $labels.tenant }} had {{ printf "%.0f" $value }} call-in requests refused for lack of a free number or code in 5 minutes (pod {{ $labels.pod }}).`) | nindent 4 }}
+- name: ringback-extensions
+  rules:
+    {{- include "ringback.rule" (dict "root" . "alert" "RINGBACK_WEBHOOK_ENDPOINT_FAILING" "for" "15m" "severity" "warning" "action" "email" "dashboard" $biz
+        "expr" `max by (tenant, endpoint) (ges_webhook_endpoint_failing) > 0`
+        "summary" "A webhook endpoint keeps failing"
+        "description" `Webhook endpoint {{ $labels.endpoint }} of tenant {{ $labels.tenant }} has failed its requests for 15 minutes (refused, timed out or a non-2xx): its services' hand-offs wait or fail.`) | nindent 4 }}
 {{- end }}
