@@ -317,3 +317,64 @@ async fn secrets_are_encrypted_at_rest_when_a_key_is_configured() {
     let got = receiver.received()[0].clone();
     verify_with_reference_library(&[got.case(&secret, &got.body, "valid")]);
 }
+
+/// A receiver that answers 2xx but never acknowledges meets the existing failure rules: the next
+/// attempt after `ackTimeoutSeconds` (a new `webhook-id`), `SUBMIT_FAILED` after `maxDispatchAttempts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_hand_off_follows_the_existing_failure_rules() {
+    let receiver = Receiver::start(Answer::Ok);
+    let app = app(Backend::Sqlite).await;
+    webhook_service(&app, &receiver.url, json!({})).await;
+    let service = json!({ "dispatch": { "target": "webhook", "webhook": "dialer" }, "ackTimeoutSeconds": 1, "maxDispatchAttempts": 2 });
+    app.admin(Method::PUT, "/tenants/acme/services/sales", Some(service)).await.expect(200, None);
+    let r = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({}))).await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_string();
+    let id = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.id();
+    eventually(30, "SUBMIT_FAILED", || async {
+        let r = app.retrieve(&key, &id).await;
+        r.body["data"]["callbackReason"] == "SUBMIT_FAILED" || r.body["data"]["reason"] == "SUBMIT_FAILED"
+    })
+    .await;
+    let ids: Vec<String> = receiver.received().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, vec![format!("{id}:1"), format!("{id}:2")], "one request per attempt, then no more");
+}
+
+/// A URL that passed its `PUT` is checked again at every delivery: one stored as an internal IP
+/// literal, or a name that resolves to loopback where loopback is not allowed, sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_is_checked_again_at_delivery_time() {
+    let receiver = Receiver::start(Answer::Acknowledge);
+    let port = receiver.url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_string();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("RINGBACK__MONITOR__TICK_MS", "100"), ("RINGBACK__WEBHOOKS__ALLOW_HTTP", "localhost")],
+    )
+    .await;
+    app.admin(Method::PUT, "/tenants/acme", Some(json!({}))).await.expect(200, None);
+    // As if DNS or the rules changed after the PUT: the stored URL now reaches loopback.
+    let config = json!({ "url": format!("http://localhost:{port}/hooks") }).to_string();
+    crate::helpers::sql(
+        &app,
+        &[&format!(
+            "INSERT INTO webhook_endpoints (tenant_id, name, config, secret, created_ms, updated_ms)
+             SELECT id, 'dialer', '{config}', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 0, 0 FROM tenants WHERE name = 'acme'"
+        )],
+    )
+    .await;
+    app.admin(
+        Method::PUT,
+        "/tenants/acme/services/sales",
+        Some(json!({ "dispatch": { "target": "webhook", "webhook": "dialer" } })),
+    )
+    .await
+    .expect(200, None);
+    let r = app.admin(Method::POST, "/tenants/acme/api-keys", Some(json!({}))).await;
+    let key = r.body["data"]["key"].as_str().unwrap().to_string();
+    app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.expect(200, None);
+    eventually(20, "a refused delivery recorded", || async {
+        let d = app.admin(Method::GET, "/tenants/acme/webhooks/dialer/deliveries", None).await;
+        d.text.contains("resolves only to")
+    })
+    .await;
+    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+}
