@@ -371,7 +371,7 @@ impl Settings {
         if self.listen.internal.is_empty() && self.listen.external.is_empty() {
             return Err(bad("listen", "at least one of listen.internal and listen.external must be set"));
         }
-        let takeover = crate::store::STALE_IN_PROGRESS_MS as u64;
+        let takeover = crate::domain::booking::IDEMPOTENCY_TAKEOVER_MS as u64;
         let timeout = self.http.request_timeout_ms;
         if timeout < db.statement_timeout_ms + 1_000 {
             return Err(bad("http.request_timeout_ms", "must be at least database.statement_timeout_ms + 1000"));

@@ -4,6 +4,11 @@
 
 use jiff::{tz::TimeZone, Span, Timestamp};
 
+/// An `Idempotency-Key` still "in progress" this long after it began belongs to a request that can
+/// no longer commit (its deadline, a statement timeout and a read-back are validated to fit well
+/// inside it: `config`): a retry may take it over.
+pub const IDEMPOTENCY_TAKEOVER_MS: i64 = 60_000;
+
 use crate::domain::calendar::Hours;
 use crate::domain::capacity::Grid;
 use serde_json::{Map, Value};

@@ -101,7 +101,7 @@ pub async fn create(
     let idempotency =
         key.map(|key| Idempotency { key, body_digest: hex::encode(Sha256::digest(body.raw.to_string().as_bytes())) });
     let request = validate_create(body.value);
-    let deadline = crate::http::middleware::RequestDeadline::of(&req);
+    let deadline = crate::http::extractors::RequestDeadline::of(&req);
     let caller = Caller { tenant: auth.tenant, scope: auth.scope, client: auth.client, deadline };
     match booking::create(&state, caller, request, idempotency).await? {
         Created::Booked { body, .. } => Ok(HttpResponse::Ok().json(body)),

@@ -1,6 +1,8 @@
 //! Request extractors: a JSON body that fails into our envelope (415/413/400 with field paths),
 //! the API key → tenant, and the admin bearer token.
 
+use std::time::{Duration, Instant};
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -19,6 +21,19 @@ use crate::telemetry::catalogue::INVALID_CONTENT_LENGTH;
 
 fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>().cloned().ok_or_else(ApiError::internal)
+}
+
+/// When the request must be answered (`http.request_timeout_ms` after it arrived): its body must
+/// have arrived by then, and a booking joins a batch only while a statement timeout is left.
+#[derive(Clone, Copy)]
+pub struct RequestDeadline(pub Instant);
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RequestDeadline {
+    pub fn of(req: &actix_web::HttpRequest) -> Instant {
+        req.extensions().get::<RequestDeadline>().map_or_else(|| Instant::now() + DEFAULT_TIMEOUT, |d| d.0)
+    }
 }
 
 /// A JSON object body, parsed into `T`. Keeps the raw value (idempotency compares bodies as JSON).
@@ -58,7 +73,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 return Err(too_large(limit));
             }
             let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-            let deadline = tokio::time::Instant::from_std(crate::http::middleware::RequestDeadline::of(&req));
+            let deadline = tokio::time::Instant::from_std(RequestDeadline::of(&req));
             let read = async {
                 while let Some(chunk) = payload.next().await {
                     let chunk =

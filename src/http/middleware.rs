@@ -16,22 +16,9 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::http::corr_id;
-use crate::http::extractors::{OriginAllowed, TenantLabel};
+use crate::http::extractors::{OriginAllowed, RequestDeadline, TenantLabel, DEFAULT_TIMEOUT};
 use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
-
-/// When the request must be answered (`http.request_timeout_ms` after it arrived): its body must
-/// have arrived by then, and a booking joins a batch only while a statement timeout is left.
-#[derive(Clone, Copy)]
-pub struct RequestDeadline(pub Instant);
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl RequestDeadline {
-    pub fn of(req: &actix_web::HttpRequest) -> Instant {
-        req.extensions().get::<RequestDeadline>().map_or_else(|| Instant::now() + DEFAULT_TIMEOUT, |d| d.0)
-    }
-}
 
 pub async fn request_telemetry(
     req: ServiceRequest,

@@ -8,8 +8,8 @@ use super::{Store, StoreResult};
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = crate::time::DAY_MS;
 /// A key still "in progress" after this long belongs to a request that died with its process;
-/// a retry may take it over.
-pub const STALE_IN_PROGRESS_MS: i64 = 60_000;
+/// a retry may take it over (the rule lives in `domain::booking`).
+pub const STALE_IN_PROGRESS_MS: i64 = crate::domain::booking::IDEMPOTENCY_TAKEOVER_MS;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdempotencyBegin {
