@@ -138,14 +138,8 @@ impl FromRequest for ApiKeyAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = authenticate(&req).await?;
-            if auth.scope == KeyScope::Platform {
-                return Err(ApiError::new(
-                    Reason::ForbiddenScope,
-                    "a platform key may only report callback states and queue statistics",
-                ));
-            }
-            Ok(auth)
+            let refusal = "a platform key may only report callback states and queue statistics";
+            authenticate_as(&req, |scope| scope != KeyScope::Platform, refusal).await
         })
     }
 }
@@ -163,15 +157,24 @@ impl FromRequest for PlatformAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let auth = authenticate(&req).await?;
-            if auth.scope != KeyScope::Platform {
-                return Err(ApiError::new(
-                    Reason::ForbiddenScope,
-                    "only a platform key may report states and statistics",
-                ));
-            }
+            let refusal = "only a platform key may report states and statistics";
+            let auth = authenticate_as(&req, |scope| scope == KeyScope::Platform, refusal).await?;
             Ok(PlatformAuth { tenant: auth.tenant })
         })
+    }
+}
+
+/// The key's tenant when `allowed` accepts its scope, else 403 `FORBIDDEN_SCOPE` with `refusal`.
+async fn authenticate_as(
+    req: &HttpRequest,
+    allowed: fn(KeyScope) -> bool,
+    refusal: &'static str,
+) -> Result<ApiKeyAuth, ApiError> {
+    let auth = authenticate(req).await?;
+    if allowed(auth.scope) {
+        Ok(auth)
+    } else {
+        Err(ApiError::new(Reason::ForbiddenScope, refusal))
     }
 }
 
