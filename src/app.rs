@@ -21,6 +21,9 @@ use crate::telemetry::catalogue::{self, register_tenant_alarms};
 use crate::telemetry::logging::LogControl;
 use crate::telemetry::{event_loop, supervise};
 
+/// How often histogram samples are drained into their buckets (`metrics_upkeep`).
+const METRICS_UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
 /// How often replicated state (CORS origins, log level) is re-read from the store.
 const SYNC_PERIOD: Duration = Duration::from_secs(10);
 
@@ -108,6 +111,10 @@ impl Application {
             supervise::spawn("replicated-state-sync", {
                 let state = state.clone();
                 move || sync_replicated_state(state.clone())
+            }),
+            supervise::spawn("metrics-upkeep", {
+                let metrics = state.metrics.clone();
+                move || metrics_upkeep(metrics.clone())
             }),
             supervise::spawn("legacy-key-sync", {
                 let state = state.clone();
@@ -314,6 +321,17 @@ async fn sync_replicated_state(state: AppState) {
             tracing::warn!(error = %e, "could not refresh CORS origins");
         }
         sync_log_level(&state).await;
+    }
+}
+
+/// Histograms keep each sample until they are drained into their buckets, which a scrape does; with
+/// no scraper (the embedded default, a Prometheus outage) a busy replica's memory would grow by ~16
+/// bytes a request. Draining every few seconds bounds it whatever the scrapes.
+async fn metrics_upkeep(metrics: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_PERIOD);
+    loop {
+        tick.tick().await;
+        metrics.run_upkeep();
     }
 }
 
