@@ -161,7 +161,14 @@ pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) ->
     let mut endpoints: HashMap<(&str, &str), Option<EndpointRecord>> = HashMap::new();
     for item in items {
         if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry((item.tenant_id, item.endpoint)) {
-            let found = state.store.get_webhook_endpoint(item.tenant_id, item.endpoint).await.ok().flatten();
+            let found = match state.store.get_webhook_endpoint(item.tenant_id, item.endpoint).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // Its hand-offs go again with the next pass, nothing spent.
+                    tracing::warn!(error = %e, endpoint = item.endpoint, "could not read a webhook endpoint");
+                    None
+                }
+            };
             slot.insert(found.filter(|e| e.config.enabled));
         }
     }

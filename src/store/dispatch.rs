@@ -535,6 +535,10 @@ impl Store {
                 .bind(now - crate::domain::capacity::BUCKET_RETENTION_DAYS * DAY_MS)
                 .execute(&self.writer)
                 .await?;
+            sqlx::query("DELETE FROM webhook_deliveries WHERE created_ms <= $1")
+                .bind(now - super::webhooks::DELIVERY_RETENTION_MS)
+                .execute(&self.writer)
+                .await?;
             // Replicas gone for a day: their claims were taken over long ago.
             sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1").bind(now - DAY_MS).execute(&self.writer).await?;
             Ok(())

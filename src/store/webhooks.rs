@@ -34,6 +34,9 @@ impl EndpointRecord {
     }
 }
 
+/// How long delivery records are kept (`purge_bookkeeping`).
+pub const DELIVERY_RETENTION_MS: i64 = 7 * crate::time::DAY_MS;
+
 /// One delivery attempt as recorded (`GET …/webhooks/{name}/deliveries`).
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {

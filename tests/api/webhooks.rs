@@ -378,3 +378,26 @@ async fn a_url_is_checked_again_at_delivery_time() {
     .await;
     assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
 }
+
+/// Delivery records are kept 7 days, then purged with the other bookkeeping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_records_are_purged_after_seven_days() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("RINGBACK__MONITOR__RECOVERY_SECONDS", "1")]).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let six_days = now - 6 * 86_400_000;
+    let eight_days = now - 8 * 86_400_000;
+    let insert = |at: i64, id: &str| {
+        format!(
+            "INSERT INTO webhook_deliveries (tenant_id, endpoint, event_type, webhook_id, status_code, latency_ms, error, created_ms)
+             VALUES ('t', 'e', 'callback.submit', '{id}', 200, 1, NULL, {at})"
+        )
+    };
+    crate::helpers::sql(&app, &[&insert(six_days, "kept:1"), &insert(eight_days, "purged:1")]).await;
+    let ids = || async {
+        let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+        let rows = sqlx::query("SELECT webhook_id FROM webhook_deliveries").fetch_all(&mut conn).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<String>>()
+    };
+    eventually(10, "the old record purged", || async { !ids().await.contains(&"purged:1".to_string()) }).await;
+    assert_eq!(ids().await, vec!["kept:1".to_string()]);
+}
