@@ -19,7 +19,9 @@ async fn main() -> std::io::Result<()> {
                 "/count",
                 web::get().to(|c: web::Data<Arc<AtomicU64>>| async move { c.load(Ordering::Relaxed).to_string() }),
             )
-            .default_service(web::to(|c: web::Data<Arc<AtomicU64>>| async move {
+            // The body is read (as a receiver verifying signatures does): actix closes a connection
+            // whose request body was left unread, and every request would pay a new connection.
+            .default_service(web::to(|c: web::Data<Arc<AtomicU64>>, _body: web::Bytes| async move {
                 c.fetch_add(1, Ordering::Relaxed);
                 HttpResponse::Ok().content_type("application/json").body(r#"{"acknowledged":true}"#)
             }))
