@@ -110,6 +110,11 @@ impl WebhookSender {
         Ok(WebhookSender { client, rules, secrets })
     }
 
+    /// Where requests may go (`webhooks.allow_http`, `webhooks.allowed_networks`).
+    pub fn rules(&self) -> &OutboundRules {
+        &self.rules
+    }
+
     /// A secret as it is to be stored (sealed when a key is configured).
     pub fn seal(&self, secret: &str) -> String {
         at_rest(self.secrets.as_ref(), secret)

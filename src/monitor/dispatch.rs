@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::handoff_message;
 use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
 use crate::coord::webhook_sender::Sent;
+use crate::domain::service::ServiceConfig;
 use crate::ops::webhooks::WebhookHandOff;
 use crate::ops::AppState;
 use crate::ops::Directory;
@@ -234,39 +235,30 @@ async fn publish(
     directory.ensure(&state.store, batch.iter().map(|h| (h.tenant_id.as_str(), h.service_name.as_str()))).await;
     // Marked first, written second: an (id, attempt) reaches the stream at most once.
     let now = now_ms();
+    // Each hand-off's service configuration, read once (the directory answers with a copy).
+    let configs: Vec<ServiceConfig> = batch.iter().map(|h| directory.service(&h.tenant_id, &h.service_name)).collect();
     let marks: Vec<(String, i64, i64)> = batch
         .iter()
-        .map(|h| {
-            (
-                h.id.clone(),
-                h.attempt,
-                now + seconds_ms(directory.service(&h.tenant_id, &h.service_name).ack_timeout_seconds),
-            )
-        })
+        .zip(&configs)
+        .map(|(h, config)| (h.id.clone(), h.attempt, now + seconds_ms(config.ack_timeout_seconds)))
         .collect();
     let marked = state.store.mark_published(&state.replica_id, &marks, now).await?;
-    let marked: Vec<&HandOff> = batch.iter().zip(marked).filter_map(|(h, m)| m.then_some(h)).collect();
+    let marked: Vec<(&HandOff, &ServiceConfig)> =
+        batch.iter().zip(&configs).zip(marked).filter_map(|(pair, m)| m.then_some(pair)).collect();
     // A service whose `dispatch` names a webhook endpoint is handed over there (issue 24); its
     // endpoint's trouble is its own and never marks the stream down.
-    let (hooked, batch): (Vec<&HandOff>, Vec<&HandOff>) =
-        marked.into_iter().partition(|h| directory.service(&h.tenant_id, &h.service_name).dispatch.webhook().is_some());
+    let (hooked, streamed): (Vec<_>, Vec<_>) = marked.into_iter().partition(|(_, c)| c.dispatch.webhook().is_some());
     if !hooked.is_empty() {
         publish_to_webhooks(state, directory, memory, &hooked, now).await?;
     }
-    if batch.is_empty() {
+    if streamed.is_empty() {
         return Ok(true);
     }
-    let messages: Vec<_> = batch
+    let messages: Vec<_> = streamed
         .iter()
-        .map(|h| {
-            handoff_message(
-                "callback.submit",
-                h,
-                &directory.tenant_name(&h.tenant_id),
-                &directory.service(&h.tenant_id, &h.service_name),
-            )
-        })
+        .map(|(h, config)| handoff_message("callback.submit", h, &directory.tenant_name(&h.tenant_id), config))
         .collect();
+    let batch: Vec<&HandOff> = streamed.into_iter().map(|(h, _)| h).collect();
     let held = |items: &[&HandOff]| -> Vec<(String, i64)> { items.iter().map(|h| (h.id.clone(), h.attempt)).collect() };
     let results = match dispatcher.publish(&messages).await {
         BatchResult::Answered(results) => results,
@@ -320,29 +312,23 @@ async fn publish_to_webhooks(
     state: &AppState,
     directory: &Directory,
     memory: &DispatchMemory,
-    batch: &[&HandOff],
+    hooked: &[(&HandOff, &ServiceConfig)],
     now: i64,
 ) -> anyhow::Result<()> {
-    let tenants: Vec<String> = batch.iter().map(|h| directory.tenant_name(&h.tenant_id)).collect();
-    let messages: Vec<_> = batch
+    let tenants: Vec<String> = hooked.iter().map(|(h, _)| directory.tenant_name(&h.tenant_id)).collect();
+    let messages: Vec<_> = hooked
         .iter()
         .zip(&tenants)
-        .map(|(h, tenant)| {
-            handoff_message("callback.submit", h, tenant, &directory.service(&h.tenant_id, &h.service_name))
-        })
+        .map(|((h, config), tenant)| handoff_message("callback.submit", h, tenant, config))
         .collect();
-    let endpoints: Vec<String> = batch
-        .iter()
-        .map(|h| directory.service(&h.tenant_id, &h.service_name).dispatch.webhook().unwrap_or_default().to_string())
-        .collect();
-    let items: Vec<WebhookHandOff> = batch
+    let items: Vec<WebhookHandOff> = hooked
         .iter()
         .zip(&messages)
-        .zip(tenants.iter().zip(&endpoints))
-        .map(|((h, message), (tenant, endpoint))| WebhookHandOff {
+        .zip(&tenants)
+        .map(|(((h, config), message), tenant)| WebhookHandOff {
             tenant_id: &h.tenant_id,
             tenant_name: tenant,
-            endpoint,
+            endpoint: config.dispatch.webhook().unwrap_or_default(),
             kind: "callback.submit",
             callback_id: &h.id,
             attempt: h.attempt,
@@ -351,7 +337,7 @@ async fn publish_to_webhooks(
         .collect();
     let results = while_beating(state, memory, crate::ops::webhooks::deliver_handoffs(state, &items)).await;
     let mut acknowledged_now = Vec::new();
-    for (h, sent) in batch.iter().zip(results) {
+    for ((h, _), sent) in hooked.iter().zip(results) {
         match sent {
             Sent::Delivered { acknowledged, .. } => {
                 handed_over(state, h, now);

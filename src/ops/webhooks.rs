@@ -43,9 +43,9 @@ pub async fn put_endpoint(
     body: &Value,
     actor: &str,
 ) -> Result<Value, ApiError> {
-    let rules = state.settings.webhooks.rules().map_err(|_| ApiError::internal())?;
-    let config = EndpointConfig::from_admin_body(body.clone(), &rules).map_err(ApiError::validation)?;
-    refuse_internal_names(&config.url, &rules).await?;
+    let rules = state.webhooks.rules();
+    let config = EndpointConfig::from_admin_body(body.clone(), rules).map_err(ApiError::validation)?;
+    refuse_internal_names(&config.url, rules).await?;
     let audit = AuditEntry::new(actor, "PUT", format!("tenants/{}/webhooks/{name}", tenant.name), Some(body));
     let secret = new_secret();
     let stored = state.webhooks.seal(&secret);
@@ -98,10 +98,8 @@ pub async fn redeliver(
 ) -> Result<Value, ApiError> {
     let delivery = state
         .store
-        .list_webhook_deliveries(&tenant.id, name, 1_000)
+        .get_webhook_delivery(&tenant.id, name, delivery_id)
         .await?
-        .into_iter()
-        .find(|d| d.id == delivery_id)
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     let moved_on = || {
         ApiError::new(
@@ -232,7 +230,8 @@ async fn send_one(
     metrics::histogram!(WEBHOOK_DELIVERY_SECONDS, "kind" => item.kind).record(took.as_secs_f64());
     let failing = if matches!(sent, Sent::Delivered { .. }) { 0.0 } else { 1.0 };
     metrics::gauge!(WEBHOOK_ENDPOINT_FAILING, &labels).set(failing);
-    if let Some(error) = sent.error() {
+    let error = sent.error();
+    if let Some(error) = &error {
         tracing::info!(endpoint = item.endpoint, callbackId = %item.callback_id, attempt = item.attempt, error = %error, "webhook hand-off not delivered");
     }
     let record = DeliveryRecord {
@@ -243,7 +242,7 @@ async fn send_one(
         webhook_id,
         status_code: sent.status(),
         latency_ms: took.as_millis() as i64,
-        error: sent.error(),
+        error,
         created_ms: now,
     };
     (sent, Some(record))

@@ -107,6 +107,11 @@ pub enum ReportOutcome {
     NotFound,
 }
 
+/// The same attempt of a hand-off published again at `$1` (the mark taken back), while it still
+/// waits for its acknowledgement: `$2` id, `$3` attempt.
+const SAME_ATTEMPT_AGAIN: &str = "UPDATE callbacks SET claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
+     WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND acked_ms IS NULL";
+
 impl Store {
     fn skip_locked(&self) -> &'static str {
         match self.kind {
@@ -321,15 +326,7 @@ impl Store {
     /// (a receiver that dedups on `webhook-id` dials once).
     pub async fn defer_publication(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<()> {
         self.timed(async {
-            sqlx::query(
-                "UPDATE callbacks SET claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
-                 WHERE id = $2 AND attempt = $3 AND state = 'QUEUED' AND acked_ms IS NULL",
-            )
-            .bind(retry_at)
-            .bind(id)
-            .bind(attempt)
-            .execute(&self.writer)
-            .await?;
+            sqlx::query(SAME_ATTEMPT_AGAIN).bind(retry_at).bind(id).bind(attempt).execute(&self.writer).await?;
             Ok(())
         })
         .await
@@ -375,16 +372,13 @@ impl Store {
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let moved = sqlx::query(
-                "UPDATE callbacks SET claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL
-                 WHERE tenant_id = $2 AND id = $3 AND attempt = $4 AND state = 'QUEUED' AND acked_ms IS NULL",
-            )
-            .bind(now)
-            .bind(tenant_id)
-            .bind(id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
+            let moved = sqlx::query(&format!("{SAME_ATTEMPT_AGAIN} AND tenant_id = $4"))
+                .bind(now)
+                .bind(id)
+                .bind(attempt)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
             if moved.rows_affected() == 0 {
                 return Ok(false);
             }

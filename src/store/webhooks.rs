@@ -237,31 +237,55 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<DeliveryRecord>> {
         self.timed(async {
-            let rows = sqlx::query(
-                "SELECT id, tenant_id, endpoint, event_type, webhook_id, status_code, latency_ms, error, created_ms
-                 FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint = $2 ORDER BY id DESC LIMIT $3",
-            )
+            let rows = sqlx::query(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint = $2
+                 ORDER BY id DESC LIMIT $3"
+            ))
             .bind(tenant_id)
             .bind(endpoint)
             .bind(limit)
             .fetch_all(&self.reader)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(DeliveryRecord {
-                        id: r.try_get("id")?,
-                        tenant_id: r.try_get("tenant_id")?,
-                        endpoint: r.try_get("endpoint")?,
-                        event_type: r.try_get("event_type")?,
-                        webhook_id: r.try_get("webhook_id")?,
-                        status_code: r.try_get::<Option<i64>, _>("status_code")?.and_then(|c| u16::try_from(c).ok()),
-                        latency_ms: r.try_get("latency_ms")?,
-                        error: r.try_get("error")?,
-                        created_ms: r.try_get("created_ms")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(delivery_from_row).collect()
         })
         .await
     }
+
+    /// One delivery attempt of an endpoint, by its id.
+    pub async fn get_webhook_delivery(
+        &self,
+        tenant_id: &str,
+        endpoint: &str,
+        id: i64,
+    ) -> StoreResult<Option<DeliveryRecord>> {
+        self.timed(async {
+            let row = sqlx::query(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint = $2 AND id = $3"
+            ))
+            .bind(tenant_id)
+            .bind(endpoint)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+            row.as_ref().map(delivery_from_row).transpose()
+        })
+        .await
+    }
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, tenant_id, endpoint, event_type, webhook_id, status_code, latency_ms, error, created_ms";
+
+fn delivery_from_row(r: &sqlx::any::AnyRow) -> StoreResult<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: r.try_get("id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        endpoint: r.try_get("endpoint")?,
+        event_type: r.try_get("event_type")?,
+        webhook_id: r.try_get("webhook_id")?,
+        status_code: r.try_get::<Option<i64>, _>("status_code")?.and_then(|c| u16::try_from(c).ok()),
+        latency_ms: r.try_get("latency_ms")?,
+        error: r.try_get("error")?,
+        created_ms: r.try_get("created_ms")?,
+    })
 }

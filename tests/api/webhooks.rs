@@ -401,3 +401,28 @@ async fn delivery_records_are_purged_after_seven_days() {
     eventually(10, "the old record purged", || async { !ids().await.contains(&"purged:1".to_string()) }).await;
     assert_eq!(ids().await, vec!["kept:1".to_string()]);
 }
+
+/// Redelivery sends a hand-off again as the same attempt (same `webhook-id`) while it awaits its
+/// acknowledgement; once acknowledged it has moved on (409), and an unknown delivery is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_awaiting_its_acknowledgement_can_be_redelivered_once_acknowledged_not() {
+    let receiver = Receiver::start(Answer::Ok);
+    let app = app(Backend::Sqlite).await;
+    let (key, _) = webhook_service(&app, &receiver.url, json!({})).await;
+    let id = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": phone(1) })).await.id();
+    eventually(20, "the first request", || async { receiver.received().len() == 1 }).await;
+    let deliveries = app.admin(Method::GET, "/tenants/acme/webhooks/dialer/deliveries", None).await;
+    let delivery = deliveries.body["data"]["items"][0]["id"].as_i64().expect("a delivery id");
+    let path = format!("/tenants/acme/webhooks/dialer/deliveries/{delivery}/redeliver");
+    receiver.answer_with(Answer::Acknowledge);
+    app.admin(Method::POST, &path, None).await.expect(200, None);
+    eventually(20, "the same hand-off again", || async { receiver.received().len() == 2 }).await;
+    eventually(10, "acknowledged", || async { acked(&app, &id).await }).await;
+    assert!(receiver.received().iter().all(|r| r.id == format!("{id}:1")), "the same webhook-id");
+    app.admin(Method::POST, &path, None).await.expect(409, Some("ILLEGAL_TRANSITION"));
+    app.admin(Method::POST, "/tenants/acme/webhooks/dialer/deliveries/999999/redeliver", None)
+        .await
+        .expect(404, Some("NOT_FOUND"));
+    let audit = app.admin(Method::GET, "/audit?limit=50", None).await;
+    assert!(audit.text.contains(&format!("deliveries/{delivery}/redeliver")), "audited");
+}
