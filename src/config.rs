@@ -61,9 +61,18 @@ pub struct WebhookSettings {
     /// A file holding the base64 of a 32-byte key: endpoint secrets are then stored encrypted
     /// (AES-256-GCM). Empty: stored as given.
     pub encryption_key_file: String,
+    /// Lifecycle events are retried (exponential backoff, jitter) this long after their change,
+    /// then marked failed; an endpoint failing continuously this long is disabled. Hours;
+    /// fractions allowed (tests use seconds' worth).
+    pub retry_for_hours: f64,
 }
 
 impl WebhookSettings {
+    /// `retry_for_hours` in milliseconds.
+    pub fn retry_for_ms(&self) -> i64 {
+        (self.retry_for_hours * 3_600_000.0) as i64
+    }
+
     pub fn rules(&self) -> Result<crate::domain::webhook::OutboundRules, ConfigError> {
         let allowed_networks = self
             .allowed_networks
@@ -405,6 +414,9 @@ impl Settings {
         self.webhooks.secret_box()?;
         if self.webhooks.in_flight_per_endpoint == 0 {
             return Err(bad("webhooks.in_flight_per_endpoint", "must be at least 1"));
+        }
+        if !(self.webhooks.retry_for_hours > 0.0 && self.webhooks.retry_for_hours <= 24.0 * 30.0) {
+            return Err(bad("webhooks.retry_for_hours", "must be more than 0 and at most 720 (30 days)"));
         }
         self.clients.trusted_networks().map_err(|e| bad("clients.trusted_proxies", e))?;
         if self.monitor.tick_ms == 0 {

@@ -22,16 +22,52 @@ use crate::error::FieldProblem;
 pub const SECRET_PREFIX: &str = "whsec_";
 /// The longest a receiver may take to answer one delivery.
 pub const MAX_TIMEOUT_MS: u64 = 30_000;
-/// Lifecycle events an endpoint may subscribe to.
-pub const EVENT_TYPES: &[&str] = &[
-    "callback.created",
-    "callback.rescheduled",
-    "callback.cancelled",
-    "callback.dispatched",
-    "callback.state_changed",
-    "callback.completed",
-    "call_in.matched",
-];
+/// A lifecycle event: what an endpoint subscribes to (`events`) and the `type` of its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    /// Booked (the booking's transaction).
+    Created,
+    /// Moved to a new time while `SCHEDULED`.
+    Rescheduled,
+    /// Cancelled by the API, an operator or the monitor (reason `CANCELLED`).
+    Cancelled,
+    /// Claimed by the monitor and handed to the platform as its next attempt (`QUEUED`).
+    Dispatched,
+    /// The platform reported a new state short of `COMPLETED`.
+    StateChanged,
+    /// Finished otherwise than by a cancel: the platform's report, `SUBMIT_FAILED`, a TTL.
+    Completed,
+    /// An inbound call matched a call-in request.
+    CallInMatched,
+}
+
+impl LifecycleEvent {
+    pub const ALL: [LifecycleEvent; 7] = [
+        LifecycleEvent::Created,
+        LifecycleEvent::Rescheduled,
+        LifecycleEvent::Cancelled,
+        LifecycleEvent::Dispatched,
+        LifecycleEvent::StateChanged,
+        LifecycleEvent::Completed,
+        LifecycleEvent::CallInMatched,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleEvent::Created => "callback.created",
+            LifecycleEvent::Rescheduled => "callback.rescheduled",
+            LifecycleEvent::Cancelled => "callback.cancelled",
+            LifecycleEvent::Dispatched => "callback.dispatched",
+            LifecycleEvent::StateChanged => "callback.state_changed",
+            LifecycleEvent::Completed => "callback.completed",
+            LifecycleEvent::CallInMatched => "call_in.matched",
+        }
+    }
+
+    fn known(name: &str) -> bool {
+        LifecycleEvent::ALL.iter().any(|e| e.as_str() == name)
+    }
+}
 
 /// An endpoint as an admin writes it (`PUT …/webhooks/{name}`); its secret is kept apart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,11 +195,10 @@ impl EndpointConfig {
             problems.push(FieldProblem::new("url", problem));
         }
         for (i, event) in config.events.iter().enumerate() {
-            if !EVENT_TYPES.contains(&event.as_str()) {
-                problems.push(FieldProblem::new(
-                    format!("events[{i}]"),
-                    format!("must be one of {}", EVENT_TYPES.join(", ")),
-                ));
+            if !LifecycleEvent::known(event) {
+                let names: Vec<&str> = LifecycleEvent::ALL.iter().map(|e| e.as_str()).collect();
+                problems
+                    .push(FieldProblem::new(format!("events[{i}]"), format!("must be one of {}", names.join(", "))));
             }
         }
         if !(1..=MAX_TIMEOUT_MS).contains(&config.timeout_ms) {
@@ -176,11 +211,19 @@ impl EndpointConfig {
         }
     }
 
-    /// Whether lifecycle events of `event` in `service` go here.
-    pub fn wants(&self, event: &str, service: &str) -> bool {
-        self.enabled
-            && self.events.iter().any(|e| e == event)
-            && (self.services.is_empty() || self.services.iter().any(|s| s == service))
+    /// The (event, service) pairs this endpoint hears (`""`: every service), as the
+    /// `webhook_subscriptions` rows a change's transaction joins; none while disabled.
+    pub fn subscriptions(&self) -> Vec<(&str, &str)> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        static EVERY_SERVICE: [String; 1] = [String::new()];
+        let services = if self.services.is_empty() { &EVERY_SERVICE[..] } else { &self.services[..] };
+        let mut pairs: Vec<(&str, &str)> =
+            self.events.iter().flat_map(|e| services.iter().map(move |s| (e.as_str(), s.as_str()))).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
     }
 }
 
@@ -339,6 +382,13 @@ mod tests {
         assert_eq!(fields, ["url", "events[0]", "timeoutMs"]);
         let ok = EndpointConfig::from_admin_body(json!({ "url": "http://127.0.0.1:9/h" }), &rules()).unwrap();
         assert_eq!((ok.enabled, ok.timeout_ms, ok.events.len()), (true, 5_000, 0));
-        assert!(!ok.wants("callback.created", "sales"), "no events: a hand-off-only endpoint");
+        assert!(ok.subscriptions().is_empty(), "no events: a hand-off-only endpoint");
+        let mut hears = ok.clone();
+        hears.events = vec!["callback.created".into(), "callback.created".into()];
+        assert_eq!(hears.subscriptions(), [("callback.created", "")]);
+        hears.services = vec!["sales".into(), "support".into()];
+        assert_eq!(hears.subscriptions(), [("callback.created", "sales"), ("callback.created", "support")]);
+        hears.enabled = false;
+        assert!(hears.subscriptions().is_empty(), "a disabled endpoint hears nothing");
     }
 }

@@ -1,8 +1,10 @@
 //! The callback monitor (domain.md § The callback monitor): on every replica, a dispatch pass
-//! each tick (claim → publish → record, re-claims, failures) and a recovery pass (expire, purge,
+//! each tick (claim → publish → record, re-claims, failures), an events pass (lifecycle events to
+//! webhook endpoints, issue 24) and a recovery pass (expire, purge,
 //! `ges_monitor_size`). Replicas cooperate only through the database.
 
 mod dispatch;
+mod events;
 mod message;
 mod recovery;
 
@@ -15,6 +17,10 @@ pub use message::handoff_message;
 use crate::coord::stream::Dispatcher;
 use crate::ops::AppState;
 use crate::telemetry::{faults, supervise};
+
+/// How often the events pass looks for due lifecycle events: an event waits at most this long
+/// for its first try (the goal is commit-to-delivery p99 within a second).
+const EVENTS_TICK: Duration = Duration::from_millis(200);
 
 /// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass unless
 /// `monitor.dispatch = "none"`, the recovery pass always. They run until the process stops.
@@ -42,6 +48,21 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
             }
         })
     });
+    // Lifecycle events go out from every replica that hands over (any may claim them).
+    let events = dispatches.then(|| {
+        let state = state.clone();
+        supervise::spawn("monitor-events", move || {
+            let state = state.clone();
+            async move {
+                let mut ticker = tokio::time::interval(EVENTS_TICK);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    events::pass(&state).await;
+                }
+            }
+        })
+    });
     let recovery = supervise::spawn("monitor-recovery", move || {
         let (state, directory) = (state.clone(), directory.clone());
         async move {
@@ -53,5 +74,5 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
             }
         }
     });
-    dispatch.into_iter().chain([recovery]).collect()
+    dispatch.into_iter().chain(events).chain([recovery]).collect()
 }

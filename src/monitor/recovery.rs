@@ -2,13 +2,13 @@
 //! `queuedTtlSeconds`, purge finished records past `ttlSeconds` (both carried on each row) and
 //! stale bookkeeping, expire call-in requests past their expiration (counted
 //! here only for the requests this pass moves; a create that expires one first counts it
-//! itself), refresh `ges_monitor_size`.
+//! itself), refresh `ges_monitor_size` and the webhook outbox's backlog gauges.
 
 use std::time::Instant;
 
 use crate::domain::callback::State;
 use crate::ops::{AppState, Directory};
-use crate::telemetry::catalogue::{MONITOR_CYCLE, MONITOR_SIZE};
+use crate::telemetry::catalogue::{MONITOR_CYCLE, MONITOR_SIZE, WEBHOOK_OUTBOX_OLDEST_AGE, WEBHOOK_OUTBOX_PENDING};
 use crate::time::{now_ms, DAY_MS};
 
 /// Finished call-in requests stay readable this long.
@@ -39,6 +39,10 @@ async fn run(state: &AppState) -> anyhow::Result<()> {
         metrics::gauge!(MONITOR_SIZE, "type" => s.as_str().to_ascii_lowercase()).set(n as f64);
     }
     metrics::gauge!(MONITOR_SIZE, "type" => "due").set(due as f64);
+    let (pending, oldest) = store.outbox_backlog().await?;
+    metrics::gauge!(WEBHOOK_OUTBOX_PENDING).set(pending as f64);
+    let oldest_age_ms = oldest.map_or(0, |t| (now - t).max(0));
+    metrics::gauge!(WEBHOOK_OUTBOX_OLDEST_AGE).set(oldest_age_ms as f64 / 1000.0);
     // Last, so a call-in failure cannot leave the monitor's gauges stale.
     crate::ops::call_in::expire(state, now).await?;
     store.purge_callins(now - CALLIN_RETENTION_MS).await?;

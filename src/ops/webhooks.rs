@@ -15,7 +15,7 @@ use crate::coord::stream::Message;
 use crate::coord::webhook_sender::{Outgoing, Sent};
 use crate::domain::webhook::{new_secret, EndpointConfig};
 use crate::error::{ApiError, Reason};
-use crate::store::{AuditEntry, DeliveryRecord, EndpointRecord, Tenant};
+use crate::store::{AuditEntry, DeliveryRecord, EndpointRecord, StoreResult, Tenant};
 use crate::telemetry::catalogue::{WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_SECONDS, WEBHOOK_ENDPOINT_FAILING};
 use crate::time::{format_utc, now_ms};
 
@@ -88,7 +88,9 @@ pub async fn rotate_secret(state: &AppState, tenant: &Tenant, name: &str, actor:
 
 /// Send a hand-off again now, as the same attempt (same `webhook-id`): a receiver that lost it
 /// gets it again, one that has it drops the repeat. Only while that attempt is still waiting for
-/// its acknowledgement; a hand-off that has moved on is 409.
+/// its acknowledgement; a hand-off that has moved on is 409. A lifecycle event goes again (same
+/// `webhook-id`) while it is still in the outbox: pending, or failed (one more try); a delivered
+/// one is 409 (bodies are not kept).
 pub async fn redeliver(
     state: &AppState,
     tenant: &Tenant,
@@ -101,6 +103,21 @@ pub async fn redeliver(
         .get_webhook_delivery(&tenant.id, name, delivery_id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let path = format!("tenants/{}/webhooks/{name}/deliveries/{delivery_id}/redeliver", tenant.name);
+    // A lifecycle event: again now while it is still in the outbox (pending, or failed and kept).
+    if let Some(event) = delivery.webhook_id.strip_prefix("evt_").and_then(|n| n.parse::<i64>().ok()) {
+        if !state
+            .store
+            .requeue_event(&tenant.id, name, event, &AuditEntry::new(actor, "POST", path, None), now_ms())
+            .await?
+        {
+            return Err(ApiError::new(
+                Reason::IllegalTransition,
+                "that event was delivered and its body is not kept: only an undelivered or failed event can be sent again",
+            ));
+        }
+        return Ok(json!({ "webhookId": delivery.webhook_id, "redelivery": "queued" }));
+    }
     let moved_on = || {
         ApiError::new(
             Reason::IllegalTransition,
@@ -109,7 +126,6 @@ pub async fn redeliver(
     };
     let (id, attempt) = delivery.webhook_id.rsplit_once(':').ok_or_else(moved_on)?;
     let attempt: i64 = attempt.parse().map_err(|_| moved_on())?;
-    let path = format!("tenants/{}/webhooks/{name}/deliveries/{delivery_id}/redeliver", tenant.name);
     let audit = AuditEntry::new(actor, "POST", path, None);
     if !state.store.redeliver_handoff(&tenant.id, id, attempt, &audit, now_ms()).await? {
         return Err(moved_on());
@@ -152,71 +168,107 @@ fn handoff_body(kind: &str, message: &Message) -> Vec<u8> {
     json!({ "type": kind, "timestamp": jiff::Timestamp::now().to_string(), "data": data }).to_string().into_bytes()
 }
 
-/// Deliver hand-offs, endpoints in parallel, at most `webhooks.in_flight_per_endpoint` at once
-/// per endpoint (one slow endpoint never delays another's hand-offs). Answers in order. Each
-/// attempt is recorded and counted; an endpoint that is missing or disabled sends nothing.
-pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) -> Vec<Sent> {
-    let mut endpoints: HashMap<(&str, &str), Option<EndpointRecord>> = HashMap::new();
-    for item in items {
-        if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry((item.tenant_id, item.endpoint)) {
-            let found = match state.store.get_webhook_endpoint(item.tenant_id, item.endpoint).await {
-                Ok(found) => found,
-                Err(e) => {
-                    // Its hand-offs go again with the next pass, nothing spent.
-                    tracing::warn!(error = %e, endpoint = item.endpoint, "could not read a webhook endpoint");
-                    None
-                }
-            };
-            slot.insert(found.filter(|e| e.config.enabled));
+/// One signed request to an endpoint: a hand-off or a lifecycle event.
+pub struct Delivery<'a> {
+    pub tenant_name: &'a str,
+    pub endpoint: &'a EndpointRecord,
+    /// `callback.submit`, `callback.cancel` or a lifecycle event's type (the `kind` label).
+    pub kind: &'a str,
+    /// The same for every re-send of the same message, so receivers can drop repeats.
+    pub webhook_id: String,
+    pub body: Vec<u8>,
+}
+
+/// The enabled endpoints among `keys` (tenant id, name); a missing or disabled one is absent.
+pub async fn enabled_endpoints<'k>(
+    state: &AppState,
+    keys: Vec<(&'k str, &'k str)>,
+) -> StoreResult<HashMap<(&'k str, &'k str), EndpointRecord>> {
+    let mut found = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        if seen.insert(key) {
+            if let Some(record) = state.store.get_webhook_endpoint(key.0, key.1).await?.filter(|r| r.config.enabled) {
+                found.insert(key, record);
+            }
         }
     }
+    Ok(found)
+}
+
+/// Deliver hand-offs: those whose endpoint is missing or disabled are not sent (the same
+/// attempt goes again later); the others as `deliver`. Answers in order.
+pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) -> Vec<Sent> {
+    let endpoints = match enabled_endpoints(state, items.iter().map(|i| (i.tenant_id, i.endpoint)).collect()).await {
+        Ok(endpoints) => endpoints,
+        Err(e) => {
+            // The hand-offs go again with the next pass, nothing spent.
+            tracing::warn!(error = %e, "could not read webhook endpoints");
+            return items.iter().map(|_| Sent::NotSent(format!("could not read the endpoint: {e}"))).collect();
+        }
+    };
+    let mut answers: Vec<Option<Sent>> = vec![None; items.len()];
+    let mut sendable = Vec::new();
+    let mut positions = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match endpoints.get(&(item.tenant_id, item.endpoint)) {
+            Some(endpoint) => {
+                positions.push(i);
+                sendable.push(Delivery {
+                    tenant_name: item.tenant_name,
+                    endpoint,
+                    kind: item.kind,
+                    webhook_id: format!("{}:{}", item.callback_id, item.attempt),
+                    body: handoff_body(item.kind, item.message),
+                });
+            }
+            None => answers[i] = Some(Sent::NotSent(format!("no enabled webhook endpoint named {}", item.endpoint))),
+        }
+    }
+    for (i, sent) in positions.into_iter().zip(deliver(state, &sendable).await) {
+        answers[i] = Some(sent);
+    }
+    answers.into_iter().map(|a| a.unwrap_or_else(|| Sent::NotSent("not attempted".into()))).collect()
+}
+
+/// Deliver signed requests, endpoints in parallel, at most `webhooks.in_flight_per_endpoint` at
+/// once per endpoint (one slow endpoint never delays another's). Answers in order. Each attempt
+/// is recorded and counted.
+pub async fn deliver(state: &AppState, items: &[Delivery<'_>]) -> Vec<Sent> {
     let per_endpoint = state.settings.webhooks.in_flight_per_endpoint;
     let mut by_endpoint: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        by_endpoint.entry((item.tenant_id, item.endpoint)).or_default().push(i);
+        by_endpoint.entry((&item.endpoint.tenant_id, &item.endpoint.name)).or_default().push(i);
     }
-    let groups = by_endpoint.into_iter().map(|(key, indices)| {
-        let endpoint = endpoints.get(&key).cloned().flatten();
-        async move {
-            futures_util::stream::iter(indices)
-                .map(|i| {
-                    let endpoint = endpoint.clone();
-                    async move { (i, send_one(state, &items[i], endpoint.as_ref()).await) }
-                })
-                .buffer_unordered(per_endpoint)
-                .collect::<Vec<_>>()
-                .await
-        }
+    let groups = by_endpoint.into_values().map(|indices| async move {
+        futures_util::stream::iter(indices)
+            .map(|i| async move { (i, send_one(state, &items[i]).await) })
+            .buffer_unordered(per_endpoint)
+            .collect::<Vec<_>>()
+            .await
     });
-    let mut answers: Vec<(usize, Sent, Option<DeliveryRecord>)> =
-        futures_util::future::join_all(groups).await.into_iter().flatten().map(|(i, (s, d))| (i, s, d)).collect();
-    answers.sort_by_key(|(i, _, _)| *i);
-    let records: Vec<DeliveryRecord> = answers.iter_mut().filter_map(|(_, _, d)| d.take()).collect();
+    let mut answers: Vec<(usize, (Sent, DeliveryRecord))> =
+        futures_util::future::join_all(groups).await.into_iter().flatten().collect();
+    answers.sort_by_key(|(i, _)| *i);
+    let (sent, records): (Vec<Sent>, Vec<DeliveryRecord>) = answers.into_iter().map(|(_, pair)| pair).unzip();
     if let Err(e) = state.store.record_webhook_deliveries(&records).await {
         tracing::warn!(error = %e, "could not record webhook deliveries");
     }
-    answers.into_iter().map(|(_, sent, _)| sent).collect()
+    sent
 }
 
-async fn send_one(
-    state: &AppState,
-    item: &WebhookHandOff<'_>,
-    endpoint: Option<&EndpointRecord>,
-) -> (Sent, Option<DeliveryRecord>) {
-    let Some(endpoint) = endpoint else {
-        return (Sent::NotSent(format!("no enabled webhook endpoint named {}", item.endpoint)), None);
-    };
-    let webhook_id = format!("{}:{}", item.callback_id, item.attempt);
+async fn send_one(state: &AppState, item: &Delivery<'_>) -> (Sent, DeliveryRecord) {
+    let endpoint = item.endpoint;
     let now = now_ms();
     let out = Outgoing {
         url: &endpoint.config.url,
-        webhook_id: &webhook_id,
-        body: handoff_body(item.kind, item.message),
+        webhook_id: &item.webhook_id,
+        body: item.body.clone(),
         secrets: endpoint.signing_secrets(now),
         timeout: Duration::from_millis(endpoint.config.timeout_ms),
     };
     let (sent, took) = state.webhooks.send(&out).await;
-    let labels = [("tenant", item.tenant_name.to_string()), ("endpoint", item.endpoint.to_string())];
+    let labels = [("tenant", item.tenant_name.to_string()), ("endpoint", endpoint.name.clone())];
     metrics::counter!(
         WEBHOOK_DELIVERIES,
         &[
@@ -227,23 +279,23 @@ async fn send_one(
         ]
     )
     .increment(1);
-    metrics::histogram!(WEBHOOK_DELIVERY_SECONDS, "kind" => item.kind).record(took.as_secs_f64());
+    metrics::histogram!(WEBHOOK_DELIVERY_SECONDS, "kind" => item.kind.to_string()).record(took.as_secs_f64());
     let failing = if matches!(sent, Sent::Delivered { .. }) { 0.0 } else { 1.0 };
     metrics::gauge!(WEBHOOK_ENDPOINT_FAILING, &labels).set(failing);
     let error = sent.error();
     if let Some(error) = &error {
-        tracing::info!(endpoint = item.endpoint, callbackId = %item.callback_id, attempt = item.attempt, error = %error, "webhook hand-off not delivered");
+        tracing::info!(endpoint = %endpoint.name, webhookId = %item.webhook_id, kind = item.kind, error = %error, "webhook not delivered");
     }
     let record = DeliveryRecord {
         id: 0,
-        tenant_id: item.tenant_id.to_string(),
-        endpoint: item.endpoint.to_string(),
+        tenant_id: endpoint.tenant_id.clone(),
+        endpoint: endpoint.name.clone(),
         event_type: item.kind.to_string(),
-        webhook_id,
+        webhook_id: item.webhook_id.clone(),
         status_code: sent.status(),
         latency_ms: took.as_millis() as i64,
         error,
         created_ms: now,
     };
-    (sent, Some(record))
+    (sent, record)
 }

@@ -278,8 +278,10 @@ impl Store {
         match self.kind {
             BackendKind::Postgres => {
                 let mut sql = format!(
-                    "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING id, state, created_ms),
-                     history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM inserted)"
+                    "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING {INSERTED}),
+                     history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM inserted),
+                     events AS ({})",
+                    super::outbox::booking_events("inserted c")
                 );
                 if !replays.is_empty() {
                     let values = numbered(&mut next, replays.len(), 4);
@@ -302,6 +304,8 @@ impl Store {
                 );
                 let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
                 ids.execute(&mut **tx).await?;
+                let ids: Vec<&str> = admitted.iter().map(|b| b.new.id.as_str()).collect();
+                super::outbox::record_booking_events(tx, &ids).await?;
                 if !replays.is_empty() {
                     let sql = format!("WITH {} {REPLAY_UPDATE}", replay_values(&placeholders(replays.len(), 4)));
                     bind_replays(sqlx::query(&sql), &replays).execute(&mut **tx).await?;
@@ -318,6 +322,8 @@ impl Store {
 
 const CALLBACK_COLUMNS: &str = "id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, \
      attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by, queued_ttl_ms, ttl_ms";
+/// What the inserted rows answer to the history and event inserts of the same statement.
+const INSERTED: &str = "id, tenant_id, service_name, state, reason, attempt, due_ms, created_ms, updated_ms";
 const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
 /// Reads the `replay` values list (`replay_values`).
 const REPLAY_UPDATE: &str = "UPDATE idempotency SET status = replay.status, response = replay.response FROM replay

@@ -453,6 +453,7 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<Option<CallInRecord>> {
         self.timed(async {
+            let mut tx = self.writer.begin().await?;
             let row = sqlx::query(&format!(
                 "UPDATE callin_requests SET state = 'MATCHED', updated_ms = $1
                  WHERE id = (SELECT id FROM callin_requests
@@ -467,9 +468,14 @@ impl Store {
             .bind(to_number)
             .bind(access_code)
             .bind(from_number.map(str::to_string))
-            .fetch_optional(&self.writer)
+            .fetch_optional(&mut *tx)
             .await?;
-            row.as_ref().map(from_row).transpose()
+            let matched = row.as_ref().map(from_row).transpose()?;
+            if let Some(m) = &matched {
+                super::outbox::record_callin_matched(&mut tx, &m.id).await?;
+            }
+            tx.commit().await?;
+            Ok(matched)
         })
         .await
     }

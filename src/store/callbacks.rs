@@ -9,6 +9,7 @@ use super::capacity::{release, reserve};
 use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
+use crate::domain::webhook::LifecycleEvent;
 
 /// A booking ready to be written.
 #[derive(Debug, Clone)]
@@ -441,6 +442,7 @@ impl Store {
                 return Ok(RescheduleOutcome::NotReschedulable(State::Queued));
             }
             append_history(&mut tx, id, State::Scheduled, None, None, Actor::Api, now_ms).await?;
+            super::outbox::record_events(&mut tx, LifecycleEvent::Rescheduled, &[id]).await?;
             tx.commit().await?;
             Ok(RescheduleOutcome::Rescheduled(Box::new(CallbackRecord {
                 desired_ms,
@@ -490,15 +492,10 @@ pub(super) async fn cancel_in(
     }
     // Handed over already: the platform must hear of the cancel (published by the monitor).
     if current.published_ms.is_some() && current.state.is_active() {
-        sqlx::query("INSERT INTO dispatch_outbox (callback_id, attempt, payload, created_ms) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(current.attempt)
-            .bind("callback.cancel")
-            .bind(now_ms)
-            .execute(&mut **tx)
-            .await?;
+        super::outbox::record_cancel_message(tx, &current, now_ms).await?;
     }
     append_history(tx, id, State::Completed, Some(REASON_CANCELLED), note, actor, now_ms).await?;
+    super::outbox::record_events(tx, LifecycleEvent::Cancelled, &[id]).await?;
     Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
         state: State::Completed,
         reason: Some(REASON_CANCELLED.to_string()),

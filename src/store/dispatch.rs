@@ -7,8 +7,10 @@ use sqlx::{Any, Row, Transaction};
 
 use super::audit::AuditEntry;
 use super::callbacks::{append_history_rows, cancel_in, fetch_in_tx, CallbackRecord, CancelOutcome};
+use super::outbox::record_events;
 use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
+use crate::domain::webhook::LifecycleEvent;
 use crate::time::DAY_MS;
 
 /// A hand-off ready to publish.
@@ -154,6 +156,7 @@ impl Store {
             let claimed: Vec<HandOff> = rows.iter().map(handoff).collect::<StoreResult<_>>()?;
             let ids: Vec<&str> = claimed.iter().map(|h| h.id.as_str()).collect();
             append_history_rows(&mut tx, &ids, State::Queued, None, Actor::Monitor, now).await?;
+            record_events(&mut tx, LifecycleEvent::Dispatched, &ids).await?;
             tx.commit().await?;
             Ok(claimed)
         })
@@ -422,6 +425,7 @@ impl Store {
                 return Ok(false);
             }
             append_history_rows(&mut tx, &[id], State::Completed, Some(reason), Actor::Monitor, now).await?;
+            record_events(&mut tx, LifecycleEvent::Completed, &[id]).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -458,6 +462,7 @@ impl Store {
             let ids: Vec<&str> = finished.iter().map(|f| f.id.as_str()).collect();
             append_history_rows(&mut tx, &ids, State::Completed, Some(REASON_FAIL_TIMEOUT_TTL), Actor::Monitor, now)
                 .await?;
+            record_events(&mut tx, LifecycleEvent::Completed, &ids).await?;
             tx.commit().await?;
             Ok(finished)
         })
@@ -533,6 +538,11 @@ impl Store {
                 .bind(now - super::webhooks::DELIVERY_RETENTION_MS)
                 .execute(&self.writer)
                 .await?;
+            // Lifecycle events given up on are kept as long as the delivery records that explain them.
+            sqlx::query("DELETE FROM outbox WHERE failed_ms <= $1")
+                .bind(now - super::webhooks::DELIVERY_RETENTION_MS)
+                .execute(&self.writer)
+                .await?;
             // Replicas gone for a day: their claims were taken over long ago.
             sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1").bind(now - DAY_MS).execute(&self.writer).await?;
             Ok(())
@@ -559,26 +569,6 @@ impl Store {
                 .fetch_one(&self.reader)
                 .await?;
             Ok((by_state, due.try_get("n")?))
-        })
-        .await
-    }
-
-    /// `callback.cancel` messages to publish: (outbox row, callback id, attempt).
-    pub async fn outbox_pending(&self, limit: i64) -> StoreResult<Vec<(i64, String, i64)>> {
-        self.timed(async {
-            let rows = sqlx::query("SELECT id, callback_id, attempt FROM dispatch_outbox ORDER BY id LIMIT $1")
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?;
-            rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("callback_id")?, r.try_get("attempt")?))).collect()
-        })
-        .await
-    }
-
-    pub async fn outbox_done(&self, row: i64) -> StoreResult<()> {
-        self.timed(async {
-            sqlx::query("DELETE FROM dispatch_outbox WHERE id = $1").bind(row).execute(&self.writer).await?;
-            Ok(())
         })
         .await
     }
@@ -640,6 +630,9 @@ impl Store {
                 }
                 let reason = (target == State::Completed).then(|| report.reason.clone()).flatten();
                 append_history_rows(&mut tx, &[id], target, reason.as_deref(), Actor::Platform, now).await?;
+                let event =
+                    if target == State::Completed { LifecycleEvent::Completed } else { LifecycleEvent::StateChanged };
+                record_events(&mut tx, event, &[id]).await?;
                 tx.commit().await?;
                 let from = current.state;
                 let record = CallbackRecord { state: target, reason, updated_ms: now, ..current };
@@ -770,5 +763,6 @@ async fn redrive_in(
         return Ok(false);
     }
     append_history_rows(tx, &[id], State::Queued, None, Actor::Admin, now).await?;
+    record_events(tx, LifecycleEvent::Dispatched, &[id]).await?;
     Ok(true)
 }

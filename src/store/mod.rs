@@ -14,6 +14,7 @@ mod capacity;
 mod dispatch;
 mod faults;
 mod idempotency;
+mod outbox;
 mod postgres;
 mod queues;
 mod sqlite;
@@ -45,6 +46,7 @@ pub use dispatch::{
 };
 pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
+pub use outbox::{EventOutcome, PendingEvent};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
 pub use webhooks::{DeliveryRecord, EndpointRecord};

@@ -82,9 +82,11 @@ impl Store {
     ) -> StoreResult<(EndpointRecord, bool)> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
+            let config_value = config;
             let config = serde_json::to_string(config)?;
             let updated = sqlx::query(
-                "UPDATE webhook_endpoints SET config = $1, updated_ms = $2 WHERE tenant_id = $3 AND name = $4",
+                "UPDATE webhook_endpoints SET config = $1, updated_ms = $2, failing_since_ms = NULL
+                 WHERE tenant_id = $3 AND name = $4",
             )
             .bind(&config)
             .bind(now_ms)
@@ -106,6 +108,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            super::outbox::write_subscriptions(&mut tx, tenant_id, name, &config_value.subscriptions()).await?;
             append_audit(&mut tx, audit, now_ms).await?;
             let row = sqlx::query(&format!(
                 "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"
@@ -155,8 +158,12 @@ impl Store {
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        // Its subscriptions go with it (cascade); so do its undelivered events.
         self.audited_delete(
-            &[("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2", &[tenant_id, name])],
+            &[
+                ("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2", &[tenant_id, name]),
+                ("DELETE FROM outbox WHERE tenant_id = $1 AND endpoint = $2", &[tenant_id, name]),
+            ],
             audit,
             now_ms,
         )
@@ -190,6 +197,92 @@ impl Store {
             if rotated.rows_affected() == 0 {
                 return Ok(false);
             }
+            append_audit(&mut tx, audit, now_ms).await?;
+            tx.commit().await?;
+            self.config_changed();
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Note how an endpoint's deliveries went in one pass: any delivery clears its failing
+    /// mark; only failures start it (kept from the first failure on). Answers the time it has been
+    /// failing since, if it is.
+    pub async fn note_endpoint_health(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        delivered: bool,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.timed(async {
+            let row = if delivered {
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET failing_since_ms = NULL
+                     WHERE tenant_id = $1 AND name = $2 AND failing_since_ms IS NOT NULL",
+                )
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&self.writer)
+                .await?;
+                None
+            } else {
+                sqlx::query(
+                    "UPDATE webhook_endpoints SET failing_since_ms = COALESCE(failing_since_ms, $1)
+                     WHERE tenant_id = $2 AND name = $3 RETURNING failing_since_ms",
+                )
+                .bind(now_ms)
+                .bind(tenant_id)
+                .bind(name)
+                .fetch_optional(&self.writer)
+                .await?
+            };
+            Ok(row.map(|r| r.try_get::<Option<i64>, _>("failing_since_ms")).transpose()?.flatten())
+        })
+        .await
+    }
+
+    /// Disable an endpoint that has failed continuously too long: `enabled: false`, its
+    /// subscriptions gone, its undelivered events marked failed, audited. False when it was
+    /// already disabled or is gone (so the alarm is raised once).
+    pub async fn disable_webhook_endpoint(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"
+            ))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(mut record) = row.as_ref().map(endpoint_from_row).transpose()? else { return Ok(false) };
+            if !record.config.enabled {
+                return Ok(false);
+            }
+            record.config.enabled = false;
+            sqlx::query("UPDATE webhook_endpoints SET config = $1, updated_ms = $2 WHERE tenant_id = $3 AND name = $4")
+                .bind(serde_json::to_string(&record.config)?)
+                .bind(now_ms)
+                .bind(tenant_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            super::outbox::write_subscriptions(&mut tx, tenant_id, name, &[]).await?;
+            sqlx::query(
+                "UPDATE outbox SET failed_ms = $1, last_error = 'endpoint disabled', claimed_by = NULL, claim_until_ms = NULL
+                 WHERE tenant_id = $2 AND endpoint = $3 AND failed_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(tenant_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
             append_audit(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             self.config_changed();

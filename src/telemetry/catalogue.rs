@@ -106,6 +106,9 @@ pub const WIDGET_RATE_LIMIT_REACHED: &str = "WIDGET_RATE_LIMIT_REACHED";
 pub const WEBHOOK_DELIVERIES: &str = "ges_webhook_deliveries_total";
 pub const WEBHOOK_DELIVERY_SECONDS: &str = "ges_webhook_delivery_seconds";
 pub const WEBHOOK_ENDPOINT_FAILING: &str = "ges_webhook_endpoint_failing";
+pub const WEBHOOK_OUTBOX_PENDING: &str = "ges_webhook_outbox_pending";
+pub const WEBHOOK_OUTBOX_OLDEST_AGE: &str = "ges_webhook_outbox_oldest_age_seconds";
+pub const WEBHOOK_ENDPOINT_DISABLED: &str = "WEBHOOK_ENDPOINT_DISABLED";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -121,6 +124,7 @@ pub const TENANT_ALARMS: &[&str] = &[
     CB_SUBMIT_FAILED,
     CALLIN_POOL_EXHAUSTED,
     WIDGET_RATE_LIMIT_REACHED,
+    WEBHOOK_ENDPOINT_DISABLED,
 ];
 pub const GLOBAL_ALARMS: &[&str] = &[
     MONITOR_LAGGING_BEHIND,
@@ -167,13 +171,19 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(
         WEBHOOK_DELIVERIES,
         &["tenant", "endpoint", "kind", "result"],
-        "Webhook requests, by kind (callback.submit, callback.cancel) and result (delivered, not_sent, in_doubt, refused).",
+        "Webhook requests, by kind (callback.submit, callback.cancel, or a lifecycle event type) and result (delivered, not_sent, in_doubt, refused).",
     ),
     histogram(WEBHOOK_DELIVERY_SECONDS, &["kind"], "Webhook request latency, to the answer or the failure.", HTTP_BUCKETS),
     gauge(
         WEBHOOK_ENDPOINT_FAILING,
         &["tenant", "endpoint"],
         "1 while an endpoint's last request failed (not sent, in doubt or a non-2xx), else 0. An endpoint's own health: it never marks the dispatch stream down.",
+    ),
+    gauge(WEBHOOK_OUTBOX_PENDING, &[], "Lifecycle events in the outbox waiting for delivery (failed ones excluded)."),
+    gauge(
+        WEBHOOK_OUTBOX_OLDEST_AGE,
+        &[],
+        "Seconds since the change reported by the oldest lifecycle event still waiting for delivery; 0 when none waits.",
     ),
     // HTTP
     counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),
@@ -229,6 +239,11 @@ pub static CATALOGUE: &[MetricDef] = &[
         WIDGET_RATE_LIMIT_REACHED,
         &["tenant"],
         "Alarm: a client address passed its limit of bookings with widget keys (clients.widget_bookings_per_minute).",
+    ),
+    counter(
+        WEBHOOK_ENDPOINT_DISABLED,
+        &["tenant"],
+        "Alarm: a webhook endpoint failed every delivery for webhooks.retry_for_hours and was disabled.",
     ),
     counter(MONITOR_LAGGING_BEHIND, &[], "Alarm: a callback was handed over later than the lag threshold."),
     counter(RBAC_CREATE_VQ_PROXY_ERROR, &[], "Alarm: writing a virtual-queue proxy record failed."),

@@ -27,5 +27,6 @@ mod openapi_truth;
 mod outage;
 mod schema;
 mod telemetry;
+mod webhook_events;
 mod webhooks;
 mod writer_faults;

@@ -8,8 +8,12 @@ mod helpers;
 #[allow(dead_code)]
 #[path = "../common/process.rs"]
 mod process;
+#[allow(dead_code)]
+#[path = "../common/receiver.rs"]
+mod receiver;
 
 mod chaos;
 mod durability;
 mod replicas;
 mod stress;
+mod webhook_events;

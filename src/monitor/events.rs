@@ -1,0 +1,182 @@
+//! The events pass (issue 24): lifecycle events from the outbox to webhook endpoints. Each pass
+//! claims what is due (any replica; order per callback and endpoint kept by the claim), sends it
+//! signed, and settles it: delivered rows go, others are tried again with exponential backoff and
+//! jitter until `webhooks.retry_for_hours` after their change, then marked failed. An endpoint
+//! whose deliveries have all failed for that long is disabled (`WEBHOOK_ENDPOINT_DISABLED`).
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::coord::webhook_sender::Sent;
+use crate::domain::phone::mask;
+use crate::domain::webhook::LifecycleEvent;
+use crate::ops::webhooks::{deliver, enabled_endpoints, Delivery};
+use crate::ops::AppState;
+use crate::store::{AuditEntry, EventOutcome, PendingEvent};
+use crate::telemetry::catalogue::WEBHOOK_ENDPOINT_DISABLED;
+use crate::time::{format_utc, now_ms, seconds_ms};
+
+const BATCH: i64 = 200;
+/// A claim outlives the longest delivery (`timeoutMs` ≤ 30 s, plus the connect timeout) and its
+/// settling. A replica that dies holding claims delays those events only until the others stop
+/// seeing it (`monitor.claim_lease_seconds`), as with hand-offs.
+const LEASE_MS: i64 = 60_000;
+/// The first retry after about a second, doubling to at most an hour between tries.
+const FIRST_RETRY_MS: i64 = 1_000;
+const LONGEST_RETRY_MS: i64 = 3_600_000;
+
+/// Deliver everything due, a batch at a time.
+pub async fn pass(state: &AppState) {
+    loop {
+        match deliver_batch(state).await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "events pass failed; retrying next tick");
+                break;
+            }
+        }
+    }
+}
+
+/// One batch; true when it was full (more may be due).
+async fn deliver_batch(state: &AppState) -> anyhow::Result<bool> {
+    let now = now_ms();
+    let seen_after = now - seconds_ms(state.settings.monitor.claim_lease_seconds);
+    let claimed = state.store.claim_events(&state.replica_id, now, LEASE_MS, seen_after, BATCH).await?;
+    if claimed.is_empty() {
+        return Ok(false);
+    }
+    let endpoints =
+        enabled_endpoints(state, claimed.iter().map(|e| (e.tenant_id.as_str(), e.endpoint.as_str())).collect()).await?;
+    let mut outcomes = Vec::with_capacity(claimed.len());
+    let (mut deliveries, mut sent_events) = (Vec::new(), Vec::new());
+    for event in &claimed {
+        let Some(endpoint) = endpoints.get(&(event.tenant_id.as_str(), event.endpoint.as_str())) else {
+            let error = "the endpoint is disabled or deleted".to_string();
+            outcomes.push(EventOutcome::Retry { id: event.id, next_ms: now_ms(), error, give_up: true });
+            continue;
+        };
+        deliveries.push(Delivery {
+            tenant_name: &event.tenant_name,
+            endpoint,
+            kind: &event.event_type,
+            webhook_id: webhook_id(event),
+            body: event_body(event, endpoint.config.include_phone_number),
+        });
+        sent_events.push(event);
+    }
+    let results = deliver(state, &deliveries).await;
+    let now = now_ms();
+    let retry_for = state.settings.webhooks.retry_for_ms();
+    // Per endpoint: whether any of its deliveries went through in this batch.
+    let mut delivered_any: HashMap<(&str, &str, &str), bool> = HashMap::new();
+    for (event, sent) in sent_events.iter().zip(&results) {
+        let delivered = matches!(sent, Sent::Delivered { .. });
+        let key = (event.tenant_id.as_str(), event.tenant_name.as_str(), event.endpoint.as_str());
+        *delivered_any.entry(key).or_default() |= delivered;
+        outcomes.push(if delivered {
+            EventOutcome::Delivered(event.id)
+        } else {
+            EventOutcome::Retry {
+                id: event.id,
+                next_ms: now + backoff_ms(event.tries),
+                error: sent.error().unwrap_or_default(),
+                give_up: now - event.occurred_ms >= retry_for,
+            }
+        });
+    }
+    state.store.settle_events(&outcomes, now).await?;
+    for ((tenant_id, tenant, name), delivered) in delivered_any {
+        let failing_since = state.store.note_endpoint_health(tenant_id, name, delivered, now).await?;
+        if failing_since.is_some_and(|since| now - since >= retry_for) {
+            disable(state, tenant_id, tenant, name, now).await?;
+        }
+    }
+    Ok(claimed.len() as i64 == BATCH)
+}
+
+/// Disable an endpoint that has failed continuously for `retry_for_hours`, once, with the alarm.
+async fn disable(state: &AppState, tenant_id: &str, tenant: &str, name: &str, now: i64) -> anyhow::Result<()> {
+    let audit = AuditEntry::new("ringback", "DISABLE", format!("tenants/{tenant}/webhooks/{name}"), None);
+    if state.store.disable_webhook_endpoint(tenant_id, name, &audit, now).await? {
+        metrics::counter!(WEBHOOK_ENDPOINT_DISABLED, "tenant" => tenant.to_string()).increment(1);
+        tracing::error!(tenant = %tenant, endpoint = name, retryForHours = state.settings.webhooks.retry_for_hours, "webhook endpoint failed continuously for the retry window; disabled, its undelivered events marked failed");
+    }
+    Ok(())
+}
+
+/// The same for every try of the same event at the same endpoint.
+fn webhook_id(event: &PendingEvent) -> String {
+    format!("evt_{}", event.id)
+}
+
+/// The delay before try `tries + 1`: `FIRST_RETRY_MS` doubling, at most `LONGEST_RETRY_MS`, with
+/// jitter (half to all of it) so the retries of a burst do not arrive together.
+fn backoff_ms(tries: i64) -> i64 {
+    let full = FIRST_RETRY_MS.saturating_mul(1_i64 << tries.clamp(0, 30)).min(LONGEST_RETRY_MS);
+    rand::thread_rng().gen_range(full / 2..=full)
+}
+
+/// `{ type, timestamp, data }`: ids, service, state, reason, attempt and times; the customer's
+/// number masked to its last four digits unless the endpoint has `includePhoneNumber`.
+fn event_body(event: &PendingEvent, clear_number: bool) -> Vec<u8> {
+    let tenant = &event.tenant_name;
+    let number = event.phone.as_deref().map(|p| if clear_number { p.to_string() } else { mask(p) });
+    let time = format_utc(event.occurred_ms);
+    let data: Value = if event.event_type == LifecycleEvent::CallInMatched.as_str() {
+        let (callback_id, to_number) = event.call_in.clone().unzip();
+        json!({ "callInId": event.subject_id, "tenant": tenant, "group": event.service_name, "state": event.state,
+                "callbackId": callback_id.flatten(), "toPhoneNumber": to_number, "fromPhoneNumber": number,
+                "time": time })
+    } else {
+        json!({ "callbackId": event.subject_id, "tenant": tenant, "serviceName": event.service_name,
+                "state": event.state, "reason": event.reason, "attempt": event.attempt,
+                "dueTime": event.due_ms.map(format_utc), "phoneNumber": number, "time": time })
+    };
+    json!({ "type": event.event_type, "timestamp": time, "data": data }).to_string().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_an_hour() {
+        for tries in 0..40 {
+            let full = (1_000_i64 << tries.min(30)).min(3_600_000);
+            let b = backoff_ms(tries);
+            assert!((full / 2..=full).contains(&b), "try {tries}: {b} not within [{}, {full}]", full / 2);
+        }
+    }
+
+    #[test]
+    fn the_number_is_masked_unless_the_endpoint_asks_for_it() {
+        let event = PendingEvent {
+            id: 7,
+            tenant_id: "t1".into(),
+            tenant_name: "acme".into(),
+            endpoint: "crm".into(),
+            subject_id: "cb-1".into(),
+            service_name: "sales".into(),
+            event_type: "callback.created".into(),
+            state: Some("SCHEDULED".into()),
+            reason: None,
+            attempt: 0,
+            due_ms: Some(0),
+            occurred_ms: 0,
+            tries: 0,
+            phone: Some("+14155550123".into()),
+            call_in: None,
+        };
+        let masked: Value = serde_json::from_slice(&event_body(&event, false)).unwrap();
+        assert_eq!(masked["data"]["phoneNumber"], "*******0123");
+        assert_eq!(masked["type"], "callback.created");
+        assert_eq!(masked["timestamp"], "1970-01-01T00:00:00.000Z");
+        let clear: Value = serde_json::from_slice(&event_body(&event, true)).unwrap();
+        assert_eq!(clear["data"]["phoneNumber"], "+14155550123");
+        assert_eq!(webhook_id(&event), "evt_7");
+    }
+}
