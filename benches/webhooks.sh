@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Webhook hand-off benchmark (issue 24; on demand, not in CI). One release server on PostgreSQL
-# with a Redis stream of its own and a local receiver (examples/webhook_receiver.rs, one worker,
-# acknowledging every request). Prints, from one run, the hand-off rate of N callbacks falling due
-# at once into the stream, then into the webhook endpoint, and their ratio (goal >= 0.8).
-# Lifecycle events are not built yet, so the event-lag and booking-with-an-event-endpoint figures
-# of the issue are not measured here.
+# Webhook benchmark (issue 24; on demand, not in CI). One release server on PostgreSQL with a
+# Redis stream of its own and a local receiver (examples/webhook_receiver.rs, one worker,
+# acknowledging every request). Prints, from one run:
+#   1. the hand-off rate of N callbacks falling due at once into the stream, then into a webhook
+#      endpoint, and their ratio (goal >= 0.8);
+#   2. the lag of callback.created events from their commit to the receiver, at RATE bookings/s
+#      offered (paced hey, as benches/load.sh does), p50/p99 (goal p99 <= 1 s);
+#   3. booking throughput (wrk, saturation) with one event endpoint subscribed vs none, runs
+#      interleaved none/with/none/with (goal >= 0.9).
 #
-#   benches/webhooks.sh [callbacks]
+#   benches/webhooks.sh [callbacks] [rate] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}
+RATE=${2:-500}
+DURATION=${3:-15}
+CONNECTIONS=64
 PG=${RINGBACK_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 DB=ringback_webhook_bench
 PORT=39070 REDIS_PORT=39079 RECEIVER_PORT=39090 TOKEN=bench-admin
+. benches/common.sh
 WORK=$(mktemp -d)
 cleanup() {
   [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null
@@ -28,7 +35,7 @@ psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >
 redis-server --port "$REDIS_PORT" --save "" --appendonly no --daemonize yes >/dev/null
 ./target/release/examples/webhook_receiver "$RECEIVER_PORT" &
 RECEIVER=$!
-RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
+RINGBACK__DATABASE__URL="$PG/$DB" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK__REDIS__URL="redis://127.0.0.1:$REDIS_PORT" \
 RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" RINGBACK__ADMIN__TOKENS="$TOKEN" \
 RINGBACK__WEBHOOKS__ALLOW_HTTP=127.0.0.1 RINGBACK__WEBHOOKS__ALLOWED_NETWORKS=127.0.0.0/8 \
 RINGBACK__MONITOR__RECOVERY_SECONDS=3600 RINGBACK_LOG=warn ./target/release/ringback serve >"$WORK/server.log" 2>&1 &
@@ -72,3 +79,55 @@ echo "== $N callbacks due at once into a webhook endpoint (local receiver, 8 req
 HOOKED=$(time_handoffs hooked)
 echo "   $HOOKED hand-offs/s; the receiver counted $(curl -s "http://127.0.0.1:$RECEIVER_PORT/count") requests"
 echo "== webhook ÷ stream: $(awk -v a="$HOOKED" -v b="$STREAM" 'BEGIN { printf "%.2f", a / b }') (goal >= 0.8)"
+
+echo "== lifecycle events: callback.created lag from commit to the receiver at $RATE bookings/s offered, ${DURATION}s"
+KEY=$(provision_bench_tenant)
+admin PUT /tenants/bench/webhooks/events "{\"url\":\"http://127.0.0.1:$RECEIVER_PORT/events\",\"events\":[\"callback.created\"],\"services\":[\"load\"]}"
+HOT=$(date -u -d '+1 day' +%Y-%m-%dT%H:00:00Z)
+HEY_PROCS=10 HEY_WORKERS=5
+PER_WORKER=$((RATE / HEY_PROCS / HEY_WORKERS))
+STAGGER=$(awk -v r="$PER_WORKER" -v p="$HEY_PROCS" 'BEGIN { printf "%.4f", 1 / (r * p) }')
+HEY_PIDS=""
+for i in $(seq 1 "$HEY_PROCS"); do
+  hey -z "${DURATION}s" -c "$HEY_WORKERS" -q "$PER_WORKER" -m POST -T application/json \
+    -H "x-api-key: $KEY" -d "{\"serviceName\":\"load\",\"phoneNumber\":\"+14155550142\",\"desiredTime\":\"$HOT\"}" \
+    "http://127.0.0.1:$PORT/engagement/v3/callbacks/create" >/dev/null &
+  HEY_PIDS="$HEY_PIDS $!"
+  sleep "$STAGGER"
+done
+# shellcheck disable=SC2086 # one pid per word; a bare `wait` would also wait for the server
+wait $HEY_PIDS
+BOOKED=$(sql "SELECT COUNT(*) FROM callbacks WHERE service_name = 'load'")
+for _ in $(seq 1 100); do
+  [ "$(sql "SELECT COUNT(*) FROM outbox WHERE endpoint IS NOT NULL")" = 0 ] && break; sleep 0.1
+done
+read -r EVENTS LAG_P50 LAG_P99 LAG_MAX < <(curl -s "http://127.0.0.1:$RECEIVER_PORT/lag")
+echo "   $BOOKED booked, $EVENTS events received: lag p50 ${LAG_P50} ms, p99 ${LAG_P99} ms, max ${LAG_MAX} ms (goal p99 <= 1000 ms)"
+
+echo "== booking throughput with one event endpoint vs none (wrk, $CONNECTIONS connections, ${DURATION}s per run, interleaved)"
+write_create_lua "$WORK/spread.lua" "$KEY"
+TICKS=$(getconf CLK_TCK)
+# wrk_run: prints bookings answered 2xx per second and the server's CPU µs per booking.
+wrk_run() {
+  local before after total non2xx
+  before=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/spread.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt"
+  after=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  total=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
+  awk -v n="$((total - ${non2xx:-0}))" -v d="$DURATION" -v t="$((after - before))" -v hz="$TICKS" \
+    'BEGIN { printf "%.0f %.0f", n / d, t * 1e6 / hz / n }'
+}
+endpoint_enabled() { # true|false
+  admin PUT /tenants/bench/webhooks/events "{\"url\":\"http://127.0.0.1:$RECEIVER_PORT/events\",\"events\":[\"callback.created\"],\"services\":[\"load\"],\"enabled\":$1}"
+}
+NONE_SUM=0 WITH_SUM=0
+for round in 1 2; do
+  endpoint_enabled false
+  read -r NONE NONE_CPU < <(wrk_run)
+  endpoint_enabled true
+  read -r WITH WITH_CPU < <(wrk_run)
+  echo "   round $round: none $NONE bookings/s (${NONE_CPU} µs CPU each), one event endpoint $WITH bookings/s (${WITH_CPU} µs CPU each)"
+  NONE_SUM=$((NONE_SUM + NONE)) WITH_SUM=$((WITH_SUM + WITH))
+done
+echo "== with ÷ none: $(awk -v a="$WITH_SUM" -v b="$NONE_SUM" 'BEGIN { printf "%.2f", a / b }') (goal >= 0.9)"

@@ -1,10 +1,12 @@
 //! The events pass (issue 24): lifecycle events from the outbox to webhook endpoints. Each pass
-//! claims what is due (any replica; order per callback and endpoint kept by the claim), sends it
-//! signed, and settles it: delivered rows go, others are tried again with exponential backoff and
-//! jitter until `webhooks.retry_for_hours` after their change, then marked failed. An endpoint
-//! whose deliveries have all failed for that long is disabled (`WEBHOOK_ENDPOINT_DISABLED`).
+//! claims what is due (any replica; order per callback and endpoint kept by the claim) and hands
+//! each endpoint's share to a delivery task of its own, which sends it signed and settles it:
+//! delivered rows go, others are tried again with exponential backoff and jitter until
+//! `webhooks.retry_for_hours` after their change, then marked failed. An endpoint whose deliveries
+//! have all failed for that long is disabled (`WEBHOOK_ENDPOINT_DISABLED`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -14,23 +16,59 @@ use crate::domain::phone::mask;
 use crate::domain::webhook::LifecycleEvent;
 use crate::ops::webhooks::{deliver, enabled_endpoints, Delivery};
 use crate::ops::AppState;
-use crate::store::{AuditEntry, EventOutcome, PendingEvent};
+use crate::store::{AuditEntry, ClaimScope, EventOutcome, PendingEvent};
 use crate::telemetry::catalogue::WEBHOOK_ENDPOINT_DISABLED;
 use crate::time::{format_utc, now_ms, seconds_ms};
 
+/// Events claimed at once: by the pass for every idle endpoint, and by an endpoint's own delivery
+/// task for its next chunk.
 const BATCH: i64 = 200;
-/// A claim outlives the longest delivery (`timeoutMs` ≤ 30 s, plus the connect timeout) and its
-/// settling. A replica that dies holding claims delays those events only until the others stop
-/// seeing it (`monitor.claim_lease_seconds`), as with hand-offs.
-const LEASE_MS: i64 = 60_000;
+/// A claim outlives the slowest chunk (`BATCH` deliveries at `webhooks.in_flight_per_endpoint` at
+/// a time, each up to `timeoutMs` ≤ 30 s plus the connect timeout) and its settling. A replica
+/// that dies holding claims delays those events only until the others stop seeing it
+/// (`monitor.claim_lease_seconds`), as with hand-offs.
+const LEASE_MS: i64 = 30 * 60_000;
 /// The first retry after about a second, doubling to at most an hour between tries.
 const FIRST_RETRY_MS: i64 = 1_000;
 const LONGEST_RETRY_MS: i64 = 3_600_000;
 
-/// Deliver everything due, a batch at a time.
-pub async fn pass(state: &AppState) {
+/// The endpoints (tenant id, name) this replica is delivering to right now. The pass claims no
+/// events of theirs: each has a task of its own that takes its next chunk when one is settled, so a
+/// slow or failing endpoint holds back only its own events, never another's.
+#[derive(Clone, Default)]
+pub struct Busy(Arc<Mutex<HashSet<(String, String)>>>);
+
+impl Busy {
+    fn keys(&self) -> Vec<(String, String)> {
+        self.0.lock().map(|b| b.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Mark `key` busy until the returned guard drops (also when its task panics).
+    fn take(&self, key: (String, String)) -> BusyGuard {
+        if let Ok(mut b) = self.0.lock() {
+            b.insert(key.clone());
+        }
+        BusyGuard { busy: self.clone(), key }
+    }
+}
+
+struct BusyGuard {
+    busy: Busy,
+    key: (String, String),
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.busy.0.lock() {
+            b.remove(&self.key);
+        }
+    }
+}
+
+/// Claim what is due for every endpoint not busy here and start one delivery task per endpoint.
+pub async fn pass(state: &AppState, busy: &Busy) {
     loop {
-        match deliver_batch(state).await {
+        match claim_and_start(state, busy).await {
             Ok(true) => continue,
             Ok(false) => break,
             Err(e) => {
@@ -41,61 +79,107 @@ pub async fn pass(state: &AppState) {
     }
 }
 
-/// One batch; true when it was full (more may be due).
-async fn deliver_batch(state: &AppState) -> anyhow::Result<bool> {
+/// One claim; true when it was full (more may be due for other endpoints).
+async fn claim_and_start(state: &AppState, busy: &Busy) -> anyhow::Result<bool> {
+    let claimed = claim(state, &ClaimScope::AllBut(busy.keys())).await?;
+    let full = claimed.len() as i64 == BATCH;
+    let mut by_endpoint: HashMap<(String, String), Vec<PendingEvent>> = HashMap::new();
+    for event in claimed {
+        by_endpoint.entry((event.tenant_id.clone(), event.endpoint.clone())).or_default().push(event);
+    }
+    for (key, events) in by_endpoint {
+        let guard = busy.take(key);
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = deliver_endpoint(&state, &guard.key, events).await {
+                tracing::warn!(error = %e, endpoint = %guard.key.1, "event deliveries failed; the claims are taken again later");
+            }
+            drop(guard);
+        });
+    }
+    Ok(full)
+}
+
+async fn claim(state: &AppState, scope: &ClaimScope) -> anyhow::Result<Vec<PendingEvent>> {
     let now = now_ms();
     let seen_after = now - seconds_ms(state.settings.monitor.claim_lease_seconds);
-    let claimed = state.store.claim_events(&state.replica_id, now, LEASE_MS, seen_after, BATCH).await?;
-    if claimed.is_empty() {
-        return Ok(false);
+    Ok(state.store.claim_events(&state.replica_id, now, LEASE_MS, seen_after, scope, BATCH).await?)
+}
+
+/// Deliver one endpoint's events, chunk after chunk, until none is due.
+async fn deliver_endpoint(
+    state: &AppState,
+    key: &(String, String),
+    mut events: Vec<PendingEvent>,
+) -> anyhow::Result<()> {
+    loop {
+        let full = events.len() as i64 == BATCH;
+        deliver_chunk(state, key, &events).await?;
+        if !full {
+            return Ok(());
+        }
+        events = claim(state, &ClaimScope::Endpoint(key.clone())).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
     }
-    let endpoints =
-        enabled_endpoints(state, claimed.iter().map(|e| (e.tenant_id.as_str(), e.endpoint.as_str())).collect()).await?;
-    let mut outcomes = Vec::with_capacity(claimed.len());
-    let (mut deliveries, mut sent_events) = (Vec::new(), Vec::new());
-    for event in &claimed {
-        let Some(endpoint) = endpoints.get(&(event.tenant_id.as_str(), event.endpoint.as_str())) else {
-            let error = "the endpoint is disabled or deleted".to_string();
-            outcomes.push(EventOutcome::Retry { id: event.id, next_ms: now_ms(), error, give_up: true });
-            continue;
-        };
-        deliveries.push(Delivery {
+}
+
+/// Send a chunk of one endpoint's events and settle them: delivered rows go, others wait for
+/// their next try or are given up; the endpoint's failing clock moves, and past the retry window
+/// it is disabled.
+async fn deliver_chunk(
+    state: &AppState,
+    (tenant_id, name): &(String, String),
+    events: &[PendingEvent],
+) -> anyhow::Result<()> {
+    let endpoints = enabled_endpoints(state, vec![(tenant_id.as_str(), name.as_str())]).await?;
+    let Some(endpoint) = endpoints.get(&(tenant_id.as_str(), name.as_str())) else {
+        let error = "the endpoint is disabled or deleted";
+        let outcomes: Vec<EventOutcome> = events
+            .iter()
+            .map(|e| EventOutcome::Retry { id: e.id, next_ms: now_ms(), error: error.to_string(), give_up: true })
+            .collect();
+        state.store.settle_events(&outcomes, now_ms()).await?;
+        return Ok(());
+    };
+    let deliveries: Vec<Delivery> = events
+        .iter()
+        .map(|event| Delivery {
             tenant_name: &event.tenant_name,
             endpoint,
             kind: &event.event_type,
             webhook_id: webhook_id(event),
             body: event_body(event, endpoint.config.include_phone_number),
-        });
-        sent_events.push(event);
-    }
+        })
+        .collect();
     let results = deliver(state, &deliveries).await;
     let now = now_ms();
     let retry_for = state.settings.webhooks.retry_for_ms();
-    // Per endpoint: whether any of its deliveries went through in this batch.
-    let mut delivered_any: HashMap<(&str, &str, &str), bool> = HashMap::new();
-    for (event, sent) in sent_events.iter().zip(&results) {
-        let delivered = matches!(sent, Sent::Delivered { .. });
-        let key = (event.tenant_id.as_str(), event.tenant_name.as_str(), event.endpoint.as_str());
-        *delivered_any.entry(key).or_default() |= delivered;
-        outcomes.push(if delivered {
-            EventOutcome::Delivered(event.id)
-        } else {
+    let mut delivered_any = false;
+    let outcomes: Vec<EventOutcome> = events
+        .iter()
+        .zip(&results)
+        .map(|(event, sent)| {
+            if matches!(sent, Sent::Delivered { .. }) {
+                delivered_any = true;
+                return EventOutcome::Delivered(event.id);
+            }
             EventOutcome::Retry {
                 id: event.id,
                 next_ms: now + backoff_ms(event.tries),
                 error: sent.error().unwrap_or_default(),
                 give_up: now - event.occurred_ms >= retry_for,
             }
-        });
-    }
+        })
+        .collect();
     state.store.settle_events(&outcomes, now).await?;
-    for ((tenant_id, tenant, name), delivered) in delivered_any {
-        let failing_since = state.store.note_endpoint_health(tenant_id, name, delivered, now).await?;
-        if failing_since.is_some_and(|since| now - since >= retry_for) {
-            disable(state, tenant_id, tenant, name, now).await?;
-        }
+    let failing_since = state.store.note_endpoint_health(tenant_id, name, delivered_any, now).await?;
+    if failing_since.is_some_and(|since| now - since >= retry_for) {
+        let tenant = events.first().map_or(tenant_id.as_str(), |e| e.tenant_name.as_str());
+        disable(state, tenant_id, tenant, name, now).await?;
     }
-    Ok(claimed.len() as i64 == BATCH)
+    Ok(())
 }
 
 /// Disable an endpoint that has failed continuously for `retry_for_hours`, once, with the alarm.

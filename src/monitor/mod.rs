@@ -51,14 +51,15 @@ pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
     // Lifecycle events go out from every replica that hands over (any may claim them).
     let events = dispatches.then(|| {
         let state = state.clone();
+        let busy = events::Busy::default();
         supervise::spawn("monitor-events", move || {
-            let state = state.clone();
+            let (state, busy) = (state.clone(), busy.clone());
             async move {
                 let mut ticker = tokio::time::interval(EVENTS_TICK);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticker.tick().await;
-                    events::pass(&state).await;
+                    events::pass(&state, &busy).await;
                 }
             }
         })

@@ -46,7 +46,7 @@ pub use dispatch::{
 };
 pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
-pub use outbox::{EventOutcome, PendingEvent};
+pub use outbox::{ClaimScope, EventOutcome, PendingEvent};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
 pub use webhooks::{DeliveryRecord, EndpointRecord};

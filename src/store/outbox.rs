@@ -186,6 +186,14 @@ fn pending_from_row(r: &sqlx::any::AnyRow) -> StoreResult<PendingEvent> {
     })
 }
 
+/// Whose events a claim may take: every endpoint but those (tenant id, name) this replica is
+/// busy delivering to, or one endpoint only (its delivery task taking its next chunk).
+#[derive(Debug, Clone)]
+pub enum ClaimScope {
+    AllBut(Vec<(String, String)>),
+    Endpoint((String, String)),
+}
+
 /// What became of one claimed event.
 #[derive(Debug, Clone)]
 pub enum EventOutcome {
@@ -200,40 +208,50 @@ pub enum EventOutcome {
 }
 
 impl Store {
-    /// Claim up to `limit` events due for delivery for `replica` until `now + lease_ms`: each the
-    /// oldest unfinished one of its callback for its endpoint (so order per callback holds across
-    /// replicas), skipping rows another replica is claiming. A claim lapses at its end, or as soon
-    /// as its replica has not been seen since `seen_after` (killed: its claims need not wait).
+    /// Claim up to `limit` events due for delivery for `replica` until `now + lease_ms`, of the
+    /// endpoints `scope` names: each the oldest unfinished one of its callback for its endpoint (so
+    /// order per callback holds across replicas), skipping rows another replica is claiming. A
+    /// claim lapses at its end, or as soon as its replica has not been seen since `seen_after`
+    /// (killed: its claims need not wait).
     pub async fn claim_events(
         &self,
         replica: &str,
         now: i64,
         lease_ms: i64,
         seen_after: i64,
+        scope: &ClaimScope,
         limit: i64,
     ) -> StoreResult<Vec<PendingEvent>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
+            let (scoped, keys) = match scope {
+                ClaimScope::AllBut(busy) if busy.is_empty() => (String::new(), Vec::new()),
+                ClaimScope::AllBut(busy) => {
+                    let marks: Vec<String> =
+                        (0..busy.len()).map(|i| format!("(${}, ${})", 6 + 2 * i, 7 + 2 * i)).collect();
+                    (format!(" AND (o.tenant_id, o.endpoint) NOT IN (VALUES {})", marks.join(", ")), busy.clone())
+                }
+                ClaimScope::Endpoint(key) => {
+                    (" AND o.tenant_id = $6 AND o.endpoint = $7".to_string(), vec![key.clone()])
+                }
+            };
             let sql = self.update_picked(
                 "outbox",
-                "SELECT o.id FROM outbox o
-                 WHERE o.endpoint IS NOT NULL AND o.failed_ms IS NULL AND o.next_ms <= $1
-                   AND (o.claim_until_ms IS NULL OR o.claim_until_ms < $1
-                        OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = o.claimed_by AND r.seen_ms > $5))
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.callback_id = o.callback_id
-                                   AND p.endpoint = o.endpoint AND p.failed_ms IS NULL AND p.id < o.id)
-                 ORDER BY o.next_ms LIMIT $3",
+                &format!(
+                    "SELECT o.id FROM outbox o
+                     WHERE o.endpoint IS NOT NULL AND o.failed_ms IS NULL AND o.next_ms <= $1{scoped}
+                       AND (o.claim_until_ms IS NULL OR o.claim_until_ms < $1
+                            OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = o.claimed_by AND r.seen_ms > $5))
+                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.callback_id = o.callback_id
+                                       AND p.endpoint = o.endpoint AND p.failed_ms IS NULL AND p.id < o.id)
+                     ORDER BY o.next_ms LIMIT $3"
+                ),
                 "claimed_by = $2, claim_until_ms = $1 + $4",
                 PENDING_COLUMNS,
             );
-            let rows = sqlx::query(&sql)
-                .bind(now)
-                .bind(replica)
-                .bind(limit)
-                .bind(lease_ms)
-                .bind(seen_after)
-                .fetch_all(&mut *tx)
-                .await?;
+            let query = sqlx::query(&sql).bind(now).bind(replica).bind(limit).bind(lease_ms).bind(seen_after);
+            let query = keys.iter().fold(query, |q, (tenant, endpoint)| q.bind(tenant.clone()).bind(endpoint.clone()));
+            let rows = query.fetch_all(&mut *tx).await?;
             let mut events: Vec<PendingEvent> = rows.iter().map(pending_from_row).collect::<StoreResult<_>>()?;
             events.sort_by_key(|e| e.id);
             attach_subjects(&mut tx, &mut events).await?;

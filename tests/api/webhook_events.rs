@@ -270,3 +270,33 @@ async fn a_failing_endpoint_gets_the_same_event_again_then_is_disabled_with_an_a
     eventually(10, "redelivered", || async { crm.received().len() > heard }).await;
     app.admin(Method::POST, &path, None).await.expect(409, Some("ILLEGAL_TRANSITION"));
 }
+
+/// A slow endpoint holds back only its own events: another endpoint's arrive meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_never_delays_another_endpoints_events() {
+    let dialer = Receiver::start(Answer::Acknowledge);
+    let slow = Receiver::start(Answer::SleepThenAcknowledge(2_000));
+    let fast = Receiver::start(Answer::Ok);
+    let app = app(Backend::Sqlite, &[]).await;
+    let t = unique_tenant();
+    let key = tenant_with_service(&app, &t, &dialer).await;
+    endpoint(&app, &t, "slow", json!({ "url": slow.url, "events": ["callback.created"], "timeoutMs": 10_000 })).await;
+    endpoint(&app, &t, "fast", json!({ "url": fast.url, "events": ["callback.created"] })).await;
+    let book = |from: u32, n: u32| {
+        let (app, key) = (&app, &key);
+        async move {
+            for i in from..from + n {
+                let body = json!({ "serviceName": "sales", "phoneNumber": phone(100 + i), "desiredTime": in_hours(1) });
+                app.create(key, body).await.expect(200, None);
+            }
+        }
+    };
+    book(0, 24).await;
+    // 24 events at 8 in flight and 2 s each: the slow endpoint needs about 6 s for them. Events
+    // written meanwhile reach the fast endpoint at once, not after the slow one's chunk.
+    eventually(4, "the first events at the fast endpoint", || async { fast.received().len() >= 24 }).await;
+    book(24, 8).await;
+    eventually(3, "the later events at the fast endpoint", || async { fast.received().len() >= 32 }).await;
+    assert!(slow.received().len() < 24, "the slow endpoint is still at its first chunk: {}", slow.received().len());
+    eventually(30, "every event at the slow endpoint too", || async { slow.received().len() >= 32 }).await;
+}

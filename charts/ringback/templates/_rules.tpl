@@ -155,4 +155,12 @@ Tested by tests/alerts.test.yaml (promtool test rules, run by scripts/check-char
         "expr" `max by (tenant, endpoint) (ges_webhook_endpoint_failing) > 0`
         "summary" "A webhook endpoint keeps failing"
         "description" `Webhook endpoint {{ $labels.endpoint }} of tenant {{ $labels.tenant }} has failed its requests for 15 minutes (refused, timed out or a non-2xx): its services' hand-offs wait or fail.`) | nindent 4 }}
+    {{- include "ringback.rule" (dict "root" . "alert" "RINGBACK_WEBHOOK_OUTBOX_BACKLOG" "for" "2m" "severity" "warning" "action" "email" "dashboard" $biz
+        "expr" `max(ges_webhook_outbox_oldest_age_seconds) > 300`
+        "summary" "Lifecycle events wait more than 5 minutes for delivery"
+        "description" `The oldest lifecycle event waiting in the outbox reports a change {{ printf "%.0f" $value }} s old: an endpoint is failing (retried with backoff) or delivery cannot keep up.`) | nindent 4 }}
+    {{- include "ringback.rule" (dict "root" . "alert" "RINGBACK_WEBHOOK_ENDPOINT_DISABLED" "for" "" "severity" "warning" "action" "email" "dashboard" $biz
+        "expr" `increase(WEBHOOK_ENDPOINT_DISABLED[5m]) > 0`
+        "summary" "A webhook endpoint was disabled"
+        "description" `Tenant {{ $labels.tenant }} had a webhook endpoint disabled after failing every delivery for webhooks.retry_for_hours (pod {{ $labels.pod }}); its undelivered events are marked failed.`) | nindent 4 }}
 {{- end }}
