@@ -15,7 +15,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::{Store, StoreResult};
 use crate::domain::webhook::LifecycleEvent;
 
-/// The columns an event row is written with (`events_from`).
+/// The columns an event row is written with (`events_insert`).
 const EVENT_COLUMNS: &str =
     "tenant_id, endpoint, callback_id, service_name, event_type, state, reason, attempt, due_ms, occurred_ms, next_ms";
 

@@ -68,6 +68,21 @@ fn endpoint_from_row(row: &sqlx::any::AnyRow) -> StoreResult<EndpointRecord> {
     })
 }
 
+/// One endpoint by its key, through `executor` (a pool, or a transaction's connection).
+async fn read_endpoint<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    tenant_id: &str,
+    name: &str,
+) -> StoreResult<Option<EndpointRecord>> {
+    let row =
+        sqlx::query(&format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"))
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(executor)
+            .await?;
+    row.as_ref().map(endpoint_from_row).transpose()
+}
+
 impl Store {
     /// Create or update an endpoint. A new one gets `secret`; an existing one keeps its own.
     /// Returns the stored record and whether it was created.
@@ -110,32 +125,18 @@ impl Store {
             }
             super::outbox::write_subscriptions(&mut tx, tenant_id, name, &config_value.subscriptions()).await?;
             append_audit(&mut tx, audit, now_ms).await?;
-            let row = sqlx::query(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"
-            ))
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
+            let record = read_endpoint(&mut *tx, tenant_id, name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("webhook endpoint {name} missing right after its write"))?;
             tx.commit().await?;
             self.config_changed();
-            Ok((endpoint_from_row(&row)?, created))
+            Ok((record, created))
         })
         .await
     }
 
     pub async fn get_webhook_endpoint(&self, tenant_id: &str, name: &str) -> StoreResult<Option<EndpointRecord>> {
-        self.timed(async {
-            let row = sqlx::query(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"
-            ))
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
-            row.as_ref().map(endpoint_from_row).transpose()
-        })
-        .await
+        self.timed(read_endpoint(&self.reader, tenant_id, name)).await
     }
 
     pub async fn list_webhook_endpoints(&self, tenant_id: &str) -> StoreResult<Vec<EndpointRecord>> {
@@ -254,14 +255,7 @@ impl Store {
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let row = sqlx::query(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND name = $2"
-            ))
-            .bind(tenant_id)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(mut record) = row.as_ref().map(endpoint_from_row).transpose()? else { return Ok(false) };
+            let Some(mut record) = read_endpoint(&mut *tx, tenant_id, name).await? else { return Ok(false) };
             if !record.config.enabled {
                 return Ok(false);
             }
