@@ -3,12 +3,12 @@
 //! written through a non-blocking writer so a slow stdout never stalls a request. A line the
 //! writer has to drop counts `LOGGING_FAILURE`.
 
-use std::fmt::Write as _;
+use std::cell::RefCell;
 use std::io::Write as _;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
@@ -67,7 +67,7 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
         .lossy(true)
         .buffered_lines_limit(64 * 1024)
         .thread_name("ringback-log-writer")
-        .finish(StdoutSink);
+        .finish(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) });
     let (filter_layer, handle) = reload::Layer::new(filter);
     let layer = JsonLayer { dropped: writer.error_counter(), writer, max_len, dropped_seen: AtomicU64::new(0) };
     tracing_subscriber::registry().with(filter_layer).with(layer).try_init().map_err(|e| e.to_string())?;
@@ -79,26 +79,48 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
     Ok((control, Some(LogGuard { _guard: guard })))
 }
 
-/// Stdout as the writer thread sees it: a line that cannot be written (stdout closed, a broken
-/// pipe) counts `LOGGING_FAILURE` — the writer thread would otherwise drop it silently. Fault
-/// injection can make it stall like a stuck terminal.
-struct StdoutSink;
+/// Stdout as the writer thread sees it. Lines are gathered while the queue has more and written
+/// with one `write` when it runs empty (the writer thread flushes then) or the batch passes
+/// `SINK_BATCH_BYTES`: one syscall for many lines under load, at once when idle. Lines arrive
+/// whole and leave whole, so none is interleaved or cut. A batch that cannot be written (stdout
+/// closed, a broken pipe) counts `LOGGING_FAILURE` once per line — the writer thread would
+/// otherwise drop it silently. Fault injection can make it stall like a stuck terminal.
+struct StdoutSink {
+    pending: Vec<u8>,
+}
+
+const SINK_BATCH_BYTES: usize = 64 * 1024;
 
 impl std::io::Write for StdoutSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Some(stall) = crate::telemetry::faults::log_writer_stall() {
-            std::thread::sleep(stall);
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= SINK_BATCH_BYTES {
+            self.flush()?;
         }
-        let written = std::io::stdout().write(buf);
-        // An interrupted write is retried by the writer thread: nothing is lost.
-        if written.as_ref().is_err_and(|e| e.kind() != std::io::ErrorKind::Interrupted) {
-            metrics::counter!(LOGGING_FAILURE).increment(1);
-        }
-        written
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().flush()
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Some(stall) = crate::telemetry::faults::log_writer_stall() {
+            std::thread::sleep(stall);
+        }
+        let mut out = std::io::stdout().lock();
+        // `write_all` retries an interrupted write: nothing is lost to a signal.
+        if out.write_all(&self.pending).and_then(|()| out.flush()).is_err() {
+            let lines = self.pending.iter().filter(|b| **b == b'\n').count();
+            metrics::counter!(LOGGING_FAILURE).increment(lines as u64);
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl Drop for StdoutSink {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
     }
 }
 
@@ -120,39 +142,135 @@ struct JsonLayer {
     max_len: usize,
 }
 
-/// Span fields, kept as JSON in the span's extensions.
-struct SpanFields(Map<String, Value>);
+/// JSON values rendered once, each the text that follows `"key":`, in `text` (an arena of its
+/// own: a span's fields are rendered when it is created, and only copied into each line).
+#[derive(Default)]
+struct Rendered {
+    text: Vec<u8>,
+    fields: Vec<(&'static str, Range<usize>)>,
+    truncated: bool,
+}
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+impl Rendered {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+        self.truncated = false;
+    }
+
+    fn push_with(&mut self, key: &'static str, render: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.text.len();
+        render(&mut self.text);
+        self.fields.push((key, start..self.text.len()));
+    }
+
+    /// A string value, cut at `max_len` characters.
+    fn push_str(&mut self, key: &'static str, value: &str, max_len: usize) {
+        let value = match value.char_indices().nth(max_len) {
+            Some((cut, _)) => {
+                self.truncated = true;
+                &value[..cut]
+            }
+            None => value,
+        };
+        // Serialising a `str` into a Vec cannot fail.
+        self.push_with(key, |out| {
+            let _ = serde_json::to_writer(out, value);
+        });
+    }
+
+    /// Copy `other`'s fields (already rendered) after ours.
+    fn extend_from(&mut self, other: &Rendered) {
+        for (key, range) in &other.fields {
+            self.push_with(key, |out| out.extend_from_slice(&other.text[range.clone()]));
+        }
+        self.truncated |= other.truncated;
+    }
+
+    /// `{"key":value,…}` and a newline into `out`: keys in order, each once, the value recorded
+    /// last winning (an event's field over its spans', an inner span's over an outer one's).
+    fn write_line(&mut self, out: &mut Vec<u8>) {
+        if self.truncated {
+            self.push_with("truncated", |out| out.extend_from_slice(b"true"));
+        }
+        // Stable: among equal keys the last recorded stays last.
+        self.fields.sort_by(|a, b| a.0.cmp(b.0));
+        out.push(b'{');
+        let mut first = true;
+        for (i, (key, range)) in self.fields.iter().enumerate() {
+            if self.fields.get(i + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(&self.text[range.clone()]);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// Span fields, rendered when the span is created (and again for a field recorded later).
+struct SpanFields(Rendered);
+
+/// Renders recorded fields into a `Rendered`.
+struct JsonVisitor<'a> {
+    into: &'a mut Rendered,
+    max_len: usize,
+}
 
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.into.push_str(field.name(), value, self.max_len);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.into.push_with(field.name(), |out| {
+            let _ = write!(out, "{value}");
+        });
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.into.push_with(field.name(), |out| {
+            let _ = write!(out, "{value}");
+        });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        // As serde_json writes it: `null` for NaN and infinities.
+        self.into.push_with(field.name(), |out| {
+            let _ = serde_json::to_writer(out, &value);
+        });
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_string(), Value::from(value));
+        self.into.push_with(field.name(), |out| out.extend_from_slice(if value { b"true" } else { b"false" }));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         let mut text = value.to_string();
         let mut source = value.source();
         while let Some(cause) = source {
-            let _ = write!(text, ": {cause}");
+            let _ = std::fmt::Write::write_fmt(&mut text, format_args!(": {cause}"));
             source = cause.source();
         }
-        self.0.insert(field.name().to_string(), Value::from(text));
+        self.into.push_str(field.name(), &text, self.max_len);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), Value::from(format!("{value:?}")));
+        DEBUG_TEXT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                let _ = std::fmt::Write::write_fmt(&mut *text, format_args!("{value:?}"));
+                self.into.push_str(field.name(), &text, self.max_len);
+            }
+            Err(_) => self.into.push_str(field.name(), &format!("{value:?}"), self.max_len),
+        });
     }
+}
+
+thread_local! {
+    /// Reused per thread: a line's fields and its text, and a `Debug` value's text.
+    static LINE: RefCell<(Rendered, Vec<u8>)> = RefCell::new((Rendered::default(), Vec::with_capacity(1024)));
+    static DEBUG_TEXT: RefCell<String> = RefCell::new(String::with_capacity(256));
 }
 
 impl<S> Layer<S> for JsonLayer
@@ -160,8 +278,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        attrs.record(&mut JsonVisitor(&mut fields));
+        let mut fields = Rendered::default();
+        attrs.record(&mut JsonVisitor { into: &mut fields, max_len: self.max_len });
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(SpanFields(fields));
         }
@@ -171,40 +289,60 @@ where
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             if let Some(fields) = ext.get_mut::<SpanFields>() {
-                values.record(&mut JsonVisitor(&mut fields.0));
+                // Appended: the later value of a field wins when the line is written.
+                values.record(&mut JsonVisitor { into: &mut fields.0, max_len: self.max_len });
             }
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert("timestamp".into(), Value::from(crate::time::format_utc(crate::time::now_ms())));
-        line.insert("level".into(), Value::from(meta.level().as_str().to_ascii_lowercase()));
-        line.insert("target".into(), Value::from(meta.target()));
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    for (k, v) in &fields.0 {
-                        line.insert(k.clone(), v.clone());
-                    }
-                }
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                let (fields, text) = &mut *line;
+                self.write_event(event, &ctx, fields, text);
             }
-        }
-        event.record(&mut JsonVisitor(&mut line));
-        let truncated = truncate_values(&mut line, self.max_len);
-        if truncated {
-            line.insert("truncated".into(), Value::Bool(true));
-        }
-        let mut text = Value::Object(line).to_string();
-        text.push('\n');
-        let mut writer = self.writer.clone();
-        let _ = writer.write_all(text.as_bytes());
-        self.count_dropped_lines();
+            // An event logged while this thread writes one (from a `Debug` impl): its own buffers.
+            Err(_) => self.write_event(event, &ctx, &mut Rendered::default(), &mut Vec::new()),
+        });
     }
 }
 
 impl JsonLayer {
+    fn write_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, fields: &mut Rendered, text: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fields.clear();
+        text.clear();
+        let meta = event.metadata();
+        fields.push_with("timestamp", |out| {
+            let _ = serde_json::to_writer(out, &crate::time::format_utc(crate::time::now_ms()));
+        });
+        let level: &[u8] = match *meta.level() {
+            tracing::Level::TRACE => b"\"trace\"",
+            tracing::Level::DEBUG => b"\"debug\"",
+            tracing::Level::INFO => b"\"info\"",
+            tracing::Level::WARN => b"\"warn\"",
+            tracing::Level::ERROR => b"\"error\"",
+        };
+        fields.push_with("level", |out| out.extend_from_slice(level));
+        fields.push_with("target", |out| {
+            let _ = serde_json::to_writer(out, meta.target());
+        });
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(span_fields) = span.extensions().get::<SpanFields>() {
+                    fields.extend_from(&span_fields.0);
+                }
+            }
+        }
+        event.record(&mut JsonVisitor { into: fields, max_len: self.max_len });
+        fields.write_line(text);
+        let mut writer = self.writer.clone();
+        let _ = writer.write_all(text);
+        self.count_dropped_lines();
+    }
+
     fn count_dropped_lines(&self) {
         let dropped = self.dropped.dropped_lines() as u64;
         let seen = self.dropped_seen.swap(dropped, Ordering::Relaxed);
@@ -212,20 +350,6 @@ impl JsonLayer {
             metrics::counter!(LOGGING_FAILURE).increment(dropped - seen);
         }
     }
-}
-
-/// Cut string values longer than `max_len` characters; true when anything was cut.
-fn truncate_values(line: &mut Map<String, Value>, max_len: usize) -> bool {
-    let mut cut = false;
-    for value in line.values_mut() {
-        if let Value::String(s) = value {
-            if s.chars().count() > max_len {
-                *s = s.chars().take(max_len).collect();
-                cut = true;
-            }
-        }
-    }
-    cut
 }
 
 #[cfg(test)]
@@ -241,12 +365,26 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_cut_and_flagged() {
-        let mut line = Map::new();
-        line.insert("message".into(), Value::from("x".repeat(40)));
-        line.insert("n".into(), Value::from(5));
-        assert!(truncate_values(&mut line, 16));
-        assert_eq!(line["message"].as_str().unwrap().len(), 16);
-        assert!(!truncate_values(&mut line, 16));
+    fn long_values_are_cut_and_flagged_and_the_last_value_of_a_key_wins() {
+        let mut fields = Rendered::default();
+        fields.push_str("message", &"é".repeat(40), 16);
+        fields.push_with("n", |out| out.extend_from_slice(b"5"));
+        fields.push_str("a", "first", 16);
+        fields.push_str("a", "second \"quoted\"\n", 16);
+        let mut line = Vec::new();
+        fields.write_line(&mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.ends_with('\n'));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["message"].as_str().unwrap().chars().count(), 16);
+        assert_eq!(value["truncated"], true);
+        assert_eq!(value["a"], "second \"quoted\"\n");
+        assert_eq!(value["n"], 5);
+        assert!(text.starts_with(r#"{"a":"second"#), "keys in order: {text}");
+        let mut short = Rendered::default();
+        short.push_str("message", "short", 16);
+        let mut line = Vec::new();
+        short.write_line(&mut line);
+        assert_eq!(line, b"{\"message\":\"short\"}\n");
     }
 }
