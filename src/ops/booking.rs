@@ -246,8 +246,8 @@ async fn book_valid(
     }
     crate::telemetry::record_callback_id(&id);
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
-    metrics::counter!(CALLBACKS_CREATED, "tenant" => tenant.name.clone(), "service" => service.name().to_string(), "type" => decision.kind.as_label())
-        .increment(1);
+    let labels = [("tenant", tenant.name.as_str()), ("service", service.name()), ("type", decision.kind.as_label())];
+    crate::telemetry::handles::counter(CALLBACKS_CREATED, &labels).increment(1);
     tracing::info!(callbackId = %id, kind = decision.kind.as_label(), deferred = decision.deferred, phone = %decision.phone, "callback booked");
     Ok(Created::Booked { id, body })
 }

@@ -5,6 +5,7 @@ pub mod corr_id;
 pub mod dns;
 pub mod event_loop;
 pub mod faults;
+pub mod handles;
 pub mod logging;
 pub mod process;
 pub mod supervise;
