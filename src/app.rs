@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::stream::{Dispatcher, RedisStream};
-use crate::http::{middleware, routes};
+use crate::http::{middleware, routes, Surface};
 use crate::ops::AppState;
 use crate::store::Store;
 use crate::telemetry::catalogue::{self, register_tenant_alarms};
@@ -244,14 +244,6 @@ fn dispatcher_for(
     Ok((Dispatcher::LogOnly, None))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Surface {
-    /// Everything: public, admin, internal, `/metrics`.
-    Internal,
-    /// Public API and health only.
-    External,
-}
-
 fn serve(state: &AppState, listener: TcpListener, surface: Surface) -> std::io::Result<Listener> {
     let port = listener.local_addr()?.port();
     let data = web::Data::new(state.clone());
@@ -276,6 +268,7 @@ fn serve(state: &AppState, listener: TcpListener, surface: Surface) -> std::io::
         event_loop::start_on_worker(format!("{name}-{n}"), probe_period);
         App::new()
             .app_data(data.clone())
+            .app_data(surface)
             .wrap(from_fn(middleware::request_telemetry))
             .configure(|cfg| {
                 routes::public(cfg);

@@ -1,4 +1,4 @@
-//! One middleware around every request: correlation id, the request span (its fields are
+//! One middleware around every request: correlation id, W3C trace context, the request span (its fields are
 //! flattened into every log line), the `received`/`responded` log stages, the HTTP metrics with
 //! exactly the labels of observability.md, and CORS.
 
@@ -17,9 +17,11 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::http::corr_id;
 use crate::http::extractors::{OriginAllowed, RequestDeadline, TenantLabel, DEFAULT_TIMEOUT};
+use crate::http::Surface;
 use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
 use crate::telemetry::handles;
+use crate::telemetry::trace_context::{self, TraceContext};
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -28,9 +30,12 @@ pub async fn request_telemetry(
     let started = Instant::now();
     let corr = corr_id::from_header(req.headers().get(corr_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().as_str().to_string();
+    let trace = trace_context(&req);
     let span = tracing::info_span!(
         "request",
         corrId = %corr,
+        traceId = %trace.trace_id_hex(),
+        spanId = %trace.span_id_hex(),
         method = %method,
         route = tracing::field::Empty,
         tenant = tracing::field::Empty,
@@ -131,6 +136,25 @@ pub fn route_label(pattern: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The request's W3C trace context: a child of the caller's `traceparent` (the trace continued),
+/// or a new trace. On the external listener the caller's sampled flag is not obeyed — any client
+/// could otherwise ask for every request to be recorded — so the decision is ours; with no trace
+/// export configured it is "not sampled". Internal callers (the platform, operators) are trusted.
+fn trace_context(req: &ServiceRequest) -> TraceContext {
+    let external = req.app_data::<Surface>() == Some(&Surface::External);
+    let incoming = req.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    match incoming {
+        Some(parent) => {
+            let mut own = parent.child();
+            if external {
+                own.sampled = false;
+            }
+            own
+        }
+        None => TraceContext::root(false),
+    }
 }
 
 /// The request's series, through handles resolved once per label set (`telemetry::handles`).

@@ -18,3 +18,12 @@ pub mod platform;
 pub mod queues;
 pub mod routes;
 pub mod ui;
+
+/// Which listener a request came in on (`app_data` of each listener's app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: public, admin, internal, `/metrics`.
+    Internal,
+    /// Public API and health only.
+    External,
+}

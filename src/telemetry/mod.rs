@@ -9,6 +9,7 @@ pub mod handles;
 pub mod logging;
 pub mod process;
 pub mod supervise;
+pub mod trace_context;
 
 use crate::config::AlertSettings;
 use catalogue::{

@@ -237,3 +237,46 @@ async fn health_gauges_follow_dependencies_and_recover() {
     crate::helpers::eventually(10, "gauges recovered", all_are(0.0)).await;
     assert_eq!(ready().await.1["dependencies"]["redis"], "up");
 }
+
+/// W3C Trace Context (issue 25): every log line of a request carries its `traceId` and `spanId`:
+/// the caller's trace continued from a valid `traceparent` (with a span id of our own), a new trace
+/// for a request without one or with a malformed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_a_request_carries_its_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let client = reqwest::Client::new();
+    let mut p = Process::start(&url, &[("RINGBACK_LOG", "trace")]);
+    let key = provision(&p, &client).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut corrs = Vec::new();
+    for (n, traceparent) in [Some(parent), None, Some("00-not-a-trace-01")].into_iter().enumerate() {
+        let body = json!({ "serviceName": "sales", "phoneNumber": format!("+1415555267{n}") });
+        let mut headers = vec![("x-api-key", key.as_str())];
+        headers.extend(traceparent.map(|t| ("traceparent", t)));
+        let (status, resp) =
+            send(&client, Method::POST, p.url("/engagement/v3/callbacks/create"), &headers, body).await;
+        assert_eq!(status, 200, "{resp}");
+        corrs.push(resp["status"]["corrId"].as_str().unwrap().to_string());
+    }
+    assert!(p.terminate().success());
+    let parsed: Vec<Value> = p.log_lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut trace_ids = Vec::new();
+    for corr in &corrs {
+        // The request's own lines (the hand-off's later lines carry the corrId as a field only).
+        let lines: Vec<&Value> = parsed
+            .iter()
+            .filter(|v| v["corrId"] == corr.as_str())
+            .take_while(|v| v["stage"] != "claimed" && v["stage"] != "published")
+            .collect();
+        assert!(lines.len() >= 5, "the request's stages: {lines:#?}");
+        let trace = lines[0]["traceId"].as_str().expect("traceId").to_string();
+        let span = lines[0]["spanId"].as_str().expect("spanId").to_string();
+        assert_eq!((trace.len(), span.len()), (32, 16), "{trace} {span}");
+        assert!(lines.iter().all(|v| v["traceId"] == trace.as_str() && v["spanId"] == span.as_str()), "{lines:#?}");
+        assert_ne!(span, "00f067aa0ba902b7", "a span of our own, the caller's as its parent");
+        trace_ids.push(trace);
+    }
+    assert_eq!(trace_ids[0], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace continued");
+    assert!(trace_ids[1] != trace_ids[0] && trace_ids[2] != trace_ids[0] && trace_ids[1] != trace_ids[2], "new traces");
+}
