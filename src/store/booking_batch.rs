@@ -13,6 +13,7 @@ use sqlx::{Any, Row, Transaction};
 use super::callbacks::{BookingGuards, InsertOutcome, NewCallback};
 use super::faults::BatchFault;
 use super::idempotency::IdempotencyResult;
+use super::placeholders::{numbered, placeholders};
 use super::{BackendKind, Store, StoreError, StoreResult};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::State;
@@ -44,33 +45,6 @@ type BucketKey<'a> = (&'a str, &'a str, i64);
 pub const MAX_BATCH: usize = 128;
 
 const ACTIVE_STATES: &str = "'QUEUED', 'ROUTING', 'PROCESSING'";
-
-/// `($1, $2, $3), ($4, $5, $6), ...`: `rows` groups of `width` numbered placeholders.
-pub(super) fn placeholders(rows: usize, width: usize) -> String {
-    numbered(&mut 1, rows, width)
-}
-
-/// As `placeholders`, numbering from `*next` (and advancing it): several lists in one statement.
-fn numbered(next: &mut usize, rows: usize, width: usize) -> String {
-    let first = *next;
-    *next += rows * width;
-    let mut out = String::with_capacity(rows * width * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..width {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(first + r * width + c).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
 
 fn bind_text<'q>(query: AnyQuery<'q>, value: &str) -> AnyQuery<'q> {
     query.bind(value.to_string())

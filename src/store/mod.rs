@@ -15,6 +15,7 @@ mod dispatch;
 mod faults;
 mod idempotency;
 mod outbox;
+mod placeholders;
 mod postgres;
 mod queues;
 mod sqlite;
@@ -174,7 +175,7 @@ impl BackendKind {
             // A VALUES list is scanned in its written order.
             BackendKind::Postgres => Some(format!(
                 "WITH v (k) AS (VALUES {}) SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM v",
-                booking_batch::placeholders(keys, 1)
+                placeholders::placeholders(keys, 1)
             )),
             BackendKind::Sqlite => None,
         }

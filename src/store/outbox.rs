@@ -127,7 +127,7 @@ pub(super) async fn write_subscriptions(
     for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO webhook_subscriptions (tenant_id, endpoint, event_type, service_name) VALUES {}",
-            super::booking_batch::placeholders(chunk.len(), 4)
+            super::placeholders::placeholders(chunk.len(), 4)
         );
         let query = chunk.iter().fold(sqlx::query(&sql), |q, (event, service)| {
             q.bind(tenant_id.to_string()).bind(endpoint.to_string()).bind(event.to_string()).bind(service.to_string())

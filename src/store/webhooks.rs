@@ -295,7 +295,7 @@ impl Store {
                 let sql = format!(
                     "INSERT INTO webhook_deliveries (tenant_id, endpoint, event_type, webhook_id, status_code, latency_ms, error, created_ms)
                      VALUES {}",
-                    super::booking_batch::placeholders(chunk.len(), 8)
+                    super::placeholders::placeholders(chunk.len(), 8)
                 );
                 let mut query = sqlx::query(&sql);
                 for d in chunk {
