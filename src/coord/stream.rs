@@ -19,6 +19,11 @@ use crate::coord::redis::COMMAND_TIMEOUT;
 /// One stream entry: ordered field/value pairs.
 pub type Message = Vec<(String, String)>;
 
+/// A field of an entry, if it has it.
+pub fn message_field<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
+    message.iter().find(|(field, _)| field == name).map(|(_, value)| value.as_str())
+}
+
 /// What became of a batch of entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchResult {

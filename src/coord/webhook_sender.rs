@@ -66,6 +66,8 @@ pub struct Outgoing<'a> {
     /// The endpoint's secrets as stored (sealed or not).
     pub secrets: Vec<&'a str>,
     pub timeout: Duration,
+    /// W3C `traceparent` of a hand-off (issue 25), sent as that header.
+    pub traceparent: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -153,6 +155,10 @@ impl WebhookSender {
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature_header(&secrets, out.webhook_id, timestamp, &out.body))
             .body(out.body.clone());
+        let request = match out.traceparent {
+            Some(traceparent) => request.header("traceparent", traceparent),
+            None => request,
+        };
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Sent::NotSent(error_text(&e)),

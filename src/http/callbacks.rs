@@ -1,7 +1,7 @@
 //! Public callbacks API (`/engagement/v3/callbacks/...`): create, retrieve, cancel, reschedule, list.
 //! An edge: parse the wire shape, call one operation (`ops::booking`, `ops::lifecycle`), render.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -16,6 +16,7 @@ use crate::http::extractors::{ApiKeyAuth, JsonBody};
 use crate::ops::booking::{self, Caller, Created, Idempotency};
 use crate::ops::{lifecycle, AppState};
 use crate::store::{CallbackRecord, Tenant};
+use crate::telemetry::trace_context::TraceContext;
 use crate::time::{format_utc, parse_instant};
 
 /// `CreateCallbackParms` as GES v3 names it. Unknown fields are ignored; `null` means absent.
@@ -102,7 +103,8 @@ pub async fn create(
         key.map(|key| Idempotency { key, body_digest: hex::encode(Sha256::digest(body.raw.to_string().as_bytes())) });
     let request = validate_create(body.value);
     let deadline = crate::http::extractors::RequestDeadline::of(&req);
-    let caller = Caller { tenant: auth.tenant, scope: auth.scope, client: auth.client, deadline };
+    let trace = req.extensions().get::<TraceContext>().copied();
+    let caller = Caller { tenant: auth.tenant, scope: auth.scope, client: auth.client, deadline, trace };
     match booking::create(&state, caller, request, idempotency).await? {
         Created::Booked { body, .. } => Ok(HttpResponse::Ok().json(body)),
         Created::Replayed { status, body } => {

@@ -56,6 +56,8 @@ pub async fn request_telemetry(
         let timeout =
             state.as_ref().map_or(DEFAULT_TIMEOUT, |s| Duration::from_millis(s.settings.http.request_timeout_ms));
         req.extensions_mut().insert(RequestDeadline(started + timeout));
+        // The booking stores it with the callback (its hand-offs are linked to this trace).
+        req.extensions_mut().insert(trace);
         tracing::trace!(stage = "received", path = %req.path(), "request received");
         let result = next.call(req).await.map(|r| r.map_into_boxed_body());
         match result {

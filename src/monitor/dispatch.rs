@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handoff_message;
-use crate::coord::stream::{BatchResult, Dispatcher, ReadBack};
+use crate::coord::stream::{message_field, BatchResult, Dispatcher, ReadBack};
 use crate::coord::webhook_sender::Sent;
 use crate::domain::service::ServiceConfig;
 use crate::ops::webhooks::WebhookHandOff;
@@ -15,6 +15,7 @@ use crate::store::HandOff;
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
+use crate::telemetry::trace_context::TraceContext;
 use crate::time::{now_ms, seconds_ms};
 
 const BATCH: i64 = 200;
@@ -276,11 +277,11 @@ async fn publish(
         }
     };
     let mut written = 0_u64;
-    for (h, result) in batch.iter().zip(&results) {
+    for ((h, result), message) in batch.iter().zip(&results).zip(&messages) {
         match result {
             Ok(()) => {
                 written += 1;
-                handed_over(state, h, now);
+                handed_over(state, h, message_field(message, "traceparent"), now);
             }
             Err(e) => refused(state, directory, h, e, now).await?,
         }
@@ -289,14 +290,20 @@ async fn publish(
     Ok(true)
 }
 
-/// A hand-off the platform now has (stream or webhook): its delay, and the lag alarm.
-fn handed_over(state: &AppState, h: &HandOff, now: i64) {
+/// A hand-off the platform now has (stream or webhook): its delay, and the lag alarm. Its log line
+/// carries the hand-off's trace (`traceId`) and the booking's (`linkedTraceId`): the link.
+fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: i64) {
     let delay_ms = (now - h.due_ms).max(0);
     metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay_ms as f64 / 1000.0);
     if delay_ms > seconds_ms(state.settings.monitor.lag_threshold_seconds) {
         metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
     }
-    tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published", "handed over");
+    let trace_id = |header: Option<&str>| header.and_then(TraceContext::parse).map(|t| t.trace_id_hex());
+    tracing::debug!(
+        corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published",
+        traceId = trace_id(handoff_trace), linkedTraceId = trace_id(h.traceparent.as_deref()),
+        "handed over"
+    );
 }
 
 /// A webhook request that was not sent, or whose answer was lost, goes out again as the same
@@ -337,10 +344,10 @@ async fn publish_to_webhooks(
         .collect();
     let results = while_beating(state, memory, crate::ops::webhooks::deliver_handoffs(state, &items)).await;
     let mut acknowledged_now = Vec::new();
-    for ((h, _), sent) in hooked.iter().zip(results) {
+    for (((h, _), sent), message) in hooked.iter().zip(results).zip(&messages) {
         match sent {
             Sent::Delivered { acknowledged, .. } => {
-                handed_over(state, h, now);
+                handed_over(state, h, message_field(message, "traceparent"), now);
                 if acknowledged {
                     acknowledged_now.push((h.id.clone(), h.attempt));
                 }
@@ -409,6 +416,8 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
             corr_id: record.corr_id,
             failed_attempts: record.failed_attempts,
             details: record.details,
+            // A cancel is not linked to the booking's trace.
+            traceparent: None,
         };
         let tenant = directory.tenant_name(&h.tenant_id);
         let config = directory.service(&h.tenant_id, &h.service_name);

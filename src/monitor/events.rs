@@ -151,6 +151,7 @@ async fn deliver_chunk(
             kind: &event.event_type,
             webhook_id: webhook_id(event),
             body: event_body(event, endpoint.config.include_phone_number),
+            traceparent: None,
         })
         .collect();
     let results = deliver(state, &deliveries).await;

@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::coord::stream::Message;
 use crate::domain::service::ServiceConfig;
 use crate::store::HandOff;
+use crate::telemetry::trace_context::TraceContext;
 use crate::time::format_utc;
 
 /// Reporting fields passed through to the platform as stored.
@@ -46,6 +47,13 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
         if let Some(v) = h.details.get(field) {
             m.push((field.to_string(), text(v)));
         }
+    }
+    // W3C Trace Context (issue 25): the hand-off starts a trace of its own — the monitor's publish
+    // span, whose context the platform's state reports send back — linked to the booking's trace
+    // (a scheduled callback is handed over long after that trace ended). The booking's sampling
+    // decision carries over.
+    if let Some(booking) = h.traceparent.as_deref().and_then(TraceContext::parse) {
+        m.push(("traceparent".into(), TraceContext::root(booking.sampled).header()));
     }
     m
 }

@@ -28,6 +28,7 @@ use crate::telemetry::catalogue::{
     CALLBACKS_CREATED, CALLBACKS_REJECTED, CB_ENQUEUE_LIMIT_REACHED, CB_TTL_LIMIT_REACHED, UNCAUGHT_EXCEPTION,
     WIDGET_RATE_LIMIT_REACHED,
 };
+use crate::telemetry::trace_context::TraceContext;
 use crate::time::{format_utc, now_ms, DAY_MS};
 
 /// A request's `Idempotency-Key` with the digest of the body it came with.
@@ -51,6 +52,8 @@ pub struct Caller {
     pub scope: KeyScope,
     pub client: IpAddr,
     pub deadline: Instant,
+    /// The request's W3C trace context, stored with the callback.
+    pub trace: Option<TraceContext>,
 }
 
 /// Book `request` for the caller's tenant, exactly once per `Idempotency-Key` when one is given.
@@ -218,6 +221,7 @@ async fn book_valid(
         details: request.details,
         now_ms: now,
         ttls: Ttls::of(config),
+        traceparent: caller.trace.map(|t| t.header()),
     };
     let has_bucket = guards.bucket.is_some();
     let outcome = state.bookings.book(Booking { new, guards, replay, deadline: caller.deadline }).await;

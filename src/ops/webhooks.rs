@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
 use super::AppState;
-use crate::coord::stream::Message;
+use crate::coord::stream::{message_field, Message};
 use crate::coord::webhook_sender::{Outgoing, Sent};
 use crate::domain::webhook::{new_secret, EndpointConfig};
 use crate::error::{ApiError, Reason};
@@ -177,6 +177,8 @@ pub struct Delivery<'a> {
     /// The same for every re-send of the same message, so receivers can drop repeats.
     pub webhook_id: String,
     pub body: Vec<u8>,
+    /// A hand-off's W3C `traceparent` (its entry's field), sent as that header.
+    pub traceparent: Option<&'a str>,
 }
 
 /// The enabled endpoints among `keys` (tenant id, name); a missing or disabled one is absent.
@@ -220,6 +222,7 @@ pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) ->
                     kind: item.kind,
                     webhook_id: format!("{}:{}", item.callback_id, item.attempt),
                     body: handoff_body(item.kind, item.message),
+                    traceparent: message_field(item.message, "traceparent"),
                 });
             }
             None => answers[i] = Some(Sent::NotSent(format!("no enabled webhook endpoint named {}", item.endpoint))),
@@ -266,6 +269,7 @@ async fn send_one(state: &AppState, item: &Delivery<'_>) -> (Sent, DeliveryRecor
         body: item.body.clone(),
         secrets: endpoint.signing_secrets(now),
         timeout: Duration::from_millis(endpoint.config.timeout_ms),
+        traceparent: item.traceparent,
     };
     let (sent, took) = state.webhooks.send(&out).await;
     let labels = [("tenant", item.tenant_name.to_string()), ("endpoint", endpoint.name.clone())];

@@ -248,7 +248,7 @@ impl Store {
         let replays: Vec<&IdempotencyResult> = admitted.iter().filter_map(|b| b.replay.as_ref()).collect();
         let taken = places_taken(admitted);
         let mut next = 1;
-        let rows = numbered(&mut next, admitted.len(), 19);
+        let rows = numbered(&mut next, admitted.len(), 20);
         match self.kind {
             BackendKind::Postgres => {
                 let mut sql = format!(
@@ -295,7 +295,8 @@ impl Store {
 }
 
 const CALLBACK_COLUMNS: &str = "id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id, \
-     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by, queued_ttl_ms, ttl_ms";
+     attempt, claimed_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, claimed_by, queued_ttl_ms, ttl_ms, \
+     traceparent";
 /// What the inserted rows answer to the history and event inserts of the same statement.
 const INSERTED: &str = "id, tenant_id, service_name, state, reason, attempt, due_ms, created_ms, updated_ms";
 const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
@@ -317,7 +318,7 @@ fn places_values(values: &str) -> String {
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-/// The 17 columns of `CALLBACK_COLUMNS` per booking.
+/// The 20 columns of `CALLBACK_COLUMNS` per booking.
 fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
     admitted.iter().fold(query, |query, b| {
         let new = &b.new;
@@ -340,6 +341,7 @@ fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
             .bind(new.claimed_by.clone())
             .bind(new.ttls.queued_ms)
             .bind(new.ttls.finished_ms)
+            .bind(new.traceparent.clone())
     })
 }
 

@@ -28,6 +28,8 @@ pub struct NewCallback {
     pub details: Map<String, Value>,
     pub now_ms: i64,
     pub ttls: Ttls,
+    /// The booking request's W3C `traceparent` (issue 25): its hand-offs are linked to that trace.
+    pub traceparent: Option<String>,
 }
 
 /// A service's `queuedTtlSeconds` and `ttlSeconds` in ms, carried on each of its callbacks so the

@@ -27,6 +27,8 @@ pub struct HandOff {
     pub corr_id: String,
     pub failed_attempts: i64,
     pub details: Map<String, Value>,
+    /// The booking's W3C `traceparent`, if it had one.
+    pub traceparent: Option<String>,
 }
 
 /// A callback moved to `COMPLETED` by the monitor's recovery pass.
@@ -54,7 +56,7 @@ pub const RECOVERY_BATCH: usize = 1000;
 pub const ORPHAN_BATCH: usize = 100;
 
 const HANDOFF_COLUMNS: &str =
-    "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, failed_attempts, details";
+    "id, tenant_id, service_name, attempt, phone, desired_ms, due_ms, priority, corr_id, failed_attempts, details, traceparent";
 
 /// Only rows of a service that exists and whose hand-offs are not paused are handed over. A row
 /// whose service is gone is never handed over (with a missing row counted as "not paused",
@@ -82,6 +84,7 @@ fn handoff(r: &sqlx::any::AnyRow) -> StoreResult<HandOff> {
         corr_id: r.try_get("corr_id")?,
         failed_attempts: r.try_get("failed_attempts")?,
         details: serde_json::from_str(&r.try_get::<String, _>("details")?)?,
+        traceparent: r.try_get("traceparent")?,
     })
 }
 

@@ -426,3 +426,24 @@ async fn a_hand_off_awaiting_its_acknowledgement_can_be_redelivered_once_acknowl
     let audit = app.admin(Method::GET, "/audit?limit=50", None).await;
     assert!(audit.text.contains(&format!("deliveries/{delivery}/redeliver")), "audited");
 }
+
+/// W3C Trace Context (issue 25): a hand-off starts a trace of its own (the monitor's publish span),
+/// sent as the `traceparent` header and the entry's field, keeping the booking's sampling decision;
+/// the booking's trace id stays the booking's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_carries_a_trace_context_of_its_own() {
+    let receiver = Receiver::start(Answer::Acknowledge);
+    let app = app(Backend::Sqlite).await;
+    let (key, _) = webhook_service(&app, &receiver.url, json!({})).await;
+    let booking = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let body = json!({ "serviceName": "sales", "phoneNumber": phone(1) });
+    let headers = [("x-api-key", key.as_str()), ("traceparent", booking)];
+    app.call(Method::POST, "/engagement/v3/callbacks/create", &headers, Some(body)).await.expect(200, None);
+    eventually(20, "the hand-off", || async { !receiver.received().is_empty() }).await;
+    let handoff = receiver.received()[0].clone();
+    let header = handoff.traceparent.clone().expect("a traceparent header");
+    let parts: Vec<&str> = header.split('-').collect();
+    assert_eq!((parts.len(), parts[0], parts[1].len(), parts[2].len(), parts[3]), (4, "00", 32, 16, "01"), "{header}");
+    assert_ne!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "a trace of its own, linked to the booking's");
+    assert_eq!(handoff.json()["data"]["traceparent"], header.as_str(), "the entry's field and the header agree");
+}
