@@ -109,6 +109,7 @@ fn envelope(doc: &mut Value) {
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else { continue };
         for (method, operation) in item.iter_mut() {
+            add_trace_context_header(operation);
             let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             for (code, response) in responses.iter_mut() {
                 if code.starts_with('2') {
@@ -122,6 +123,20 @@ fn envelope(doc: &mut Value) {
                     json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } });
             }
         }
+    }
+}
+
+/// Every operation accepts a W3C `traceparent` (issue 25): the caller's trace is continued, a
+/// malformed or absent one starts a new trace; it never makes a request fail.
+fn add_trace_context_header(operation: &mut Value) {
+    let parameter = json!({
+        "name": "traceparent", "in": "header", "required": false,
+        "description": "W3C Trace Context: the request continues the caller's trace (its log lines carry its `traceId`); a malformed or absent value starts a new trace. On the external listener the sampled flag is not obeyed.",
+        "schema": { "type": "string", "example": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
+    });
+    match operation.get_mut("parameters").and_then(Value::as_array_mut) {
+        Some(parameters) => parameters.push(parameter),
+        None => operation["parameters"] = json!([parameter]),
     }
 }
 

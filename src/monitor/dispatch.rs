@@ -298,12 +298,15 @@ fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: 
     if delay_ms > seconds_ms(state.settings.monitor.lag_threshold_seconds) {
         metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
     }
-    let trace_id = |header: Option<&str>| header.and_then(TraceContext::parse).map(|t| t.trace_id_hex());
-    tracing::debug!(
-        corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published",
-        traceId = trace_id(handoff_trace), linkedTraceId = trace_id(h.traceparent.as_deref()),
-        "handed over"
-    );
+    // Parsed only when the line is written: every hand-off passes here.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let trace_id = |header: Option<&str>| header.and_then(TraceContext::parse).map(|t| t.trace_id_hex());
+        tracing::debug!(
+            corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published",
+            traceId = trace_id(handoff_trace), linkedTraceId = trace_id(h.traceparent.as_deref()),
+            "handed over"
+        );
+    }
 }
 
 /// A webhook request that was not sent, or whose answer was lost, goes out again as the same
