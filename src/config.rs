@@ -529,6 +529,18 @@ mod tests {
     }
 
     #[test]
+    fn the_event_retry_window_is_hours_with_fractions_and_bounded() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!((s.webhooks.retry_for_hours, s.webhooks.retry_for_ms()), (24.0, 86_400_000));
+        let s = Settings::load_from(None, env(&[("RINGBACK__WEBHOOKS__RETRY_FOR_HOURS", "0.001")])).unwrap();
+        assert_eq!(s.webhooks.retry_for_ms(), 3_600);
+        for bad in ["0", "-1", "721", "NaN"] {
+            let e = Settings::load_from(None, env(&[("RINGBACK__WEBHOOKS__RETRY_FOR_HOURS", bad)])).unwrap_err();
+            assert_eq!(e.key, "webhooks.retry_for_hours", "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_value_names_its_field() {
         let e = Settings::load_from(None, env(&[("RINGBACK__DATABASE__MAX_CONNECTIONS", "lots")])).unwrap_err();
         assert_eq!(e.key, "database.max_connections", "{e}");

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::coord::webhook_sender::Sent;
 use crate::domain::phone::mask;
 use crate::domain::webhook::LifecycleEvent;
-use crate::ops::webhooks::{deliver, enabled_endpoints, Delivery};
+use crate::ops::webhooks::{deliver, Delivery};
 use crate::ops::AppState;
 use crate::store::{AuditEntry, ClaimScope, EventOutcome, PendingEvent};
 use crate::telemetry::catalogue::WEBHOOK_ENDPOINT_DISABLED;
@@ -133,8 +133,8 @@ async fn deliver_chunk(
     (tenant_id, name): &(String, String),
     events: &[PendingEvent],
 ) -> anyhow::Result<()> {
-    let endpoints = enabled_endpoints(state, vec![(tenant_id.as_str(), name.as_str())]).await?;
-    let Some(endpoint) = endpoints.get(&(tenant_id.as_str(), name.as_str())) else {
+    let endpoint = state.store.get_webhook_endpoint(tenant_id, name).await?.filter(|e| e.config.enabled);
+    let Some(endpoint) = endpoint.as_ref() else {
         let error = "the endpoint is disabled or deleted";
         let outcomes: Vec<EventOutcome> = events
             .iter()

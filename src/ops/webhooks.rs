@@ -182,7 +182,7 @@ pub struct Delivery<'a> {
 }
 
 /// The enabled endpoints among `keys` (tenant id, name); a missing or disabled one is absent.
-pub async fn enabled_endpoints<'k>(
+async fn enabled_endpoints<'k>(
     state: &AppState,
     keys: Vec<(&'k str, &'k str)>,
 ) -> StoreResult<HashMap<(&'k str, &'k str), EndpointRecord>> {

@@ -255,7 +255,7 @@ impl Store {
                     "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING {INSERTED}),
                      history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM inserted),
                      events AS ({})",
-                    super::outbox::booking_events("inserted c")
+                    super::outbox::booking_events_of_inserted()
                 );
                 if !replays.is_empty() {
                     let values = numbered(&mut next, replays.len(), 4);

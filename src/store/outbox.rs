@@ -9,6 +9,8 @@
 //! no replica has to know the endpoints in memory, and a tenant without subscriptions pays one
 //! index probe that finds nothing.
 
+use std::sync::LazyLock;
+
 use sqlx::{Any, Row, Transaction};
 
 use super::audit::{append_audit, AuditEntry};
@@ -37,18 +39,19 @@ fn events_insert(source: &str, condition: &str, filter: &str) -> String {
 }
 
 /// `callback.created` for new callback rows, and `callback.dispatched` too for those booked
-/// straight into a hand-off (`QUEUED`, claimed by the booking).
-fn booking_condition() -> String {
+/// straight into a hand-off (`QUEUED`, claimed by the booking). Built once: every batch uses it.
+static BOOKING_CONDITION: LazyLock<String> = LazyLock::new(|| {
     format!(
         "s.event_type = '{}' OR (s.event_type = '{}' AND c.state = 'QUEUED')",
         LifecycleEvent::Created.as_str(),
         LifecycleEvent::Dispatched.as_str()
     )
-}
+});
 
-/// The booking's events for every row of `source` (PostgreSQL: the batch statement's `inserted`).
-pub(super) fn booking_events(source: &str) -> String {
-    events_insert(source, &booking_condition(), "TRUE")
+/// The booking's events for every row of the batch statement's `inserted` (PostgreSQL), built once.
+pub(super) fn booking_events_of_inserted() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| events_insert("inserted c", &BOOKING_CONDITION, "TRUE"));
+    &SQL
 }
 
 /// Write `event` for the callbacks `ids` inside the caller's transaction, after their change.
@@ -62,7 +65,7 @@ pub(super) async fn record_events(
 
 /// The booking's events for the new callbacks `ids`, inside its transaction (SQLite).
 pub(super) async fn record_booking_events(tx: &mut Transaction<'_, Any>, ids: &[&str]) -> StoreResult<()> {
-    insert_events_for(tx, &booking_condition(), ids).await
+    insert_events_for(tx, &BOOKING_CONDITION, ids).await
 }
 
 async fn insert_events_for(tx: &mut Transaction<'_, Any>, condition: &str, ids: &[&str]) -> StoreResult<()> {

@@ -379,7 +379,7 @@ async fn a_url_is_checked_again_at_delivery_time() {
     assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
 }
 
-/// Delivery records are kept 7 days, then purged with the other bookkeeping.
+/// Delivery records and failed lifecycle events are kept 7 days, then purged with the other bookkeeping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_records_are_purged_after_seven_days() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("RINGBACK__MONITOR__RECOVERY_SECONDS", "1")]).await;
@@ -400,6 +400,20 @@ async fn delivery_records_are_purged_after_seven_days() {
     };
     eventually(10, "the old record purged", || async { !ids().await.contains(&"purged:1".to_string()) }).await;
     assert_eq!(ids().await, vec!["kept:1".to_string()]);
+    // Lifecycle events given up on go with them, after as long.
+    let failed_event = |at: i64, callback: &str| {
+        format!(
+            "INSERT INTO outbox (tenant_id, endpoint, callback_id, service_name, event_type, attempt, occurred_ms, next_ms, failed_ms)
+             VALUES ('t', 'e', '{callback}', 's', 'callback.created', 0, {at}, {at}, {at})"
+        )
+    };
+    crate::helpers::sql(&app, &[&failed_event(six_days, "kept"), &failed_event(eight_days, "purged")]).await;
+    let events = || async {
+        let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.unwrap();
+        let rows = sqlx::query("SELECT callback_id FROM outbox").fetch_all(&mut conn).await.unwrap();
+        rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<String>>()
+    };
+    eventually(10, "the old failed event purged", || async { events().await == ["kept"] }).await;
 }
 
 /// Redelivery sends a hand-off again as the same attempt (same `webhook-id`) while it awaits its

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
 use crate::helpers::{eventually, fresh_database, Backend, ADMIN_TOKEN, MULTI_PROCESS};
-use crate::process::{send, Process};
+use crate::process::{gauge, send, Process};
 use crate::receiver::{Answer, Received, Receiver};
 
 const ENV: [(&str, &str); 4] = [
@@ -210,4 +210,40 @@ async fn order_per_callback_holds_while_two_replicas_deliver_at_once() {
             .sum();
         assert!(delivered > 0.0, "replica on port {} delivered none", p.port);
     }
+}
+
+/// The outbox's backlog gauges (issue 24) in a process of their own (they are unlabelled, and the
+/// recorder is process-wide): events waiting for a failing endpoint show as pending, with the age
+/// of the oldest change; once the endpoint answers, both return to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_gauges_follow_waiting_events() {
+    let _alone = MULTI_PROCESS.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Sqlite, &dir).await;
+    let receiver = Receiver::start(Answer::Status(500));
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut env = ENV.to_vec();
+    env.push(("RINGBACK__MONITOR__RECOVERY_SECONDS", "1"));
+    let p = Process::start(&url, &env);
+    let key = provision(&p, &client, &receiver, &["callback.created"]).await;
+    for i in 0..3_u32 {
+        let body = json!({ "serviceName": "sales", "phoneNumber": format!("+1415{:07}", 6_000_000 + i), "desiredTime": in_an_hour() });
+        let (status, r) =
+            send(&client, Method::POST, p.url("/engagement/v3/callbacks/create"), &[("x-api-key", &key)], body).await;
+        assert_eq!(status, 200, "{r}");
+    }
+    let metrics = || async { client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    eventually(20, "three events pending, the oldest aging", || async {
+        let m = metrics().await;
+        gauge(&m, "ges_webhook_outbox_pending") == Some(3.0)
+            && gauge(&m, "ges_webhook_outbox_oldest_age_seconds").is_some_and(|age| age >= 1.0)
+    })
+    .await;
+    receiver.answer_with(Answer::Ok);
+    eventually(30, "the backlog delivered", || async {
+        let m = metrics().await;
+        gauge(&m, "ges_webhook_outbox_pending") == Some(0.0)
+            && gauge(&m, "ges_webhook_outbox_oldest_age_seconds") == Some(0.0)
+    })
+    .await;
 }
