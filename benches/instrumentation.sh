@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Cost of instrumentation (on demand, not in CI): the server's CPU per acknowledged booking
 # (PostgreSQL + Redis throttles, CONNECTIONS connections, the log written to a file as a container
-# runtime would) with logs off, at info and at trace, measured in one run with the modes
-# interleaved (ROUNDS rounds) so machine noise hits all three alike; then the event-loop probes'
-# idle cost and the /metrics render time with 10,000 series (criterion bench `metrics_render`).
-# Prints the medians and the costs info/off and trace/off (medians: one disturbed round moves a
+# runtime would) with logs off, at info, at trace, and at info with OpenTelemetry export to a
+# local OTLP receiver (scripts/otlp-receiver.sh --count-only) at sample ratio 0.01 and 1.0,
+# measured in one run with the modes interleaved (ROUNDS rounds) so machine noise hits all alike;
+# then the event-loop probes' idle cost and the /metrics render time with 10,000 series (criterion
+# bench `metrics_render`). Prints the medians and each mode's cost over off (medians: one disturbed round moves a
 # mean by more than the 5 % budget on this machine). CPU per booking, not throughput: on 2 cores
 # the client, PostgreSQL and Ringback share the machine, and throughput mostly measures them.
 #
 #   benches/instrumentation.sh [seconds per run] [rounds] [connections]   (SKIP_RENDER=1: no render bench)
-# Targets (issue 25): info within 5 % of off, trace within 30 %.
+# Targets (issue 25): info within 5 % of off, trace within 30 %, OTLP at 0.01 within 3 % of info,
+# OTLP at 1.0 within 25 % of info.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -28,15 +30,25 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 cargo build --release --locked -q
 redis-server --port "$REDIS_PORT" --save "" --appendonly no --daemonize yes >/dev/null
 export BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+./scripts/otlp-receiver.sh "$WORK/otlp.port" --count-only &
+COLLECTOR=$!
+trap '[ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; kill "$COLLECTOR" 2>/dev/null; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 600); do [ -s "$WORK/otlp.port" ] && break; sleep 0.1; done
+COLLECTOR_URL="http://127.0.0.1:$(cat "$WORK/otlp.port")"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-# One measured run: a fresh database, the server at log level $1 writing its log to a file, wrk
-# for DURATION seconds. Prints the server's CPU µs per booking answered 2xx, and bookings/s.
+# One measured run: a fresh database, the server in mode $1 (a log level, or otlp-<ratio>: info
+# and spans exported at that ratio) writing its log to a file, wrk for DURATION seconds. Prints
+# the server's CPU µs per booking answered 2xx, and bookings/s.
 run() {
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
-  start_bench_server "$PG/$DB" "$1" "$WORK/server-$1.log"
+  case "$1" in
+    otlp-*) RINGBACK__TELEMETRY__OTLP__ENDPOINT="$COLLECTOR_URL" RINGBACK__TELEMETRY__OTLP__SAMPLE_RATIO="${1#otlp-}" \
+              start_bench_server "$PG/$DB" info "$WORK/server-$1.log" ;;
+    *) start_bench_server "$PG/$DB" "$1" "$WORK/server-$1.log" ;;
+  esac
   write_create_lua "$WORK/create.lua" "$(provision_bench_tenant)"
   local before after total non2xx
   before=$(cpu_ticks "$SERVER")
@@ -49,9 +61,10 @@ run() {
     'BEGIN { printf "%.1f %.0f\n", t * 1e6 / hz / n, n / d }'
 }
 
-declare -A CPU=([off]="" [info]="" [trace]="")
+MODES="off info trace otlp-0.01 otlp-1"
+declare -A CPU
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in off info trace; do
+  for mode in $MODES; do
     read -r cpu rps < <(run "$mode")
     lines=$(wc -l <"$WORK/server-$mode.log")
     echo "round $round, logs $mode: ${cpu} µs CPU per booking, $rps bookings/s ($lines log lines)"
@@ -61,16 +74,18 @@ done
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A MEDIAN
-for mode in off info trace; do MEDIAN[$mode]=$(echo "${CPU[$mode]}" | median); done
+for mode in $MODES; do MEDIAN[$mode]=$(echo "${CPU[$mode]}" | median); done
 
 echo
-echo "| logs | CPU µs per booking (median of $ROUNDS × ${DURATION}s, interleaved) | vs off |"
-echo "|---|---|---|"
-for mode in off info trace; do
-  awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" 'BEGIN { printf "| %s | %.1f | %+.1f %% |\n", m, x, (x / o - 1) * 100 }'
+echo "spans the receiver decoded: $(curl -s "$COLLECTOR_URL/spans")"
+echo "| mode | CPU µs per booking (median of $ROUNDS × ${DURATION}s, interleaved) | vs off | vs info |"
+echo "|---|---|---|---|"
+for mode in $MODES; do
+  awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" -v i="${MEDIAN[info]}" \
+    'BEGIN { printf "| %s | %.1f | %+.1f %% | %+.1f %% |\n", m, x, (x / o - 1) * 100, (x / i - 1) * 100 }'
 done
-awk -v i="${MEDIAN[info]}" -v t="${MEDIAN[trace]}" -v o="${MEDIAN[off]}" \
-  'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%)\n", (i / o - 1) * 100, (t / o - 1) * 100 }'
+awk -v i="${MEDIAN[info]}" -v t="${MEDIAN[trace]}" -v o="${MEDIAN[off]}" -v a="${MEDIAN[otlp-0.01]}" -v b="${MEDIAN[otlp-1]}" \
+  'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%), OTLP 0.01 %+.1f %% over info (target <= 3 %%), OTLP 1.0 %+.1f %% over info (target <= 25 %%)\n", (i / o - 1) * 100, (t / o - 1) * 100, (a / i - 1) * 100, (b / i - 1) * 100 }'
 
 # Event-loop probe cost: an idle server's CPU over IDLE seconds with the probes at their default
 # 100 ms period and nearly off (10 s), from ges_process_cpu_seconds_total.

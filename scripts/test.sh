@@ -50,6 +50,9 @@ install_if_missing promtool prometheus
 # The Standard Webhooks reference verifier the webhook tests call (pinned, into .cache/).
 say "the Standard Webhooks reference verifier (scripts/webhook-verifier.sh)"
 ./scripts/webhook-verifier.sh --install
+# The OTLP receiver the trace tests read spans back from (pinned opentelemetry-proto, into .cache/).
+say "the OTLP receiver (scripts/otlp-receiver.sh)"
+./scripts/otlp-receiver.sh --install
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"

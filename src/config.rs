@@ -46,6 +46,43 @@ pub struct Settings {
     pub log: LogSettings,
     pub faults: FaultSettings,
     pub webhooks: WebhookSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Trace export (issue 25).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub otlp: OtlpSettings,
+}
+
+/// OpenTelemetry export over OTLP/HTTP (protobuf). No endpoint: nothing is exported, and no
+/// exporter is built (no cost).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSettings {
+    /// The collector's base URL (`http://collector:4318`); `/v1/traces` is appended unless the
+    /// path already names it. Empty: no export.
+    pub endpoint: String,
+    /// The share of new traces recorded (parent-based: a trace continued from a trusted caller
+    /// keeps its caller's decision).
+    pub sample_ratio: f64,
+    /// Finished spans wait at most this long before they are sent.
+    pub export_delay_ms: u64,
+    /// Finished spans waiting to be sent; beyond it they are dropped and counted.
+    pub queue_size: usize,
+}
+
+impl OtlpSettings {
+    /// The traces URL, when export is configured.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.endpoint.trim().trim_end_matches('/');
+        match base {
+            "" => None,
+            b if b.ends_with("/v1/traces") => Some(b.to_string()),
+            b => Some(format!("{b}/v1/traces")),
+        }
+    }
 }
 
 /// Outbound webhooks (issue 24): where they may go, and how long a failing one is retried.
@@ -352,6 +389,26 @@ impl Settings {
         }
     }
 
+    fn validate_otlp(&self) -> Result<(), ConfigError> {
+        let otlp = &self.telemetry.otlp;
+        if let Some(url) = otlp.traces_url() {
+            let parsed = url::Url::parse(&url).map_err(|e| bad("telemetry.otlp.endpoint", format!("{url}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(bad("telemetry.otlp.endpoint", "must start with http:// or https://"));
+            }
+        }
+        if !(0.0..=1.0).contains(&otlp.sample_ratio) {
+            return Err(bad("telemetry.otlp.sample_ratio", "must be between 0 and 1"));
+        }
+        if otlp.export_delay_ms == 0 || otlp.export_delay_ms > 60_000 {
+            return Err(bad("telemetry.otlp.export_delay_ms", "must be between 1 and 60000"));
+        }
+        if otlp.queue_size == 0 {
+            return Err(bad("telemetry.otlp.queue_size", "must be at least 1"));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let db = &self.database;
         if !(db.url.starts_with("sqlite:") || db.url.starts_with("postgres://") || db.url.starts_with("postgresql://"))
@@ -418,6 +475,7 @@ impl Settings {
         if !(self.webhooks.retry_for_hours > 0.0 && self.webhooks.retry_for_hours <= 24.0 * 30.0) {
             return Err(bad("webhooks.retry_for_hours", "must be more than 0 and at most 720 (30 days)"));
         }
+        self.validate_otlp()?;
         self.clients.trusted_networks().map_err(|e| bad("clients.trusted_proxies", e))?;
         if self.monitor.tick_ms == 0 {
             return Err(bad("monitor.tick_ms", "must be positive"));

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ringback::{telemetry::logging, Application, Settings};
+use ringback::telemetry::{logging, otlp};
+use ringback::{Application, Settings};
 
 /// Ringback: callback engagement service (GES v3-compatible API).
 #[derive(Parser)]
@@ -117,8 +118,10 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
+    let export = otlp::build(&settings.telemetry.otlp, &otlp::instance_id()).map_err(|e| anyhow::anyhow!(e))?;
+    let (tracer, _export) = export.unzip();
     let (log, _guard) =
-        logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+        logging::init(&level, settings.log.max_len, tracer).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
     logging::log_panics();
     let app = Application::build_with(settings, log, ringback::app::BuildOptions { demo }).await?;
     tracing::info!(
@@ -140,7 +143,7 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
 async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> {
     let level = std::env::var("RINGBACK_LOG").unwrap_or_else(|_| settings.log.level.clone());
     let (_log, _guard) =
-        logging::init(&level, settings.log.max_len).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
+        logging::init(&level, settings.log.max_len, None).map_err(|e| anyhow::anyhow!("RINGBACK_LOG: {e}"))?;
     if let Some(request) = &args.call_in {
         let token = args
             .token

@@ -161,11 +161,11 @@ impl Driver {
         let attempt = field(m, "attempt").parse::<i64>().unwrap_or(0);
         let ewt = self.config.routing_delay.as_secs() as i64;
         let body = json!({ "state": "QUEUED", "attempt": attempt, "positionInQueue": 1, "estimatedWaitTime": ewt });
-        self.report(field(m, "id"), &body).await == Some(200)
+        self.report(m, &body).await == Some(200)
     }
 
     async fn drive(&self, m: &Message) {
-        let (id, attempt) = (field(m, "id").to_string(), field(m, "attempt").parse::<i64>().unwrap_or(0));
+        let attempt = field(m, "attempt").parse::<i64>().unwrap_or(0);
         let queue = (field(m, "tenant").to_string(), field(m, "virtualQueue").to_string());
         *self.queues.lock().unwrap_or_else(|p| p.into_inner()).entry(queue.clone()).or_default() += 1;
         let c = &self.config;
@@ -209,7 +209,7 @@ impl Driver {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match self.report(&id, &body).await {
+            match self.report(m, &body).await {
                 Some(200) => {}
                 // 409: the callback moved on (cancelled, re-claimed); stop driving it.
                 Some(_) | None => break,
@@ -220,10 +220,16 @@ impl Driver {
         }
     }
 
-    async fn report(&self, id: &str, body: &Value) -> Option<u16> {
-        let url = format!("{}/internal/v1/callbacks/{id}/state", self.config.internal_url);
+    /// Report a state of the hand-off `m`, in the hand-off's trace (its `traceparent`), as a
+    /// platform that speaks W3C Trace Context does.
+    async fn report(&self, m: &Message, body: &Value) -> Option<u16> {
+        let url = format!("{}/internal/v1/callbacks/{}/state", self.config.internal_url, field(m, "id"));
         for _ in 0..3 {
-            match self.client.post(&url).bearer_auth(&self.config.token).json(body).send().await {
+            let mut request = self.client.post(&url).bearer_auth(&self.config.token).json(body);
+            if let Some(traceparent) = m.iter().find(|(k, _)| k == "traceparent") {
+                request = request.header("traceparent", traceparent.1.as_str());
+            }
+            match request.send().await {
                 Ok(r) => return Some(r.status().as_u16()),
                 Err(e) => {
                     tracing::debug!(error = %e, "simulator report failed; retrying");

@@ -20,8 +20,8 @@ use crate::http::extractors::{OriginAllowed, RequestDeadline, TenantLabel, DEFAU
 use crate::http::Surface;
 use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
-use crate::telemetry::handles;
 use crate::telemetry::trace_context::{self, TraceContext};
+use crate::telemetry::{handles, otlp};
 
 pub async fn request_telemetry(
     req: ServiceRequest,
@@ -30,20 +30,7 @@ pub async fn request_telemetry(
     let started = Instant::now();
     let corr = corr_id::from_header(req.headers().get(corr_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().as_str().to_string();
-    let trace = trace_context(&req);
-    let span = tracing::info_span!(
-        "request",
-        corrId = %corr,
-        traceId = %trace.trace_id_hex(),
-        spanId = %trace.span_id_hex(),
-        method = %method,
-        route = tracing::field::Empty,
-        tenant = tracing::field::Empty,
-        service = tracing::field::Empty,
-        callbackId = tracing::field::Empty,
-        status = tracing::field::Empty,
-        latencyMs = tracing::field::Empty,
-    );
+    let (span, trace) = request_span(&req, &corr, &method);
     metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
     let origin = req.headers().get(header::ORIGIN).cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
@@ -75,6 +62,9 @@ pub async fn request_telemetry(
                 record_metrics(&route, &method, &tenant, status, seconds);
                 let span = tracing::Span::current();
                 span.record("route", route.as_str());
+                if otlp::enabled() {
+                    otlp::rename(&span, format!("{method} {route}"));
+                }
                 span.record("status", status);
                 span.record("latencyMs", (seconds * 1000.0 * 1000.0).round() / 1000.0);
                 if status >= 500 {
@@ -140,23 +130,49 @@ pub fn route_label(pattern: &str) -> String {
     out
 }
 
-/// The request's W3C trace context: a child of the caller's `traceparent` (the trace continued),
-/// or a new trace. On the external listener the caller's sampled flag is not obeyed — any client
-/// could otherwise ask for every request to be recorded — so the decision is ours; with no trace
-/// export configured it is "not sampled". Internal callers (the platform, operators) are trusted.
-fn trace_context(req: &ServiceRequest) -> TraceContext {
+/// The request span and its W3C trace context: a child of the caller's `traceparent` (the trace
+/// continued), or a new trace. On the external listener the caller's sampled flag is not obeyed —
+/// any client could otherwise ask for every request to be recorded — so the decision is ours (the
+/// export's ratio; "not sampled" when nothing is exported). Internal callers (the platform,
+/// operators) are trusted. When spans are exported, the ids are the exported span's.
+fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Span, TraceContext) {
     let external = req.app_data::<Surface>() == Some(&Surface::External);
-    let incoming = req.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
-    match incoming {
-        Some(parent) => {
-            let mut own = parent.child();
-            if external {
-                own.sampled = false;
-            }
-            own
-        }
-        None => TraceContext::root(false),
+    let mut parent =
+        req.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    if let Some(parent) = parent.as_mut().filter(|_| external) {
+        parent.sampled = otlp::ratio_samples(parent.trace_id);
     }
+    macro_rules! span {
+        ($trace_id:expr, $span_id:expr) => {
+            tracing::info_span!(
+                "request",
+                corrId = %corr,
+                traceId = $trace_id,
+                spanId = $span_id,
+                method = %method,
+                route = tracing::field::Empty,
+                tenant = tracing::field::Empty,
+                service = tracing::field::Empty,
+                callbackId = tracing::field::Empty,
+                status = tracing::field::Empty,
+                latencyMs = tracing::field::Empty,
+                otel.kind = "server",
+            )
+        };
+    }
+    let own = || parent.map_or_else(|| TraceContext::root(false), |p| p.child());
+    if !otlp::enabled() {
+        let trace = own();
+        return (
+            span!(tracing::field::display(trace.trace_id_hex()), tracing::field::display(trace.span_id_hex())),
+            trace,
+        );
+    }
+    let span = span!(tracing::field::Empty, tracing::field::Empty);
+    let trace = otlp::start_request(&span, parent).unwrap_or_else(own);
+    span.record("traceId", trace.trace_id_hex());
+    span.record("spanId", trace.span_id_hex());
+    (span, trace)
 }
 
 /// The request's series, through handles resolved once per label set (`telemetry::handles`).

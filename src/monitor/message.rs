@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::coord::stream::Message;
 use crate::domain::service::ServiceConfig;
 use crate::store::HandOff;
+use crate::telemetry::otlp;
 use crate::telemetry::trace_context::TraceContext;
 use crate::time::format_utc;
 
@@ -48,12 +49,32 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
             m.push((field.to_string(), text(v)));
         }
     }
-    // W3C Trace Context (issue 25): the hand-off starts a trace of its own — the monitor's publish
-    // span, whose context the platform's state reports send back — linked to the booking's trace
-    // (a scheduled callback is handed over long after that trace ended). The booking's sampling
-    // decision carries over.
+    // W3C Trace Context (issue 25): the hand-off starts a trace of its own — its parent is the
+    // monitor's hand-off span, whose context the platform's state reports send back — linked to the
+    // booking's trace (a scheduled callback is handed over long after that trace ended).
     if let Some(booking) = h.traceparent.as_deref().and_then(TraceContext::parse) {
-        m.push(("traceparent".into(), TraceContext::root(booking.sampled).header()));
+        m.push(("traceparent".into(), handoff_context(kind, h, &booking).header()));
     }
     m
+}
+
+/// The hand-off's own context. Exported: a producer span (the message is sent as it ends, as a
+/// messaging producer's is), linked to the booking's span and sampled when that was. Not
+/// exported: a new trace id carrying the booking's sampling decision.
+fn handoff_context(kind: &str, h: &HandOff, booking: &TraceContext) -> TraceContext {
+    if otlp::enabled() {
+        let span = tracing::info_span!(
+            parent: None,
+            "handoff",
+            otel.name = kind,
+            otel.kind = "producer",
+            callbackId = %h.id,
+            attempt = h.attempt,
+        );
+        otlp::link(&span, booking);
+        if let Some(own) = otlp::own_context(&span) {
+            return own;
+        }
+    }
+    TraceContext::root(booking.sampled)
 }

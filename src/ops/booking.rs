@@ -78,7 +78,12 @@ pub async fn create(
     let state = state.clone();
     let corr_id = crate::telemetry::corr_id::current();
     let work = async move { create_to_end(&state, &caller, request, idempotency).await };
-    let task = tokio::spawn(crate::telemetry::corr_id::scope(corr_id, work.instrument(tracing::Span::current())));
+    // Exported traces show the booking as an operation of its own inside the request.
+    let span = match crate::telemetry::otlp::enabled() {
+        true => tracing::info_span!("create_callback", otel.kind = "internal"),
+        false => tracing::Span::current(),
+    };
+    let task = tokio::spawn(crate::telemetry::corr_id::scope(corr_id, work.instrument(span)));
     task.await.unwrap_or_else(|_| {
         // The panic hook logged where; the request gets the 500 envelope a handler panic gets.
         metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);

@@ -26,6 +26,9 @@ use super::callbacks::InsertOutcome;
 use super::{Store, StoreError, StoreResult};
 use crate::coalesce::{Coalescer, NotRun};
 use crate::telemetry::catalogue::UNCAUGHT_EXCEPTION;
+use crate::telemetry::otlp;
+use crate::telemetry::trace_context::TraceContext;
+use tracing::Instrument;
 
 /// A handle to the writer task; cheap to clone. The task ends when every handle is dropped,
 /// after writing what was queued.
@@ -39,7 +42,8 @@ impl BookingWriter {
     pub fn spawn(store: Store, queue_limit: usize) -> BookingWriter {
         let queue = Coalescer::spawn("booking-writer", MAX_BATCH, queue_limit, move |batch| {
             let store = store.clone();
-            async move { write(&store, batch).await }
+            let span = batch_span(&batch);
+            async move { write(&store, batch).await }.instrument(span)
         });
         BookingWriter { queue }
     }
@@ -57,6 +61,21 @@ impl BookingWriter {
     pub fn is_running(&self) -> bool {
         self.queue.is_running()
     }
+}
+
+/// One span for a batch when spans are exported, linked to each booking's request: one
+/// transaction serves many traces, so the batch is a child of none of them.
+fn batch_span(batch: &[Booking]) -> tracing::Span {
+    if !otlp::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(parent: None, "booking_batch", otel.kind = "internal", size = batch.len());
+    for booking in batch {
+        if let Some(request) = booking.new.traceparent.as_deref().and_then(TraceContext::parse) {
+            otlp::link(&span, &request);
+        }
+    }
+    span
 }
 
 async fn write(store: &Store, batch: Vec<Booking>) -> Vec<StoreResult<InsertOutcome>> {

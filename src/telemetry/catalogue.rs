@@ -110,6 +110,8 @@ pub const WEBHOOK_OUTBOX_PENDING: &str = "ges_webhook_outbox_pending";
 pub const WEBHOOK_OUTBOX_OLDEST_AGE: &str = "ges_webhook_outbox_oldest_age_seconds";
 pub const WEBHOOK_ENDPOINT_DISABLED: &str = "WEBHOOK_ENDPOINT_DISABLED";
 pub const DISPATCH_ATTEMPTS_RAISED: &str = "ges_dispatch_attempts_raised_total";
+pub const TRACE_SPANS_EXPORTED: &str = "ges_trace_spans_exported_total";
+pub const TRACE_SPANS_DROPPED: &str = "ges_trace_spans_dropped_total";
 
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const CYCLE_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
@@ -184,6 +186,13 @@ pub static CATALOGUE: &[MetricDef] = &[
         WEBHOOK_OUTBOX_OLDEST_AGE,
         &[],
         "Seconds since the change reported by the oldest lifecycle event still waiting for delivery; 0 when none waits.",
+    ),
+    // Trace export (issue 25; beyond the spec): only when telemetry.otlp.endpoint is set
+    counter(TRACE_SPANS_EXPORTED, &[], "Sampled spans the OTLP collector accepted."),
+    counter(
+        TRACE_SPANS_DROPPED,
+        &["reason"],
+        "Sampled spans not exported, by reason (queue_full: the export queue was full; export_failed: the collector refused or could not be reached).",
     ),
     // HTTP
     counter(HTTP_REQUESTS, &["path", "method", "tenant"], "HTTP requests, by route pattern."),

@@ -57,8 +57,16 @@ pub struct LogGuard {
 
 static INSTALLED: OnceLock<LogControl> = OnceLock::new();
 
-/// Install the JSON logger on stdout. Idempotent: a second call returns the first control.
-pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>), String> {
+/// Install the JSON logger on stdout, and the span exporter when `export` holds a tracer.
+/// Idempotent: a second call returns the first control.
+///
+/// The log filter is the JSON layer's own (not global), so logs turned off do not turn off the
+/// spans that are exported, and a raised log level does not export more.
+pub fn init(
+    level: &str,
+    max_len: usize,
+    export: Option<opentelemetry_sdk::trace::SdkTracer>,
+) -> Result<(LogControl, Option<LogGuard>), String> {
     if let Some(control) = INSTALLED.get() {
         return Ok((control.clone(), None));
     }
@@ -68,9 +76,26 @@ pub fn init(level: &str, max_len: usize) -> Result<(LogControl, Option<LogGuard>
         .buffered_lines_limit(64 * 1024)
         .thread_name("ringback-log-writer")
         .finish(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) });
-    let (filter_layer, handle) = reload::Layer::new(filter);
+    let (filter, handle) = reload::Layer::new(filter);
     let layer = JsonLayer { dropped: writer.error_counter(), writer, max_len, dropped_seen: AtomicU64::new(0) };
-    tracing_subscriber::registry().with(filter_layer).with(layer).try_init().map_err(|e| e.to_string())?;
+    let exported = export.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_context_activation(false)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_level(false)
+            .with_target(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() && crate::telemetry::otlp::EXPORTED_SPANS.contains(&meta.name())
+            }))
+    });
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .with(exported)
+        .try_init()
+        .map_err(|e| e.to_string())?;
     let control = LogControl {
         handle: Some(handle),
         current: std::sync::Arc::new(std::sync::Mutex::new(level.trim().to_string())),
@@ -223,8 +248,16 @@ struct JsonVisitor<'a> {
     max_len: usize,
 }
 
+/// Fields that instruct the span exporter (`otel.name`, `otel.kind`), not log data.
+fn for_the_exporter(field: &Field) -> bool {
+    field.name().starts_with("otel.")
+}
+
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if for_the_exporter(field) {
+            return;
+        }
         self.into.push_str(field.name(), value, self.max_len);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -256,6 +289,9 @@ impl Visit for JsonVisitor<'_> {
         self.into.push_str(field.name(), &text, self.max_len);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if for_the_exporter(field) {
+            return;
+        }
         DEBUG_TEXT.with(|cell| match cell.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();

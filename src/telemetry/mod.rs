@@ -7,6 +7,7 @@ pub mod event_loop;
 pub mod faults;
 pub mod handles;
 pub mod logging;
+pub mod otlp;
 pub mod process;
 pub mod supervise;
 pub mod trace_context;

@@ -16,4 +16,5 @@ mod chaos;
 mod durability;
 mod replicas;
 mod stress;
+mod traces;
 mod webhook_events;
