@@ -62,7 +62,7 @@ pub async fn request_telemetry(
                 record_metrics(&route, &method, &tenant, status, seconds);
                 let span = tracing::Span::current();
                 span.record("route", route.as_str());
-                if otlp::enabled() {
+                if otlp::enabled() && trace.sampled {
                     otlp::rename(&span, format!("{method} {route}"));
                 }
                 span.record("status", status);
@@ -134,7 +134,8 @@ pub fn route_label(pattern: &str) -> String {
 /// continued), or a new trace. On the external listener the caller's sampled flag is not obeyed —
 /// any client could otherwise ask for every request to be recorded — so the decision is ours (the
 /// export's ratio; "not sampled" when nothing is exported). Internal callers (the platform,
-/// operators) are trusted. When spans are exported, the ids are the exported span's.
+/// operators) are trusted. A sampled request's span is exported, and its ids are the exported
+/// span's; any other request's span is a log context only.
 fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Span, TraceContext) {
     let external = req.app_data::<Surface>() == Some(&Surface::External);
     let mut parent =
@@ -142,10 +143,19 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Spa
     if let Some(parent) = parent.as_mut().filter(|_| external) {
         parent.sampled = otlp::ratio_samples(parent.trace_id);
     }
+    let own = parent.map_or_else(
+        || {
+            let mut root = TraceContext::root(false);
+            root.sampled = otlp::ratio_samples(root.trace_id);
+            root
+        },
+        |p| p.child(),
+    );
+    // Two call sites, one exported: the span's name is its call site's.
     macro_rules! span {
-        ($trace_id:expr, $span_id:expr) => {
+        ($name:literal, $trace_id:expr, $span_id:expr) => {
             tracing::info_span!(
-                "request",
+                $name,
                 corrId = %corr,
                 traceId = $trace_id,
                 spanId = $span_id,
@@ -160,16 +170,12 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Spa
             )
         };
     }
-    let own = || parent.map_or_else(|| TraceContext::root(false), |p| p.child());
-    if !otlp::enabled() {
-        let trace = own();
-        return (
-            span!(tracing::field::display(trace.trace_id_hex()), tracing::field::display(trace.span_id_hex())),
-            trace,
-        );
+    if !own.sampled || !otlp::enabled() {
+        let (trace_id, span_id) = (own.trace_id_hex(), own.span_id_hex());
+        return (span!("request", tracing::field::display(trace_id), tracing::field::display(span_id)), own);
     }
-    let span = span!(tracing::field::Empty, tracing::field::Empty);
-    let trace = otlp::start_request(&span, parent).unwrap_or_else(own);
+    let span = span!("sampled_request", tracing::field::Empty, tracing::field::Empty);
+    let trace = otlp::start_request(&span, parent).unwrap_or(own);
     span.record("traceId", trace.trace_id_hex());
     span.record("spanId", trace.span_id_hex());
     (span, trace)

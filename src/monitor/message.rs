@@ -58,11 +58,11 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
     m
 }
 
-/// The hand-off's own context. Exported: a producer span (the message is sent as it ends, as a
-/// messaging producer's is), linked to the booking's span and sampled when that was. Not
-/// exported: a new trace id carrying the booking's sampling decision.
+/// The hand-off's own context, a new trace carrying the booking's sampling decision. A sampled
+/// booking's hand-off is an exported producer span (the message is sent as it ends, as a
+/// messaging producer's is), linked to the booking's request span.
 fn handoff_context(kind: &str, h: &HandOff, booking: &TraceContext) -> TraceContext {
-    if otlp::enabled() {
+    if otlp::enabled() && booking.sampled {
         let span = tracing::info_span!(
             parent: None,
             "handoff",

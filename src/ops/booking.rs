@@ -77,9 +77,10 @@ pub async fn create(
     }
     let state = state.clone();
     let corr_id = crate::telemetry::corr_id::current();
+    let sampled = caller.trace.is_some_and(|t| t.sampled);
     let work = async move { create_to_end(&state, &caller, request, idempotency).await };
     // Exported traces show the booking as an operation of its own inside the request.
-    let span = match crate::telemetry::otlp::enabled() {
+    let span = match crate::telemetry::otlp::enabled() && sampled {
         true => tracing::info_span!("create_callback", otel.kind = "internal"),
         false => tracing::Span::current(),
     };

@@ -63,17 +63,23 @@ impl BookingWriter {
     }
 }
 
-/// One span for a batch when spans are exported, linked to each booking's request: one
-/// transaction serves many traces, so the batch is a child of none of them.
+/// One span for a batch holding sampled bookings when spans are exported, linked to each sampled
+/// booking's request: one transaction serves many traces, so the batch is a child of none of them.
 fn batch_span(batch: &[Booking]) -> tracing::Span {
     if !otlp::enabled() {
         return tracing::Span::none();
     }
+    let mut sampled = batch
+        .iter()
+        .filter_map(|b| b.new.traceparent.as_deref().and_then(TraceContext::parse))
+        .filter(|t| t.sampled)
+        .peekable();
+    if sampled.peek().is_none() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(parent: None, "booking_batch", otel.kind = "internal", size = batch.len());
-    for booking in batch {
-        if let Some(request) = booking.new.traceparent.as_deref().and_then(TraceContext::parse) {
-            otlp::link(&span, &request);
-        }
+    for request in sampled {
+        otlp::link(&span, &request);
     }
     span
 }

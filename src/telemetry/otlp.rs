@@ -3,24 +3,29 @@
 //!
 //! The libraries do the work: `tracing-opentelemetry` turns the spans we name (`EXPORTED_SPANS`)
 //! into OpenTelemetry spans, the SDK's batch processor queues them on a thread of its own and
-//! `opentelemetry-otlp` sends them. Ours are three thin pieces around them: the sampler (parent
-//! based, ratio for new traces, and a new trace whose links are sampled is sampled too, so a
-//! recorded booking's hand-off is recorded), a bound in front of the batch queue that counts what
-//! it drops (the SDK's own count is private), and the exporter's outcome as counters.
+//! `opentelemetry-otlp` sends them. Ours are thin pieces around them:
+//! - sampling is decided where a trace enters (parent-based, the ratio for new traces: the SDK's
+//!   `TraceIdRatioBased` on our trace id), *before* any exported span exists: an unsampled request
+//!   creates none (its span is a log context only), so at a ratio of 0.01 the other 99 % cost what
+//!   they cost without export. Exported spans are therefore all sampled: the SDK's sampler is
+//!   parent-based over always-on. A hand-off or batch span exists when a booking it links to was
+//!   sampled;
+//! - a bound in front of the batch queue that counts what it drops (the SDK's own count is
+//!   private), and the exporter's outcome as counters.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::{
-    Link, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+    SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult, SdkTracer, SdkTracerProvider,
-    ShouldSample, SpanData, SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SdkTracer, SdkTracerProvider, ShouldSample,
+    SpanData, SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -32,7 +37,8 @@ use crate::telemetry::trace_context::TraceContext;
 /// The spans that become OpenTelemetry spans; every other span stays a log context only (the
 /// exporter's cost is paid for these alone).
 pub const EXPORTED_SPANS: &[&str] = &[REQUEST_SPAN, BOOKING_SPAN, BATCH_SPAN, HANDOFF_SPAN];
-pub const REQUEST_SPAN: &str = "request";
+/// A sampled request's span (an unsampled one is named `request` and never exported).
+pub const REQUEST_SPAN: &str = "sampled_request";
 pub const BOOKING_SPAN: &str = "create_callback";
 pub const BATCH_SPAN: &str = "booking_batch";
 pub const HANDOFF_SPAN: &str = "handoff";
@@ -87,7 +93,7 @@ pub fn build(settings: &OtlpSettings, instance: &str) -> Result<Option<(SdkTrace
     let _ = RATIO.set(Sampler::TraceIdRatioBased(settings.sample_ratio));
     let provider = SdkTracerProvider::builder()
         .with_span_processor(Bounded { inner: batch, queued, limit: settings.queue_size })
-        .with_sampler(LinkAware(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)))))
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(resource)
         .build();
     let tracer = provider.tracer("ringback");
@@ -100,9 +106,8 @@ pub fn instance_id() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// The request span's trace: `parent` continued (its sampled flag as given: the caller decides
-/// whether the external listener's is obeyed), or a new trace sampled by ratio. Returns the ids the
-/// span got, which every log line of the request then carries. `None` when nothing is exported.
+/// A sampled request's exported span: `parent` continued, or a new trace. Returns the ids the span
+/// got, which every log line of the request then carries. `None` when nothing is exported.
 pub fn start_request(span: &tracing::Span, parent: Option<TraceContext>) -> Option<TraceContext> {
     if !enabled() {
         return None;
@@ -113,8 +118,9 @@ pub fn start_request(span: &tracing::Span, parent: Option<TraceContext>) -> Opti
     own_context(span)
 }
 
-/// Whether a new trace with this id would be sampled by our ratio (the decision on the external
-/// listener, whatever the caller's flag says).
+/// Whether a trace with this id is recorded when nobody trusted decided: a new trace, or one
+/// continued from the public listener whatever its caller's flag says. False when nothing is
+/// exported.
 pub fn ratio_samples(trace_id: [u8; 16]) -> bool {
     let Some(ratio) = RATIO.get() else { return false };
     let result = ratio.should_sample(None, TraceId::from_bytes(trace_id), "", &SpanKind::Server, &[], &[]);
@@ -146,33 +152,6 @@ pub fn own_context(span: &tracing::Span) -> Option<TraceContext> {
 fn span_context(t: &TraceContext) -> SpanContext {
     let flags = if t.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
     SpanContext::new(TraceId::from_bytes(t.trace_id), SpanId::from_bytes(t.span_id), flags, true, TraceState::NONE)
-}
-
-/// Parent-based ratio sampling, and a new trace linked to a sampled span is sampled: a hand-off
-/// starts a trace of its own, linked to its booking's, and is recorded when the booking was.
-#[derive(Debug, Clone)]
-struct LinkAware(Sampler);
-
-impl ShouldSample for LinkAware {
-    fn should_sample(
-        &self,
-        parent_context: Option<&Context>,
-        trace_id: TraceId,
-        name: &str,
-        span_kind: &SpanKind,
-        attributes: &[KeyValue],
-        links: &[Link],
-    ) -> SamplingResult {
-        let has_parent = parent_context.is_some_and(|cx| cx.has_active_span());
-        if !has_parent && links.iter().any(|l| l.span_context.is_sampled()) {
-            return SamplingResult {
-                decision: SamplingDecision::RecordAndSample,
-                attributes: Vec::new(),
-                trace_state: TraceState::NONE,
-            };
-        }
-        self.0.should_sample(parent_context, trace_id, name, span_kind, attributes, links)
-    }
 }
 
 /// The batch processor behind a bound of our own: at `limit` spans waiting, a finished span is
