@@ -59,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
                             "traceId": span.trace_id.hex(),
                             "spanId": span.span_id.hex(),
                             "parentSpanId": span.parent_span_id.hex(),
+                            "traceState": span.trace_state,
                             "name": span.name,
                             "kind": Span.SpanKind.Name(span.kind),
                             "attributes": attributes(span.attributes),

@@ -175,7 +175,8 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Spa
         return (span!("request", tracing::field::display(trace_id), tracing::field::display(span_id)), own);
     }
     let span = span!("sampled_request", tracing::field::Empty, tracing::field::Empty);
-    let trace = otlp::start_request(&span, parent).unwrap_or(own);
+    let tracestate = req.headers().get(trace_context::STATE_HEADER).and_then(|v| v.to_str().ok());
+    let trace = otlp::start_request(&span, parent, tracestate).unwrap_or(own);
     span.record("traceId", trace.trace_id_hex());
     span.record("spanId", trace.span_id_hex());
     (span, trace)

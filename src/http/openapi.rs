@@ -126,17 +126,22 @@ fn envelope(doc: &mut Value) {
     }
 }
 
-/// Every operation accepts a W3C `traceparent` (issue 25): the caller's trace is continued, a
+/// Every operation accepts a W3C `traceparent` and `tracestate` (issue 25): the caller's trace is continued, a
 /// malformed or absent one starts a new trace; it never makes a request fail.
 fn add_trace_context_header(operation: &mut Value) {
-    let parameter = json!({
+    let traceparent = json!({
         "name": "traceparent", "in": "header", "required": false,
         "description": "W3C Trace Context: the request continues the caller's trace (its log lines carry its `traceId`); a malformed or absent value starts a new trace. On the external listener the sampled flag is not obeyed.",
         "schema": { "type": "string", "example": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
     });
+    let tracestate = json!({
+        "name": "tracestate", "in": "header", "required": false,
+        "description": "W3C Trace Context vendor data, kept unchanged with the exported span's parent; never interpreted, never makes a request fail.",
+        "schema": { "type": "string", "example": "rojo=00f067aa0ba902b7" }
+    });
     match operation.get_mut("parameters").and_then(Value::as_array_mut) {
-        Some(parameters) => parameters.push(parameter),
-        None => operation["parameters"] = json!([parameter]),
+        Some(parameters) => parameters.extend([traceparent, tracestate]),
+        None => operation["parameters"] = json!([traceparent, tracestate]),
     }
 }
 

@@ -108,12 +108,20 @@ pub fn instance_id() -> String {
 
 /// A sampled request's exported span: `parent` continued, or a new trace. Returns the ids the span
 /// got, which every log line of the request then carries. `None` when nothing is exported.
-pub fn start_request(span: &tracing::Span, parent: Option<TraceContext>) -> Option<TraceContext> {
+/// The caller's `tracestate` is kept in the exported span's context (W3C: a participant that does
+/// not understand it passes it on unchanged).
+pub fn start_request(
+    span: &tracing::Span,
+    parent: Option<TraceContext>,
+    tracestate: Option<&str>,
+) -> Option<TraceContext> {
     if !enabled() {
         return None;
     }
     if let Some(parent) = parent {
-        let _ = span.set_parent(Context::new().with_remote_span_context(span_context(&parent)));
+        let state = tracestate.and_then(|t| t.parse::<TraceState>().ok()).unwrap_or(TraceState::NONE);
+        let remote = span_context_with(&parent, state);
+        let _ = span.set_parent(Context::new().with_remote_span_context(remote));
     }
     own_context(span)
 }
@@ -150,8 +158,12 @@ pub fn own_context(span: &tracing::Span) -> Option<TraceContext> {
 }
 
 fn span_context(t: &TraceContext) -> SpanContext {
+    span_context_with(t, TraceState::NONE)
+}
+
+fn span_context_with(t: &TraceContext, state: TraceState) -> SpanContext {
     let flags = if t.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
-    SpanContext::new(TraceId::from_bytes(t.trace_id), SpanId::from_bytes(t.span_id), flags, true, TraceState::NONE)
+    SpanContext::new(TraceId::from_bytes(t.trace_id), SpanId::from_bytes(t.span_id), flags, true, state)
 }
 
 /// The batch processor behind a bound of our own: at `limit` spans waiting, a finished span is

@@ -5,6 +5,8 @@
 use rand::RngCore;
 
 pub const HEADER: &str = "traceparent";
+/// Vendor-specific trace data; kept with an exported span's parent, never interpreted.
+pub const STATE_HEADER: &str = "tracestate";
 
 /// A trace id, the id of the span that is the parent of what comes next, and the sampled flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

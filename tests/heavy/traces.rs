@@ -100,7 +100,7 @@ async fn a_booking_its_batch_its_hand_off_and_the_platforms_reports_are_exported
         &client,
         Method::POST,
         p.url("/engagement/v3/callbacks/create"),
-        &[("x-api-key", &key), ("traceparent", &traceparent)],
+        &[("x-api-key", &key), ("traceparent", &traceparent), ("tracestate", "rojo=00f067aa0ba902b7")],
         json!({ "serviceName": "sales", "phoneNumber": "+14155552671" }),
     )
     .await;
@@ -164,6 +164,7 @@ async fn a_booking_its_batch_its_hand_off_and_the_platforms_reports_are_exported
     let request_span = request["spanId"].as_str().unwrap();
     assert_eq!(request["name"], "POST /engagement/v3/callbacks/create");
     assert_eq!(request["kind"], "SPAN_KIND_SERVER");
+    assert_eq!(request["traceState"], "rojo=00f067aa0ba902b7", "the caller's tracestate is kept");
     assert_eq!(request["resource"]["service.name"], "ringback");
     assert!(request["resource"]["service.instance.id"].as_str().is_some_and(|i| !i.is_empty()));
     assert_eq!(request["resource"]["service.version"], env!("CARGO_PKG_VERSION"));

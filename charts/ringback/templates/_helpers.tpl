@@ -114,7 +114,19 @@ external = {{ ternary (printf "0.0.0.0:%d" (int .Values.ports.external)) "" .Val
 
 [{{ $section }}]
 {{- range $key, $value := $keys }}
+{{- if not (kindIs "map" $value) }}
 {{ $key }} = {{ include "ringback.tomlValue" $value }}
+{{- end }}
+{{- end }}
+{{- /* A map inside a section is a sub-table ([telemetry.otlp]). */}}
+{{- range $key, $value := $keys }}
+{{- if kindIs "map" $value }}
+
+[{{ $section }}.{{ $key }}]
+{{- range $k, $v := $value }}
+{{ $k }} = {{ include "ringback.tomlValue" $v }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
