@@ -28,6 +28,27 @@ enum Command {
     Migrate,
     /// Run the stand-in voice platform: consume the dispatch stream and drive callbacks to completion.
     SimulateDialer(Box<SimulateArgs>),
+    /// Manage operators of the admin API and console (issue 26).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Add an operator; its token (shown once) is the last line of stdout.
+    Add {
+        name: String,
+        /// admin, supervisor, monitor or developer.
+        #[arg(long)]
+        role: String,
+        /// A tenant the operator may see (repeat for several); none: every tenant.
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+    },
+    /// Revoke an operator: its token stops working on every replica at once.
+    Revoke { name: String },
+    /// List operators (never their tokens).
+    List,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +126,7 @@ fn main() -> ExitCode {
             Command::Serve { demo } => serve(settings, demo).await,
             Command::Migrate => migrate(settings).await,
             Command::SimulateDialer(args) => simulate(settings, *args).await,
+            Command::Operator(command) => operator(settings, command).await,
         }
     });
     match result {
@@ -192,6 +214,35 @@ async fn simulate(settings: Settings, args: SimulateArgs) -> anyhow::Result<()> 
     };
     tracing::info!("dialer simulator running");
     ringback::simulator::run(source, config).await
+}
+
+/// The `operator` commands, on the configured database (audited as by `cli`).
+async fn operator(settings: Settings, command: OperatorCommand) -> anyhow::Result<()> {
+    use ringback::ops::operators;
+    let store = ringback::store::Store::connect(&settings.database).await?;
+    let failed = |e: ringback::error::ApiError| {
+        let details: Vec<String> = e.details.iter().map(|d| format!("{} {}", d.field, d.problem)).collect();
+        anyhow::anyhow!("{} {}", e.message, details.join("; "))
+    };
+    match command {
+        OperatorCommand::Add { name, role, tenants } => {
+            let tenants = (!tenants.is_empty()).then_some(tenants);
+            let token = operators::add(&store, &name, &role, tenants, "cli").await.map_err(failed)?;
+            println!("operator {name} added ({role}); its token, shown once:");
+            println!("{token}");
+        }
+        OperatorCommand::Revoke { name } => {
+            operators::revoke(&store, &name, "cli").await.map_err(failed)?;
+            println!("operator {name} revoked");
+        }
+        OperatorCommand::List => {
+            for r in operators::list(&store).await.map_err(failed)? {
+                let tenants = r.operator.tenants.map_or_else(|| "all tenants".to_string(), |t| t.join(","));
+                println!("{}\t{}\t{}", r.operator.name, r.operator.role.as_str(), tenants);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ pub mod callback;
 pub mod capacity;
 pub mod key_scope;
 pub mod names;
+pub mod operator;
 pub mod phone;
 pub mod service;
 pub mod throttle;

@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::key_scope::KeyScope;
+use crate::domain::operator::Operator;
 use crate::error::{ApiError, FieldProblem, Reason};
+use crate::http::admin::roles;
 use crate::ops::AppState;
 use crate::store::Tenant;
 use crate::telemetry::catalogue::INVALID_CONTENT_LENGTH;
@@ -242,43 +244,122 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Which token list guards a surface.
-#[derive(Clone, Copy)]
-enum Surface {
-    Admin,
-    Internal,
-}
-
-/// The position of the request's bearer token in the surface's list. No tokens configured: the
-/// surface does not exist (404).
-fn bearer_index(req: &HttpRequest, surface: Surface) -> Result<usize, ApiError> {
+/// The position of the request's bearer token in `internal.tokens`. No tokens configured: the
+/// internal API does not exist (404).
+fn internal_token_index(req: &HttpRequest) -> Result<usize, ApiError> {
     let state = app_state(req)?;
-    let (tokens, name) = match surface {
-        Surface::Admin => (&state.settings.admin.tokens, "admin"),
-        Surface::Internal => (&state.settings.internal.tokens, "internal"),
-    };
+    let tokens = &state.settings.internal.tokens;
     if tokens.is_empty() {
         return Err(ApiError::not_found("route"));
     }
-    let presented = bearer(req)
-        .ok_or_else(|| ApiError::unauthorized(format!("send an {name} token as Authorization: Bearer <token>")))?;
-    token_matches(presented, tokens).ok_or_else(|| ApiError::unauthorized(format!("the {name} token is not valid")))
+    let presented =
+        bearer(req).ok_or_else(|| ApiError::unauthorized("send an internal token as Authorization: Bearer <token>"))?;
+    token_matches(presented, tokens).ok_or_else(|| ApiError::unauthorized("the internal token is not valid"))
 }
 
-/// An operator holding one of `admin.tokens`. `actor` names the token (never its text) for the
-/// audit log: `admin-token-<n>` by its position in the list.
+/// An operator (issue 26): a holder of one of `admin.tokens` (an unlimited admin, named
+/// `admin-token-<n>` by its position in the list, never by its text) or of an operator token. The
+/// route's role rule (`http::admin::roles`) is checked here, so every admin handler checks it by
+/// taking this: a refusal answers 403 `FORBIDDEN_SCOPE`. `actor` is the name the audit log records.
 pub struct AdminAuth {
     pub actor: String,
+    pub operator: Operator,
+}
+
+impl AdminAuth {
+    /// Whether the operator may see `tenant` (a tenant-limited operator sees its own only).
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.operator.sees(tenant)
+    }
+
+    /// The tenants a listing is limited to (`None`: all).
+    pub fn tenants(&self) -> Option<&[String]> {
+        self.operator.tenants.as_deref()
+    }
 }
 
 impl FromRequest for AdminAuth {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(
-            bearer_index(req, Surface::Admin).map(|i| AdminAuth { actor: format!("admin-token-{}", i + 1) }),
-        )
+        // Checked already by `admin_guard`, before any other part of the request was read.
+        if let Some(operator) = req.extensions().get::<Operator>().cloned() {
+            return Box::pin(std::future::ready(Ok(AdminAuth { actor: operator.name.clone(), operator })));
+        }
+        let req = req.clone();
+        Box::pin(async move { admin_auth(&req).await })
+    }
+}
+
+/// Who calls, and whether the route's rule lets them.
+pub async fn admin_auth(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
+    let operator = admin_operator(req).await?;
+    authorize(req, &operator)?;
+    Ok(AdminAuth { actor: operator.name.clone(), operator })
+}
+
+/// Around every admin resource: the caller and the route's role rule are checked before the body
+/// or path is read, so a refused caller learns nothing from validation errors (403 comes first).
+/// A method the route does not have goes on to its 405.
+pub async fn admin_guard(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    // Public routes pass at the cost of a prefix comparison.
+    let admin_route = req.path().starts_with(roles::PREFIX)
+        && req.match_pattern().is_some_and(|p| roles::rule(req.method().as_str(), &p).is_some());
+    if admin_route {
+        match admin_auth(req.request()).await {
+            Ok(auth) => {
+                req.extensions_mut().insert(auth.operator);
+            }
+            Err(e) => return Ok(req.into_response(actix_web::ResponseError::error_response(&e))),
+        }
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_boxed_body)
+}
+
+/// Who the bearer token belongs to: a configured admin token, else an operator's. The admin API
+/// exists (else 404) when tokens are configured or any operator exists.
+async fn admin_operator(req: &HttpRequest) -> Result<Operator, ApiError> {
+    let state = app_state(req)?;
+    let tokens = &state.settings.admin.tokens;
+    let presented = bearer(req);
+    if let Some(i) = presented.and_then(|p| token_matches(p, tokens)) {
+        return Ok(Operator::configured_token(i));
+    }
+    if let Some(presented) = presented {
+        if let Some(operator) = crate::ops::operators::recognise(&state.store, presented).await? {
+            return Ok(operator);
+        }
+    }
+    if tokens.is_empty() && !state.store.any_operator().await? {
+        return Err(ApiError::not_found("route"));
+    }
+    Err(match presented {
+        None => ApiError::unauthorized("send an admin or operator token as Authorization: Bearer <token>"),
+        Some(_) => ApiError::unauthorized("the admin token is not valid"),
+    })
+}
+
+/// The route's role rule, and its tenant, against the operator.
+fn authorize(req: &HttpRequest, operator: &Operator) -> Result<(), ApiError> {
+    let pattern = req.match_pattern().unwrap_or_default();
+    let Some(need) = roles::rule(req.method().as_str(), &pattern) else {
+        tracing::error!(route = %pattern, "an admin route has no role rule (http/admin/roles.rs); refused");
+        return Err(ApiError::internal());
+    };
+    let refuse = |why: String| Err(ApiError::new(Reason::ForbiddenScope, why));
+    if !operator.role.may(need) {
+        return refuse(format!("a {} may not do this", operator.role.as_str()));
+    }
+    match req.match_info().get("tenant") {
+        Some(tenant) if !operator.sees(tenant) => refuse(format!("tenant {tenant} is not one of this operator's")),
+        None if operator.is_limited() && !roles::filters_by_tenant(&pattern) => {
+            refuse("an operator limited to tenants may not do this".to_string())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -290,7 +371,7 @@ impl FromRequest for InternalAuth {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(bearer_index(req, Surface::Internal).map(|_| InternalAuth))
+        std::future::ready(internal_token_index(req).map(|_| InternalAuth))
     }
 }
 

@@ -123,6 +123,12 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                 )
                 .service(resource("/audit").route(web::get().to(admin::audit::list)))
                 .service(
+                    resource("/operators")
+                        .route(web::get().to(admin::operators::list))
+                        .route(web::post().to(admin::operators::create)),
+                )
+                .service(resource("/operators/{name}").route(web::delete().to(admin::operators::delete)))
+                .service(
                     resource("/log-level")
                         .route(web::get().to(admin::log_level::get))
                         .route(web::put().to(admin::log_level::put)),
@@ -145,6 +151,7 @@ pub fn resource(
     >,
 > {
     web::resource(path)
+        .wrap(from_fn(crate::http::extractors::admin_guard))
         .wrap(from_fn(clean_input::refuse_unclean_urls))
         .wrap(from_fn(middleware::catch_panic))
         .default_service(web::to(method_not_allowed))

@@ -10,6 +10,7 @@ pub mod call_in;
 pub mod directory;
 pub mod keys;
 pub mod lifecycle;
+pub mod operators;
 pub mod service_context;
 pub mod services;
 mod state;

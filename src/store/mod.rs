@@ -14,6 +14,7 @@ mod capacity;
 mod dispatch;
 mod faults;
 mod idempotency;
+mod operators;
 mod outbox;
 mod placeholders;
 mod postgres;
@@ -47,6 +48,7 @@ pub use dispatch::{
 };
 pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
+pub use operators::OperatorRecord;
 pub use outbox::{ClaimScope, EventOutcome, PendingEvent};
 pub use queues::QueueStats;
 pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};

@@ -24,6 +24,7 @@ mod keys;
 mod monitor;
 mod observability;
 mod openapi_truth;
+mod operators;
 mod outage;
 mod schema;
 mod telemetry;

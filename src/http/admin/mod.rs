@@ -9,6 +9,8 @@ pub mod call_in_groups;
 pub mod callbacks;
 pub mod faults;
 pub mod log_level;
+pub mod operators;
+pub mod roles;
 pub mod services;
 pub mod tenants;
 pub mod webhooks;

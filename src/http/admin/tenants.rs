@@ -78,8 +78,11 @@ pub async fn get(
     Ok(envelope::ok(existing_tenant(&state, &path).await?))
 }
 
-pub async fn list(state: web::Data<AppState>, _admin: AdminAuth) -> Result<HttpResponse, ApiError> {
-    Ok(envelope::ok(Collection::complete(state.store.list_tenants().await?)))
+/// Every tenant, or a tenant-limited operator's own.
+pub async fn list(state: web::Data<AppState>, admin: AdminAuth) -> Result<HttpResponse, ApiError> {
+    let mut tenants = state.store.list_tenants().await?;
+    tenants.retain(|t| admin.sees(&t.name));
+    Ok(envelope::ok(Collection::complete(tenants)))
 }
 
 pub async fn delete(
