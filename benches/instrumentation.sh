@@ -61,7 +61,7 @@ run() {
     'BEGIN { printf "%.1f %.0f\n", t * 1e6 / hz / n, n / d }'
 }
 
-MODES="off info trace otlp-0.01 otlp-1"
+MODES=${MODES:-off info trace otlp-0.01 otlp-1}
 declare -A CPU
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
@@ -84,7 +84,7 @@ for mode in $MODES; do
   awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" -v i="${MEDIAN[info]}" \
     'BEGIN { printf "| %s | %.1f | %+.1f %% | %+.1f %% |\n", m, x, (x / o - 1) * 100, (x / i - 1) * 100 }'
 done
-awk -v i="${MEDIAN[info]}" -v t="${MEDIAN[trace]}" -v o="${MEDIAN[off]}" -v a="${MEDIAN[otlp-0.01]}" -v b="${MEDIAN[otlp-1]}" \
+awk -v i="${MEDIAN[info]:-0}" -v t="${MEDIAN[trace]:-0}" -v o="${MEDIAN[off]:-1}" -v a="${MEDIAN[otlp-0.01]:-0}" -v b="${MEDIAN[otlp-1]:-0}" \
   'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%), OTLP 0.01 %+.1f %% over info (target <= 3 %%), OTLP 1.0 %+.1f %% over info (target <= 25 %%)\n", (i / o - 1) * 100, (t / o - 1) * 100, (a / i - 1) * 100, (b / i - 1) * 100 }'
 
 # Event-loop probe cost: an idle server's CPU over IDLE seconds with the probes at their default

@@ -7,12 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.cache/otlp
-if ! "$VENV/bin/python" -c 'from opentelemetry.proto.collector.trace.v1 import trace_service_pb2' >/dev/null 2>&1; then
-  python3 -m venv "$VENV" || {
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null) || true
-    python3 -m venv "$VENV"
-  }
-  "$VENV/bin/pip" install -q -r scripts/otlp-requirements.txt
-fi
+./scripts/pinned-venv.sh "$VENV" scripts/otlp-requirements.txt 'from opentelemetry.proto.collector.trace.v1 import trace_service_pb2'
 [ "${1:-}" = "--install" ] && exit 0
 exec "$VENV/bin/python" scripts/otlp_receiver.py "$@"

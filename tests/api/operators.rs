@@ -13,6 +13,7 @@ use ringback::http::admin::roles::{filters_by_tenant, PREFIX, RULES};
 on_both_backends!(
     every_role_meets_every_admin_route_as_its_rule_says,
     a_limited_operator_sees_its_tenants_and_its_audit_entries_only,
+    an_operator_reads_one_callback_with_its_history,
 );
 
 fn unique(what: &str) -> String {
@@ -178,4 +179,42 @@ async fn operators_from_the_command_line_open_the_admin_api_and_are_revoked_at_o
     assert!(ok, "{stderr}");
     let refused = as_operator(&app, &token, Method::GET, "/tenants", None).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "the last operator gone: no admin API again");
+}
+
+async fn an_operator_reads_one_callback_with_its_history(app: TestApp) {
+    let (tenant, other) = (unique("own"), unique("other"));
+    let key = app.tenant_with_service(&tenant, "sales", json!({})).await;
+    let other_key = app.tenant_with_service(&other, "sales", json!({})).await;
+    let id = app.create(&key, json!({ "serviceName": "sales", "phoneNumber": "+14155552671" })).await.id();
+    let elsewhere = app.create(&other_key, json!({ "serviceName": "sales", "phoneNumber": "+14155552671" })).await.id();
+    let monitor = add_operator(&app, &unique("eyes"), Role::Monitor, Some(&[&tenant])).await;
+
+    let one = as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/{id}"), None).await;
+    one.expect(200, None);
+    let data = &one.body["data"];
+    assert_eq!(data["id"], id.as_str());
+    assert_eq!(data["serviceName"], "sales");
+    assert!(data["attempt"].is_number(), "{data}");
+    let history = data["history"].as_array().expect("history");
+    assert!(!history.is_empty(), "{data}");
+    // Another tenant's callback is not found under this tenant, and that tenant is refused.
+    as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/{elsewhere}"), None)
+        .await
+        .expect(404, Some("NOT_FOUND"));
+    as_operator(&app, &monitor, Method::GET, &format!("/tenants/{other}/callbacks/{elsewhere}"), None)
+        .await
+        .expect(403, Some("FORBIDDEN_SCOPE"));
+    // The bulk operations keep their routes (the router takes the first pattern that matches).
+    let redrive = as_operator(
+        &app,
+        &monitor,
+        Method::POST,
+        &format!("/tenants/{tenant}/callbacks/redrive"),
+        Some(json!({ "ids": [id] })),
+    )
+    .await;
+    redrive.expect(403, Some("FORBIDDEN_SCOPE"));
+    let reached =
+        app.admin(Method::POST, &format!("/tenants/{tenant}/callbacks/redrive"), Some(json!({ "ids": [id] }))).await;
+    assert!(![404, 405].contains(&reached.status.as_u16()), "redrive is still its own route: {:?}", reached.body);
 }

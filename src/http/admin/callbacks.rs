@@ -12,7 +12,7 @@ use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::store::AuditEntry;
-use crate::store::{CancelOutcome, RedriveOutcome};
+use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome};
 use crate::time::{format_utc, now_ms, parse_instant};
 
 const MAX_IDS: usize = 1000;
@@ -26,19 +26,32 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     let (records, next_cursor) = page_of(&state, &tenant, parse_list_query(req.query_string())?).await?;
-    let items: Vec<Value> = records
-        .into_iter()
-        .map(|r| {
-            let extra = json!({ "attempt": r.attempt, "failedAttempts": r.failed_attempts,
-                "publishedTime": r.published_ms.map(format_utc), "ackedTime": r.acked_ms.map(format_utc) });
-            let mut v = serde_json::to_value(view(r, None)).unwrap_or_else(|_| json!({}));
-            if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
-                obj.extend(more);
-            }
-            v
-        })
-        .collect();
+    let items: Vec<Value> = records.into_iter().map(|r| operator_view(r, None)).collect();
     Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor })))
+}
+
+/// `GET …/callbacks/{id}` (issue 26): one callback as the list shows it, with its history.
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, id) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant).await?;
+    let record = state.store.get_callback(&tenant.id, &id).await?.ok_or_else(|| ApiError::not_found("callback"))?;
+    let history = state.store.callback_history(&id).await?;
+    Ok(envelope::ok(operator_view(record, Some(history))))
+}
+
+/// The public view, with the hand-off bookkeeping operators need.
+fn operator_view(r: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Value {
+    let extra = json!({ "attempt": r.attempt, "failedAttempts": r.failed_attempts,
+        "publishedTime": r.published_ms.map(format_utc), "ackedTime": r.acked_ms.map(format_utc) });
+    let mut v = serde_json::to_value(view(r, history)).unwrap_or_else(|_| json!({}));
+    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    v
 }
 
 #[derive(Deserialize)]
