@@ -6,12 +6,10 @@
 use std::cell::RefCell;
 use std::io::Write as _;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -20,6 +18,7 @@ use tracing_subscriber::{reload, Layer, Registry};
 
 use crate::config::parse_log_filter;
 use crate::telemetry::catalogue::LOGGING_FAILURE;
+use crate::telemetry::log_writer::{self, LineSender};
 
 /// Runtime control of the log filter (`PUT /admin/v1/log-level`).
 #[derive(Clone)]
@@ -52,7 +51,7 @@ impl LogControl {
 
 /// Keeps the writer thread alive; dropping it flushes what is buffered.
 pub struct LogGuard {
-    _guard: WorkerGuard,
+    _guard: log_writer::WriterGuard,
 }
 
 static INSTALLED: OnceLock<LogControl> = OnceLock::new();
@@ -71,13 +70,10 @@ pub fn init(
         return Ok((control.clone(), None));
     }
     let filter = parse_log_filter(level)?;
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(64 * 1024)
-        .thread_name("ringback-log-writer")
-        .finish(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) });
+    let (writer, guard) = log_writer::spawn(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) }, 64 * 1024)
+        .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let (filter, handle) = reload::Layer::new(filter);
-    let layer = JsonLayer { dropped: writer.error_counter(), writer, max_len, dropped_seen: AtomicU64::new(0) };
+    let layer = JsonLayer { writer, max_len };
     let exported = export.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
@@ -104,9 +100,9 @@ pub fn init(
     Ok((control, Some(LogGuard { _guard: guard })))
 }
 
-/// Stdout as the writer thread sees it. Lines are gathered while the queue has more and written
-/// with one `write` when it runs empty (the writer thread flushes then) or the batch passes
-/// `SINK_BATCH_BYTES`: one syscall for many lines under load, at once when idle. Lines arrive
+/// Stdout as the writer thread (`log_writer`) sees it. Lines are gathered while the writer drains
+/// its queue and written with one `write` when the queue is drained (it flushes then) or the batch
+/// passes `SINK_BATCH_BYTES`: one syscall for many lines under load. Lines arrive
 /// whole and leave whole, so none is interleaved or cut. A batch that cannot be written (stdout
 /// closed, a broken pipe) counts `LOGGING_FAILURE` once per line — the writer thread would
 /// otherwise drop it silently. Fault injection can make it stall like a stuck terminal.
@@ -161,9 +157,7 @@ pub fn log_panics() {
 }
 
 struct JsonLayer {
-    writer: NonBlocking,
-    dropped: ErrorCounter,
-    dropped_seen: AtomicU64,
+    writer: LineSender,
     max_len: usize,
 }
 
@@ -374,17 +368,7 @@ impl JsonLayer {
         }
         event.record(&mut JsonVisitor { into: fields, max_len: self.max_len });
         fields.write_line(text);
-        let mut writer = self.writer.clone();
-        let _ = writer.write_all(text);
-        self.count_dropped_lines();
-    }
-
-    fn count_dropped_lines(&self) {
-        let dropped = self.dropped.dropped_lines() as u64;
-        let seen = self.dropped_seen.swap(dropped, Ordering::Relaxed);
-        if dropped > seen {
-            metrics::counter!(LOGGING_FAILURE).increment(dropped - seen);
-        }
+        self.writer.send(text);
     }
 }
 

@@ -6,6 +6,7 @@ pub mod dns;
 pub mod event_loop;
 pub mod faults;
 pub mod handles;
+pub mod log_writer;
 pub mod logging;
 pub mod otlp;
 pub mod process;
