@@ -104,7 +104,8 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                 .service(
                     resource("/tenants/{tenant}/callbacks/redrive").route(web::post().to(admin::callbacks::redrive)),
                 )
-                // After `cancel` and `redrive`: the router takes the first pattern that matches.
+                .service(resource("/tenants/{tenant}/callbacks/counts").route(web::get().to(admin::callbacks::counts)))
+                // After `cancel`, `redrive` and `counts`: the router takes the first pattern that matches.
                 .service(resource("/tenants/{tenant}/callbacks/{id}").route(web::get().to(admin::callbacks::get)))
                 .service(
                     resource("/tenants/{tenant}/services/{name}/dispatch")

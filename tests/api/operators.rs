@@ -197,6 +197,26 @@ async fn an_operator_reads_one_callback_with_its_history(app: TestApp) {
     assert!(data["attempt"].is_number(), "{data}");
     let history = data["history"].as_array().expect("history");
     assert!(!history.is_empty(), "{data}");
+    // Counts per state under the list's filters (every state named), for a scheduled callback too.
+    let later = app
+        .create(&key, json!({ "serviceName": "sales", "phoneNumber": "+14155552672", "desiredTime": crate::helpers::in_seconds(3600) }))
+        .await;
+    later.expect(200, None);
+    let counts = as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/counts"), None).await;
+    counts.expect(200, None);
+    let c = &counts.body["data"];
+    assert_eq!(c["total"], 2, "{c}");
+    assert_eq!(c["counts"]["SCHEDULED"], 1, "{c}");
+    assert_eq!(c["counts"].as_object().unwrap().values().filter_map(Value::as_i64).sum::<i64>(), 2, "{c}");
+    assert!(c["counts"]["COMPLETED"].is_number(), "every state is named: {c}");
+    let scheduled =
+        as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/counts?state=SCHEDULED"), None)
+            .await;
+    assert_eq!(scheduled.body["data"]["total"], 1, "{:?}", scheduled.body);
+    let none =
+        as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/counts?serviceName=nope"), None)
+            .await;
+    assert_eq!(none.body["data"]["total"], 0, "{:?}", none.body);
     // Another tenant's callback is not found under this tenant, and that tenant is refused.
     as_operator(&app, &monitor, Method::GET, &format!("/tenants/{tenant}/callbacks/{elsewhere}"), None)
         .await

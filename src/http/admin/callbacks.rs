@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::existing_tenant;
+use crate::domain::callback::State;
 use crate::error::ApiError;
 use crate::http::callback_views::{page_of, parse_list_query, view};
 use crate::http::envelope;
@@ -28,6 +29,29 @@ pub async fn list(
     let (records, next_cursor) = page_of(&state, &tenant, parse_list_query(req.query_string())?).await?;
     let items: Vec<Value> = records.into_iter().map(|r| operator_view(r, None)).collect();
     Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor })))
+}
+
+/// `GET …/callbacks/counts` (issue 26): how many callbacks the list's filters match, per state
+/// (every state named, 0 included), and in all.
+pub async fn counts(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = existing_tenant(&state, &path).await?;
+    let filter = parse_list_query(req.query_string())?;
+    let counted = state.store.count_callbacks(&tenant.id, &filter).await?;
+    let mut counts = Map::new();
+    for s in State::ALL {
+        counts.insert(s.as_str().to_string(), json!(0));
+    }
+    let mut total = 0;
+    for (state_name, n) in counted {
+        total += n;
+        counts.insert(state_name, json!(n));
+    }
+    Ok(envelope::ok(json!({ "counts": counts, "total": total })))
 }
 
 /// `GET …/callbacks/{id}` (issue 26): one callback as the list shows it, with its history.

@@ -37,6 +37,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("GET", "/tenants/{tenant}/call-in-groups/{name}", Read),
     ("DELETE", "/tenants/{tenant}/call-in-groups/{name}", Admin),
     ("GET", "/tenants/{tenant}/callbacks", Read),
+    ("GET", "/tenants/{tenant}/callbacks/counts", Read),
     ("GET", "/tenants/{tenant}/callbacks/{id}", Read),
     ("POST", "/tenants/{tenant}/callbacks/cancel", Operate),
     ("POST", "/tenants/{tenant}/callbacks/redrive", Operate),
