@@ -599,6 +599,33 @@ mod tests {
     }
 
     #[test]
+    fn trace_export_is_off_by_default_and_its_keys_are_checked() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.telemetry.otlp.traces_url(), None, "no endpoint: no export");
+        assert_eq!(s.telemetry.otlp.sample_ratio, 0.01);
+        for (endpoint, url) in [
+            ("http://collector:4318", "http://collector:4318/v1/traces"),
+            ("http://collector:4318/", "http://collector:4318/v1/traces"),
+            ("https://c.example/v1/traces", "https://c.example/v1/traces"),
+        ] {
+            let s = Settings::load_from(None, env(&[("RINGBACK__TELEMETRY__OTLP__ENDPOINT", endpoint)])).unwrap();
+            assert_eq!(s.telemetry.otlp.traces_url().as_deref(), Some(url));
+        }
+        for (key, bad) in [
+            ("ENDPOINT", "ftp://collector"),
+            ("ENDPOINT", "not a url"),
+            ("SAMPLE_RATIO", "1.5"),
+            ("SAMPLE_RATIO", "-0.1"),
+            ("EXPORT_DELAY_MS", "0"),
+            ("QUEUE_SIZE", "0"),
+        ] {
+            let var = format!("RINGBACK__TELEMETRY__OTLP__{key}");
+            let e = Settings::load_from(None, env(&[(var.as_str(), bad)])).unwrap_err();
+            assert_eq!(e.key, format!("telemetry.otlp.{}", key.to_lowercase()), "{key}={bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_value_names_its_field() {
         let e = Settings::load_from(None, env(&[("RINGBACK__DATABASE__MAX_CONNECTIONS", "lots")])).unwrap_err();
         assert_eq!(e.key, "database.max_connections", "{e}");

@@ -11,7 +11,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::coord::stream::Message;
+use crate::coord::stream::{message_field, Message};
+use crate::telemetry::trace_context::HEADER;
 
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
@@ -132,7 +133,7 @@ async fn consume_redis(driver: &Driver, url: &str, stream: &str, group: &str, co
 }
 
 fn field<'a>(m: &'a Message, name: &str) -> &'a str {
-    m.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    message_field(m, name).unwrap_or("")
 }
 
 impl Driver {
@@ -226,8 +227,8 @@ impl Driver {
         let url = format!("{}/internal/v1/callbacks/{}/state", self.config.internal_url, field(m, "id"));
         for _ in 0..3 {
             let mut request = self.client.post(&url).bearer_auth(&self.config.token).json(body);
-            if let Some(traceparent) = m.iter().find(|(k, _)| k == "traceparent") {
-                request = request.header("traceparent", traceparent.1.as_str());
+            if let Some(traceparent) = message_field(m, HEADER) {
+                request = request.header(HEADER, traceparent);
             }
             match request.send().await {
                 Ok(r) => return Some(r.status().as_u16()),

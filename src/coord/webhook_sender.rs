@@ -156,7 +156,7 @@ impl WebhookSender {
             .header("webhook-signature", signature_header(&secrets, out.webhook_id, timestamp, &out.body))
             .body(out.body.clone());
         let request = match out.traceparent {
-            Some(traceparent) => request.header("traceparent", traceparent),
+            Some(traceparent) => request.header(crate::telemetry::trace_context::HEADER, traceparent),
             None => request,
         };
         let mut response = match request.send().await {

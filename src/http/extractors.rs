@@ -288,14 +288,14 @@ impl FromRequest for AdminAuth {
             return Box::pin(std::future::ready(Ok(AdminAuth { actor: operator.name.clone(), operator })));
         }
         let req = req.clone();
-        Box::pin(async move { admin_auth(&req).await })
+        Box::pin(async move { admin_auth(&req, &req.match_pattern().unwrap_or_default()).await })
     }
 }
 
-/// Who calls, and whether the route's rule lets them.
-pub async fn admin_auth(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
+/// Who calls, and whether the rule of the route (`pattern`, as matched) lets them.
+async fn admin_auth(req: &HttpRequest, pattern: &str) -> Result<AdminAuth, ApiError> {
     let operator = admin_operator(req).await?;
-    authorize(req, &operator)?;
+    authorize(req, pattern, &operator)?;
     Ok(AdminAuth { actor: operator.name.clone(), operator })
 }
 
@@ -307,10 +307,12 @@ pub async fn admin_guard(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     // Public routes pass at the cost of a prefix comparison.
-    let admin_route = req.path().starts_with(roles::PREFIX)
-        && req.match_pattern().is_some_and(|p| roles::rule(req.method().as_str(), &p).is_some());
-    if admin_route {
-        match admin_auth(req.request()).await {
+    let pattern = match req.path().starts_with(roles::PREFIX) {
+        true => req.match_pattern().filter(|p| roles::rule(req.method().as_str(), p).is_some()),
+        false => None,
+    };
+    if let Some(pattern) = pattern {
+        match admin_auth(req.request(), &pattern).await {
             Ok(auth) => {
                 req.extensions_mut().insert(auth.operator);
             }
@@ -344,9 +346,8 @@ async fn admin_operator(req: &HttpRequest) -> Result<Operator, ApiError> {
 }
 
 /// The route's role rule, and its tenant, against the operator.
-fn authorize(req: &HttpRequest, operator: &Operator) -> Result<(), ApiError> {
-    let pattern = req.match_pattern().unwrap_or_default();
-    let Some(need) = roles::rule(req.method().as_str(), &pattern) else {
+fn authorize(req: &HttpRequest, pattern: &str, operator: &Operator) -> Result<(), ApiError> {
+    let Some(need) = roles::rule(req.method().as_str(), pattern) else {
         tracing::error!(route = %pattern, "an admin route has no role rule (http/admin/roles.rs); refused");
         return Err(ApiError::internal());
     };
@@ -356,7 +357,7 @@ fn authorize(req: &HttpRequest, operator: &Operator) -> Result<(), ApiError> {
     }
     match req.match_info().get("tenant") {
         Some(tenant) if !operator.sees(tenant) => refuse(format!("tenant {tenant} is not one of this operator's")),
-        None if operator.is_limited() && !roles::filters_by_tenant(&pattern) => {
+        None if operator.is_limited() && !roles::filters_by_tenant(pattern) => {
             refuse("an operator limited to tenants may not do this".to_string())
         }
         _ => Ok(()),

@@ -15,7 +15,7 @@ use crate::store::HandOff;
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
-use crate::telemetry::trace_context::TraceContext;
+use crate::telemetry::trace_context::{self, TraceContext};
 use crate::time::{now_ms, seconds_ms};
 
 const BATCH: i64 = 200;
@@ -281,7 +281,7 @@ async fn publish(
         match result {
             Ok(()) => {
                 written += 1;
-                handed_over(state, h, message_field(message, "traceparent"), now);
+                handed_over(state, h, message_field(message, trace_context::HEADER), now);
             }
             Err(e) => refused(state, directory, h, e, now).await?,
         }
@@ -350,7 +350,7 @@ async fn publish_to_webhooks(
     for (((h, _), sent), message) in hooked.iter().zip(results).zip(&messages) {
         match sent {
             Sent::Delivered { acknowledged, .. } => {
-                handed_over(state, h, message_field(message, "traceparent"), now);
+                handed_over(state, h, message_field(message, trace_context::HEADER), now);
                 if acknowledged {
                     acknowledged_now.push((h.id.clone(), h.attempt));
                 }

@@ -6,7 +6,7 @@ use crate::coord::stream::Message;
 use crate::domain::service::ServiceConfig;
 use crate::store::HandOff;
 use crate::telemetry::otlp;
-use crate::telemetry::trace_context::TraceContext;
+use crate::telemetry::trace_context::{self, TraceContext};
 use crate::time::format_utc;
 
 /// Reporting fields passed through to the platform as stored.
@@ -53,7 +53,7 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
     // monitor's hand-off span, whose context the platform's state reports send back — linked to the
     // booking's trace (a scheduled callback is handed over long after that trace ended).
     if let Some(booking) = h.traceparent.as_deref().and_then(TraceContext::parse) {
-        m.push(("traceparent".into(), handoff_context(kind, h, &booking).header()));
+        m.push((trace_context::HEADER.into(), handoff_context(kind, h, &booking).header()));
     }
     m
 }

@@ -222,7 +222,7 @@ pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) ->
                     kind: item.kind,
                     webhook_id: format!("{}:{}", item.callback_id, item.attempt),
                     body: handoff_body(item.kind, item.message),
-                    traceparent: message_field(item.message, "traceparent"),
+                    traceparent: message_field(item.message, crate::telemetry::trace_context::HEADER),
                 });
             }
             None => answers[i] = Some(Sent::NotSent(format!("no enabled webhook endpoint named {}", item.endpoint))),

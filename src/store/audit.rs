@@ -81,10 +81,8 @@ impl Store {
             let only = match tenants {
                 None => String::new(),
                 Some([]) => " AND 1 = 0".to_string(),
-                Some(ts) => {
-                    let marks: Vec<String> = (0..ts.len()).map(|i| format!("${}", i + 3)).collect();
-                    format!(" AND tenant IN ({})", marks.join(", "))
-                }
+                // `($3, $4, …)`: after `before` and the limit.
+                Some(ts) => format!(" AND tenant IN {}", super::placeholders::numbered(&mut 3, 1, ts.len())),
             };
             let sql = format!(
                 "SELECT id, time_ms, actor, action, resource, body, tenant FROM audit_log

@@ -120,7 +120,7 @@ pub fn start_request(
     }
     if let Some(parent) = parent {
         let state = tracestate.and_then(|t| t.parse::<TraceState>().ok()).unwrap_or(TraceState::NONE);
-        let remote = span_context_with(&parent, state);
+        let remote = span_context(&parent, state);
         let _ = span.set_parent(Context::new().with_remote_span_context(remote));
     }
     own_context(span)
@@ -143,7 +143,7 @@ pub fn rename(span: &tracing::Span, name: String) {
 
 /// Link `span` to another trace's span (a batch to its bookings, a hand-off to its booking).
 pub fn link(span: &tracing::Span, to: &TraceContext) {
-    span.add_link(span_context(to));
+    span.add_link(span_context(to, TraceState::NONE));
 }
 
 /// The context `span` was given (its own ids and sampling decision); starts it if not yet.
@@ -157,11 +157,7 @@ pub fn own_context(span: &tracing::Span) -> Option<TraceContext> {
     })
 }
 
-fn span_context(t: &TraceContext) -> SpanContext {
-    span_context_with(t, TraceState::NONE)
-}
-
-fn span_context_with(t: &TraceContext, state: TraceState) -> SpanContext {
+fn span_context(t: &TraceContext, state: TraceState) -> SpanContext {
     let flags = if t.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
     SpanContext::new(TraceId::from_bytes(t.trace_id), SpanId::from_bytes(t.span_id), flags, true, state)
 }
