@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser tests (tests/browser): Debian's Chromium, headless, driven by playwright-core (npm,
+# Browser tests (tests/browser: the booking page and widget, then the operations console): Debian's Chromium, headless, driven by playwright-core (npm,
 # pinned in tests/browser/package-lock.json) against target/debug/ringback, which cargo test has
 # just built. Installs Chromium and the npm package when they are missing. Exits non-zero when a
 # scenario fails.
@@ -17,4 +17,7 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
 fi
 [ -x "${RINGBACK_BIN:-target/debug/ringback}" ] || cargo build --locked -q
 say "$(chromium --version 2>/dev/null | head -n1)"
-node tests/browser/booking.test.mjs
+status=0
+node tests/browser/booking.test.mjs || status=1
+node tests/browser/console.test.mjs || status=1
+exit $status

@@ -14,8 +14,9 @@ use crate::domain::calendar::{Calendar, Hours};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
-use crate::ops::service_context::{self, unknown_service};
+use crate::ops::service_context::{self, unknown_service, ServiceContext};
 use crate::ops::AppState;
+use crate::store::Tenant;
 use crate::time::{format_utc, now_ms};
 
 const MAX_RANGE_MS: i64 = 31 * crate::time::DAY_MS;
@@ -192,18 +193,23 @@ pub async fn availability(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(open_slots(&state, &auth.tenant, &path, req.query_string()).await?))
+}
+
+/// A service's open slots as the public availability answers them (the admin API's
+/// `services/{name}/availability` answers the same for an operator rescheduling a callback).
+pub async fn open_slots(
+    state: &AppState,
+    tenant: &Tenant,
+    service: &str,
+    query: &str,
+) -> Result<AvailabilityData, ApiError> {
     let now = now_ms();
-    let service = service_context::load(&state.store, &state.services, &auth.tenant, &path).await?;
-    let q = parse_query(req.query_string(), now)?;
-    let rules = service.rules();
-    let (bookable_from, bookable_to) = rules.bookable_range(now);
-    let grid = rules.grid();
-    let slots = grid.open_slots(rules.hours, q.start, q.end, q.start.max(bookable_from), bookable_to);
-    let first_bucket = slots.first().map(|s| s.bucket.start).unwrap_or(q.start);
-    let reserved = state.store.reserved_counts(&auth.tenant.id, service.name(), first_bucket, q.end).await?;
+    let service = service_context::load(&state.store, &state.services, tenant, service).await?;
+    let q = parse_query(query, now)?;
     let mut views = Vec::new();
-    for slot in slots.into_iter().filter(|s| s.offered < q.end) {
-        let left = slot.total.saturating_sub(reserved.get(&slot.bucket.start).copied().unwrap_or(0));
+    for slot in slot_use(state, tenant, &service, q.start, q.end, now).await? {
+        let left = slot.total.saturating_sub(slot.reserved);
         if left == 0 && !q.report_busy {
             continue;
         }
@@ -217,7 +223,44 @@ pub async fn availability(
             break;
         }
     }
-    Ok(envelope::ok(AvailabilityData { slots: views, duration_min: rules.config.slot_minutes, timezone: q.tz_name }))
+    let duration_min = service.rules().config.slot_minutes;
+    Ok(AvailabilityData { slots: views, duration_min, timezone: q.tz_name })
+}
+
+/// One bookable slot's places and their use.
+pub struct SlotUse {
+    /// The slot's first open instant.
+    pub offered: i64,
+    /// Its bucket's start and end.
+    pub bucket: (i64, i64),
+    pub total: u32,
+    pub reserved: u32,
+}
+
+/// The bookable slots of `service` offered in `[start, end)`, with their reserved places.
+pub async fn slot_use(
+    state: &AppState,
+    tenant: &Tenant,
+    service: &ServiceContext,
+    start: i64,
+    end: i64,
+    now: i64,
+) -> Result<Vec<SlotUse>, ApiError> {
+    let rules = service.rules();
+    let (bookable_from, bookable_to) = rules.bookable_range(now);
+    let slots = rules.grid().open_slots(rules.hours, start, end, start.max(bookable_from), bookable_to);
+    let first_bucket = slots.first().map(|s| s.bucket.start).unwrap_or(start);
+    let reserved = state.store.reserved_counts(&tenant.id, service.name(), first_bucket, end).await?;
+    Ok(slots
+        .into_iter()
+        .filter(|s| s.offered < end)
+        .map(|s| SlotUse {
+            offered: s.offered,
+            bucket: (s.bucket.start, s.bucket.end),
+            total: s.total,
+            reserved: reserved.get(&s.bucket.start).copied().unwrap_or(0),
+        })
+        .collect())
 }
 
 /// Seconds until the office closes (0 when closed). The name may be a service or a calendar.

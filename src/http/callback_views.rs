@@ -50,6 +50,9 @@ pub struct HistoryView {
     /// Extension: why, where state and reason do not say ("service deleted").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Extension: the hand-off attempt the entry belongs to (0: before the first hand-off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -83,6 +86,7 @@ pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Callb
                     time: format_utc(e.time_ms),
                     actor: e.actor,
                     note: e.note,
+                    attempt: e.attempt,
                 })
                 .collect()
         }),
@@ -120,6 +124,10 @@ pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
             "phoneNumber" => match crate::domain::booking::parse_phone(&value, &Default::default()) {
                 Ok(n) => filter.phone = Some(n.as_str().to_string()),
                 Err(_) => problems.push(FieldProblem::new("phoneNumber", "is not a phone number")),
+            },
+            "phoneEndsWith" => match value.len() {
+                2..=15 if value.bytes().all(|b| b.is_ascii_digit()) => filter.phone_suffix = Some(value.into_owned()),
+                _ => problems.push(FieldProblem::new("phoneEndsWith", "must be 2 to 15 digits")),
             },
             "state" => match value.strip_prefix('!') {
                 Some(excluded) => match excluded.parse::<State>() {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::domain::booking::CreateRequest;
+use crate::domain::callback::Actor;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::callback_views::{list_page, parse_list_query, view, CallbackPage, CallbackView};
 use crate::http::clean_input::clean_user_data;
@@ -303,10 +304,72 @@ pub async fn reschedule(
     Ok(envelope::ok(RescheduleData { id, desired_time: format_utc(record.desired_ms) }))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateParms {
+    pub id: Option<String>,
+    /// ISO 8601 with a zone, in the future: moves the callback, under the same rules as reschedule.
+    pub desired_time: Option<String>,
+    /// Replaces the callback's `userData` whole (same rules as at create).
+    #[schema(value_type = Option<Object>)]
+    pub user_data: Option<Map<String, Value>>,
+}
+
+/// What an edit asks for, checked: a new time (epoch ms) and/or new `userData`, at least one.
+pub struct CheckedEdit {
+    pub desired: Option<i64>,
+    pub user_data: Option<Map<String, Value>>,
+}
+
+/// Check an edit's fields (`callbacks/update`, the admin `PATCH callbacks/{id}`); `problems`
+/// may already hold the caller's own (a missing id).
+pub fn check_edit(
+    desired_time: Option<String>,
+    user_data: Option<Map<String, Value>>,
+    mut problems: Vec<FieldProblem>,
+) -> Result<CheckedEdit, ApiError> {
+    if desired_time.is_none() && user_data.is_none() {
+        problems.push(FieldProblem::new("desiredTime", "send desiredTime, userData or both"));
+    }
+    let desired = desired_time.and_then(|t| {
+        parse_instant("desiredTime", &t).map_err(|p| problems.push(FieldProblem::new("desiredTime", p))).ok()
+    });
+    let user_data = user_data.map(|data| clean_user_data(data, &mut problems));
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    Ok(CheckedEdit { desired, user_data })
+}
+
+/// Edit a `SCHEDULED` callback's `userData` and/or `desiredTime` (extension, issue 27: GES's UI
+/// edits callbacks). The same operation as reschedule and the admin API's `PATCH callbacks/{id}`.
+#[utoipa::path(post, path = "/engagement/v3/callbacks/update", tag = "callbacks", request_body = UpdateParms,
+    responses((status = 200, body = CallbackView),
+        (status = 400, description = "NOT_RESCHEDULABLE, SLOT_FULL (with data.slots), a time or userData error"),
+        (status = 404, description = "Unknown id")),
+    security(("api_key" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    body: JsonBody<UpdateParms>,
+) -> Result<HttpResponse, ApiError> {
+    let UpdateParms { id, desired_time, user_data } = body.value;
+    let mut problems = Vec::new();
+    if id.as_deref().is_none_or(str::is_empty) {
+        problems.push(FieldProblem::new("id", "is required"));
+    }
+    let edit = check_edit(desired_time, user_data, problems)?;
+    let id = id.unwrap_or_default();
+    crate::telemetry::record_callback_id(&id);
+    let record = lifecycle::edit(&state, &auth.tenant, &id, edit.desired, edit.user_data, Actor::Api, None).await?;
+    Ok(envelope::ok(view(record, None)))
+}
+
 /// List callbacks (extension): filters, ordered by (desiredTime, id), with a cursor.
 #[utoipa::path(get, path = "/engagement/v3/callbacks", tag = "callbacks",
     params(
         ("serviceName" = Option<String>, Query), ("phoneNumber" = Option<String>, Query),
+        ("phoneEndsWith" = Option<String>, Query, description = "The number's last 2-15 digits"),
         ("state" = Option<Vec<String>>, Query, description = "Repeatable; !COMPLETED = every other state"),
         ("from" = Option<String>, Query), ("to" = Option<String>, Query),
         ("limit" = Option<i64>, Query, description = "1-500, default 100"), ("cursor" = Option<String>, Query)),

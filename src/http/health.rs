@@ -16,6 +16,17 @@ pub async fn live(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (ready, body) = readiness(&state).await;
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Whether this replica is ready, and the body `/health/ready` answers (also shown by the
+/// admin overview).
+pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let database_up =
         tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
     let mut dependencies = serde_json::Map::new();
@@ -35,12 +46,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         dependencies.insert("bookingWriter".into(), json!("stopped"));
     }
     let ready = database_up && loops_running && !state.is_shutting_down();
-    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "dependencies": dependencies });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    (ready, json!({ "status": if ready { "ready" } else { "not ready" }, "dependencies": dependencies }))
 }
 
 /// `GET /metrics` (internal listener only), Prometheus text format 0.0.4.

@@ -1,12 +1,14 @@
 //! The HTTP edge: routes, extractors, middleware, one file per resource.
 
 pub mod admin;
+pub mod assets;
 pub mod availability;
 pub mod call_in;
 pub mod callback_views;
 pub mod callbacks;
 pub mod clean_input;
 pub mod client_address;
+pub mod console;
 pub mod corr_id;
 pub mod envelope;
 pub mod extractors;

@@ -15,11 +15,11 @@ use crate::http::{availability, call_in, callback_views, callbacks, internal, pl
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ringback public API", description = "GES v3-compatible callback API. Every answer is an envelope `{ status: { code, message, corrId, reason?, details? }, data? }`."),
-    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::list,
+    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::update, callbacks::list,
         availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time,
         call_in::create, call_in::retrieve, call_in::cancel, platform::report_state, platform::queue_stats),
     components(schemas(
-        callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::IdData,
+        callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::UpdateParms, callbacks::IdData,
         callback_views::CallbackView, callback_views::HistoryView, callback_views::CallbackPage, callbacks::RescheduleData,
         availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
         call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView,
@@ -71,7 +71,7 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
         out.push((415, "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"));
         out.push((408, "REQUEST_TIMEOUT: the body did not arrive within http.request_timeout_ms"));
     }
-    let by_id = ["retrieve", "cancel", "reschedule"].iter().any(|op| path.ends_with(op));
+    let by_id = ["retrieve", "cancel", "reschedule", "update"].iter().any(|op| path.ends_with(op));
     if by_id {
         out.push((404, "NOT_FOUND: unknown id, or another tenant's"));
     }
@@ -91,7 +91,7 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
     if path.ends_with("/call-in/requests/create") {
         out.push((429, "THROTTLED: the caller's or the group's limit (Retry-After)"));
     }
-    if path.ends_with("/callbacks/create") || path.ends_with("/callbacks/reschedule") {
+    if ["/callbacks/create", "/callbacks/reschedule", "/callbacks/update"].iter().any(|op| path.ends_with(op)) {
         out.push((429, "SLOT_FULL, THROTTLED or ALREADY_QUEUED; data.slots proposes open times"));
     }
     out

@@ -9,7 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::{ApiError, Reason};
 use crate::http::{
-    admin, availability, call_in, callbacks, clean_input, health, internal, middleware, openapi, platform, queues, ui,
+    admin, availability, call_in, callbacks, clean_input, console, health, internal, middleware, openapi, platform,
+    queues, ui,
 };
 
 /// Public API, health and the booking page: on both listeners.
@@ -20,6 +21,7 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/callbacks/retrieve").route(web::post().to(callbacks::retrieve)))
             .service(resource("/callbacks/cancel").route(web::post().to(callbacks::cancel)))
             .service(resource("/callbacks/reschedule").route(web::post().to(callbacks::reschedule)))
+            .service(resource("/callbacks/update").route(web::post().to(callbacks::update)))
             .service(resource("/callbacks").route(web::get().to(callbacks::list)))
             .service(resource("/callbacks/{id}/state").route(web::post().to(platform::report_state)))
             .service(resource("/queues/{virtual_queue}/stats").route(web::put().to(platform::queue_stats)))
@@ -50,6 +52,9 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
         admin_scope = fault_routes(admin_scope);
     }
     cfg.service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/console").route(web::get().to(console::redirect_to_console)))
+        .service(resource("/console/").route(web::get().to(console::asset)))
+        .service(resource("/console/{file}").route(web::get().to(console::asset)))
         .service(
             web::scope("/internal/v1")
                 .service(resource("/callbacks/{id}/state").route(web::post().to(internal::report_state)))
@@ -106,7 +111,30 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                 )
                 .service(resource("/tenants/{tenant}/callbacks/counts").route(web::get().to(admin::callbacks::counts)))
                 // After `cancel`, `redrive` and `counts`: the router takes the first pattern that matches.
-                .service(resource("/tenants/{tenant}/callbacks/{id}").route(web::get().to(admin::callbacks::get)))
+                .service(
+                    resource("/tenants/{tenant}/callbacks/{id}")
+                        .route(web::get().to(admin::callbacks::get))
+                        .route(web::patch().to(admin::callbacks::patch)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/callbacks/{id}/reschedule")
+                        .route(web::post().to(admin::callbacks::reschedule)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/call-in-requests").route(web::get().to(admin::call_in_requests::list)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/call-in-requests/cancel")
+                        .route(web::post().to(admin::call_in_requests::cancel)),
+                )
+                .service(resource("/tenants/{tenant}/overview").route(web::get().to(admin::overview::get)))
+                .service(
+                    resource("/tenants/{tenant}/services/{name}/slots").route(web::get().to(admin::services::slots)),
+                )
+                .service(
+                    resource("/tenants/{tenant}/services/{name}/availability")
+                        .route(web::get().to(admin::services::availability)),
+                )
                 .service(
                     resource("/tenants/{tenant}/services/{name}/dispatch")
                         .route(web::put().to(admin::callbacks::dispatch)),
@@ -125,6 +153,8 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                         .route(web::delete().to(admin::services::delete)),
                 )
                 .service(resource("/audit").route(web::get().to(admin::audit::list)))
+                .service(resource("/openapi.json").route(web::get().to(admin::openapi::document)))
+                .service(resource("/me").route(web::get().to(admin::operators::me)))
                 .service(
                     resource("/operators")
                         .route(web::get().to(admin::operators::list))

@@ -12,8 +12,8 @@ use crate::domain::booking;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED, REASON_FAIL_TIMEOUT_TTL, REASON_SUBMIT_FAILED};
 use crate::error::{ApiError, Reason};
 use crate::store::{
-    AuditEntry, CallbackRecord, CancelOutcome, Finished, PlatformReport, RedriveOutcome, ReportOutcome,
-    RescheduleOutcome, Tenant,
+    AuditEntry, CallbackEdit, CallbackRecord, CancelOutcome, Finished, NewTime, PlatformReport, RedriveOutcome,
+    ReportOutcome, RescheduleOutcome, Tenant,
 };
 use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CB_SUBMIT_FAILED};
 use crate::time::now_ms;
@@ -71,29 +71,58 @@ pub async fn cancel_many(
 
 /// Move a `SCHEDULED` callback to `desired` (epoch ms), under the same rules as a booking.
 pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i64) -> Result<CallbackRecord, ApiError> {
+    edit(state, tenant, id, Some(desired), None, Actor::Api, None).await
+}
+
+/// Edit a `SCHEDULED` callback: a new `desired` time (epoch ms; under the same rules as a booking)
+/// and/or new `userData`. One operation for the public `callbacks/reschedule` and
+/// `callbacks/update` and the admin API's `PATCH` and `reschedule` (with their audit entry).
+pub async fn edit(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    desired: Option<i64>,
+    user_data: Option<serde_json::Map<String, serde_json::Value>>,
+    actor: Actor,
+    audit: Option<AuditEntry>,
+) -> Result<CallbackRecord, ApiError> {
     let current = state.store.get_callback(&tenant.id, id).await?.ok_or_else(|| ApiError::not_found("callback"))?;
     if current.state != State::Scheduled {
         return Err(not_reschedulable(current.state));
     }
     let now = now_ms();
-    if desired <= now {
-        return Err(ApiError::new(Reason::TimeOutOfRange, "desiredTime must be in the future"));
-    }
-    let service = service_context::load(&state.store, &state.services, tenant, &current.service_name).await?;
-    let (due, claim) = match booking::scheduled_slot(desired, &service.rules(), now) {
-        Ok(slot) => slot,
-        Err(e) => return Err(with_proposals(e, state, tenant, &service, desired, now).await),
+    let mut proposals_for = None;
+    let time = match desired {
+        None => None,
+        Some(desired) if desired <= now => {
+            return Err(ApiError::new(Reason::TimeOutOfRange, "desiredTime must be in the future"));
+        }
+        Some(desired) => {
+            let service = service_context::load(&state.store, &state.services, tenant, &current.service_name).await?;
+            let (due_ms, bucket) = match booking::scheduled_slot(desired, &service.rules(), now) {
+                Ok(slot) => slot,
+                Err(e) => return Err(with_proposals(e, state, tenant, &service, desired, now).await),
+            };
+            proposals_for = Some((service, desired));
+            Some(NewTime { desired_ms: desired, due_ms, bucket })
+        }
     };
-    match state.store.reschedule_callback(&tenant.id, id, desired, due, claim, now).await? {
+    let change = CallbackEdit { time, user_data, actor, audit };
+    match state.store.edit_callback(&tenant.id, id, &change, now).await? {
         RescheduleOutcome::Rescheduled(record) => {
-            let labels = Labels::of(tenant, &record.service_name);
-            metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => labels.tenant, "service" => labels.service)
-                .increment(1);
+            if change.time.is_some() {
+                let labels = Labels::of(tenant, &record.service_name);
+                metrics::counter!(CALLBACKS_RESCHEDULED, "tenant" => labels.tenant, "service" => labels.service)
+                    .increment(1);
+            }
             Ok(*record)
         }
         RescheduleOutcome::SlotFull => {
             let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
-            Err(with_proposals(full, state, tenant, &service, desired, now).await)
+            match proposals_for {
+                Some((service, desired)) => Err(with_proposals(full, state, tenant, &service, desired, now).await),
+                None => Err(full),
+            }
         }
         RescheduleOutcome::NotReschedulable(s) => Err(not_reschedulable(s)),
         RescheduleOutcome::NotFound => Err(ApiError::not_found("callback")),
@@ -101,7 +130,10 @@ pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i6
 }
 
 fn not_reschedulable(state: State) -> ApiError {
-    ApiError::new(Reason::NotReschedulable, format!("only SCHEDULED callbacks can be rescheduled; this one is {state}"))
+    ApiError::new(
+        Reason::NotReschedulable,
+        format!("only SCHEDULED callbacks can be rescheduled or edited; this one is {state}"),
+    )
 }
 
 /// Apply the voice platform's report on a hand-off (internal API). `Ok(None)`: nothing moved

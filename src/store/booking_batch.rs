@@ -253,7 +253,7 @@ impl Store {
             BackendKind::Postgres => {
                 let mut sql = format!(
                     "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING {INSERTED}),
-                     history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM inserted),
+                     history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api', attempt FROM inserted),
                      events AS ({})",
                     super::outbox::booking_events_of_inserted()
                 );
@@ -273,7 +273,7 @@ impl Store {
                 let sql = format!("INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows}");
                 bind_rows(sqlx::query(&sql), admitted).execute(&mut **tx).await?;
                 let sql = format!(
-                    "{HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api' FROM callbacks WHERE id IN ({})",
+                    "{HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api', attempt FROM callbacks WHERE id IN ({})",
                     (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
                 );
                 let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
@@ -299,7 +299,7 @@ const CALLBACK_COLUMNS: &str = "id, tenant_id, service_name, state, phone, desir
      traceparent";
 /// What the inserted rows answer to the history and event inserts of the same statement.
 const INSERTED: &str = "id, tenant_id, service_name, state, reason, attempt, due_ms, created_ms, updated_ms";
-const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor)";
+const HISTORY_INSERT: &str = "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor, attempt)";
 /// Reads the `replay` values list (`replay_values`).
 const REPLAY_UPDATE: &str = "UPDATE idempotency SET status = replay.status, response = replay.response FROM replay
      WHERE idempotency.tenant_id = replay.tenant_id AND idempotency.key = replay.key";

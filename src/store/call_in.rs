@@ -135,6 +135,46 @@ fn group_from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallInGroupRecord> {
     })
 }
 
+/// Filters of the admin list of call-in requests.
+#[derive(Debug, Clone, Default)]
+pub struct CallInFilter {
+    pub group: Option<String>,
+    pub state: Option<RequestState>,
+    /// Keyset cursor: (created_ms, id) of the last request already returned.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// One pending request cancelled inside the caller's transaction (`cancel_callins`).
+async fn cancel_callin_in(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+    id: &str,
+    now_ms: i64,
+) -> StoreResult<CancelCallInOutcome> {
+    let row = sqlx::query(&format!(
+        "UPDATE callin_requests SET state = 'CANCELLED', updated_ms = $1
+         WHERE id = $2 AND tenant_id = $3 AND state = 'PENDING' AND expires_ms > $1 RETURNING {COLUMNS}"
+    ))
+    .bind(now_ms)
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(r) = row {
+        return Ok(CancelCallInOutcome::Cancelled(Box::new(from_row(&r)?)));
+    }
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callin_requests WHERE id = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(r) => Ok(CancelCallInOutcome::NotPending(Box::new(from_row(&r)?))),
+        None => Ok(CancelCallInOutcome::NotFound),
+    }
+}
+
 /// Requests the recovery pass expires per statement.
 pub const CALLIN_EXPIRY_BATCH: usize = 1000;
 
@@ -414,30 +454,60 @@ impl Store {
         .await
     }
 
+    /// A tenant's requests, newest first (admin list): optionally of one group and in one stored
+    /// state (`PENDING` means pending and unexpired; `EXPIRED` includes pending ones past their
+    /// time), after the keyset cursor `(created_ms, id)`.
+    pub async fn list_callins(
+        &self,
+        tenant_id: &str,
+        filter: &CallInFilter,
+        now_ms: i64,
+    ) -> StoreResult<Vec<CallInRecord>> {
+        self.timed(async {
+            let mut sql = format!("SELECT {COLUMNS} FROM callin_requests WHERE tenant_id = $1");
+            sql.push_str(match filter.state {
+                Some(RequestState::Pending) => " AND state = 'PENDING' AND expires_ms > $2",
+                Some(RequestState::Expired) => " AND (state = 'EXPIRED' OR (state = 'PENDING' AND expires_ms <= $2))",
+                Some(RequestState::Matched) => " AND state = 'MATCHED' AND $2 = $2",
+                Some(RequestState::Cancelled) => " AND state = 'CANCELLED' AND $2 = $2",
+                None => " AND $2 = $2",
+            });
+            sql.push_str(" AND ($3 = '' OR group_name = $3)");
+            sql.push_str(" AND ($4 < 0 OR created_ms < $4 OR (created_ms = $4 AND id < $5))");
+            sql.push_str(" ORDER BY created_ms DESC, id DESC LIMIT $6");
+            let (after_ms, after_id) = filter.before.clone().unwrap_or((-1, String::new()));
+            let rows = sqlx::query(&sql)
+                .bind(tenant_id)
+                .bind(now_ms)
+                .bind(filter.group.clone().unwrap_or_default())
+                .bind(after_ms)
+                .bind(after_id)
+                .bind(filter.limit)
+                .fetch_all(&self.reader)
+                .await?;
+            rows.iter().map(from_row).collect()
+        })
+        .await
+    }
+
+    /// Cancel many pending requests with the operator's audit entry, all in one transaction.
+    pub async fn cancel_callins(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+        audit: &AuditEntry,
+        now_ms: i64,
+    ) -> StoreResult<Vec<CancelCallInOutcome>> {
+        self.audited_bulk(ids, audit, now_ms, async |tx, id| cancel_callin_in(tx, tenant_id, id, now_ms).await).await
+    }
+
     /// Cancel a pending, unexpired request: one conditional write.
     pub async fn cancel_callin(&self, tenant_id: &str, id: &str, now_ms: i64) -> StoreResult<CancelCallInOutcome> {
         self.timed(async {
-            let row = sqlx::query(&format!(
-                "UPDATE callin_requests SET state = 'CANCELLED', updated_ms = $1
-                 WHERE id = $2 AND tenant_id = $3 AND state = 'PENDING' AND expires_ms > $1 RETURNING {COLUMNS}"
-            ))
-            .bind(now_ms)
-            .bind(id)
-            .bind(tenant_id)
-            .fetch_optional(&self.writer)
-            .await?;
-            if let Some(r) = row {
-                return Ok(CancelCallInOutcome::Cancelled(Box::new(from_row(&r)?)));
-            }
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM callin_requests WHERE id = $1 AND tenant_id = $2"))
-                .bind(id)
-                .bind(tenant_id)
-                .fetch_optional(&self.writer)
-                .await?;
-            match row {
-                Some(r) => Ok(CancelCallInOutcome::NotPending(Box::new(from_row(&r)?))),
-                None => Ok(CancelCallInOutcome::NotFound),
-            }
+            let mut tx = self.writer.begin().await?;
+            let outcome = cancel_callin_in(&mut tx, tenant_id, id, now_ms).await?;
+            tx.commit().await?;
+            Ok(outcome)
         })
         .await
     }

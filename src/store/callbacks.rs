@@ -102,6 +102,9 @@ pub struct HistoryEntry {
     pub actor: String,
     /// Why, where the state and reason do not say (e.g. "service deleted").
     pub note: Option<String>,
+    /// The hand-off attempt the entry belongs to (0: before the first); `None` for entries older
+    /// than the column.
+    pub attempt: Option<i64>,
 }
 
 /// Filters of `GET /callbacks` (all optional).
@@ -109,6 +112,8 @@ pub struct HistoryEntry {
 pub struct CallbackFilter {
     pub service_name: Option<String>,
     pub phone: Option<String>,
+    /// The number's last digits (the console's search); digits only.
+    pub phone_suffix: Option<String>,
     /// Empty = every state.
     pub states: Vec<State>,
     pub from_ms: Option<i64>,
@@ -123,6 +128,23 @@ pub enum CancelOutcome {
     Cancelled(Box<CallbackRecord>),
     AlreadyCompleted,
     NotFound,
+}
+
+/// What `edit_callback` changes: the time (already checked against the service's rules), the
+/// `userData`, or both; who asks, and the audit entry of an operator's edit.
+#[derive(Debug, Clone)]
+pub struct CallbackEdit {
+    pub time: Option<NewTime>,
+    pub user_data: Option<Map<String, Value>>,
+    pub actor: Actor,
+    pub audit: Option<AuditEntry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NewTime {
+    pub desired_ms: i64,
+    pub due_ms: i64,
+    pub bucket: Option<CapacityClaim>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,9 +230,11 @@ pub(super) async fn append_noted_history_rows(
     now_ms: i64,
 ) -> StoreResult<()> {
     for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4, $5)", i + 6)).collect();
+        // The attempt is the callback's own at this moment (after this transaction's update).
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 6)).collect();
         let sql = format!(
-            "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor, note) VALUES {}",
+            "INSERT INTO callback_history (callback_id, state, reason, time_ms, actor, note, attempt)
+             SELECT id, $1, $2, $3, $4, $5, attempt FROM callbacks WHERE id IN ({})",
             marks.join(", ")
         );
         let mut query = sqlx::query(&sql)
@@ -276,7 +300,7 @@ impl Store {
     pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
         self.timed(async {
             let rows = sqlx::query(
-                "SELECT state, reason, time_ms, actor, note FROM callback_history WHERE callback_id = $1 ORDER BY id",
+                "SELECT state, reason, time_ms, actor, note, attempt FROM callback_history WHERE callback_id = $1 ORDER BY id",
             )
             .bind(id)
             .fetch_all(&self.reader)
@@ -290,6 +314,7 @@ impl Store {
                         time_ms: r.try_get("time_ms")?,
                         actor: r.try_get("actor")?,
                         note: r.try_get("note")?,
+                        attempt: r.try_get("attempt")?,
                     })
                 })
                 .collect()
@@ -381,40 +406,50 @@ impl Store {
         .await
     }
 
-    /// Move a `SCHEDULED` callback to a new time; its old bucket place is released and the new
-    /// one reserved in the same transaction.
-    pub async fn reschedule_callback(
+    /// Edit a `SCHEDULED` callback: move it (its old bucket place released and the new one
+    /// reserved) and/or replace its `userData`, with a history entry and, for an operator, the
+    /// audit entry, all in one transaction.
+    pub async fn edit_callback(
         &self,
         tenant_id: &str,
         id: &str,
-        desired_ms: i64,
-        due_ms: i64,
-        bucket: Option<CapacityClaim>,
+        edit: &CallbackEdit,
         now_ms: i64,
     ) -> StoreResult<RescheduleOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let Some(current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
+            let Some(mut current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
                 return Ok(RescheduleOutcome::NotFound);
             };
             if current.state != State::Scheduled {
                 return Ok(RescheduleOutcome::NotReschedulable(current.state));
             }
-            if let Some(old) = current.bucket_ms {
-                release(&mut tx, tenant_id, &current.service_name, old).await?;
-            }
-            if let Some(CapacityClaim { bucket_start: bucket_ms, capacity }) = bucket {
-                if !reserve(&mut tx, tenant_id, &current.service_name, bucket_ms, capacity).await? {
-                    return Ok(RescheduleOutcome::SlotFull);
+            if let Some(time) = &edit.time {
+                if let Some(old) = current.bucket_ms {
+                    release(&mut tx, tenant_id, &current.service_name, old).await?;
                 }
+                if let Some(CapacityClaim { bucket_start, capacity }) = time.bucket {
+                    if !reserve(&mut tx, tenant_id, &current.service_name, bucket_start, capacity).await? {
+                        return Ok(RescheduleOutcome::SlotFull);
+                    }
+                }
+                current.desired_ms = time.desired_ms;
+                current.due_ms = time.due_ms;
+                current.bucket_ms = time.bucket.map(|b| b.bucket_start);
             }
+            if let Some(user_data) = &edit.user_data {
+                current.details.insert("userData".to_string(), Value::Object(user_data.clone()));
+            }
+            let details = serde_json::to_string(&current.details)?;
             let moved = sqlx::query(
-                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3, bucket_ms = $4 WHERE id = $5 AND state = $6",
+                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3, bucket_ms = $4, details = $5
+                 WHERE id = $6 AND state = $7",
             )
-            .bind(desired_ms)
-            .bind(due_ms)
+            .bind(current.desired_ms)
+            .bind(current.due_ms)
             .bind(now_ms)
-            .bind(bucket.map(|b| b.bucket_start))
+            .bind(current.bucket_ms)
+            .bind(details)
             .bind(id)
             .bind(State::Scheduled.as_str())
             .execute(&mut *tx)
@@ -422,15 +457,21 @@ impl Store {
             if moved.rows_affected() == 0 {
                 return Ok(RescheduleOutcome::NotReschedulable(State::Queued));
             }
-            append_history(&mut tx, id, State::Scheduled, None, None, Actor::Api, now_ms).await?;
-            super::outbox::record_events(&mut tx, LifecycleEvent::Rescheduled, &[id]).await?;
+            let note = match (edit.time.is_some(), edit.user_data.is_some()) {
+                (true, true) => Some("rescheduled; userData edited"),
+                (false, true) => Some("userData edited"),
+                _ => None,
+            };
+            append_history(&mut tx, id, State::Scheduled, None, note, edit.actor, now_ms).await?;
+            if edit.time.is_some() {
+                super::outbox::record_events(&mut tx, LifecycleEvent::Rescheduled, &[id]).await?;
+            }
+            if let Some(audit) = &edit.audit {
+                append_audit(&mut tx, audit, now_ms).await?;
+            }
             tx.commit().await?;
-            Ok(RescheduleOutcome::Rescheduled(Box::new(CallbackRecord {
-                desired_ms,
-                due_ms,
-                updated_ms: now_ms,
-                ..current
-            })))
+            current.updated_ms = now_ms;
+            Ok(RescheduleOutcome::Rescheduled(Box::new(current)))
         })
         .await
     }
@@ -502,6 +543,10 @@ fn filter_clause(tenant_id: &str, filter: &CallbackFilter) -> (String, Vec<Param
     if let Some(phone) = &filter.phone {
         let mark = push_param(&mut params, Param::Text(phone.clone()));
         clause.push_str(&format!(" AND phone = {mark}"));
+    }
+    if let Some(digits) = &filter.phone_suffix {
+        let mark = push_param(&mut params, Param::Text(format!("%{digits}")));
+        clause.push_str(&format!(" AND phone LIKE {mark}"));
     }
     if !filter.states.is_empty() {
         let marks: Vec<String> =

@@ -624,6 +624,19 @@ impl Store {
                     continue; // moved under us; read again
                 }
                 if target == current.state {
+                    if first_ack && target == State::Queued {
+                        // The timeline shows the acknowledgement (a later state implies it).
+                        super::callbacks::append_noted_history_rows(
+                            &mut tx,
+                            &[id],
+                            State::Queued,
+                            None,
+                            Some("acknowledged"),
+                            Actor::Platform,
+                            now,
+                        )
+                        .await?;
+                    }
                     tx.commit().await?;
                     return Ok(if first_ack && target == State::Queued {
                         ReportOutcome::Applied { record: Box::new(current.clone()), from: current.state }
@@ -716,6 +729,42 @@ impl Store {
         .await
     }
 
+    /// The console's "Now" figures per service of a tenant (`GET …/overview`): active callbacks,
+    /// due ones not yet handed over and the oldest due time, hand-offs that failed (completed
+    /// `SUBMIT_FAILED` or `FAIL_TIMEOUT_TTL`) since `failed_since`, and whether hand-offs are paused.
+    pub async fn service_overview(&self, tenant_id: &str, now: i64, failed_since: i64) -> StoreResult<Vec<ServiceNow>> {
+        self.timed(async {
+            let of_service = "FROM callbacks c WHERE c.tenant_id = s.tenant_id AND c.service_name = s.name";
+            let rows = sqlx::query(&format!(
+                "SELECT s.name, s.dispatch_paused,
+                   (SELECT COUNT(*) {of_service} AND c.state IN ('QUEUED', 'ROUTING', 'PROCESSING')) AS active,
+                   (SELECT COUNT(*) {of_service} AND c.state = 'SCHEDULED' AND c.due_ms <= $2) AS due,
+                   (SELECT MIN(c.due_ms) {of_service} AND c.state = 'SCHEDULED' AND c.due_ms <= $2) AS oldest_due,
+                   (SELECT COUNT(*) {of_service} AND c.state = 'COMPLETED'
+                      AND c.reason IN ('SUBMIT_FAILED', 'FAIL_TIMEOUT_TTL') AND c.updated_ms >= $3) AS failed
+                 FROM services s WHERE s.tenant_id = $1 ORDER BY s.name"
+            ))
+            .bind(tenant_id)
+            .bind(now)
+            .bind(failed_since)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ServiceNow {
+                        name: r.try_get("name")?,
+                        paused: r.try_get::<i64, _>("dispatch_paused")? != 0,
+                        active: r.try_get("active")?,
+                        due: r.try_get("due")?,
+                        oldest_due_ms: r.try_get("oldest_due")?,
+                        failed: r.try_get("failed")?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Active (`QUEUED`+`ROUTING`+`PROCESSING`) callbacks per service of a tenant.
     pub async fn active_by_service(&self, tenant_id: &str) -> StoreResult<Vec<(String, i64)>> {
         self.timed(async {
@@ -730,6 +779,17 @@ impl Store {
         })
         .await
     }
+}
+
+/// One service's "Now" figures (`Store::service_overview`).
+#[derive(Debug, Clone)]
+pub struct ServiceNow {
+    pub name: String,
+    pub paused: bool,
+    pub active: i64,
+    pub due: i64,
+    pub oldest_due_ms: Option<i64>,
+    pub failed: i64,
 }
 
 /// What a bulk re-drive did with one id.

@@ -35,15 +35,15 @@ use sqlx::AnyPool;
 pub use audit::{AuditEntry, AuditRecord};
 pub use booking_batch::Booking;
 pub use call_in::{
-    CallInGroupRecord, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn,
-    PutGroupOutcome, CALLIN_EXPIRY_BATCH,
+    CallInFilter, CallInGroupRecord, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome,
+    CreateCallInOutcome, NewCallIn, PutGroupOutcome, CALLIN_EXPIRY_BATCH,
 };
 pub use callbacks::{
-    BookingGuards, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome, NewCallback,
-    RescheduleOutcome, Ttls,
+    BookingGuards, CallbackEdit, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome,
+    NewCallback, NewTime, RescheduleOutcome, Ttls,
 };
 pub use dispatch::{
-    Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ORPHAN_BATCH, RECOVERY_BATCH,
+    Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ServiceNow, ORPHAN_BATCH, RECOVERY_BATCH,
     SERVICE_DELETED_NOTE,
 };
 pub use faults::{BatchFault, StoreFaults};

@@ -18,6 +18,7 @@ mod booking_rules;
 mod bounds;
 mod callbacks;
 mod callin;
+mod console_api;
 mod edge;
 mod group_commit;
 mod keys;

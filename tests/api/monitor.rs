@@ -131,7 +131,8 @@ async fn booked_callbacks_reach_completed_through_the_simulator(backend: Backend
             if *id == scheduled { vec![("SCHEDULED", "api"), ("QUEUED", "monitor")] } else { vec![("QUEUED", "api")] };
         let mut expected: Vec<(String, String)> =
             expected_start.iter().map(|(s, a)| (s.to_string(), a.to_string())).collect();
-        for s in ["ROUTING", "PROCESSING", "COMPLETED"] {
+        // The acknowledgement (QUEUED again, by the platform) is on the timeline too.
+        for s in ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"] {
             expected.push((s.to_string(), "platform".to_string()));
         }
         assert_eq!(story, expected, "{id}");
@@ -185,7 +186,8 @@ async fn internal_api_moves_callbacks_forward_only(backend: Backend) {
         .iter()
         .map(|h| h["state"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(history, vec!["QUEUED", "PROCESSING", "COMPLETED"]);
+    // Booked (immediate), acknowledged (a note on a QUEUED entry), then the moves.
+    assert_eq!(history, vec!["QUEUED", "QUEUED", "PROCESSING", "COMPLETED"]);
     // Not handed over yet: nothing to report on.
     let later = app
         .create(

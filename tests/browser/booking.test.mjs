@@ -4,87 +4,19 @@
 // RINGBACK_UPDATE_SCREENSHOTS=1 the desktop and phone ones also replace docs/screenshots/ (the
 // README shows those), so a plain run leaves the checkout as it was.
 // Run by scripts/browser-test.sh, which installs Chromium and this package when missing.
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { copyFileSync, mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const binary = process.env.RINGBACK_BIN || join(root, "target", "debug", "ringback");
-const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const ADMIN = "browser-test-admin";
-const shots = join(root, "target", "screenshots");
-mkdirSync(shots, { recursive: true });
-
-const freePort = () => new Promise((resolve) => {
-  const s = createServer().listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); });
-});
-
-async function startRingback() {
-  const [external, internal] = [await freePort(), await freePort()];
-  const cwd = mkdtempSync(join(tmpdir(), "ringback-browser-"));
-  const child = spawn(binary, ["serve", "--demo"], {
-    cwd,
-    env: { ...process.env, RINGBACK_LOG: "warn", RINGBACK__LISTEN__EXTERNAL: `127.0.0.1:${external}`,
-      RINGBACK__LISTEN__INTERNAL: `127.0.0.1:${internal}`, RINGBACK__ADMIN__TOKENS: ADMIN },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let err = "";
-  const page = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no page line from ringback:\n${err}`)), 30000);
-    child.stderr.on("data", (d) => {
-      err += d;
-      const m = err.match(/open the booking page: (\S+)/);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.on("exit", (code) => reject(new Error(`ringback exited with ${code}:\n${err}`)));
-  });
-  const fullKey = err.match(/demo api key: (\S+)/)[1];
-  return { child, page, origin: `http://127.0.0.1:${external}`, admin: `http://127.0.0.1:${internal}/admin/v1`, fullKey };
-}
+import { root, shots, startRingback, browserRunner, onlyTo } from "./harness.mjs";
 
 const rb = await startRingback();
 const widgetKey = new URL(rb.page).hash.match(/key=([^&]+)/)[1];
-async function admin(method, path, body) {
-  const r = await fetch(rb.admin + path, { method, headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  assert.ok(r.ok, `${method} ${path}: ${r.status} ${text}`);
-  return JSON.parse(text).data;
-}
-async function publicCall(path, body) {
-  const r = await fetch(rb.origin + path, { method: "POST", headers: { "x-api-key": rb.fullKey, "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
-}
-
-const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
-const failures = [];
-async function scenario(name, fn, viewport = { width: 1280, height: 900 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const requests = [];
-  page.on("request", (r) => requests.push(r.url()));
-  const started = Date.now();
-  try {
-    await fn(page, requests);
-    console.log(`ok   ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failures.push(name);
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    await page.screenshot({ path: join(shots, `failed-${name.replace(/\W+/g, "-")}.png`) }).catch(() => {});
-  } finally {
-    await context.close();
-  }
-}
+const admin = rb.adminCall;
+const publicCall = rb.publicCall;
+const { scenario, finish } = await browserRunner();
 const pageFor = (service, key = widgetKey) => `${rb.origin}/ui/#service=${service}&key=${key}`;
-const onlyRingback = (requests, ...origins) => {
-  const allowed = [rb.origin, ...origins];
-  const outside = requests.filter((u) => !allowed.some((o) => u.startsWith(o)));
-  assert.deepEqual(outside, [], "no request outside Ringback");
-};
+const onlyRingback = (requests, ...origins) => onlyTo(requests, rb.origin, ...origins);
 
 await scenario("book now with the keyboard only and watch it complete", async (page, requests) => {
   await page.goto(rb.page);
@@ -199,14 +131,10 @@ await scenario("the widget on an origin that is not allowed fails cleanly", asyn
   assert.equal(await page.getByText("Your callback is booked.").count(), 0);
 });
 
-await browser.close();
 host.close();
+const passed = await finish("booking page");
 if (process.env.RINGBACK_UPDATE_SCREENSHOTS === "1") {
   for (const name of ["booking-desktop.png", "booking-phone.png"]) copyFileSync(join(shots, name), join(root, "docs", "screenshots", name));
 }
 rb.child.kill();
-if (failures.length) {
-  console.log(`${failures.length} browser scenario(s) failed: ${failures.join("; ")}`);
-  process.exit(1);
-}
-console.log("browser: every scenario passed");
+if (!passed) process.exit(1);

@@ -6,14 +6,15 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::existing_tenant;
-use crate::domain::callback::State;
+use crate::domain::callback::{Actor, State};
 use crate::error::ApiError;
 use crate::http::callback_views::{page_of, parse_list_query, view};
+use crate::http::callbacks::{check_edit, CheckedEdit};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::store::AuditEntry;
-use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome};
+use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome, Tenant};
 use crate::time::{format_utc, now_ms, parse_instant};
 
 const MAX_IDS: usize = 1000;
@@ -26,7 +27,11 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let (records, next_cursor) = page_of(&state, &tenant, parse_list_query(req.query_string())?).await?;
+    let filter = parse_list_query(req.query_string())?;
+    if super::csv_export::wants_csv(&req) {
+        return Ok(super::csv_export::callbacks(state.into_inner(), tenant, filter));
+    }
+    let (records, next_cursor) = page_of(&state, &tenant, filter).await?;
     let items: Vec<Value> = records.into_iter().map(|r| operator_view(r, None)).collect();
     Ok(envelope::ok(json!({ "items": items, "nextCursor": next_cursor })))
 }
@@ -67,8 +72,72 @@ pub async fn get(
     Ok(envelope::ok(operator_view(record, Some(history))))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EditBody {
+    #[serde(default)]
+    pub desired_time: Option<String>,
+    #[serde(default)]
+    pub user_data: Option<Map<String, Value>>,
+}
+
+/// `PATCH …/callbacks/{id}` (issue 26): a `SCHEDULED` callback's `userData` and/or `desiredTime`,
+/// audited; the operation of the public `callbacks/update`.
+pub async fn patch(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    body: JsonBody<EditBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, id) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let EditBody { desired_time, user_data } = body.value;
+    let edit = check_edit(desired_time, user_data, Vec::new())?;
+    let audit =
+        AuditEntry::new(&admin.actor, "PATCH", format!("tenants/{tenant_name}/callbacks/{id}"), Some(&body.raw));
+    edited(&state, &tenant, &id, edit, audit).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RescheduleBody {
+    pub desired_time: String,
+}
+
+/// `POST …/callbacks/{id}/reschedule` (issue 26): the public reschedule's rules, audited.
+pub async fn reschedule(
+    state: web::Data<AppState>,
+    admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    body: JsonBody<RescheduleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, id) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let edit = check_edit(Some(body.value.desired_time.clone()), None, Vec::new())?;
+    let audit = AuditEntry::new(
+        &admin.actor,
+        "POST",
+        format!("tenants/{tenant_name}/callbacks/{id}/reschedule"),
+        Some(&body.raw),
+    );
+    edited(&state, &tenant, &id, edit, audit).await
+}
+
+async fn edited(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    edit: CheckedEdit,
+    audit: AuditEntry,
+) -> Result<HttpResponse, ApiError> {
+    let record =
+        crate::ops::lifecycle::edit(state, tenant, id, edit.desired, edit.user_data, Actor::Admin, Some(audit)).await?;
+    let history = state.store.callback_history(id).await?;
+    Ok(envelope::ok(operator_view(record, Some(history))))
+}
+
 /// The public view, with the hand-off bookkeeping operators need.
-fn operator_view(r: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Value {
+pub fn operator_view(r: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Value {
     let extra = json!({ "attempt": r.attempt, "failedAttempts": r.failed_attempts,
         "publishedTime": r.published_ms.map(format_utc), "ackedTime": r.acked_ms.map(format_utc) });
     let mut v = serde_json::to_value(view(r, history)).unwrap_or_else(|_| json!({}));

@@ -52,3 +52,13 @@ pub async fn delete(
     operators::revoke(&state.store, &name, &admin.actor).await?;
     Ok(envelope::ok(json!({ "name": name })))
 }
+
+/// `GET /admin/v1/me` (issue 26): who the token belongs to, what its role may do and which tenants
+/// it sees, so the console shows only the controls the caller may use (the server checks anyway).
+pub async fn me(admin: AdminAuth) -> Result<HttpResponse, ApiError> {
+    use crate::domain::operator::Need;
+    let o = &admin.operator;
+    let may = |need| o.role.may(need);
+    Ok(envelope::ok(json!({ "name": o.name, "role": o.role.as_str(), "tenants": o.tenants,
+        "may": { "operate": may(Need::Operate), "develop": may(Need::Develop), "admin": may(Need::Admin) } })))
+}

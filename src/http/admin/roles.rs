@@ -41,8 +41,17 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("GET", "/tenants/{tenant}/callbacks/{id}", Read),
     ("POST", "/tenants/{tenant}/callbacks/cancel", Operate),
     ("POST", "/tenants/{tenant}/callbacks/redrive", Operate),
+    ("PATCH", "/tenants/{tenant}/callbacks/{id}", Operate),
+    ("POST", "/tenants/{tenant}/callbacks/{id}/reschedule", Operate),
+    ("GET", "/tenants/{tenant}/call-in-requests", Read),
+    ("POST", "/tenants/{tenant}/call-in-requests/cancel", Operate),
+    ("GET", "/tenants/{tenant}/overview", Read),
+    ("GET", "/tenants/{tenant}/services/{name}/slots", Read),
+    ("GET", "/tenants/{tenant}/services/{name}/availability", Read),
     ("GET", "/tenants/{tenant}/watermarks", Read),
     ("GET", "/audit", Read),
+    ("GET", "/openapi.json", Read),
+    ("GET", "/me", Read),
     ("GET", "/log-level", Admin),
     ("PUT", "/log-level", Admin),
     ("GET", "/operators", Admin),
@@ -69,9 +78,10 @@ pub fn rule(method: &str, pattern: &str) -> Option<Need> {
     RULES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, need)| *need)
 }
 
-/// The tenant-less routes a tenant-limited operator may call: reads that filter by tenant.
+/// The tenant-less routes a tenant-limited operator may call: reads that filter by tenant, the
+/// admin API's description, and who the caller is.
 pub fn filters_by_tenant(pattern: &str) -> bool {
-    matches!(pattern.strip_prefix(PREFIX), Some("/tenants" | "/audit"))
+    matches!(pattern.strip_prefix(PREFIX), Some("/tenants" | "/audit" | "/openapi.json" | "/me"))
 }
 
 #[cfg(test)]
@@ -111,7 +121,9 @@ mod tests {
         }
         let admin_paths = |p: &str| {
             p.starts_with("/tenants")
-                || ["/audit", "/log-level", "/operators"].iter().any(|a| p.starts_with(a))
+                || ["/audit", "/log-level", "/operators", "/openapi.json", "/me"]
+                    .iter()
+                    .any(|a| p == *a || p.starts_with(&format!("{a}/")))
                 || p.starts_with("/faults")
         };
         let registered: Vec<_> = registered.into_iter().filter(|(_, p)| admin_paths(p)).collect();

@@ -91,3 +91,68 @@ pub async fn delete(
     let cancelled = super::settle_delete(&tenant, outcome, "service")?;
     Ok(envelope::ok(json!({ "name": name, "cancelledCallbacks": cancelled })))
 }
+
+/// `GET …/services/{name}/availability` (issue 26): the public availability's answer for an
+/// operator (same query parameters), so the console offers open slots when rescheduling.
+pub async fn availability(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, name) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    Ok(envelope::ok(crate::http::availability::open_slots(&state, &tenant, &name, req.query_string()).await?))
+}
+
+/// Longest range `slots` answers.
+const SLOTS_MAX_DAYS: i64 = 31;
+
+/// `GET …/services/{name}/slots?from=&to=` (issue 26): every bookable slot in `[from, to)`
+/// (default: the next 7 days) with its places and how many are taken, full ones included.
+pub async fn slots(
+    state: web::Data<AppState>,
+    _admin: AdminAuth,
+    path: web::Path<(String, String)>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_name, name) = path.into_inner();
+    let tenant = existing_tenant(&state, &tenant_name).await?;
+    let now = now_ms();
+    let (mut from, mut to) = (now, now + 7 * crate::time::DAY_MS);
+    let mut problems = Vec::new();
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        let target = match k.as_ref() {
+            "from" => &mut from,
+            "to" => &mut to,
+            _ => continue,
+        };
+        match crate::time::parse_instant(&k, &v) {
+            Ok(ms) => *target = ms,
+            Err(p) => problems.push(crate::error::FieldProblem::new(k.to_string(), p)),
+        }
+    }
+    if problems.is_empty() && to <= from {
+        problems.push(crate::error::FieldProblem::new("to", "must be after from"));
+    }
+    if problems.is_empty() && to - from > SLOTS_MAX_DAYS * crate::time::DAY_MS {
+        problems
+            .push(crate::error::FieldProblem::new("to", format!("the range may span at most {SLOTS_MAX_DAYS} days")));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let service = crate::ops::service_context::load(&state.store, &state.services, &tenant, &name).await?;
+    let slots = crate::http::availability::slot_use(&state, &tenant, &service, from, to, now).await?;
+    let items: Vec<Value> = slots
+        .into_iter()
+        .map(|s| {
+            json!({ "utcTime": crate::time::format_utc(s.offered), "bucketStart": crate::time::format_utc(s.bucket.0),
+                "bucketEnd": crate::time::format_utc(s.bucket.1), "total": s.total, "reserved": s.reserved,
+                "free": s.total.saturating_sub(s.reserved) })
+        })
+        .collect();
+    Ok(envelope::ok(json!({
+        "name": name, "timezone": service.tz.iana_name().unwrap_or("UTC"), "slotMinutes": service.rules().config.slot_minutes, "slots": items,
+    })))
+}
