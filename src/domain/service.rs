@@ -161,7 +161,9 @@ impl Default for ServiceConfig {
 }
 
 /// GES option name → our field (a JSON pointer into the camelCase body).
+/// Later entries win: `_vq` over `_urs_virtual_queue` (issue 27) when a body sends both.
 const GES_ALIASES: &[(&str, &str)] = &[
+    ("_urs_virtual_queue", "/virtualQueue"),
     ("_vq", "/virtualQueue"),
     ("_business_hours_service", "/calendar"),
     ("_immediate_enabled", "/immediateEnabled"),

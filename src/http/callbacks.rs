@@ -115,6 +115,98 @@ pub async fn create(
     }
 }
 
+/// The dry run's answer: what create would answer now.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateData {
+    /// Whether create would book it now.
+    pub bookable: bool,
+    /// The number as it would be stored (E.164).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// `immediate` or `scheduled`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_time: Option<String>,
+    /// When it would be handed over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_time: Option<String>,
+    /// An immediate request outside office hours, moved to the next opening.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<bool>,
+    /// The capacity bucket it would take (its start, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// Why create would refuse it: the reason create would answer, its message and field problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub details: Vec<FieldProblem>,
+    /// Proposed open slots (keyed by time), as create's `SLOT_FULL` gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub slots: Option<Value>,
+}
+
+/// Dry run (issue 27): the verdict create would give this body now, reserving and writing
+/// nothing. Rate limits are not evaluated (checking one takes from its budget). A widget key's
+/// dry runs count against its address's allowance, like its creates.
+#[utoipa::path(post, path = "/engagement/v3/callbacks/validate", tag = "callbacks",
+    request_body = CreateCallbackParms,
+    responses((status = 200, description = "The verdict: bookable (with the number, type and slot) or the refusal create would answer", body = ValidateData)),
+    security(("api_key" = [])))]
+pub async fn validate(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    req: HttpRequest,
+    body: JsonBody<CreateCallbackParms>,
+) -> Result<HttpResponse, ApiError> {
+    let request = validate_create(body.value);
+    let deadline = crate::http::extractors::RequestDeadline::of(&req);
+    let caller = Caller { tenant: auth.tenant, scope: auth.scope, client: auth.client, deadline, trace: None };
+    let data = match booking::dry_run(&state, &caller, request).await? {
+        booking::Verdict::Bookable(d) => ValidateData {
+            bookable: true,
+            phone_number: Some(d.phone.as_str().to_string()),
+            kind: Some(d.kind.as_label().to_string()),
+            desired_time: Some(format_utc(d.desired_ms)),
+            due_time: Some(format_utc(d.due_ms)),
+            deferred: Some(d.deferred),
+            slot: d.capacity.map(|c| format_utc(c.bucket_start)),
+            ..ValidateData::refused(None)
+        },
+        booking::Verdict::Refused(e) => ValidateData::refused(Some(e)),
+    };
+    Ok(envelope::ok(data))
+}
+
+impl ValidateData {
+    fn refused(e: Option<ApiError>) -> ValidateData {
+        let (reason, message, details, slots) = match e {
+            Some(e) => (Some(e.reason.as_str().to_string()), Some(e.message), e.details, e.slots),
+            None => (None, None, Vec::new(), None),
+        };
+        ValidateData {
+            bookable: false,
+            phone_number: None,
+            kind: None,
+            desired_time: None,
+            due_time: None,
+            deferred: None,
+            slot: None,
+            reason,
+            message,
+            details,
+            slots,
+        }
+    }
+}
+
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
     match value.to_str() {

@@ -15,11 +15,11 @@ use crate::http::{availability, call_in, callback_views, callbacks, internal, pl
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ringback public API", description = "GES v3-compatible callback API. Every answer is an envelope `{ status: { code, message, corrId, reason?, details? }, data? }`."),
-    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::update, callbacks::list,
-        availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time,
+    paths(callbacks::create, callbacks::retrieve, callbacks::cancel, callbacks::reschedule, callbacks::update, callbacks::validate, callbacks::list,
+        availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time, queues::estimated_wait_time_of_queue,
         call_in::create, call_in::retrieve, call_in::cancel, platform::report_state, platform::queue_stats),
     components(schemas(
-        callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::UpdateParms, callbacks::IdData,
+        callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::UpdateParms, callbacks::ValidateData, callbacks::IdData,
         callback_views::CallbackView, callback_views::HistoryView, callback_views::CallbackPage, callbacks::RescheduleData,
         availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
         call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView,
@@ -87,6 +87,9 @@ fn statuses_of(path: &str, method: &str) -> Vec<(u16, &'static str)> {
     if path.ends_with("/state") {
         out.push((404, "NOT_FOUND: unknown id, or another tenant's"));
         out.push((409, "ILLEGAL_TRANSITION: not a legal next state for this hand-off"));
+    }
+    if path.ends_with("/callbacks/validate") {
+        out.push((429, "THROTTLED: a widget key's client address is past its allowance (dry runs count like creates)"));
     }
     if path.ends_with("/call-in/requests/create") {
         out.push((429, "THROTTLED: the caller's or the group's limit (Retry-After)"));

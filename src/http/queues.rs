@@ -164,10 +164,69 @@ pub async fn queue_status(
 /// The most virtual queues one estimated-wait-time request may name (api.md).
 pub const MAX_VIRTUAL_QUEUES: usize = 50;
 
+/// One virtual queue's estimate as the estimated-wait-time answers give it: `resultCode` 0 with
+/// the estimate, 1 when there is no recent data, 2 for a queue the tenant does not have.
+async fn ewt_entry(state: &AppState, tenant: &Tenant, vq: &str, mode: Mode, now: i64) -> Result<EwtEntry, ApiError> {
+    let known = is_valid_name(vq)
+        && (!state.store.services_of_queue(&tenant.id, vq).await?.is_empty()
+            || state.store.queue_stats(&tenant.id, vq).await?.is_some());
+    let entry = |estimated_wait_time: i64, result_code: i64, message: Option<&str>| EwtEntry {
+        virtual_queue: vq.to_string(),
+        estimated_wait_time,
+        result_code,
+        message: message.map(str::to_string),
+    };
+    Ok(if !known {
+        entry(-1, 2, Some("unknown virtual queue"))
+    } else {
+        match queue_ewt(state, tenant, vq, mode, now).await? {
+            Some(e) => entry(e, 0, None),
+            None => entry(-1, 1, Some("no recent wait-time data for this virtual queue")),
+        }
+    })
+}
+
+/// `mode` and `include-calls-on-hold` of both estimated-wait-time routes. The latter is accepted
+/// and ignored: the platform's queue statistics (`stats`) carry no calls on hold to include.
+fn ewt_mode(query: &str) -> Result<(Mode, Option<String>), ApiError> {
+    let mut mode = Mode::Mode2;
+    let mut queues = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "virtual-queues" => queues = Some(v.into_owned()),
+            "mode" => mode = Mode::parse(&v).ok_or_else(|| ApiError::field("mode", "must be mode1, mode2 or mode3"))?,
+            "include-calls-on-hold" if v != "true" && v != "false" => {
+                return Err(ApiError::field("include-calls-on-hold", "must be true or false"));
+            }
+            _ => {}
+        }
+    }
+    Ok((mode, queues))
+}
+
+/// `GET /estimated-wait-time/virtual-queues/{virtual-queue}` (issue 27: the per-queue form some GES
+/// samples call): `data` is that queue's entry, under the list form's rules.
+#[utoipa::path(get, path = "/engagement/v3/estimated-wait-time/virtual-queues/{virtual-queue}", tag = "callbacks",
+    params(("virtual-queue" = String, Path),
+        ("mode" = Option<String>, Query, description = "mode1 history, mode2 either (default), mode3 platform"),
+        ("include-calls-on-hold" = Option<bool>, Query, description = "Accepted and ignored: the platform's statistics carry no calls on hold")),
+    responses((status = 200, description = "data.estimatedWaitTime in seconds (-1 with resultCode 1 or 2 when unknown)", body = EwtEntry)),
+    security(("api_key" = [])))]
+pub async fn estimated_wait_time_of_queue(
+    state: web::Data<AppState>,
+    auth: ApiKeyAuth,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (mode, _) = ewt_mode(req.query_string())?;
+    Ok(envelope::ok(ewt_entry(&state, &auth.tenant, path.trim(), mode, now_ms()).await?))
+}
+
 /// `GET /estimated-wait-time?virtual-queues=a,b&mode=mode2`.
 #[utoipa::path(get, path = "/engagement/v3/estimated-wait-time", tag = "callbacks",
     params(("virtual-queues" = String, Query, description = "Comma-separated virtual queue names, at most 50"),
-        ("mode" = Option<String>, Query, description = "mode1 history, mode2 either (default), mode3 platform")),
+        ("mode" = Option<String>, Query, description = "mode1 history, mode2 either (default), mode3 platform"),
+        ("include-calls-on-hold" = Option<bool>, Query, description = "Accepted and ignored: the platform's statistics carry no calls on hold")),
     responses((status = 200, description = "One estimate per virtual queue, in the order asked", body = Vec<EwtEntry>)),
     security(("api_key" = [])))]
 pub async fn estimated_wait_time(
@@ -175,15 +234,7 @@ pub async fn estimated_wait_time(
     auth: ApiKeyAuth,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let mut queues = None;
-    let mut mode = Mode::Mode2;
-    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-        match k.as_ref() {
-            "virtual-queues" => queues = Some(v.into_owned()),
-            "mode" => mode = Mode::parse(&v).ok_or_else(|| ApiError::field("mode", "must be mode1, mode2 or mode3"))?,
-            _ => {}
-        }
-    }
+    let (mode, queues) = ewt_mode(req.query_string())?;
     let queues = queues
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| ApiError::field("virtual-queues", "is required (comma-separated)"))?;
@@ -195,24 +246,7 @@ pub async fn estimated_wait_time(
     let now = now_ms();
     let mut results = Vec::new();
     for vq in names {
-        let known = is_valid_name(vq)
-            && (!state.store.services_of_queue(&auth.tenant.id, vq).await?.is_empty()
-                || state.store.queue_stats(&auth.tenant.id, vq).await?.is_some());
-        let entry = |estimated_wait_time: i64, result_code: i64, message: Option<&str>| EwtEntry {
-            virtual_queue: vq.to_string(),
-            estimated_wait_time,
-            result_code,
-            message: message.map(str::to_string),
-        };
-        let entry = if !known {
-            entry(-1, 2, Some("unknown virtual queue"))
-        } else {
-            match queue_ewt(&state, &auth.tenant, vq, mode, now).await? {
-                Some(e) => entry(e, 0, None),
-                None => entry(-1, 1, Some("no recent wait-time data for this virtual queue")),
-            }
-        };
-        results.push(entry);
+        results.push(ewt_entry(&state, &auth.tenant, vq, mode, now).await?);
     }
     Ok(envelope::ok(results))
 }

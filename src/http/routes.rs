@@ -22,6 +22,7 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/callbacks/cancel").route(web::post().to(callbacks::cancel)))
             .service(resource("/callbacks/reschedule").route(web::post().to(callbacks::reschedule)))
             .service(resource("/callbacks/update").route(web::post().to(callbacks::update)))
+            .service(resource("/callbacks/validate").route(web::post().to(callbacks::validate)))
             .service(resource("/callbacks").route(web::get().to(callbacks::list)))
             .service(resource("/callbacks/{id}/state").route(web::post().to(platform::report_state)))
             .service(resource("/queues/{virtual_queue}/stats").route(web::put().to(platform::queue_stats)))
@@ -34,6 +35,10 @@ pub fn public(cfg: &mut web::ServiceConfig) {
             .service(resource("/call-in/requests/retrieve").route(web::post().to(call_in::retrieve)))
             .service(resource("/call-in/requests/cancel").route(web::post().to(call_in::cancel)))
             .service(resource("/estimated-wait-time").route(web::get().to(queues::estimated_wait_time)))
+            .service(
+                resource("/estimated-wait-time/virtual-queues/{virtual_queue}")
+                    .route(web::get().to(queues::estimated_wait_time_of_queue)),
+            )
             .service(resource("/openapi.json").route(web::get().to(openapi::document))),
     )
     .service(resource("/health/live").route(web::get().to(health::live)))

@@ -262,6 +262,68 @@ async fn book_valid(
     Ok(Created::Booked { id, body })
 }
 
+/// What a create would answer now (`callbacks/validate`, issue 27): bookable with the decision,
+/// or refused with the create's error (proposals included).
+pub enum Verdict {
+    Bookable(booking::Booking),
+    Refused(ApiError),
+}
+
+/// The verdict a create of `request` would get now, reserving and writing nothing: the request's
+/// fields, the service's rules, in-queue checking, `maxQueued` and the slot's capacity, read as
+/// the booking writer would see them this instant. Not evaluated: the rate limits (per number and
+/// per service), because checking one means taking from its budget; a create may still answer
+/// `THROTTLED`. A widget key's dry runs count against its address's allowance, as its creates do.
+pub async fn dry_run(
+    state: &AppState,
+    caller: &Caller,
+    request: Result<CreateRequest, ApiError>,
+) -> Result<Verdict, ApiError> {
+    if caller.scope == KeyScope::Widget {
+        admit_widget_booking(state, &caller.tenant, caller.client)?;
+    }
+    let tenant = &caller.tenant;
+    let verdict = |e: ApiError| match e.status().is_server_error() && e.reason != Reason::QueueFull {
+        true => Err(e),
+        false => Ok(Verdict::Refused(e)),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return verdict(e),
+    };
+    let service = match service_context::load(&state.store, &state.services, tenant, &request.service_name).await {
+        Ok(s) => s,
+        Err(e) => return verdict(e),
+    };
+    let (rules, config, now) = (service.rules(), &service.record.config, now_ms());
+    let decision = match booking::decide(&request, &rules, now) {
+        Ok(d) => d,
+        Err(e) => {
+            let desired = request.desired_ms.unwrap_or(now);
+            return verdict(with_proposals(e, state, tenant, &service, desired, now).await);
+        }
+    };
+    let (unfinished, active) = state.store.booking_room(&tenant.id, service.name(), decision.phone.as_str()).await?;
+    if throttle::in_queue_limit(config.in_queue_checking).is_some_and(|limit| unfinished >= limit) {
+        return verdict(already_queued());
+    }
+    if decision.initial_state.is_active() && active >= i64::from(config.max_queued) {
+        return verdict(ApiError::new(
+            Reason::QueueFull,
+            "the service has as many active callbacks as it can hold; try later",
+        ));
+    }
+    if let Some(claim) = decision.capacity {
+        let start = claim.bucket_start;
+        let reserved = state.store.reserved_counts(&tenant.id, service.name(), start, start + 1).await?;
+        if reserved.get(&start).copied().unwrap_or(0) >= claim.capacity {
+            let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
+            return verdict(with_proposals(full, state, tenant, &service, decision.desired_ms, now).await);
+        }
+    }
+    Ok(Verdict::Bookable(decision))
+}
+
 /// A widget key's booking from `client`, or 429 `THROTTLED` (with the alarm) past the address's
 /// allowance (`clients.widget_bookings_per_minute`).
 fn admit_widget_booking(state: &AppState, tenant: &Tenant, client: IpAddr) -> Result<(), ApiError> {

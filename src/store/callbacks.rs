@@ -297,6 +297,27 @@ impl Store {
         .await
     }
 
+    /// What a booking's guards would read now (the dry run): the number's unfinished callbacks in
+    /// the service, and the service's active ones.
+    pub async fn booking_room(&self, tenant_id: &str, service: &str, phone: &str) -> StoreResult<(i64, i64)> {
+        self.timed(async {
+            let row = sqlx::query(
+                "SELECT
+                   (SELECT COUNT(*) FROM callbacks WHERE tenant_id = $1 AND service_name = $2 AND phone = $3
+                      AND state <> 'COMPLETED') AS unfinished,
+                   (SELECT COUNT(*) FROM callbacks WHERE tenant_id = $1 AND service_name = $2
+                      AND state IN ('QUEUED', 'ROUTING', 'PROCESSING')) AS active",
+            )
+            .bind(tenant_id)
+            .bind(service)
+            .bind(phone)
+            .fetch_one(&self.reader)
+            .await?;
+            Ok((row.try_get("unfinished")?, row.try_get("active")?))
+        })
+        .await
+    }
+
     pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
         self.timed(async {
             let rows = sqlx::query(

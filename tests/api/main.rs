@@ -20,6 +20,7 @@ mod callbacks;
 mod callin;
 mod console_api;
 mod edge;
+mod ges_gaps;
 mod group_commit;
 mod keys;
 mod monitor;

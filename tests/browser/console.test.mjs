@@ -165,6 +165,7 @@ await scenario("keyboard only: sign in, search, open a callback", async (page, r
   await page.keyboard.press("Enter");
   await page.locator("#why").waitFor();
   allRequests.push(...requests);
+  onlyTo(requests, rb.internal);
 });
 
 await scenario("the console on a 360 px phone", async (page, requests) => {
@@ -178,6 +179,7 @@ await scenario("the console on a 360 px phone", async (page, requests) => {
   await page.getByRole("row", { name: /demo-callbacks/ }).waitFor();
   assert.ok(await noHorizontalScroll(page), "Now fits");
   allRequests.push(...requests);
+  onlyTo(requests, rb.internal);
 }, { width: 360, height: 740 });
 
 await scenario("the console is not on the external listener and uses only documented admin routes", async () => {
