@@ -17,7 +17,7 @@ pub async fn prepare(store: &Store, signer: &KeySigner) -> anyhow::Result<DemoKe
         Some(t) => t,
         None => {
             let audit = AuditEntry::new("demo", "PUT", format!("tenants/{TENANT}"), None);
-            store.put_tenant(TENANT, &[], true, &audit, now_ms()).await?
+            store.put_tenant(TENANT, &[], true, None, &audit, now_ms()).await?
         }
     };
     if store.get_service(&tenant.id, SERVICE).await?.is_none() {

@@ -163,6 +163,41 @@ impl Dispatcher {
         }
     }
 
+    /// Delete the entries of callbacks `ids` from the dispatch stream (an erased number's, issue 27):
+    /// the whole stream is read, a page at a time (it is capped at `max_len` entries). How many.
+    pub async fn forget(&self, ids: &HashSet<String>) -> anyhow::Result<u64> {
+        let Dispatcher::Redis(r) = self else { return Ok(0) };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = r.pool.get().await?;
+        let (mut cursor, mut deleted) = ("-".to_string(), 0);
+        loop {
+            let page: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&r.stream)
+                .arg(&cursor)
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_BACK_PAGE)
+                .query_async(&mut conn)
+                .await?;
+            let full = page.ids.len() == READ_BACK_PAGE;
+            let mut doomed = Vec::new();
+            for entry in page.ids {
+                if entry.get::<String>("id").is_some_and(|id| ids.contains(&id)) {
+                    doomed.push(entry.id.clone());
+                }
+                cursor = format!("({}", entry.id);
+            }
+            if !doomed.is_empty() {
+                deleted += redis::cmd("XDEL").arg(&r.stream).arg(&doomed).query_async::<u64>(&mut conn).await?;
+            }
+            if !full {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// Health check: PING. Brings a down stream back up when Redis answers.
     pub async fn check(&self) -> bool {
         match self {

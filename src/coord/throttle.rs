@@ -230,6 +230,26 @@ impl Throttles {
         ThrottleOutcome::Admitted(Reservation { keys: specs.iter().map(|s| s.key.clone()).collect(), in_redis: false })
     }
 
+    /// Forget counters (an erased number's, issue 27): deleted in Redis and here. How many of them
+    /// existed.
+    pub async fn forget(&self, keys: &[String]) -> anyhow::Result<u64> {
+        let mut forgotten = 0;
+        {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            for key in keys {
+                forgotten += u64::from(local.counts.remove(key).is_some());
+            }
+        }
+        if let Some(pool) = &self.redis {
+            let mut conn = pool.get().await?;
+            // One key a command: each counter lives in its own service's hash slot.
+            for key in keys {
+                forgotten += redis::cmd("DEL").arg(key).query_async::<u64>(&mut conn).await?;
+            }
+        }
+        Ok(forgotten)
+    }
+
     /// `None` without a cache Redis; else whether it is down (by the last booking or health check).
     pub fn redis_down(&self) -> Option<bool> {
         self.redis.as_ref().map(|_| self.outage.is_open())

@@ -48,7 +48,9 @@ impl FromStr for State {
 }
 
 /// `callbackReason` values on `COMPLETED` (the GMS set).
-pub const COMPLETION_REASONS: [&str; 12] = [
+/// The last four (issue 27) say the customer was not reached: a service's retry policy may book a
+/// follow-up for them.
+pub const COMPLETION_REASONS: [&str; 16] = [
     "AGENT_CONNECTED",
     "CANCELLED",
     "NOT_AVAILABLE",
@@ -61,9 +63,15 @@ pub const COMPLETION_REASONS: [&str; 12] = [
     "FAIL_TARGET_NOT_FOUND",
     "FAIL_ERROR",
     "SUBMIT_FAILED",
+    "NO_ANSWER",
+    "BUSY",
+    "VOICEMAIL",
+    "UNREACHABLE",
 ];
 
 pub const REASON_CANCELLED: &str = "CANCELLED";
+/// Completed because the number was erased on request (issue 27); not a reason platforms report.
+pub const REASON_ERASED: &str = "ERASED";
 /// The monitor spent the hand-off attempts (`maxDispatchAttempts`).
 pub const REASON_SUBMIT_FAILED: &str = "SUBMIT_FAILED";
 /// Handed over but not `PROCESSING` within `queuedTtlSeconds`.

@@ -10,6 +10,7 @@ pub mod key_scope;
 pub mod names;
 pub mod operator;
 pub mod phone;
+pub mod retry;
 pub mod service;
 pub mod throttle;
 pub mod webhook;

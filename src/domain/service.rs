@@ -44,6 +44,52 @@ pub struct ServiceConfig {
     /// or one of the tenant's webhook endpoints.
     #[serde(skip_serializing_if = "DispatchTarget::is_stream")]
     pub dispatch: DispatchTarget,
+    /// Follow-up callbacks booked when the platform reports that the customer was not reached
+    /// (issue 27, `domain::retry`); none by default.
+    pub retry: RetryPolicy,
+    /// For platforms that redial inside one hand-off (GES `_max_dial_attempts`,
+    /// `_dial_retry_timeout`): carried by the hand-off, not used by Ringback.
+    pub max_dial_attempts: Option<u32>,
+    pub dial_retry_seconds: Option<u64>,
+}
+
+/// Per outcome the platform reports, how many follow-ups and after how long (issue 27).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_no_answer: Option<RetryRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_busy: Option<RetryRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_voicemail: Option<RetryRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unreachable: Option<RetryRule>,
+}
+
+/// `attempts` follow-ups at most; the n-th (1-based) no sooner than `afterSeconds[n-1]` (the last
+/// value repeats when the list is shorter) after the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryRule {
+    pub attempts: u32,
+    pub after_seconds: Vec<u64>,
+}
+
+/// Most follow-ups one rule may book; longest delay (a year).
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+pub const MAX_RETRY_DELAY_SECONDS: u64 = 366 * 86_400;
+
+impl RetryPolicy {
+    /// The rules with the field names that carry them.
+    pub fn rules(&self) -> [(&'static str, Option<&RetryRule>); 4] {
+        [
+            ("onNoAnswer", self.on_no_answer.as_ref()),
+            ("onBusy", self.on_busy.as_ref()),
+            ("onVoicemail", self.on_voicemail.as_ref()),
+            ("onUnreachable", self.on_unreachable.as_ref()),
+        ]
+    }
 }
 
 /// Where a service's hand-offs go.
@@ -156,6 +202,9 @@ impl Default for ServiceConfig {
             queued_ttl_seconds: 14_400,
             ttl_seconds: 86_400,
             dispatch: DispatchTarget::Stream,
+            retry: RetryPolicy::default(),
+            max_dial_attempts: None,
+            dial_retry_seconds: None,
         }
     }
 }
@@ -187,6 +236,8 @@ const GES_ALIASES: &[(&str, &str)] = &[
     ("_request_execution_time_buffer", "/dispatchBufferSeconds"),
     ("_queue_ping_ors_period", "/ackTimeoutSeconds"),
     ("_urs_queued_ttl", "/queuedTtlSeconds"),
+    ("_max_dial_attempts", "/maxDialAttempts"),
+    ("_dial_retry_timeout", "/dialRetrySeconds"),
     ("_ttl", "/ttlSeconds"),
 ];
 
@@ -260,6 +311,36 @@ impl ServiceConfig {
             check(r.window_seconds >= 1, format!("serviceRateLimits[{i}].windowSeconds"), "must be at least 1");
         }
         check(self.max_queued >= 1, "maxQueued".into(), "must be at least 1");
+        for (name, rule) in self.retry.rules() {
+            let Some(rule) = rule else { continue };
+            check(
+                (1..=MAX_RETRY_ATTEMPTS).contains(&rule.attempts),
+                format!("retry.{name}.attempts"),
+                "must be from 1 to 10",
+            );
+            check(
+                !rule.after_seconds.is_empty() && rule.after_seconds.len() <= rule.attempts as usize,
+                format!("retry.{name}.afterSeconds"),
+                "must list 1 to `attempts` delays (the last one repeats)",
+            );
+            for (i, s) in rule.after_seconds.iter().enumerate() {
+                check(
+                    (1..=MAX_RETRY_DELAY_SECONDS).contains(s),
+                    format!("retry.{name}.afterSeconds[{i}]"),
+                    "must be from 1 second to a year",
+                );
+            }
+        }
+        check(
+            self.max_dial_attempts.is_none_or(|n| (1..=20).contains(&n)),
+            "maxDialAttempts".into(),
+            "must be from 1 to 20",
+        );
+        check(
+            self.dial_retry_seconds.is_none_or(|s| (1..=86_400).contains(&s)),
+            "dialRetrySeconds".into(),
+            "must be from 1 second to a day",
+        );
         check(is_region(&self.default_country), "defaultCountry".into(), "must be an ISO 3166 region code such as US");
         for (i, c) in self.allowed_countries.iter().enumerate() {
             check(is_region(c), format!("allowedCountries[{i}]"), "must be an ISO 3166 region code such as US");

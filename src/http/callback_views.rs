@@ -31,6 +31,12 @@ pub struct CallbackView {
     pub updated_time: String,
     #[schema(value_type = Object)]
     pub user_data: Value,
+    /// Extension (issue 27): the callback a follow-up retries, and its number in the chain (1: the
+    /// first follow-up). Absent on an original booking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_number: Option<i64>,
     /// Stored reporting fields (`language`, `channel`, `cbOfferType`, ...).
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -77,6 +83,8 @@ pub fn view(record: CallbackRecord, history: Option<Vec<HistoryEntry>>) -> Callb
         created_time: format_utc(record.created_ms),
         updated_time: format_utc(record.updated_ms),
         user_data,
+        retry_number: record.retry_of.is_some().then_some(record.retry_number),
+        retry_of: record.retry_of,
         reporting,
         history: history.map(|h| {
             h.into_iter()

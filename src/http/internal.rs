@@ -21,7 +21,8 @@ use crate::time::now_ms;
 pub struct StateBody {
     /// QUEUED (the acknowledgement), ROUTING, PROCESSING or COMPLETED.
     pub state: Option<String>,
-    /// With COMPLETED: the outcome.
+    /// With COMPLETED: the outcome. NO_ANSWER, BUSY, VOICEMAIL and UNREACHABLE (issue 27) say the
+    /// customer was not reached: the service's retry policy may book a follow-up.
     pub reason: Option<String>,
     pub position_in_queue: Option<i64>,
     pub estimated_wait_time: Option<i64>,

@@ -44,6 +44,14 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
         ("corrId".into(), h.corr_id.clone()),
         ("userData".into(), h.details.get("userData").map(Value::to_string).unwrap_or_else(|| "{}".into())),
     ];
+    // For platforms that redial inside one hand-off (issue 27; GES `_max_dial_attempts`,
+    // `_dial_retry_timeout`): only when the service sets them.
+    if let Some(n) = config.max_dial_attempts {
+        m.push(("maxDialAttempts".into(), n.to_string()));
+    }
+    if let Some(s) = config.dial_retry_seconds {
+        m.push(("dialRetrySeconds".into(), s.to_string()));
+    }
     for field in REPORTING {
         if let Some(v) = h.details.get(field) {
             m.push((field.to_string(), text(v)));
@@ -77,4 +85,46 @@ fn handoff_context(kind: &str, h: &HandOff, booking: &TraceContext) -> TraceCont
         }
     }
     TraceContext::root(booking.sampled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff() -> HandOff {
+        HandOff {
+            id: "cb-1".into(),
+            tenant_id: "t".into(),
+            service_name: "sales".into(),
+            attempt: 1,
+            phone: "+14155552671".into(),
+            desired_ms: 0,
+            due_ms: 0,
+            priority: 0,
+            corr_id: "c".into(),
+            failed_attempts: 0,
+            details: serde_json::Map::new(),
+            traceparent: None,
+        }
+    }
+
+    /// Issue 27: the hand-off tells a platform that redials inside one hand-off how, when the
+    /// service says (GES `_max_dial_attempts`, `_dial_retry_timeout`); otherwise nothing.
+    #[test]
+    fn dial_retries_travel_with_the_hand_off_only_when_configured() {
+        let field = |m: &Message, name: &str| m.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let plain = handoff_message("callback.submit", &handoff(), "acme", &ServiceConfig::default());
+        assert_eq!(field(&plain, "maxDialAttempts"), None);
+        let config =
+            ServiceConfig { max_dial_attempts: Some(3), dial_retry_seconds: Some(90), ..ServiceConfig::default() };
+        let m = handoff_message("callback.submit", &handoff(), "acme", &config);
+        assert_eq!(field(&m, "maxDialAttempts").as_deref(), Some("3"));
+        assert_eq!(field(&m, "dialRetrySeconds").as_deref(), Some("90"));
+        let aliased = ServiceConfig::from_admin_body(
+            "s",
+            serde_json::json!({ "_max_dial_attempts": "4", "_dial_retry_timeout": "30" }),
+        )
+        .unwrap();
+        assert_eq!((aliased.max_dial_attempts, aliased.dial_retry_seconds), (Some(4), Some(30)));
+    }
 }

@@ -33,6 +33,14 @@ async fn run(state: &AppState) -> anyhow::Result<()> {
         tracing::debug!(count = purged, "purged finished callbacks past their ttlSeconds");
     }
     store.purge_bookkeeping(now).await?;
+    // Tenants' retentionDays (issue 27): personal data of old finished callbacks, a batch a pass.
+    let overwritten = store.purge_personal_data(now).await?;
+    if overwritten > 0 {
+        tracing::info!(
+            count = overwritten,
+            "finished callbacks' numbers and userData erased past their tenant's retentionDays"
+        );
+    }
     let (by_state, due) = store.monitor_counts(now).await?;
     for s in [State::Scheduled, State::Queued, State::Routing, State::Processing] {
         let n = by_state.iter().find(|(st, _)| *st == s).map(|(_, n)| *n).unwrap_or(0);

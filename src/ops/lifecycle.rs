@@ -8,14 +8,16 @@
 use super::booking::with_proposals;
 use super::directory::Labels;
 use super::{service_context, AppState};
-use crate::domain::booking;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED, REASON_FAIL_TIMEOUT_TTL, REASON_SUBMIT_FAILED};
+use crate::domain::{booking, retry};
 use crate::error::{ApiError, Reason};
 use crate::store::{
-    AuditEntry, CallbackEdit, CallbackRecord, CancelOutcome, Finished, NewTime, PlatformReport, RedriveOutcome,
-    ReportOutcome, RescheduleOutcome, Tenant,
+    AuditEntry, CallbackEdit, CallbackRecord, CancelOutcome, Finished, FollowUpOutcome, FollowUpPlan, NewTime,
+    PlatformReport, RedriveOutcome, ReportOutcome, RescheduleOutcome, Tenant,
 };
-use crate::telemetry::catalogue::{CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CB_SUBMIT_FAILED};
+use crate::telemetry::catalogue::{
+    CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CALLBACK_RETRIES, CB_SUBMIT_FAILED,
+};
 use crate::time::now_ms;
 
 fn count_completed(labels: &Labels, reason: &str, n: u64) {
@@ -35,6 +37,13 @@ fn count_cancelled(labels: &Labels) {
 pub fn cancelled(tenant: &Tenant, services: &[String]) {
     for service in services {
         count_cancelled(&Labels::of(tenant, service));
+    }
+}
+
+/// Callbacks of `tenant` completed `ERASED` by an erasure (issue 27), by service.
+pub fn erased(tenant: &Tenant, services: &[String]) {
+    for service in services {
+        count_completed(&Labels::of(tenant, service), crate::domain::callback::REASON_ERASED, 1);
     }
 }
 
@@ -137,19 +146,40 @@ fn not_reschedulable(state: State) -> ApiError {
 }
 
 /// Apply the voice platform's report on a hand-off (internal API). `Ok(None)`: nothing moved
-/// (the same state again, or a report on an older attempt).
+/// (the same state again, or a report on an older attempt). A completion the service's retry
+/// policy covers books its follow-up in the same transaction (issue 27).
 pub async fn report(
     state: &AppState,
     id: &str,
     report: &PlatformReport,
 ) -> Result<Option<Box<CallbackRecord>>, ApiError> {
-    match state.store.apply_platform_report(id, report, now_ms()).await? {
-        ReportOutcome::Applied { record, from } => {
+    let plan = follow_up_plan(state, id, report).await?;
+    let planned = match &plan {
+        Retry::Plan(plan) => Some(plan),
+        _ => None,
+    };
+    match state.store.apply_platform_report(id, report, planned, now_ms()).await? {
+        ReportOutcome::Applied { record, from, follow_up } => {
             let stage = if from == record.state { "acknowledged" } else { "state_changed" };
             tracing::debug!(corrId = %record.corr_id, callbackId = %id, stage, state = record.state.as_str(), attempt = record.attempt, "platform report applied");
             if record.state == State::Completed {
                 let labels = state.directory.labels(&state.store, &record.tenant_id, &record.service_name).await;
-                count_completed(&labels, record.reason.as_deref().unwrap_or_default(), 1);
+                let reason = record.reason.as_deref().unwrap_or_default();
+                count_completed(&labels, reason, 1);
+                let result = match (&plan, &follow_up) {
+                    (_, Some(FollowUpOutcome::Booked { id: next, desired_ms })) => {
+                        tracing::info!(callbackId = %id, followUp = %next, desiredTime = %crate::time::format_utc(*desired_ms), "follow-up booked");
+                        Some("booked")
+                    }
+                    (_, Some(FollowUpOutcome::NoSlot)) => Some("no_slot"),
+                    (Retry::Exhausted, None) => Some("exhausted"),
+                    _ => None,
+                };
+                if let (Some(result), Some(outcome)) = (result, retry::outcome_label(reason)) {
+                    metrics::counter!(CALLBACK_RETRIES, "tenant" => labels.tenant, "service" => labels.service,
+                        "outcome" => outcome, "result" => result)
+                    .increment(1);
+                }
             }
             Ok(Some(record))
         }
@@ -163,6 +193,50 @@ pub async fn report(
         )),
         ReportOutcome::NotFound => Err(ApiError::not_found("callback")),
     }
+}
+
+/// Whether a report's completion calls for a follow-up.
+enum Retry {
+    /// Not a completion the service's policy covers.
+    None,
+    /// Covered, but this callback is already the rule's last follow-up.
+    Exhausted,
+    Plan(FollowUpPlan),
+}
+
+/// How many candidate times a follow-up is offered to the report's transaction: its first slots
+/// may fill between this read and the report's commit.
+const FOLLOW_UP_CANDIDATES: usize = 20;
+
+/// The follow-up a report would book if it completes the callback with an outcome the service's
+/// retry policy covers: the times it may take, read before the report's transaction, which takes
+/// the first one that still has a place.
+async fn follow_up_plan(state: &AppState, id: &str, report: &PlatformReport) -> Result<Retry, ApiError> {
+    let reason = match (report.state, report.reason.as_deref()) {
+        (Some(State::Completed), Some(r)) if retry::outcome_label(r).is_some() => r,
+        _ => return Ok(Retry::None),
+    };
+    let Some(current) = state.store.callback_by_id(id).await?.filter(|c| c.state != State::Completed) else {
+        return Ok(Retry::None);
+    };
+    // The directory knows the tenant's name once it has seen it (reloaded here if new).
+    state.directory.ensure(&state.store, [(current.tenant_id.as_str(), current.service_name.as_str())]).await;
+    let tenant_name = state.directory.tenant_name(&current.tenant_id);
+    let Some(tenant) = state.store.get_tenant(&tenant_name).await? else { return Ok(Retry::None) };
+    let Ok(service) = service_context::load(&state.store, &state.services, &tenant, &current.service_name).await else {
+        return Ok(Retry::None);
+    };
+    let Some(rule) = retry::rule_for(&service.record.config.retry, reason) else { return Ok(Retry::None) };
+    let Some(delay) = retry::delay_ms(rule, current.retry_number) else { return Ok(Retry::Exhausted) };
+    let now = now_ms();
+    let rules = service.rules();
+    let earliest = now + delay;
+    let (_, latest) = rules.bookable_range(now);
+    // From a day before `earliest`: the bucket holding it may start earlier.
+    let reserved =
+        state.store.reserved_counts(&tenant.id, service.name(), earliest - crate::time::DAY_MS, latest + 1).await?;
+    let candidates = retry::candidates(&rules, earliest, now, &reserved, FOLLOW_UP_CANDIDATES);
+    Ok(Retry::Plan(FollowUpPlan { id: uuid::Uuid::now_v7().to_string(), reason: reason.to_string(), candidates }))
 }
 
 /// Hand `ids` of `tenant` over again (admin), all or nothing with the audit entry.

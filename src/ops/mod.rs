@@ -8,6 +8,7 @@
 pub mod booking;
 pub mod call_in;
 pub mod directory;
+pub mod erasure;
 pub mod keys;
 pub mod lifecycle;
 pub mod operators;

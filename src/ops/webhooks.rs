@@ -157,7 +157,7 @@ fn handoff_body(kind: &str, message: &Message) -> Vec<u8> {
     let mut data = Map::new();
     for (field, value) in message.iter().filter(|(f, _)| f != "type") {
         let value = match field.as_str() {
-            "attempt" | "priority" => {
+            "attempt" | "priority" | "maxDialAttempts" | "dialRetrySeconds" => {
                 value.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(value.clone()))
             }
             "userData" => serde_json::from_str(value).unwrap_or_else(|_| Value::from(value.clone())),

@@ -92,6 +92,9 @@ pub struct CallbackRecord {
     pub platform_position: Option<i64>,
     pub platform_ewt: Option<i64>,
     pub platform_reported_ms: Option<i64>,
+    /// The callback this one follows up (issue 27), and how many follow-ups came before it.
+    pub retry_of: Option<String>,
+    pub retry_number: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +165,7 @@ enum Param {
 
 const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
      attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, \
-     processing_ms, platform_position, platform_ewt, platform_reported_ms";
+     processing_ms, platform_position, platform_ewt, platform_reported_ms, retry_of, retry_number";
 
 fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
     let state: String = r.try_get("state")?;
@@ -192,6 +195,8 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
         platform_position: r.try_get("platform_position")?,
         platform_ewt: r.try_get("platform_ewt")?,
         platform_reported_ms: r.try_get("platform_reported_ms")?,
+        retry_of: r.try_get("retry_of")?,
+        retry_number: r.try_get("retry_number")?,
     })
 }
 

@@ -99,12 +99,34 @@ pub struct PlatformReport {
     pub attempt: Option<i64>,
 }
 
+/// A follow-up to book if the report completes the callback (issue 27): its id, the outcome it
+/// follows, and the times it may take, earliest first (`domain::retry::candidates`).
+#[derive(Debug, Clone)]
+pub struct FollowUpPlan {
+    pub id: String,
+    pub reason: String,
+    pub candidates: Vec<crate::domain::retry::Candidate>,
+}
+
+/// What became of a planned follow-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUpOutcome {
+    Booked {
+        id: String,
+        desired_ms: i64,
+    },
+    /// Every candidate's slot was full by the time of the report (or there was none).
+    NoSlot,
+}
+
 #[derive(Debug, Clone)]
 pub enum ReportOutcome {
-    /// Moved forward (or acknowledged).
+    /// Moved forward (or acknowledged); with the follow-up booked in the same transaction, if one
+    /// was planned and the report completed the callback.
     Applied {
         record: Box<CallbackRecord>,
         from: State,
+        follow_up: Option<FollowUpOutcome>,
     },
     /// Same state again, or a report for an older attempt: nothing moved.
     Unchanged,
@@ -581,6 +603,7 @@ impl Store {
         &self,
         id: &str,
         report: &PlatformReport,
+        plan: Option<&FollowUpPlan>,
         now: i64,
     ) -> StoreResult<ReportOutcome> {
         self.timed(async {
@@ -639,20 +662,39 @@ impl Store {
                     }
                     tx.commit().await?;
                     return Ok(if first_ack && target == State::Queued {
-                        ReportOutcome::Applied { record: Box::new(current.clone()), from: current.state }
+                        ReportOutcome::Applied { record: Box::new(current.clone()), from: current.state, follow_up: None }
                     } else {
                         ReportOutcome::Unchanged
                     });
                 }
                 let reason = (target == State::Completed).then(|| report.reason.clone()).flatten();
-                append_history_rows(&mut tx, &[id], target, reason.as_deref(), Actor::Platform, now).await?;
+                let follow_up = match plan.filter(|_| completing) {
+                    Some(plan) => Some(book_follow_up(&mut tx, &current, plan, now).await?),
+                    None => None,
+                };
+                let note = follow_up.as_ref().map(|f| match f {
+                    FollowUpOutcome::Booked { id, desired_ms } => {
+                        format!("follow-up {id} booked for {}", crate::time::format_utc(*desired_ms))
+                    }
+                    FollowUpOutcome::NoSlot => "no follow-up: no open slot with room within maxFuture".to_string(),
+                });
+                super::callbacks::append_noted_history_rows(
+                    &mut tx,
+                    &[id],
+                    target,
+                    reason.as_deref(),
+                    note.as_deref(),
+                    Actor::Platform,
+                    now,
+                )
+                .await?;
                 let event =
                     if target == State::Completed { LifecycleEvent::Completed } else { LifecycleEvent::StateChanged };
                 record_events(&mut tx, event, &[id]).await?;
                 tx.commit().await?;
                 let from = current.state;
                 let record = CallbackRecord { state: target, reason, updated_ms: now, ..current };
-                return Ok(ReportOutcome::Applied { record: Box::new(record), from });
+                return Ok(ReportOutcome::Applied { record: Box::new(record), from, follow_up });
             }
         })
         .await
@@ -790,6 +832,54 @@ pub struct ServiceNow {
     pub due: i64,
     pub oldest_due_ms: Option<i64>,
     pub failed: i64,
+}
+
+/// Book `plan`'s follow-up of `original` in the report's transaction: the first candidate whose
+/// slot still has a place (taken here, conditionally, as any booking takes one), with the
+/// original's number, priority, details (its `userData`) and time limits.
+async fn book_follow_up(
+    tx: &mut Transaction<'_, Any>,
+    original: &CallbackRecord,
+    plan: &FollowUpPlan,
+    now: i64,
+) -> StoreResult<FollowUpOutcome> {
+    for c in &plan.candidates {
+        if let Some(claim) = c.claim {
+            let taken = super::capacity::reserve(
+                tx,
+                &original.tenant_id,
+                &original.service_name,
+                claim.bucket_start,
+                claim.capacity,
+            )
+            .await?;
+            if !taken {
+                continue;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO callbacks (id, tenant_id, service_name, state, phone, desired_ms, due_ms, priority, corr_id,
+                 attempt, details, created_ms, updated_ms, bucket_ms, queued_ttl_ms, ttl_ms, traceparent, retry_of, retry_number)
+             SELECT $1, tenant_id, service_name, 'SCHEDULED', phone, $2, $3, priority, corr_id, 0, details, $4, $4, $5,
+                 queued_ttl_ms, ttl_ms, traceparent, id, retry_number + 1
+             FROM callbacks WHERE id = $6",
+        )
+        .bind(plan.id.clone())
+        .bind(c.desired_ms)
+        .bind(c.due_ms)
+        .bind(now)
+        .bind(c.claim.map(|claim| claim.bucket_start))
+        .bind(original.id.clone())
+        .execute(&mut **tx)
+        .await?;
+        let note = format!("follow-up {} of {} after {}", original.retry_number + 1, original.id, plan.reason);
+        let ids = [plan.id.as_str()];
+        super::callbacks::append_noted_history_rows(tx, &ids, State::Scheduled, None, Some(&note), Actor::Monitor, now)
+            .await?;
+        super::outbox::record_booking_events(tx, &ids).await?;
+        return Ok(FollowUpOutcome::Booked { id: plan.id.clone(), desired_ms: c.desired_ms });
+    }
+    Ok(FollowUpOutcome::NoSlot)
 }
 
 /// What a bulk re-drive did with one id.

@@ -12,6 +12,7 @@ mod call_in;
 mod callbacks;
 mod capacity;
 mod dispatch;
+mod erasure;
 mod faults;
 mod idempotency;
 mod operators;
@@ -43,9 +44,10 @@ pub use callbacks::{
     NewCallback, NewTime, RescheduleOutcome, Ttls,
 };
 pub use dispatch::{
-    Finished, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ServiceNow, ORPHAN_BATCH, RECOVERY_BATCH,
-    SERVICE_DELETED_NOTE,
+    Finished, FollowUpOutcome, FollowUpPlan, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ServiceNow,
+    ORPHAN_BATCH, RECOVERY_BATCH, SERVICE_DELETED_NOTE,
 };
+pub use erasure::{Erased, ERASED_NUMBER};
 pub use faults::{BatchFault, StoreFaults};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use operators::OperatorRecord;

@@ -18,6 +18,9 @@ pub struct Tenant {
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub enabled: bool,
+    /// Days a finished callback keeps its number and `userData` (issue 27); `None`: until purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,10 +70,11 @@ fn tenant_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Tenant> {
         name: row.try_get("name")?,
         allowed_origins: serde_json::from_str(&origins)?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
+        retention_days: row.try_get("retention_days")?,
     })
 }
 
-const TENANT_COLUMNS: &str = "id, name, allowed_origins, enabled";
+const TENANT_COLUMNS: &str = "id, name, allowed_origins, enabled, retention_days";
 
 impl Store {
     pub async fn put_tenant(
@@ -78,6 +82,7 @@ impl Store {
         name: &str,
         allowed_origins: &[String],
         enabled: bool,
+        retention_days: Option<i64>,
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<Tenant> {
@@ -86,15 +91,16 @@ impl Store {
             let origins = serde_json::to_string(allowed_origins)?;
             let id = uuid::Uuid::now_v7().to_string();
             sqlx::query(
-                "INSERT INTO tenants (id, name, allowed_origins, enabled, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $5)
-                 ON CONFLICT (name) DO UPDATE SET allowed_origins = $3, enabled = $4, updated_ms = $5",
+                "INSERT INTO tenants (id, name, allowed_origins, enabled, created_ms, updated_ms, retention_days)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)
+                 ON CONFLICT (name) DO UPDATE SET allowed_origins = $3, enabled = $4, updated_ms = $5, retention_days = $6",
             )
             .bind(id)
             .bind(name)
             .bind(origins)
             .bind(flag(enabled))
             .bind(now_ms)
+            .bind(retention_days)
             .execute(&mut *tx)
             .await?;
             append_audit(&mut tx, audit, now_ms).await?;
@@ -210,7 +216,7 @@ impl Store {
     pub async fn resolve_api_key(&self, key_hash: &str) -> StoreResult<Option<ResolvedKey>> {
         self.timed(async {
             let row = sqlx::query(
-                "SELECT k.id AS key_id, k.scope, t.id, t.name, t.allowed_origins, t.enabled
+                "SELECT k.id AS key_id, k.scope, t.id, t.name, t.allowed_origins, t.enabled, t.retention_days
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1",
             )
             .bind(key_hash)

@@ -53,6 +53,8 @@ pub const CALLBACKS_CANCELLED: &str = "ges_callbacks_cancelled";
 pub const CALLBACKS_RESCHEDULED: &str = "ges_callbacks_rescheduled";
 pub const CALLBACKS_COMPLETED: &str = "ges_callbacks_completed";
 pub const CALLBACKS_REJECTED: &str = "ges_callbacks_rejected";
+/// Issue 27, beyond the spec: follow-ups of callbacks that did not reach the customer.
+pub const CALLBACK_RETRIES: &str = "ges_callback_retries_total";
 pub const CALLIN_CREATED: &str = "ges_callin_created";
 pub const CALLIN_MATCHED: &str = "ges_callin_matched";
 pub const CALLIN_EXPIRED: &str = "ges_callin_expired";
@@ -148,6 +150,11 @@ pub static CATALOGUE: &[MetricDef] = &[
     counter(CALLBACKS_RESCHEDULED, &["tenant", "service"], "Callbacks moved to a new time."),
     counter(CALLBACKS_COMPLETED, &["tenant", "service", "reason"], "Callbacks that reached COMPLETED, by outcome."),
     counter(CALLBACKS_REJECTED, &["tenant", "service", "reason"], "Refused bookings, by error reason code."),
+    counter(
+        CALLBACK_RETRIES,
+        &["tenant", "service", "outcome", "result"],
+        "Completions the service's retry policy covers, by outcome (no_answer, busy, voicemail, unreachable) and result (booked: a follow-up was booked; no_slot: no open slot with room within maxFuture; exhausted: the rule's attempts were spent).",
+    ),
     counter(CALLIN_CREATED, &["tenant", "group"], "Click-to-call-in requests issued."),
     counter(CALLIN_MATCHED, &["tenant", "group"], "Click-to-call-in requests matched to an inbound call."),
     counter(CALLIN_EXPIRED, &["tenant", "group"], "Click-to-call-in requests that expired unmatched."),

@@ -9,6 +9,7 @@ pub mod call_in_groups;
 pub mod call_in_requests;
 pub mod callbacks;
 pub mod csv_export;
+pub mod erasure;
 pub mod faults;
 pub mod log_level;
 pub mod openapi;

@@ -133,6 +133,10 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
         ("GET", "/tenants/{tenant}/overview") => {
             doc("Per service: active, due not handed over, oldest due, failed in the last hour, paused; and health")
         }
+        ("POST", "/tenants/{tenant}/erasure") => Doc {
+            body: fields(&["phoneNumber"], json!({ "phoneNumber": { "type": "string" } })),
+            ..doc("Erase a phone number from the tenant: callbacks (unfinished ones completed ERASED), call-in requests, idempotency answers, audit bodies, outbox rows, delivery records, throttle counters, stream entries; answers the counts")
+        },
         ("GET", "/audit") => Doc { query: &["limit", "cursor"], ..doc("Recent admin writes") },
         ("GET", "/log-level") => doc("Read the log level"),
         ("PUT", "/log-level") => {

@@ -21,6 +21,10 @@ pub struct TenantBody {
     pub allowed_origins: Vec<String>,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// Days a finished callback keeps its number and `userData` (issue 27), 1–3,650; absent: until
+    /// it is purged.
+    #[serde(default)]
+    pub retention_days: Option<i64>,
 }
 
 fn enabled_by_default() -> bool {
@@ -61,9 +65,14 @@ pub async fn put(
     let name = path.into_inner();
     check_name("tenant", &name)?;
     check_origins(&body.value.allowed_origins)?;
+    if body.value.retention_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(ApiError::field("retentionDays", "must be from 1 to 3650 days"));
+    }
     let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
-    let tenant =
-        state.store.put_tenant(&name, &body.value.allowed_origins, body.value.enabled, &audit, now_ms()).await?;
+    let tenant = state
+        .store
+        .put_tenant(&name, &body.value.allowed_origins, body.value.enabled, body.value.retention_days, &audit, now_ms())
+        .await?;
     register_tenant_alarms(&tenant.name);
     state.keys.invalidate_all();
     refresh_origins(&state).await;

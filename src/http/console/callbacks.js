@@ -182,7 +182,8 @@ export async function callbackView(ctx, id) {
     const f = S.fields;
     facts.replaceChildren(dl([[f.state, stateText(cb)], [f.service, cb.serviceName], [f.phone, cb.phoneNumber], [f.desired, time(cb.desiredTime)],
       [f.created, time(cb.createdTime)], [f.attempt, String(cb.attempt)], [f.failed, String(cb.failedAttempts)],
-      [f.userData, el("code", { text: JSON.stringify(cb.userData) })]]));
+      [f.userData, el("code", { text: JSON.stringify(cb.userData) })],
+      ...(cb.retryOf ? [[f.retryOf(cb.retryNumber), el("a", { href: `#/callback/${enc(cb.retryOf)}`, text: cb.retryOf })]] : [])]));
     line.replaceChildren(...history.map((h) => el("li", {},
       el("time", { datetime: h.time, text: time(h.time) }), " ",
       el("strong", { text: h.note === "acknowledged" ? S.acknowledged : `${S.states[h.state] || h.state}${h.reason ? ` · ${h.reason}` : ""}` }),

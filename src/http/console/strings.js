@@ -40,7 +40,8 @@ export const S = {
   // One callback
   back: "← All callbacks",
   callback: (id) => `Callback ${id}`,
-  fields: { state: "State", service: "Service", phone: "Phone", desired: "Desired time", created: "Booked", attempt: "Hand-offs", failed: "Failed hand-offs", userData: "User data" },
+  fields: { state: "State", service: "Service", phone: "Phone", desired: "Desired time", created: "Booked", attempt: "Hand-offs", failed: "Failed hand-offs", userData: "User data",
+    retryOf: (n) => `Follow-up ${n} of` },
   timeline: "Timeline",
   rulesHeading: "Service rules that applied",
   rules: { hours: "Office hours", alwaysOpen: "always open", timezone: "Time zone", slot: "Slots", slotText: (m, c) => `${m} minutes, ${c} callbacks each`,
