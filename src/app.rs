@@ -120,6 +120,10 @@ impl Application {
                 let state = state.clone();
                 move || sync_legacy_keys(state.clone(), key_ttl)
             }),
+            supervise::spawn("refusal-tally", {
+                let state = background.clone();
+                move || crate::ops::refusals::flush_loop(state.clone())
+            }),
             supervise::spawn("health-checker", {
                 let state = background.clone();
                 move || crate::health_checker::run(state.clone())

@@ -47,6 +47,15 @@ pub struct Settings {
     pub faults: FaultSettings,
     pub webhooks: WebhookSettings,
     pub telemetry: TelemetrySettings,
+    pub reports: ReportSettings,
+}
+
+/// The outcome report (issue 27).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Days the hourly roll-up behind `GET …/reports/outcomes` is kept.
+    pub retention_days: u32,
 }
 
 /// Trace export (issue 25).
@@ -410,6 +419,9 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3650).contains(&self.reports.retention_days) {
+            return Err(bad("reports.retention_days", "must be from 1 to 3650"));
+        }
         let db = &self.database;
         if !(db.url.starts_with("sqlite:") || db.url.starts_with("postgres://") || db.url.starts_with("postgresql://"))
         {

@@ -184,7 +184,9 @@ impl Dispatcher {
             let full = page.ids.len() == READ_BACK_PAGE;
             let mut doomed = Vec::new();
             for entry in page.ids {
-                if entry.get::<String>("id").is_some_and(|id| ids.contains(&id)) {
+                // The cancel an erasure itself sends the platform carries no number: it stays.
+                let erased_cancel = entry.get::<String>("phoneNumber").as_deref() == Some(crate::store::ERASED_NUMBER);
+                if !erased_cancel && entry.get::<String>("id").is_some_and(|id| ids.contains(&id)) {
                     doomed.push(entry.id.clone());
                 }
                 cursor = format!("({}", entry.id);

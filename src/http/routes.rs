@@ -134,6 +134,7 @@ pub fn internal_only(cfg: &mut web::ServiceConfig, faults: bool) {
                 )
                 .service(resource("/tenants/{tenant}/overview").route(web::get().to(admin::overview::get)))
                 .service(resource("/tenants/{tenant}/erasure").route(web::post().to(admin::erasure::erase)))
+                .service(resource("/tenants/{tenant}/reports/outcomes").route(web::get().to(admin::reports::outcomes)))
                 .service(
                     resource("/tenants/{tenant}/services/{name}/slots").route(web::get().to(admin::services::slots)),
                 )

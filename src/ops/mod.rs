@@ -12,6 +12,7 @@ pub mod erasure;
 pub mod keys;
 pub mod lifecycle;
 pub mod operators;
+pub mod refusals;
 pub mod service_context;
 pub mod services;
 mod state;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub replica_id: String,
     /// Wakes the monitor when an immediate callback is booked, so it is handed over at once.
     pub dispatch_wake: Arc<tokio::sync::Notify>,
+    /// Refused bookings not yet in the outcome report's roll-up (`ops::refusals`).
+    pub refusals: super::refusals::RefusalTally,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -85,6 +87,7 @@ impl AppState {
             metrics,
             replica_id: uuid::Uuid::now_v7().to_string(),
             dispatch_wake: Arc::new(tokio::sync::Notify::new()),
+            refusals: Default::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }

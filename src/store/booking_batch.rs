@@ -254,7 +254,9 @@ impl Store {
                 let mut sql = format!(
                     "WITH inserted AS (INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES {rows} RETURNING {INSERTED}),
                      history AS ({HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api', attempt FROM inserted),
+                     rollup AS ({}),
                      events AS ({})",
+                    booking_rollup("inserted"),
                     super::outbox::booking_events_of_inserted()
                 );
                 if !replays.is_empty() {
@@ -276,6 +278,11 @@ impl Store {
                     "{HISTORY_INSERT} SELECT id, state, NULL, created_ms, 'api', attempt FROM callbacks WHERE id IN ({})",
                     (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
                 );
+                let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
+                ids.execute(&mut **tx).await?;
+                let marks = (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let source = format!("(SELECT tenant_id, service_name, state, created_ms FROM callbacks WHERE id IN ({marks}))");
+                let sql = booking_rollup(&source);
                 let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
                 ids.execute(&mut **tx).await?;
                 let ids: Vec<&str> = admitted.iter().map(|b| b.new.id.as_str()).collect();
@@ -307,6 +314,28 @@ const REPLAY_UPDATE: &str = "UPDATE idempotency SET status = replay.status, resp
 const PLACES_UPDATE: &str = "UPDATE capacity_buckets SET reserved = reserved + place.n FROM place
      WHERE capacity_buckets.tenant_id = place.tenant_id AND capacity_buckets.service_name = place.service_name
        AND capacity_buckets.bucket_ms = place.bucket_ms";
+
+/// The outcome report's roll-up of a batch's bookings (migration 0016) from `source` (the rows
+/// just inserted): booked by kind, and the hand-off of immediate ones (claimed as they are booked,
+/// so in the first latency bucket). One upsert a batch, in the batch's transaction.
+fn booking_rollup(source: &str) -> String {
+    let hour = "(created_ms / 3600000) * 3600000";
+    format!(
+        "INSERT INTO outcome_rollup (tenant_id, service_name, hour_ms, metric, label, n)
+         SELECT * FROM (
+           SELECT tenant_id, service_name, {hour} AS hour_ms, 'booked' AS metric,
+               CASE WHEN state = 'QUEUED' THEN 'immediate' ELSE 'scheduled' END AS label, COUNT(*) AS n
+           FROM {source} b GROUP BY tenant_id, service_name, {hour}, state
+           UNION ALL
+           SELECT tenant_id, service_name, {hour}, 'handed_over', '', COUNT(*)
+           FROM {source} b WHERE state = 'QUEUED' GROUP BY tenant_id, service_name, {hour}
+           UNION ALL
+           SELECT tenant_id, service_name, {hour}, 'to_handoff', '1', COUNT(*)
+           FROM {source} b WHERE state = 'QUEUED' GROUP BY tenant_id, service_name, {hour}
+         ) AS counted WHERE TRUE
+         ON CONFLICT (tenant_id, service_name, hour_ms, metric, label) DO UPDATE SET n = outcome_rollup.n + excluded.n"
+    )
+}
 
 fn replay_values(values: &str) -> String {
     format!("replay (tenant_id, key, status, response) AS (VALUES {values})")

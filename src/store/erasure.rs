@@ -77,14 +77,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for r in &rows {
-                let id: String = r.try_get("id")?;
-                let details = without_user_data(&r.try_get::<String, _>("details")?)?;
-                sqlx::query("UPDATE callbacks SET phone = $1, details = $2 WHERE id = $3")
-                    .bind(ERASED_NUMBER)
-                    .bind(details)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                erase_callback(&mut tx, &r.try_get::<String, _>("id")?, &r.try_get::<String, _>("details")?).await?;
             }
             tx.commit().await?;
             Ok(rows.len() as u64)
@@ -186,13 +179,7 @@ impl Store {
             // The callbacks themselves: no number, no userData.
             for id in &erased.callback_ids {
                 let row = sqlx::query("SELECT details FROM callbacks WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
-                let details = without_user_data(&row.try_get::<String, _>("details")?)?;
-                sqlx::query("UPDATE callbacks SET phone = $1, details = $2 WHERE id = $3")
-                    .bind(ERASED_NUMBER)
-                    .bind(details)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                erase_callback(&mut tx, id, &row.try_get::<String, _>("details")?).await?;
                 erased.callbacks += 1;
             }
             // Call-in requests from the number, or for its callbacks.
@@ -238,11 +225,17 @@ impl Store {
     }
 }
 
-/// A callback's stored details with an empty `userData`.
-fn without_user_data(details: &str) -> StoreResult<String> {
+/// A callback without its number and with an empty `userData` (`details`: its stored details).
+async fn erase_callback(tx: &mut Transaction<'_, Any>, id: &str, details: &str) -> StoreResult<()> {
     let mut details: serde_json::Map<String, Value> = serde_json::from_str(details)?;
     details.insert("userData".into(), Value::Object(Default::default()));
-    Ok(serde_json::to_string(&details)?)
+    sqlx::query("UPDATE callbacks SET phone = $1, details = $2 WHERE id = $3")
+        .bind(ERASED_NUMBER)
+        .bind(serde_json::to_string(&details)?)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Delete a callback's outbox rows (its hand-off cancels and lifecycle events, delivered or not)

@@ -29,6 +29,7 @@ mod observability;
 mod openapi_truth;
 mod operators;
 mod outage;
+mod outcomes;
 mod retries;
 mod schema;
 mod telemetry;

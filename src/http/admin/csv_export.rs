@@ -75,7 +75,7 @@ fn row(r: &CallbackRecord) -> String {
 }
 
 /// One CSV cell (RFC 4180 quoting), made inert for spreadsheets.
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let text = if formula { format!("'{text}") } else { text.to_string() };
     if formula || text.contains([',', '"', '\n', '\r']) {

@@ -15,6 +15,7 @@ pub mod log_level;
 pub mod openapi;
 pub mod operators;
 pub mod overview;
+pub mod reports;
 pub mod roles;
 pub mod services;
 pub mod tenants;

@@ -137,6 +137,10 @@ fn describe(method: &str, path: &str) -> Option<Doc> {
             body: fields(&["phoneNumber"], json!({ "phoneNumber": { "type": "string" } })),
             ..doc("Erase a phone number from the tenant: callbacks (unfinished ones completed ERASED), call-in requests, idempotency answers, audit bodies, outbox rows, delivery records, throttle counters, stream entries; answers the counts")
         },
+        ("GET", "/tenants/{tenant}/reports/outcomes") => Doc {
+            query: &["service", "from", "to", "groupBy"],
+            ..doc("Per day or hour (UTC): booked, refused by reason, handed over, acknowledged, reached, completed by reason, retries, p50/p90 latencies; CSV with Accept: text/csv")
+        },
         ("GET", "/audit") => Doc { query: &["limit", "cursor"], ..doc("Recent admin writes") },
         ("GET", "/log-level") => doc("Read the log level"),
         ("PUT", "/log-level") => {

@@ -47,6 +47,7 @@ pub const RULES: &[(&str, &str, Need)] = &[
     ("POST", "/tenants/{tenant}/call-in-requests/cancel", Operate),
     ("GET", "/tenants/{tenant}/overview", Read),
     ("POST", "/tenants/{tenant}/erasure", Admin),
+    ("GET", "/tenants/{tenant}/reports/outcomes", Read),
     ("GET", "/tenants/{tenant}/services/{name}/slots", Read),
     ("GET", "/tenants/{tenant}/services/{name}/availability", Read),
     ("GET", "/tenants/{tenant}/watermarks", Read),

@@ -1,0 +1,57 @@
+//! Refused bookings for the outcome report (issue 27). A refusal writes nothing, so the report's
+//! roll-up would never hear of it: refusals are tallied here (per tenant, service, hour and reason)
+//! and added to the roll-up every second by `flush_loop`, one transaction a second however many
+//! refusals a flood brings. A crash loses at most the last second's tally.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::store::RefusalCount;
+
+const HOUR_MS: i64 = 3_600_000;
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// (tenant id, service, hour start, reason).
+type TallyKey = (String, String, i64, String);
+
+#[derive(Clone, Default)]
+pub struct RefusalTally {
+    counts: Arc<Mutex<HashMap<TallyKey, i64>>>,
+}
+
+impl RefusalTally {
+    pub fn add(&self, tenant_id: &str, service: &str, reason: &str, now_ms: i64) {
+        let key = (tenant_id.to_string(), service.to_string(), (now_ms / HOUR_MS) * HOUR_MS, reason.to_string());
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+    }
+
+    fn take(&self) -> Vec<RefusalCount> {
+        let taken = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+        taken.into_iter().map(|((t, s, h, r), n)| (t, s, h, r, n)).collect()
+    }
+}
+
+/// Add the tally to the roll-up every second (supervised: `app`).
+pub async fn flush_loop(state: super::AppState) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tick.tick().await;
+        flush(&state).await;
+    }
+}
+
+/// Add what is tallied now (also at shutdown). A failed write puts the counts back for the next.
+pub async fn flush(state: &super::AppState) {
+    let counts = state.refusals.take();
+    if counts.is_empty() {
+        return;
+    }
+    if let Err(e) = state.store.add_refusals(&counts).await {
+        tracing::warn!(error = %e, "could not add refusals to the outcome report; retrying next second");
+        let mut tally = state.refusals.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for (t, s, h, r, n) in counts {
+            *tally.entry((t, s, h, r)).or_default() += n;
+        }
+    }
+}

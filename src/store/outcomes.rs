@@ -1,0 +1,78 @@
+//! The outcome report's roll-up (issue 27; migration 0016): per tenant, service and hour, counts
+//! by metric and label. A trigger on `callback_history` adds what callbacks do, in the
+//! transaction of each change; refusals, never stored, are added here (`add_refusals`).
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+
+/// One roll-up cell: (hour start, metric, label, count).
+pub type OutcomeRow = (i64, String, String, i64);
+
+/// Refusals to add: (tenant id, service, hour start, reason, count).
+pub type RefusalCount = (String, String, i64, String, i64);
+
+impl Store {
+    pub async fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            for (tenant_id, service, hour_ms, reason, n) in counts {
+                sqlx::query(
+                    "INSERT INTO outcome_rollup (tenant_id, service_name, hour_ms, metric, label, n)
+                     VALUES ($1, $2, $3, 'refused', $4, $5)
+                     ON CONFLICT (tenant_id, service_name, hour_ms, metric, label) DO UPDATE SET n = outcome_rollup.n + excluded.n",
+                )
+                .bind(tenant_id.clone())
+                .bind(service.clone())
+                .bind(*hour_ms)
+                .bind(reason.clone())
+                .bind(*n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The roll-up of `[from, to)` hours of one service (or every service), summed per hour.
+    pub async fn outcome_rows(
+        &self,
+        tenant_id: &str,
+        service: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<OutcomeRow>> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT hour_ms, metric, label, CAST(SUM(n) AS BIGINT) AS n FROM outcome_rollup
+                 WHERE tenant_id = $1 AND ($2 = '' OR service_name = $2) AND hour_ms >= $3 AND hour_ms < $4
+                 GROUP BY hour_ms, metric, label",
+                // (SUM is NUMERIC on PostgreSQL: cast back to BIGINT.)
+            )
+            .bind(tenant_id)
+            .bind(service.unwrap_or_default())
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.reader)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("hour_ms")?, r.try_get("metric")?, r.try_get("label")?, r.try_get("n")?)))
+                .collect()
+        })
+        .await
+    }
+
+    /// Drop roll-up hours before `before_ms` (`reports.retention_days`).
+    pub async fn purge_outcomes(&self, before_ms: i64) -> StoreResult<u64> {
+        self.timed(async {
+            let done = sqlx::query("DELETE FROM outcome_rollup WHERE hour_ms < $1")
+                .bind(before_ms)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+}
