@@ -281,7 +281,8 @@ impl Store {
                 let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
                 ids.execute(&mut **tx).await?;
                 let marks = (1..=admitted.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-                let source = format!("(SELECT tenant_id, service_name, state, created_ms FROM callbacks WHERE id IN ({marks}))");
+                let source =
+                    format!("(SELECT tenant_id, service_name, state, created_ms FROM callbacks WHERE id IN ({marks}))");
                 let sql = booking_rollup(&source);
                 let ids = admitted.iter().fold(sqlx::query(&sql), |q, b| bind_text(q, &b.new.id));
                 ids.execute(&mut **tx).await?;
