@@ -162,6 +162,11 @@ await scenario("keyboard only: sign in, search, open a callback", async (page, r
     if (await page.evaluate(() => document.activeElement.tagName === "A" && document.activeElement.closest("tbody") !== null)) break;
   }
   assert.equal(await page.evaluate(() => document.activeElement.title), failedId, "Tab reaches the callback's link");
+  // The table is redrawn under the focused link (the search's reload or a poll, whichever comes
+  // first): the keyboard user keeps their place.
+  await page.waitForRequest((r) => /\/callbacks\?/.test(r.url()), { timeout: 10000 });
+  await page.waitForResponse((r) => r.url().includes("/callbacks/counts"), { timeout: 10000 });
+  assert.equal(await page.evaluate(() => document.activeElement.title), failedId, "focus survives a refresh");
   await page.keyboard.press("Enter");
   await page.locator("#why").waitFor();
   allRequests.push(...requests);

@@ -62,10 +62,10 @@ export async function callbacksView(ctx) {
     allBox.checked = shown.length > 0 && selected.size === shown.length;
   }
   function row(cb) {
-    const box = el("input", { type: "checkbox", "aria-label": S.selectOne(cb.id), checked: selected.has(cb.id),
+    const box = el("input", { type: "checkbox", "aria-label": S.selectOne(cb.id), checked: selected.has(cb.id), "data-focus": `box:${cb.id}`,
       onchange: (e) => { if (e.target.checked) selected.add(cb.id); else selected.delete(cb.id); refreshSelection(); } });
     return el("tr", { "data-id": cb.id }, operate ? el("td", {}, box) : null,
-      el("td", {}, el("a", { href: `#/callback/${enc(cb.id)}`, text: `…${cb.id.slice(-8)}`, title: cb.id })),
+      el("td", {}, el("a", { href: `#/callback/${enc(cb.id)}`, text: `…${cb.id.slice(-8)}`, title: cb.id, "data-focus": `link:${cb.id}` })),
       el("td", { text: cb.serviceName }), el("td", { text: stateText(cb) }), el("td", { class: "num", text: cb.phoneNumber }),
       el("td", { text: time(cb.desiredTime) }), el("td", { class: "num", text: String(cb.attempt) }));
   }
@@ -76,13 +76,13 @@ export async function callbacksView(ctx) {
     const page = await api("GET", `/tenants/${t}/callbacks?${query({ ...q, limit, cursor: append ? cursor : "" })}`);
     shown = append ? shown.concat(page.items) : page.items;
     cursor = page.nextCursor;
-    rows.replaceChildren(...shown.map(row));
+    keepingFocus(() => rows.replaceChildren(...shown.map(row)));
     more.hidden = !cursor;
     empty.hidden = shown.length > 0;
     const c = await api("GET", `/tenants/${t}/callbacks/counts?${query({ ...q, state: "" })}`);
-    counts.replaceChildren(el("li", { text: S.total(c.total) }),
-      ...STATES.map((s) => el("li", {}, el("button", { type: "button", class: "chip", "aria-pressed": String(filters.state === s),
-        text: `${S.states[s]}: ${c.counts[s]}`, onclick: () => { filters.state = filters.state === s ? "" : s; form.elements.state.value = filters.state; reload(); } }))));
+    keepingFocus(() => counts.replaceChildren(el("li", { text: S.total(c.total) }),
+      ...STATES.map((s) => el("li", {}, el("button", { type: "button", class: "chip", "aria-pressed": String(filters.state === s), "data-focus": `chip:${s}`,
+        text: `${S.states[s]}: ${c.counts[s]}`, onclick: () => { filters.state = filters.state === s ? "" : s; form.elements.state.value = filters.state; reload(); } })))));
     refreshSelection();
   }
   async function reload() {
@@ -110,6 +110,14 @@ export async function callbacksView(ctx) {
   more.addEventListener("click", () => load(true).catch(fail));
   await load(false);
   ctx.every(POLL_MS, () => load(false).catch(() => {}));
+}
+
+/// Redraw with `draw` and give the focus back to the control that had it (the same
+/// `data-focus` key), so polling never takes a keyboard user's place away.
+function keepingFocus(draw) {
+  const key = document.activeElement?.dataset?.focus;
+  draw();
+  if (key) document.querySelector(`[data-focus="${CSS.escape(key)}"]`)?.focus();
 }
 
 /// The plain sentence: why this callback is in its state.
