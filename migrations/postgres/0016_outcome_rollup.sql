@@ -14,12 +14,14 @@ CREATE TABLE outcome_rollup (
     hour_ms      BIGINT NOT NULL,
     metric       TEXT NOT NULL,
     label        TEXT NOT NULL,
-    n            BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, service_name, hour_ms, metric, label)
+    n            BIGINT NOT NULL
 );
--- No index on hour_ms alone: PostgreSQL then prefers it to the key's (tenant, service, hour)
--- prefix for a report (66 ms instead of 18 ms for a month over a year of rows); the purge, once an
--- hour, reads the table through.
+CREATE INDEX outcome_rollup_key ON outcome_rollup (tenant_id, service_name, hour_ms);
+-- Rows are only ever inserted (no upsert: concurrent changes never wait on one counter row's lock);
+-- the recovery pass folds the recent hours' rows into one per (tenant, service, hour, metric, label)
+-- (`store::outcomes::compact_outcomes`), so a report reads about one row per cell. No index on
+-- hour_ms alone: PostgreSQL then prefers it to (tenant, service, hour) for a report (66 ms instead of
+-- 18 ms for a month over a year of rows); the purge, once an hour, reads the table through.
 -- The latency histogram's bucket of a duration: its upper bound in seconds.
 CREATE FUNCTION outcome_bucket(d BIGINT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN d < 1000 THEN '1' WHEN d < 5000 THEN '5' WHEN d < 15000 THEN '15' WHEN d < 60000 THEN '60'
@@ -38,8 +40,7 @@ BEGIN
                 UNION ALL SELECT 'reached', '' WHERE NEW.state = 'PROCESSING'
                 UNION ALL SELECT 'to_processing', outcome_bucket(NEW.time_ms - COALESCE(c.queued_ms, c.created_ms)) WHERE NEW.state = 'PROCESSING'
                 UNION ALL SELECT 'completed', COALESCE(NEW.reason, '') WHERE NEW.state = 'COMPLETED') AS m (metric, label)
-    WHERE c.id = NEW.callback_id
-    ON CONFLICT (tenant_id, service_name, hour_ms, metric, label) DO UPDATE SET n = outcome_rollup.n + EXCLUDED.n;
+    WHERE c.id = NEW.callback_id;
     RETURN NULL;
 END
 $$;

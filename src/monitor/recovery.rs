@@ -46,6 +46,11 @@ async fn run(state: &AppState) -> anyhow::Result<()> {
         tracing::debug!(count = purged, "purged finished callbacks past their ttlSeconds");
     }
     store.purge_bookkeeping(now).await?;
+    // The outcome report's recent rows, one a cell (rows are inserted for the current hour).
+    let folded = store.compact_outcomes((now / 3_600_000 - 1) * 3_600_000).await?;
+    if folded > 0 {
+        tracing::debug!(rows = folded, "outcome roll-up rows folded");
+    }
     purge_outcomes_hourly(state, now).await?;
     // Tenants' retentionDays (issue 27): personal data of old finished callbacks, a batch a pass.
     let overwritten = store.purge_personal_data(now).await?;

@@ -318,12 +318,11 @@ const PLACES_UPDATE: &str = "UPDATE capacity_buckets SET reserved = reserved + p
 
 /// The outcome report's roll-up of a batch's bookings (migration 0016) from `source` (the rows
 /// just inserted): booked by kind, and the hand-off of immediate ones (claimed as they are booked,
-/// so in the first latency bucket). One upsert a batch, in the batch's transaction.
+/// so in the first latency bucket). A few inserted rows a batch, in the batch's transaction.
 fn booking_rollup(source: &str) -> String {
     let hour = "(created_ms / 3600000) * 3600000";
     format!(
         "INSERT INTO outcome_rollup (tenant_id, service_name, hour_ms, metric, label, n)
-         SELECT * FROM (
            SELECT tenant_id, service_name, {hour} AS hour_ms, 'booked' AS metric,
                CASE WHEN state = 'QUEUED' THEN 'immediate' ELSE 'scheduled' END AS label, COUNT(*) AS n
            FROM {source} b GROUP BY tenant_id, service_name, {hour}, state
@@ -332,9 +331,7 @@ fn booking_rollup(source: &str) -> String {
            FROM {source} b WHERE state = 'QUEUED' GROUP BY tenant_id, service_name, {hour}
            UNION ALL
            SELECT tenant_id, service_name, {hour}, 'to_handoff', '1', COUNT(*)
-           FROM {source} b WHERE state = 'QUEUED' GROUP BY tenant_id, service_name, {hour}
-         ) AS counted WHERE TRUE
-         ON CONFLICT (tenant_id, service_name, hour_ms, metric, label) DO UPDATE SET n = outcome_rollup.n + excluded.n"
+           FROM {source} b WHERE state = 'QUEUED' GROUP BY tenant_id, service_name, {hour}"
     )
 }
 

@@ -1,6 +1,8 @@
 //! The outcome report's roll-up (issue 27; migration 0016): per tenant, service and hour, counts
-//! by metric and label. A trigger on `callback_history` adds what callbacks do, in the
-//! transaction of each change; refusals, never stored, are added here (`add_refusals`).
+//! by metric and label, as inserted rows — the booking writer's statement adds its batch, a
+//! trigger on `callback_history` what callbacks do next, in the transaction of each change;
+//! refusals, never stored, are added here (`add_refusals`) — folded into one row a cell by the
+//! recovery pass (`compact_outcomes`).
 
 use sqlx::Row;
 
@@ -19,8 +21,7 @@ impl Store {
             for (tenant_id, service, hour_ms, reason, n) in counts {
                 sqlx::query(
                     "INSERT INTO outcome_rollup (tenant_id, service_name, hour_ms, metric, label, n)
-                     VALUES ($1, $2, $3, 'refused', $4, $5)
-                     ON CONFLICT (tenant_id, service_name, hour_ms, metric, label) DO UPDATE SET n = outcome_rollup.n + excluded.n",
+                     VALUES ($1, $2, $3, 'refused', $4, $5)",
                 )
                 .bind(tenant_id.clone())
                 .bind(service.clone())
@@ -60,6 +61,45 @@ impl Store {
             rows.iter()
                 .map(|r| Ok((r.try_get("hour_ms")?, r.try_get("metric")?, r.try_get("label")?, r.try_get("n")?)))
                 .collect()
+        })
+        .await
+    }
+
+    /// Fold the roll-up's rows of hours from `since_ms` on into one per cell (tenant, service,
+    /// hour, metric, label). Writers only insert, so no change waits on a counter row; this keeps a
+    /// report reading about one row per cell. The rows folded are exactly those this delete took
+    /// (a row inserted meanwhile by another transaction is left for the next pass), so no count is
+    /// lost or doubled, whichever replica folds.
+    pub async fn compact_outcomes(&self, since_ms: i64) -> StoreResult<u64> {
+        self.timed(async {
+            let mut tx = self.writer.begin().await?;
+            let rows = sqlx::query(
+                "DELETE FROM outcome_rollup WHERE hour_ms >= $1
+                 RETURNING tenant_id, service_name, hour_ms, metric, label, n",
+            )
+            .bind(since_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut cells: std::collections::BTreeMap<(String, String, i64, String, String), i64> = Default::default();
+            for r in &rows {
+                let key = (r.try_get("tenant_id")?, r.try_get("service_name")?, r.try_get("hour_ms")?, r.try_get("metric")?, r.try_get("label")?);
+                *cells.entry(key).or_default() += r.try_get::<i64, _>("n")?;
+            }
+            for ((tenant_id, service, hour_ms, metric, label), n) in &cells {
+                sqlx::query(
+                    "INSERT INTO outcome_rollup (tenant_id, service_name, hour_ms, metric, label, n) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant_id.clone())
+                .bind(service.clone())
+                .bind(*hour_ms)
+                .bind(metric.clone())
+                .bind(label.clone())
+                .bind(*n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok((rows.len() - cells.len()) as u64)
         })
         .await
     }
