@@ -23,15 +23,9 @@ pub struct Erased {
     /// Callback ids of the number (every one now without it).
     #[serde(skip)]
     pub callback_ids: Vec<String>,
-    /// Their services (the throttle counters to forget).
-    #[serde(skip)]
-    pub services: Vec<String>,
     /// The service of each callback completed `ERASED` (for `ges_callbacks_completed`).
     #[serde(skip)]
     pub cancelled_in: Vec<String>,
-    /// The call-in groups of its requests.
-    #[serde(skip)]
-    pub callin_groups: Vec<String>,
     pub cancelled: u64,
     pub callbacks: u64,
     pub call_in_requests: u64,
@@ -96,17 +90,13 @@ impl Store {
         self.timed_within(self.statement_timeout * super::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
             let mut erased = Erased::default();
-            let rows = sqlx::query("SELECT id, service_name FROM callbacks WHERE tenant_id = $1 AND phone = $2")
+            let rows = sqlx::query("SELECT id FROM callbacks WHERE tenant_id = $1 AND phone = $2")
                 .bind(tenant_id)
                 .bind(number)
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &rows {
                 erased.callback_ids.push(r.try_get("id")?);
-                let service: String = r.try_get("service_name")?;
-                if !erased.services.contains(&service) {
-                    erased.services.push(service);
-                }
             }
             // Records that could repeat the number or userData, before anything new is written.
             for id in erased.callback_ids.clone() {
@@ -183,14 +173,14 @@ impl Store {
                 erased.callbacks += 1;
             }
             // Call-in requests from the number, or for its callbacks.
-            let mut requests = sqlx::query("SELECT id, group_name FROM callin_requests WHERE tenant_id = $1 AND from_number = $2")
+            let mut requests = sqlx::query("SELECT id FROM callin_requests WHERE tenant_id = $1 AND from_number = $2")
                 .bind(tenant_id)
                 .bind(number)
                 .fetch_all(&mut *tx)
                 .await?;
             for id in &erased.callback_ids {
                 requests.extend(
-                    sqlx::query("SELECT id, group_name FROM callin_requests WHERE tenant_id = $1 AND callback_id = $2")
+                    sqlx::query("SELECT id FROM callin_requests WHERE tenant_id = $1 AND callback_id = $2")
                         .bind(tenant_id)
                         .bind(id)
                         .fetch_all(&mut *tx)
@@ -198,7 +188,7 @@ impl Store {
                 );
             }
             for r in &requests {
-                let (id, group): (String, String) = (r.try_get("id")?, r.try_get("group_name")?);
+                let id: String = r.try_get("id")?;
                 let done = sqlx::query(
                     "UPDATE callin_requests SET from_number = NULL, user_data = '{}' WHERE id = $1 AND tenant_id = $2",
                 )
@@ -207,9 +197,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 erased.call_in_requests += done.rows_affected();
-                if !erased.callin_groups.contains(&group) {
-                    erased.callin_groups.push(group);
-                }
             }
             // The audit entry keeps the count and the request's corrId only: a hash of the number
             // could be brute-forced.

@@ -14,8 +14,6 @@ use crate::ops::AppState;
 use crate::store::{AuditEntry, CallInFilter, CallInRecord, CancelCallInOutcome};
 use crate::time::{format_utc, now_ms};
 
-const MAX_IDS: usize = 1000;
-
 fn parse_query(query: &str) -> Result<CallInFilter, ApiError> {
     let mut filter = CallInFilter { limit: 100, ..Default::default() };
     let mut problems = Vec::new();
@@ -87,10 +85,7 @@ pub async fn cancel(
     body: JsonBody<CancelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let ids = &body.value.ids;
-    if ids.len() > MAX_IDS {
-        return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
-    }
+    let ids = super::bounded_ids(&body.value.ids)?;
     let audit = AuditEntry::new(
         &admin.actor,
         "POST",

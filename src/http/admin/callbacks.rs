@@ -17,7 +17,7 @@ use crate::store::AuditEntry;
 use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome, Tenant};
 use crate::time::{format_utc, now_ms, parse_instant};
 
-const MAX_IDS: usize = 1000;
+use super::MAX_IDS;
 
 /// The public list's filters, with the hand-off bookkeeping operators need.
 pub async fn list(
@@ -162,9 +162,7 @@ pub async fn cancel(
     body: JsonBody<CancelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    if body.value.ids.len() > MAX_IDS {
-        return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
-    }
+    super::bounded_ids(&body.value.ids)?;
     // All or nothing, with the audit entry in the same transaction.
     let audit =
         AuditEntry::new(&admin.actor, "POST", format!("tenants/{}/callbacks/cancel", tenant.name), Some(&body.raw));
@@ -201,8 +199,7 @@ pub async fn redrive(
     let tenant = existing_tenant(&state, &path).await?;
     let b = &body.value;
     let ids = match (&b.ids, &b.reason) {
-        (Some(ids), None) if ids.len() <= MAX_IDS => ids.clone(),
-        (Some(_), None) => return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call"))),
+        (Some(ids), None) => super::bounded_ids(ids)?.to_vec(),
         (None, Some(reason)) if reason == "SUBMIT_FAILED" || reason == "FAIL_TIMEOUT_TTL" => {
             let since = match &b.since {
                 Some(t) => parse_instant("since", t).map_err(|p| ApiError::field("since", p))?,

@@ -41,6 +41,17 @@ impl<T: Serialize> Collection<T> {
     }
 }
 
+/// Most ids one bulk call (cancel, re-drive) names: each is one transaction with its audit entry.
+pub const MAX_IDS: usize = 1000;
+
+/// A bulk call's ids, or 400 naming `ids` past `MAX_IDS`.
+pub fn bounded_ids(ids: &[String]) -> Result<&[String], ApiError> {
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::field("ids", format!("at most {MAX_IDS} ids per call")));
+    }
+    Ok(ids)
+}
+
 pub async fn existing_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     state.store.get_tenant(name).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }

@@ -183,8 +183,10 @@ export async function callbackView(ctx, id) {
       config = await api("GET", `/tenants/${t}/services/${enc(cb.serviceName)}`).catch(() => null);
       rules.replaceChildren(config ? dl(rulesOf(config)) : el("p", { text: S.rules.gone }));
     }
-    const now = await api("GET", `/tenants/${t}/overview`);
-    const paused = now.services.some((s) => s.name === cb.serviceName && s.paused);
+    // Pausing matters only to a callback not yet with the platform: the overview (a query per
+    // service and a readiness check) is read for those alone, not on every poll of every callback.
+    const waiting = cb.callbackState === "SCHEDULED" || (cb.callbackState === "QUEUED" && !cb.publishedTime);
+    const paused = waiting && (await api("GET", `/tenants/${t}/overview`)).services.some((s) => s.name === cb.serviceName && s.paused);
     const history = cb.history || [];
     sentence.textContent = why(cb, history, paused);
     const f = S.fields;
