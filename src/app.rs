@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 use crate::coord::key_cache::KeyCache;
-use crate::coord::stream::{Dispatcher, RedisStream};
+use crate::coord::stream::{HandOffStream, RedisStream};
 use crate::http::{middleware, routes, Surface};
 use crate::ops::AppState;
 use crate::store::Store;
@@ -74,7 +74,7 @@ impl Application {
         };
         let throttles =
             crate::coord::throttle::Throttles::new(cache_redis, crate::ops::keys::load_number_hasher(&store).await?);
-        let (dispatcher, local_stream) = dispatcher_for(&settings, options.demo)?;
+        let (handoff_stream, local_stream) = dispatcher_for(&settings, options.demo)?;
         if settings.clients.unknown_key_lookups_per_minute.is_some() {
             tracing::warn!(
                 "clients.unknown_key_lookups_per_minute is removed and ignored: forged API keys are refused without a \
@@ -88,7 +88,7 @@ impl Application {
             settings.webhooks.rules()?,
             settings.webhooks.secret_box()?,
         )?;
-        let coord = crate::ops::Coord { keys, throttles, dispatcher: dispatcher.clone(), webhooks };
+        let coord = crate::ops::Coord { keys, throttles, handoff_stream: handoff_stream.clone(), webhooks };
         let state = AppState::new(settings.clone(), store, coord, log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
@@ -131,7 +131,7 @@ impl Application {
             // The runtime that hosts the monitor watches its own lag too.
             supervise::spawn("eventloop-probe-monitor", move || event_loop::probe("monitor".into(), probe_period)),
         ];
-        tasks.extend(crate::monitor::spawn(background, dispatcher.clone()));
+        tasks.extend(crate::monitor::spawn(background, handoff_stream.clone()));
         if options.demo {
             let port = internal
                 .as_ref()
@@ -142,9 +142,9 @@ impl Application {
                 token: settings.internal.tokens[0].clone(),
                 ..Default::default()
             };
-            let source = match (local_stream, &dispatcher) {
+            let source = match (local_stream, &handoff_stream) {
                 (Some(rx), _) => crate::simulator::Source::Local(rx),
-                (None, Dispatcher::Redis(stream)) => crate::simulator::Source::Redis {
+                (None, HandOffStream::Redis(stream)) => crate::simulator::Source::Redis {
                     url: settings.ors_redis_url().to_string(),
                     stream: stream.stream_name().to_string(),
                     group: "ringback-demo".into(),
@@ -229,23 +229,23 @@ impl Stopper {
 fn dispatcher_for(
     settings: &Settings,
     demo: bool,
-) -> anyhow::Result<(Dispatcher, Option<tokio::sync::mpsc::UnboundedReceiver<crate::coord::stream::Message>>)> {
+) -> anyhow::Result<(HandOffStream, Option<tokio::sync::mpsc::UnboundedReceiver<crate::coord::stream::Message>>)> {
     let url = settings.ors_redis_url();
     // `monitor.dispatch = "webhooks"`: no stream at all, even with a Redis URL (the cache's).
     if settings.monitor.dispatch == crate::config::DispatchMode::Webhooks {
-        return Ok((Dispatcher::LogOnly, None));
+        return Ok((HandOffStream::LogOnly, None));
     }
     if !url.is_empty() {
         let pool = crate::coord::redis::pool(url, 8)?;
         metrics::gauge!(crate::telemetry::catalogue::ORS_REDIS_STATUS).set(0.0);
         let stream = RedisStream::new(pool, settings.ors_redis.stream.clone(), settings.ors_redis.max_len);
-        return Ok((Dispatcher::Redis(stream), None));
+        return Ok((HandOffStream::Redis(stream), None));
     }
     if demo {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        return Ok((Dispatcher::Local(tx), Some(rx)));
+        return Ok((HandOffStream::Local(tx), Some(rx)));
     }
-    Ok((Dispatcher::LogOnly, None))
+    Ok((HandOffStream::LogOnly, None))
 }
 
 fn serve(state: &AppState, listener: TcpListener, surface: Surface) -> std::io::Result<Listener> {

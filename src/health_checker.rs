@@ -36,9 +36,9 @@ async fn check_once(state: &AppState) {
     if let Some(ok) = state.throttles.check(CHECK_TIMEOUT).await {
         gauge(REDIS_CONNECTION, !ok);
     }
-    let stream_down = match state.dispatcher.is_redis() {
+    let stream_down = match state.handoff_stream.is_redis() {
         true => {
-            let ok = state.dispatcher.check().await;
+            let ok = state.handoff_stream.check().await;
             gauge(ORS_REDIS_STATUS, !ok);
             Some(!ok)
         }

@@ -62,7 +62,7 @@ impl BatchResult {
 const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
-pub enum Dispatcher {
+pub enum HandOffStream {
     Redis(RedisStream),
     /// In-process channel to the built-in dialer simulator (`serve --demo` without Redis).
     Local(mpsc::UnboundedSender<Message>),
@@ -100,10 +100,10 @@ impl RedisStream {
     }
 }
 
-impl Dispatcher {
+impl HandOffStream {
     pub fn is_down(&self) -> bool {
         match self {
-            Dispatcher::Redis(r) => r.down.load(Ordering::SeqCst),
+            HandOffStream::Redis(r) => r.down.load(Ordering::SeqCst),
             _ => false,
         }
     }
@@ -111,20 +111,20 @@ impl Dispatcher {
     /// How long the stream has been reachable without interruption.
     pub fn up_for(&self) -> Duration {
         match self {
-            Dispatcher::Redis(r) if r.down.load(Ordering::SeqCst) => Duration::ZERO,
-            Dispatcher::Redis(r) => r.up_since.lock().map(|t| t.elapsed()).unwrap_or(Duration::ZERO),
+            HandOffStream::Redis(r) if r.down.load(Ordering::SeqCst) => Duration::ZERO,
+            HandOffStream::Redis(r) => r.up_since.lock().map(|t| t.elapsed()).unwrap_or(Duration::ZERO),
             _ => Duration::MAX,
         }
     }
 
     pub fn is_redis(&self) -> bool {
-        matches!(self, Dispatcher::Redis(_))
+        matches!(self, HandOffStream::Redis(_))
     }
 
     /// The dispatch-stream Redis pool, when the stream is in Redis (for the pool gauges).
     pub fn pool(&self) -> Option<&Pool> {
         match self {
-            Dispatcher::Redis(r) => Some(&r.pool),
+            HandOffStream::Redis(r) => Some(&r.pool),
             _ => None,
         }
     }
@@ -132,8 +132,8 @@ impl Dispatcher {
     /// Write a batch of entries.
     pub async fn publish(&self, messages: &[Message]) -> BatchResult {
         match self {
-            Dispatcher::Redis(r) => r.publish(messages).await,
-            Dispatcher::Local(tx) => {
+            HandOffStream::Redis(r) => r.publish(messages).await,
+            HandOffStream::Local(tx) => {
                 for m in messages {
                     if tx.send(m.clone()).is_err() {
                         return BatchResult::Unreachable { error: "the in-process simulator stopped".into() };
@@ -141,7 +141,7 @@ impl Dispatcher {
                 }
                 BatchResult::all_written(messages.len())
             }
-            Dispatcher::LogOnly => {
+            HandOffStream::LogOnly => {
                 for m in messages {
                     let id = m.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str()).unwrap_or("");
                     tracing::debug!(callbackId = %id, "hand-off logged (no dispatch stream configured)");
@@ -155,8 +155,8 @@ impl Dispatcher {
     /// stream from `since` on. Only the Redis stream can be in doubt.
     pub async fn read_back(&self, since: Option<&str>, wanted: &[(String, i64)]) -> ReadBack {
         match (self, since) {
-            (Dispatcher::Redis(r), Some(since)) => r.read_back(since, wanted).await,
-            (Dispatcher::Redis(_), None) => {
+            (HandOffStream::Redis(r), Some(since)) => r.read_back(since, wanted).await,
+            (HandOffStream::Redis(_), None) => {
                 ReadBack::Undecidable("no stream position was known before the write".into())
             }
             _ => ReadBack::Found(HashSet::new()),
@@ -166,7 +166,7 @@ impl Dispatcher {
     /// Delete the entries of callbacks `ids` from the dispatch stream (an erased number's, issue 27):
     /// the whole stream is read, a page at a time (it is capped at `max_len` entries). How many.
     pub async fn forget(&self, ids: &HashSet<String>) -> anyhow::Result<u64> {
-        let Dispatcher::Redis(r) = self else { return Ok(0) };
+        let HandOffStream::Redis(r) = self else { return Ok(0) };
         if ids.is_empty() {
             return Ok(0);
         }
@@ -203,7 +203,7 @@ impl Dispatcher {
     /// Health check: PING. Brings a down stream back up when Redis answers.
     pub async fn check(&self) -> bool {
         match self {
-            Dispatcher::Redis(r) => {
+            HandOffStream::Redis(r) => {
                 let ok = crate::coord::redis::answers_ping(&r.pool, COMMAND_TIMEOUT).await;
                 r.set_down(!ok);
                 ok

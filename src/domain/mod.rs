@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod call_in;
 pub mod callback;
 pub mod capacity;
+mod ges_aliases;
 pub mod key_scope;
 pub mod names;
 pub mod operator;

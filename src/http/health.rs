@@ -37,8 +37,8 @@ pub async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     }
     if state.settings.monitor.dispatch != crate::config::DispatchMode::Stream {
         dependencies.insert("orsRedis".into(), json!("off"));
-    } else if state.dispatcher.is_redis() {
-        dependencies.insert("orsRedis".into(), json!(if state.dispatcher.is_down() { "down" } else { "up" }));
+    } else if state.handoff_stream.is_redis() {
+        dependencies.insert("orsRedis".into(), json!(if state.handoff_stream.is_down() { "down" } else { "up" }));
     }
     // A stopped writer or throttle loop would leave bookings unanswered: out of service.
     let loops_running = state.bookings.is_running() && state.throttles.is_running();

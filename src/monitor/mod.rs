@@ -3,8 +3,8 @@
 //! webhook endpoints, issue 24) and a recovery pass (expire, purge,
 //! `ges_monitor_size`). Replicas cooperate only through the database.
 
-mod dispatch;
 mod events;
+mod handoff;
 mod message;
 mod recovery;
 
@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 pub use message::handoff_message;
 
-use crate::coord::stream::Dispatcher;
+use crate::coord::stream::HandOffStream;
 use crate::ops::AppState;
 use crate::telemetry::{faults, supervise};
 
@@ -24,24 +24,24 @@ const EVENTS_TICK: Duration = Duration::from_millis(200);
 
 /// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass unless
 /// `monitor.dispatch = "none"`, the recovery pass always. They run until the process stops.
-pub fn spawn(state: AppState, dispatcher: Dispatcher) -> Vec<JoinHandle<()>> {
-    dispatch::Raise::register_all();
+pub fn spawn(state: AppState, handoff_stream: HandOffStream) -> Vec<JoinHandle<()>> {
+    handoff::Raise::register_all();
     let directory = state.directory.clone();
-    let memory = dispatch::DispatchMemory::default();
+    let memory = handoff::HandOffMemory::default();
     // `monitor.dispatch = "none"`: this replica claims and hands over nothing; housekeeping runs.
     let dispatches = state.settings.monitor.dispatch != crate::config::DispatchMode::None;
     let dispatch = dispatches.then(|| {
         let (state, directory) = (state.clone(), directory.clone());
         supervise::spawn("monitor-dispatch", move || {
-            let (state, dispatcher, directory, memory) =
-                (state.clone(), dispatcher.clone(), directory.clone(), memory.clone());
+            let (state, handoff_stream, directory, memory) =
+                (state.clone(), handoff_stream.clone(), directory.clone(), memory.clone());
             async move {
                 let tick = Duration::from_millis(state.settings.monitor.tick_ms);
                 loop {
                     if faults::take_task_panic() {
                         panic!("fault injection: panic in the monitor's dispatch task");
                     }
-                    dispatch::pass(&state, &dispatcher, &directory, &memory).await;
+                    handoff::pass(&state, &handoff_stream, &directory, &memory).await;
                     // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
                     let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
                 }

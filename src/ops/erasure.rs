@@ -34,7 +34,7 @@ pub async fn erase(state: &AppState, tenant: &Tenant, raw_number: &str, actor: &
         0
     });
     let ids: HashSet<String> = erased.callback_ids.iter().cloned().collect();
-    let stream_entries = state.dispatcher.forget(&ids).await.unwrap_or_else(|e| {
+    let stream_entries = state.handoff_stream.forget(&ids).await.unwrap_or_else(|e| {
         incomplete.push(format!("dispatch stream: {e}"));
         0
     });

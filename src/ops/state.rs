@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::coord::client_limit::PerAddressLimit;
 use crate::coord::key_cache::KeyCache;
 use crate::coord::origins::OriginCache;
-use crate::coord::stream::Dispatcher;
+use crate::coord::stream::HandOffStream;
 use crate::coord::throttle::Throttles;
 use crate::coord::webhook_sender::WebhookSender;
 use crate::store::{BookingWriter, Store};
@@ -23,7 +23,7 @@ use crate::telemetry::logging::LogControl;
 pub struct Coord {
     pub keys: KeyCache,
     pub throttles: Throttles,
-    pub dispatcher: Dispatcher,
+    pub handoff_stream: HandOffStream,
     pub webhooks: WebhookSender,
 }
 
@@ -46,7 +46,7 @@ pub struct AppState {
     pub directory: Directory,
     pub origins: OriginCache,
     pub throttles: Throttles,
-    pub dispatcher: Dispatcher,
+    pub handoff_stream: HandOffStream,
     /// Signed, SSRF-checked requests to webhook endpoints.
     pub webhooks: WebhookSender,
     pub log: LogControl,
@@ -68,7 +68,7 @@ impl AppState {
         log: LogControl,
         metrics: PrometheusHandle,
     ) -> Self {
-        let Coord { keys, throttles, dispatcher, webhooks } = coord;
+        let Coord { keys, throttles, handoff_stream, webhooks } = coord;
         AppState {
             keys,
             widget_bookings: PerAddressLimit::per_minute(settings.clients.widget_bookings_per_minute),
@@ -78,7 +78,7 @@ impl AppState {
             directory: Directory::default(),
             origins: OriginCache::default(),
             throttles,
-            dispatcher,
+            handoff_stream,
             webhooks,
             bookings: BookingWriter::spawn(store.clone(), settings.booking.queue_limit),
             settings,
@@ -111,7 +111,7 @@ impl AppState {
         let (idle, in_use) = state.store.pool_connections();
         metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));
         metrics::gauge!(DB_POOL, "state" => "in_use").set(f64::from(in_use));
-        let pools = [("cache", state.throttles.pool()), ("ors", state.dispatcher.pool())];
+        let pools = [("cache", state.throttles.pool()), ("ors", state.handoff_stream.pool())];
         for (name, pool) in pools {
             if let Some(pool) = pool {
                 let status = pool.status();

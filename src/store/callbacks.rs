@@ -1,16 +1,13 @@
-//! Callbacks and their state history. Every transition is one conditional write
-//! (`... WHERE state = <expected>`), so concurrent writers can never move a callback twice.
+//! Callbacks and their state history: the row, how it is read, and the history entries every
+//! transition appends. Every transition is one conditional write (`... WHERE state = <expected>`), so
+//! concurrent writers can never move a callback twice.
 
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::audit::{append_audit, AuditEntry};
-use super::capacity::{release, reserve};
-use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
+use super::{Store, StoreResult};
 use crate::domain::booking::CapacityClaim;
-use crate::domain::callback::{Actor, State, REASON_CANCELLED};
-use crate::domain::webhook::LifecycleEvent;
-
+use crate::domain::callback::{Actor, State};
 /// A booking ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewCallback {
@@ -110,64 +107,11 @@ pub struct HistoryEntry {
     pub attempt: Option<i64>,
 }
 
-/// Filters of `GET /callbacks` (all optional).
-#[derive(Debug, Clone, Default)]
-pub struct CallbackFilter {
-    pub service_name: Option<String>,
-    pub phone: Option<String>,
-    /// The number's last digits (the console's search); digits only.
-    pub phone_suffix: Option<String>,
-    /// Empty = every state.
-    pub states: Vec<State>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-    /// Keyset cursor: (desired_ms, id) of the last item already returned.
-    pub after: Option<(i64, String)>,
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone)]
-pub enum CancelOutcome {
-    Cancelled(Box<CallbackRecord>),
-    AlreadyCompleted,
-    NotFound,
-}
-
-/// What `edit_callback` changes: the time (already checked against the service's rules), the
-/// `userData`, or both; who asks, and the audit entry of an operator's edit.
-#[derive(Debug, Clone)]
-pub struct CallbackEdit {
-    pub time: Option<NewTime>,
-    pub user_data: Option<Map<String, Value>>,
-    pub actor: Actor,
-    pub audit: Option<AuditEntry>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct NewTime {
-    pub desired_ms: i64,
-    pub due_ms: i64,
-    pub bucket: Option<CapacityClaim>,
-}
-
-#[derive(Debug, Clone)]
-pub enum RescheduleOutcome {
-    Rescheduled(Box<CallbackRecord>),
-    SlotFull,
-    NotReschedulable(State),
-    NotFound,
-}
-
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
+pub(super) const COLUMNS: &str = "id, tenant_id, service_name, state, reason, phone, desired_ms, due_ms, priority, corr_id, \
      attempt, failed_attempts, claimed_ms, published_ms, acked_ms, queued_ms, details, created_ms, updated_ms, bucket_ms, \
      processing_ms, platform_position, platform_ewt, platform_reported_ms, retry_of, retry_number";
 
-fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
+pub(super) fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
     let state: String = r.try_get("state")?;
     let details: String = r.try_get("details")?;
     Ok(CallbackRecord {
@@ -200,7 +144,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<CallbackRecord> {
     })
 }
 
-async fn append_history(
+pub(super) async fn append_history(
     tx: &mut Transaction<'_, Any>,
     callback_id: &str,
     state: State,
@@ -347,258 +291,4 @@ impl Store {
         })
         .await
     }
-
-    /// One page ordered by (desired_ms, id); keyset pagination stays stable under concurrent inserts.
-    pub async fn list_callbacks(&self, tenant_id: &str, filter: &CallbackFilter) -> StoreResult<Vec<CallbackRecord>> {
-        self.timed(async {
-            let (clause, mut params) = filter_clause(tenant_id, filter);
-            let mut sql = format!("SELECT {COLUMNS} FROM callbacks WHERE {clause}");
-            if let Some((after_ms, after_id)) = &filter.after {
-                let ms = push_param(&mut params, Param::Int(*after_ms));
-                let id = push_param(&mut params, Param::Text(after_id.clone()));
-                sql.push_str(&format!(" AND (desired_ms > {ms} OR (desired_ms = {ms} AND id > {id}))"));
-            }
-            let limit = push_param(&mut params, Param::Int(filter.limit));
-            sql.push_str(&format!(" ORDER BY desired_ms, id LIMIT {limit}"));
-            let rows = bind_params(sqlx::query(&sql), params).fetch_all(&self.reader).await?;
-            rows.iter().map(from_row).collect()
-        })
-        .await
-    }
-
-    /// How many callbacks match `filter` (its cursor and limit aside), per state.
-    pub async fn count_callbacks(&self, tenant_id: &str, filter: &CallbackFilter) -> StoreResult<Vec<(String, i64)>> {
-        self.timed(async {
-            let (clause, params) = filter_clause(tenant_id, filter);
-            let sql = format!("SELECT state, COUNT(*) AS n FROM callbacks WHERE {clause} GROUP BY state");
-            let rows = bind_params(sqlx::query(&sql), params).fetch_all(&self.reader).await?;
-            rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
-        })
-        .await
-    }
-
-    /// Cancel an unfinished callback (api or admin).
-    pub async fn cancel_callback(
-        &self,
-        tenant_id: &str,
-        id: &str,
-        actor: Actor,
-        now_ms: i64,
-    ) -> StoreResult<CancelOutcome> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let outcome = cancel_in(&mut tx, tenant_id, id, actor, None, now_ms).await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
-        .await
-    }
-
-    /// Cancel many callbacks and record the audit entry, all in one transaction: an error midway
-    /// leaves every one as it was and no audit entry. One outcome per id, in order.
-    pub async fn cancel_callbacks(
-        &self,
-        tenant_id: &str,
-        ids: &[String],
-        actor: Actor,
-        audit: &AuditEntry,
-        now_ms: i64,
-    ) -> StoreResult<Vec<CancelOutcome>> {
-        self.audited_bulk(ids, audit, now_ms, async |tx, id| cancel_in(tx, tenant_id, id, actor, None, now_ms).await)
-            .await
-    }
-
-    /// `each` for every id in one transaction with the audit entry, within the bulk timeout: an
-    /// error midway (or the `fail-bulk-midway` fault) leaves every row as it was and no audit
-    /// entry. One outcome per id, in order.
-    pub(super) async fn audited_bulk<T>(
-        &self,
-        ids: &[String],
-        audit: &AuditEntry,
-        now_ms: i64,
-        mut each: impl AsyncFnMut(&mut Transaction<'static, Any>, &str) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
-            let mut tx = self.writer.begin().await?;
-            let mut outcomes = Vec::with_capacity(ids.len());
-            for (i, id) in ids.iter().enumerate() {
-                self.faults.fail_bulk_midway(i, ids.len())?;
-                outcomes.push(each(&mut tx, id).await?);
-            }
-            append_audit(&mut tx, audit, now_ms).await?;
-            tx.commit().await?;
-            Ok(outcomes)
-        })
-        .await
-    }
-
-    /// Edit a `SCHEDULED` callback: move it (its old bucket place released and the new one
-    /// reserved) and/or replace its `userData`, with a history entry and, for an operator, the
-    /// audit entry, all in one transaction.
-    pub async fn edit_callback(
-        &self,
-        tenant_id: &str,
-        id: &str,
-        edit: &CallbackEdit,
-        now_ms: i64,
-    ) -> StoreResult<RescheduleOutcome> {
-        self.timed(async {
-            let mut tx = self.writer.begin().await?;
-            let Some(mut current) = fetch_in_tx(&mut tx, tenant_id, id).await? else {
-                return Ok(RescheduleOutcome::NotFound);
-            };
-            if current.state != State::Scheduled {
-                return Ok(RescheduleOutcome::NotReschedulable(current.state));
-            }
-            if let Some(time) = &edit.time {
-                if let Some(old) = current.bucket_ms {
-                    release(&mut tx, tenant_id, &current.service_name, old).await?;
-                }
-                if let Some(CapacityClaim { bucket_start, capacity }) = time.bucket {
-                    if !reserve(&mut tx, tenant_id, &current.service_name, bucket_start, capacity).await? {
-                        return Ok(RescheduleOutcome::SlotFull);
-                    }
-                }
-                current.desired_ms = time.desired_ms;
-                current.due_ms = time.due_ms;
-                current.bucket_ms = time.bucket.map(|b| b.bucket_start);
-            }
-            if let Some(user_data) = &edit.user_data {
-                current.details.insert("userData".to_string(), Value::Object(user_data.clone()));
-            }
-            let details = serde_json::to_string(&current.details)?;
-            let moved = sqlx::query(
-                "UPDATE callbacks SET desired_ms = $1, due_ms = $2, updated_ms = $3, bucket_ms = $4, details = $5
-                 WHERE id = $6 AND state = $7",
-            )
-            .bind(current.desired_ms)
-            .bind(current.due_ms)
-            .bind(now_ms)
-            .bind(current.bucket_ms)
-            .bind(details)
-            .bind(id)
-            .bind(State::Scheduled.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() == 0 {
-                return Ok(RescheduleOutcome::NotReschedulable(State::Queued));
-            }
-            let note = match (edit.time.is_some(), edit.user_data.is_some()) {
-                (true, true) => Some("rescheduled; userData edited"),
-                (false, true) => Some("userData edited"),
-                _ => None,
-            };
-            append_history(&mut tx, id, State::Scheduled, None, note, edit.actor, now_ms).await?;
-            if edit.time.is_some() {
-                super::outbox::record_events(&mut tx, LifecycleEvent::Rescheduled, &[id]).await?;
-            }
-            if let Some(audit) = &edit.audit {
-                append_audit(&mut tx, audit, now_ms).await?;
-            }
-            tx.commit().await?;
-            current.updated_ms = now_ms;
-            Ok(RescheduleOutcome::Rescheduled(Box::new(current)))
-        })
-        .await
-    }
-}
-
-/// Cancel one callback inside the caller's transaction (`cancel_callback`, `cancel_callbacks`).
-/// `note` says why in the history entry where the actor alone does not ("service deleted").
-pub(super) async fn cancel_in(
-    tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
-    id: &str,
-    actor: Actor,
-    note: Option<&str>,
-    now_ms: i64,
-) -> StoreResult<CancelOutcome> {
-    // A concurrent writer (another replica, the platform) may move the callback between our
-    // read and our conditional write; read again and retry rather than fail the cancel.
-    let current = loop {
-        let Some(current) = fetch_in_tx(tx, tenant_id, id).await? else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        if current.state == State::Completed {
-            return Ok(CancelOutcome::AlreadyCompleted);
-        }
-        let moved =
-            sqlx::query("UPDATE callbacks SET state = $1, reason = $2, updated_ms = $3 WHERE id = $4 AND state = $5")
-                .bind(State::Completed.as_str())
-                .bind(REASON_CANCELLED)
-                .bind(now_ms)
-                .bind(id)
-                .bind(current.state.as_str())
-                .execute(&mut **tx)
-                .await?;
-        if moved.rows_affected() == 1 {
-            break current;
-        }
-    };
-    if let Some(bucket) = current.bucket_ms {
-        release(tx, tenant_id, &current.service_name, bucket).await?;
-    }
-    // Handed over already: the platform must hear of the cancel (published by the monitor).
-    if current.published_ms.is_some() && current.state.is_active() {
-        super::outbox::record_cancel_message(tx, &current, now_ms).await?;
-    }
-    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), note, actor, now_ms).await?;
-    super::outbox::record_events(tx, LifecycleEvent::Cancelled, &[id]).await?;
-    Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
-        state: State::Completed,
-        reason: Some(REASON_CANCELLED.to_string()),
-        updated_ms: now_ms,
-        ..current
-    })))
-}
-
-/// Append a bind parameter; returns its placeholder.
-fn push_param(params: &mut Vec<Param>, p: Param) -> String {
-    params.push(p);
-    format!("${}", params.len())
-}
-
-/// The list's filters (tenant, service, number, states, desired-time range) as a WHERE clause.
-fn filter_clause(tenant_id: &str, filter: &CallbackFilter) -> (String, Vec<Param>) {
-    let mut clause = "tenant_id = $1".to_string();
-    let mut params = vec![Param::Text(tenant_id.to_string())];
-    if let Some(service) = &filter.service_name {
-        let mark = push_param(&mut params, Param::Text(service.clone()));
-        clause.push_str(&format!(" AND service_name = {mark}"));
-    }
-    if let Some(phone) = &filter.phone {
-        let mark = push_param(&mut params, Param::Text(phone.clone()));
-        clause.push_str(&format!(" AND phone = {mark}"));
-    }
-    if let Some(digits) = &filter.phone_suffix {
-        let mark = push_param(&mut params, Param::Text(format!("%{digits}")));
-        clause.push_str(&format!(" AND phone LIKE {mark}"));
-    }
-    if !filter.states.is_empty() {
-        let marks: Vec<String> =
-            filter.states.iter().map(|s| push_param(&mut params, Param::Text(s.as_str().to_string()))).collect();
-        clause.push_str(&format!(" AND state IN ({})", marks.join(", ")));
-    }
-    if let Some(from) = filter.from_ms {
-        let mark = push_param(&mut params, Param::Int(from));
-        clause.push_str(&format!(" AND desired_ms >= {mark}"));
-    }
-    if let Some(to) = filter.to_ms {
-        let mark = push_param(&mut params, Param::Int(to));
-        clause.push_str(&format!(" AND desired_ms <= {mark}"));
-    }
-    (clause, params)
-}
-
-fn bind_params<'q>(
-    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    params: Vec<Param>,
-) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
-    for p in params {
-        query = match p {
-            Param::Text(t) => query.bind(t),
-            Param::Int(i) => query.bind(i),
-        };
-    }
-    query
 }

@@ -5,22 +5,33 @@
 //! sqlx's compile-time macros cannot check two databases in one crate; the conformance tests
 //! (`tests/api`, run against both backends) prove the queries instead.
 
+mod api_keys;
 mod audit;
 mod booking_batch;
 mod calendars;
 mod call_in;
+mod call_in_create;
+mod call_in_groups;
+mod callback_changes;
+mod callback_queries;
 mod callbacks;
 mod capacity;
-mod dispatch;
+mod deletes;
 mod erasure;
 mod faults;
+mod handoffs;
+mod housekeeping;
 mod idempotency;
 mod operators;
 mod outbox;
 mod outcomes;
 mod placeholders;
+mod platform_reports;
 mod postgres;
 mod queues;
+mod service_control;
+mod services;
+mod settings;
 mod sqlite;
 mod tenants;
 mod webhooks;
@@ -34,33 +45,42 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use api_keys::{ApiKeyRecord, NewApiKey, ResolvedKey};
 pub use audit::{AuditEntry, AuditRecord};
 pub use booking_batch::Booking;
 pub use call_in::{
-    CallInFilter, CallInGroupRecord, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome,
-    CreateCallInOutcome, NewCallIn, PutGroupOutcome, CALLIN_EXPIRY_BATCH,
+    CallInFilter, CallInKey, CallInLabelFacts, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn,
+    CALLIN_EXPIRY_BATCH,
 };
-pub use callbacks::{
-    BookingGuards, CallbackEdit, CallbackFilter, CallbackRecord, CancelOutcome, HistoryEntry, InsertOutcome,
-    NewCallback, NewTime, RescheduleOutcome, Ttls,
-};
-pub use dispatch::{
-    Finished, FollowUpOutcome, FollowUpPlan, HandOff, PlatformReport, RedriveOutcome, ReportOutcome, ServiceNow,
-    ORPHAN_BATCH, RECOVERY_BATCH, SERVICE_DELETED_NOTE,
-};
+pub use call_in_groups::{CallInGroupRecord, PutGroupOutcome};
+pub use callback_changes::{CallbackEdit, CancelOutcome, NewTime, RescheduleOutcome};
+pub use callback_queries::CallbackFilter;
+pub use callbacks::{BookingGuards, CallbackRecord, HistoryEntry, InsertOutcome, NewCallback, Ttls};
+pub use deletes::DeleteOutcome;
 pub use erasure::{Erased, ERASED_NUMBER};
 pub use faults::{BatchFault, StoreFaults};
+pub use handoffs::HandOff;
+pub use housekeeping::{Finished, ORPHAN_BATCH, RECOVERY_BATCH, SERVICE_DELETED_NOTE};
 pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
 pub use operators::OperatorRecord;
 pub use outbox::{ClaimScope, EventOutcome, PendingEvent};
 pub use outcomes::{OutcomeRow, RefusalCount};
+pub use platform_reports::{FollowUpOutcome, FollowUpPlan, PlatformReport, ReportOutcome};
 pub use queues::QueueStats;
-pub use tenants::{ApiKeyRecord, DeleteOutcome, NewApiKey, ResolvedKey, ServiceRecord, ServiceWrite, Tenant};
+pub use service_control::{RedriveOutcome, ServiceNow};
+pub use services::{ServiceRecord, ServiceWrite};
+pub use tenants::Tenant;
 pub use webhooks::{DeliveryRecord, EndpointRecord};
 pub use writer::BookingWriter;
 
 use crate::breaker::Breaker;
+
 use crate::config::DatabaseSettings;
+
+/// A unique index refused the write.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::handoff_message;
-use crate::coord::stream::{message_field, BatchResult, Dispatcher, ReadBack};
+use crate::coord::stream::{message_field, BatchResult, HandOffStream, ReadBack};
 use crate::coord::webhook_sender::Sent;
 use crate::domain::service::ServiceConfig;
 use crate::ops::webhooks::WebhookHandOff;
@@ -63,12 +63,12 @@ struct InDoubt {
 
 /// What the dispatch task remembers between passes (and across a restart after a panic).
 #[derive(Clone, Default)]
-pub struct DispatchMemory {
+pub struct HandOffMemory {
     last_beat: Arc<Mutex<Option<Instant>>>,
     in_doubt: Arc<Mutex<Vec<InDoubt>>>,
 }
 
-impl DispatchMemory {
+impl HandOffMemory {
     /// Tell the other replicas this one is alive and publishing (at most every quarter lease),
     /// so they leave its claims alone however long its backlog takes.
     async fn beat(&self, state: &AppState) -> anyhow::Result<()> {
@@ -94,15 +94,15 @@ impl DispatchMemory {
     }
 }
 
-pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directory, memory: &DispatchMemory) {
+pub async fn pass(state: &AppState, handoff_stream: &HandOffStream, directory: &Directory, memory: &HandOffMemory) {
     let started = Instant::now();
     directory.refresh_if_stale(&state.store).await;
-    if dispatcher.is_down() && !dispatcher.check().await {
+    if handoff_stream.is_down() && !handoff_stream.check().await {
         // Down: nothing is claimed, published or re-claimed, and no attempt is spent.
         metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
         return;
     }
-    if let Err(e) = run(state, dispatcher, directory, memory).await {
+    if let Err(e) = run(state, handoff_stream, directory, memory).await {
         tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
     }
     metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
@@ -110,22 +110,22 @@ pub async fn pass(state: &AppState, dispatcher: &Dispatcher, directory: &Directo
 
 async fn run(
     state: &AppState,
-    dispatcher: &Dispatcher,
+    handoff_stream: &HandOffStream,
     directory: &Directory,
-    memory: &DispatchMemory,
+    memory: &HandOffMemory,
 ) -> anyhow::Result<()> {
     let store = &state.store;
     let me = state.replica_id.as_str();
     memory.beat(state).await?;
     // Settle earlier writes whose answer was lost before anything else is published.
-    if !settle_doubts(state, dispatcher, memory).await? {
+    if !settle_doubts(state, handoff_stream, memory).await? {
         return Ok(());
     }
     let now = now_ms();
     let lease_ms = seconds_ms(state.settings.monitor.claim_lease_seconds);
     // Publish what we hold, then claim one batch at a time and publish it before claiming more,
     // so no claim waits longer than one batch for its publication.
-    if !publish_own_claims(state, dispatcher, directory, memory).await? {
+    if !publish_own_claims(state, handoff_stream, directory, memory).await? {
         return Ok(());
     }
     loop {
@@ -134,7 +134,7 @@ async fn run(
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
         }
         // The batch just claimed is published straight from the claim's answer.
-        if !publish(state, dispatcher, directory, memory, &claimed).await? {
+        if !publish(state, handoff_stream, directory, memory, &claimed).await? {
             return Ok(());
         }
         if (claimed.len() as i64) < BATCH {
@@ -143,7 +143,7 @@ async fn run(
     }
     // Stale work of replicas that stopped beating. After an outage every owner first gets a full
     // lease to publish its own claims, so no claim is taken over just because the stream was down.
-    if dispatcher.up_for() >= Duration::from_millis(lease_ms as u64) {
+    if handoff_stream.up_for() >= Duration::from_millis(lease_ms as u64) {
         let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
         if reclaimed > 0 {
             Raise::LeaseExpired.count(reclaimed);
@@ -166,20 +166,24 @@ async fn run(
             resend = true;
         }
     }
-    if resend && !publish_own_claims(state, dispatcher, directory, memory).await? {
+    if resend && !publish_own_claims(state, handoff_stream, directory, memory).await? {
         return Ok(());
     }
-    publish_cancels(state, dispatcher, directory).await
+    publish_cancels(state, handoff_stream, directory).await
 }
 
 /// Ask the stream which entries of each batch in doubt it holds: those stay published; those it
 /// certainly lacks are re-sent as the same attempt; only an outcome it cannot settle spends the
 /// next attempt (so an (id, attempt) never reaches the stream twice). False when the stream
 /// is unreachable (the doubts wait for it).
-async fn settle_doubts(state: &AppState, dispatcher: &Dispatcher, memory: &DispatchMemory) -> anyhow::Result<bool> {
+async fn settle_doubts(
+    state: &AppState,
+    handoff_stream: &HandOffStream,
+    memory: &HandOffMemory,
+) -> anyhow::Result<bool> {
     let mut doubts = memory.take_doubts().into_iter();
     while let Some(doubt) = doubts.next() {
-        match dispatcher.read_back(doubt.since.as_deref(), &doubt.held).await {
+        match handoff_stream.read_back(doubt.since.as_deref(), &doubt.held).await {
             ReadBack::Found(written) => {
                 let absent: Vec<(String, i64)> = doubt.held.iter().filter(|h| !written.contains(*h)).cloned().collect();
                 state.store.unpublish(&absent, false).await?;
@@ -204,14 +208,14 @@ async fn settle_doubts(state: &AppState, dispatcher: &Dispatcher, memory: &Dispa
 /// Publish everything this replica holds, in batches; false when the stream went down.
 async fn publish_own_claims(
     state: &AppState,
-    dispatcher: &Dispatcher,
+    handoff_stream: &HandOffStream,
     directory: &Directory,
-    memory: &DispatchMemory,
+    memory: &HandOffMemory,
 ) -> anyhow::Result<bool> {
     loop {
         let batch = state.store.unpublished_claims(&state.replica_id, now_ms(), BATCH).await?;
         let full = batch.len() as i64 == BATCH;
-        if !publish(state, dispatcher, directory, memory, &batch).await? {
+        if !publish(state, handoff_stream, directory, memory, &batch).await? {
             return Ok(false);
         }
         if !full {
@@ -223,9 +227,9 @@ async fn publish_own_claims(
 /// Publish a batch; false when the stream went down.
 async fn publish(
     state: &AppState,
-    dispatcher: &Dispatcher,
+    handoff_stream: &HandOffStream,
     directory: &Directory,
-    memory: &DispatchMemory,
+    memory: &HandOffMemory,
     batch: &[HandOff],
 ) -> anyhow::Result<bool> {
     if batch.is_empty() {
@@ -261,7 +265,7 @@ async fn publish(
         .collect();
     let batch: Vec<&HandOff> = streamed.into_iter().map(|(h, _)| h).collect();
     let held = |items: &[&HandOff]| -> Vec<(String, i64)> { items.iter().map(|h| (h.id.clone(), h.attempt)).collect() };
-    let results = match dispatcher.publish(&messages).await {
+    let results = match handoff_stream.publish(&messages).await {
         BatchResult::Answered(results) => results,
         BatchResult::Unreachable { error } => {
             // Never sent: take the marks back; the same attempts go out when the stream returns.
@@ -321,7 +325,7 @@ const WEBHOOK_RETRY_MS: i64 = 5_000;
 async fn publish_to_webhooks(
     state: &AppState,
     directory: &Directory,
-    memory: &DispatchMemory,
+    memory: &HandOffMemory,
     hooked: &[(&HandOff, &ServiceConfig)],
     now: i64,
 ) -> anyhow::Result<()> {
@@ -372,7 +376,7 @@ async fn publish_to_webhooks(
 }
 
 /// Run `work`, keeping this replica seen as alive meanwhile.
-async fn while_beating<T>(state: &AppState, memory: &DispatchMemory, work: impl std::future::Future<Output = T>) -> T {
+async fn while_beating<T>(state: &AppState, memory: &HandOffMemory, work: impl std::future::Future<Output = T>) -> T {
     tokio::pin!(work);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -401,7 +405,11 @@ async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &s
     Ok(())
 }
 
-async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &Directory) -> anyhow::Result<()> {
+async fn publish_cancels(
+    state: &AppState,
+    handoff_stream: &HandOffStream,
+    directory: &Directory,
+) -> anyhow::Result<()> {
     for (row, callback_id, attempt) in state.store.outbox_pending(100).await? {
         let Some(record) = state.store.callback_by_id(&callback_id).await? else {
             state.store.outbox_done(row).await?;
@@ -441,7 +449,7 @@ async fn publish_cancels(state: &AppState, dispatcher: &Dispatcher, directory: &
             }
             continue;
         }
-        match dispatcher.publish(&[message]).await {
+        match handoff_stream.publish(&[message]).await {
             BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;
                 metrics::counter!(DISPATCH_PUBLISHED, "type" => "cancel").increment(1);
