@@ -68,12 +68,16 @@ impl Application {
         let metrics = catalogue::install();
         crate::telemetry::publish_tolerances(&settings.alerts);
         let store = Store::connect(&settings.database).await?;
+        if store.kind() == crate::store::BackendKind::Postgres {
+            // The database's health gauge; SQLite is in-process and has none.
+            store.breaker().report_to(catalogue::POSTGRES_STATUS);
+        }
         let cache_redis = match settings.redis.url.as_str() {
             "" => None,
             url => Some(crate::coord::redis::pool(url, 16)?),
         };
         let throttles =
-            crate::coord::throttle::Throttles::new(cache_redis, crate::ops::keys::load_number_hasher(&store).await?);
+            crate::coord::throttle::Throttles::start(cache_redis, crate::ops::keys::load_number_hasher(&store).await?);
         let (handoff_stream, local_stream) = dispatcher_for(&settings, options.demo)?;
         if settings.clients.unknown_key_lookups_per_minute.is_some() {
             tracing::warn!(
@@ -89,7 +93,10 @@ impl Application {
             settings.webhooks.secret_box()?,
         )?;
         let coord = crate::ops::Coord { keys, throttles, handoff_stream: handoff_stream.clone(), webhooks };
-        let state = AppState::new(settings.clone(), store, coord, log, metrics);
+        // Every long-running task starts here: the booking writer's and throttles' batching
+        // loops above and below, the monitor, the health checker and the followers further down.
+        let bookings = crate::store::BookingWriter::spawn(store.clone(), settings.booking.queue_limit);
+        let state = AppState::new(settings.clone(), store, coord, bookings, log, metrics);
         for tenant in state.store.list_tenants().await? {
             register_tenant_alarms(&tenant.name);
         }
@@ -347,7 +354,7 @@ async fn sync_legacy_keys(state: AppState, period: Duration) {
 }
 
 async fn sync_log_level(state: &AppState) {
-    match state.store.get_setting(crate::http::admin::log_level::SETTING_KEY).await {
+    match state.store.get_setting(crate::ops::configuration::LOG_LEVEL_SETTING).await {
         Ok(Some(level)) if level != state.log.current() => {
             if let Err(e) = state.log.set(&level) {
                 tracing::warn!(error = %e, "stored log level is not valid; keeping the current one");

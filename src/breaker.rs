@@ -6,7 +6,7 @@
 //! a second of the dependency, without a restart and without a request paying for the probe.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -23,14 +23,21 @@ struct Inner {
     /// What is guarded, for the log lines ("database", "cache Redis").
     name: &'static str,
     /// The dependency's health gauge (1 down, 0 up), set at once on each transition so the
-    /// alert does not wait for the next health check; `None` where the gauge does not apply.
-    gauge: Option<&'static str>,
+    /// alert does not wait for the next health check; unset where no gauge applies. Set by the
+    /// owner of the dependency's alarm (`report_to`), so the guarded layer names no alarm.
+    gauge: OnceLock<&'static str>,
     open: watch::Sender<bool>,
 }
 
 impl Breaker {
-    pub fn new(name: &'static str, gauge: Option<&'static str>) -> Self {
-        Breaker { inner: Arc::new(Inner { name, gauge, open: watch::Sender::new(false) }) }
+    pub fn new(name: &'static str) -> Self {
+        Breaker { inner: Arc::new(Inner { name, gauge: OnceLock::new(), open: watch::Sender::new(false) }) }
+    }
+
+    /// Set `gauge` (1 down, 0 up) on each transition from now on (the first call wins).
+    pub fn report_to(&self, gauge: &'static str) -> &Self {
+        let _ = self.inner.gauge.set(gauge);
+        self
     }
 
     pub fn is_open(&self) -> bool {
@@ -86,7 +93,7 @@ impl Breaker {
     }
 
     fn set_gauge(&self, value: f64) {
-        if let Some(name) = self.inner.gauge {
+        if let Some(name) = self.inner.gauge.get().copied() {
             metrics::gauge!(name).set(value);
         }
     }
@@ -99,7 +106,7 @@ mod tests {
 
     #[tokio::test]
     async fn trips_once_probes_until_the_dependency_answers_then_closes() {
-        let breaker = Breaker::new("test dependency", None);
+        let breaker = Breaker::new("test dependency");
         let up = Arc::new(AtomicBool::new(false));
         let probes = Arc::new(AtomicU32::new(0));
         let probe = |up: Arc<AtomicBool>, probes: Arc<AtomicU32>| {

@@ -56,9 +56,28 @@ pub fn hash_key(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
 }
 
-/// Why a key was refused without a lookup (the `reason` label of the refusal counter).
+/// What the key cache counts of its own work (docs/architecture.md: a mechanism's instruments,
+/// counted in one function of its module).
+enum KeyEvent {
+    /// Refused without a lookup, for this reason (the `reason` label).
+    Refused(&'static str),
+    /// A legacy-format key was used.
+    LegacyUse,
+    /// One database lookup, by result (`valid`, `unknown`).
+    Lookup(&'static str),
+}
+
+fn count(event: KeyEvent) {
+    match event {
+        KeyEvent::Refused(reason) => metrics::counter!(API_KEY_LOOKUPS_REFUSED, "reason" => reason).increment(1),
+        KeyEvent::LegacyUse => metrics::counter!(API_KEY_LEGACY_USES).increment(1),
+        KeyEvent::Lookup(result) => metrics::counter!(API_KEY_LOOKUPS, "result" => result).increment(1),
+    }
+}
+
+/// A key refused without a lookup, counted with its reason.
 fn refused(reason: &'static str) -> StoreResult<Option<ResolvedKey>> {
-    metrics::counter!(API_KEY_LOOKUPS_REFUSED, "reason" => reason).increment(1);
+    count(KeyEvent::Refused(reason));
     Ok(None)
 }
 
@@ -97,7 +116,7 @@ impl KeyCache {
         if let Some(key) = self.fresh_known(&hash) {
             self.touch_if_due(store, &key);
             if plaintext.starts_with(LEGACY_PREFIX) {
-                metrics::counter!(API_KEY_LEGACY_USES).increment(1);
+                count(KeyEvent::LegacyUse);
             }
             return Ok(Some(key));
         }
@@ -112,7 +131,7 @@ impl KeyCache {
         }
         let resolved = self.resolve_hash(store, hash).await?;
         if legacy && resolved.is_some() {
-            metrics::counter!(API_KEY_LEGACY_USES).increment(1);
+            count(KeyEvent::LegacyUse);
         }
         Ok(resolved)
     }
@@ -139,12 +158,12 @@ impl KeyCache {
         let found = store.resolve_api_key(hash).await?;
         match &found {
             Some(key) => {
-                metrics::counter!(API_KEY_LOOKUPS, "result" => "valid").increment(1);
+                count(KeyEvent::Lookup("valid"));
                 self.unknown.invalidate(hash);
                 self.known.insert(hash.to_string(), (key.clone(), Instant::now() + self.ttl));
             }
             None => {
-                metrics::counter!(API_KEY_LOOKUPS, "result" => "unknown").increment(1);
+                count(KeyEvent::Lookup("unknown"));
                 self.known.invalidate(hash);
                 self.unknown.insert(hash.to_string(), ());
             }

@@ -165,8 +165,9 @@ impl Throttles {
         self.redis.as_ref()
     }
 
-    /// With a Redis pool, starts the batching task on the current runtime.
-    pub fn new(redis: Option<Pool>, numbers: NumberHasher) -> Self {
+    /// The throttles; with a Redis pool, this starts their batching task on the current runtime
+    /// (`app.rs` calls it where the process's other tasks start).
+    pub fn start(redis: Option<Pool>, numbers: NumberHasher) -> Self {
         let batches = redis.clone().map(|pool| {
             let script = Arc::new(redis::Script::new(BATCH));
             Coalescer::spawn("throttle-coalescer", MAX_BATCH, QUEUE_LIMIT, move |ops| {
@@ -174,7 +175,8 @@ impl Throttles {
                 async move { run_batch(&pool, &script, &ops).await }
             })
         });
-        let outage = Breaker::new("cache Redis", Some(crate::telemetry::catalogue::REDIS_CONNECTION));
+        let outage = Breaker::new("cache Redis");
+        outage.report_to(crate::telemetry::catalogue::REDIS_CONNECTION);
         Throttles { redis, batches, local: Arc::default(), numbers, outage }
     }
 
@@ -335,7 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_counters_admit_up_to_the_limit_and_release_gives_back() {
-        let t = Throttles::new(None, NumberHasher::new(b"salt".to_vec()));
+        let t = Throttles::start(None, NumberHasher::new(b"salt".to_vec()));
         let specs = [spec("a", 2), spec("b", 5)];
         let first = t.reserve(&specs).await;
         assert!(matches!(first, ThrottleOutcome::Admitted(_)));
@@ -360,7 +362,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_counters_stay_bounded_for_many_distinct_numbers() {
-        let t = Throttles::new(None, NumberHasher::new(b"salt".to_vec()));
+        let t = Throttles::start(None, NumberHasher::new(b"salt".to_vec()));
         // 200,000 distinct numbers whose bookings are refused later: each gives its count back.
         for n in 0..200_000 {
             let ThrottleOutcome::Admitted(r) = t.reserve(&[spec(&format!("number:{n}"), 6)]).await else {

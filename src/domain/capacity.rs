@@ -183,6 +183,45 @@ impl<'a> Grid<'a> {
     }
 }
 
+/// One open slot and the use of its places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotUse {
+    /// The slot's first open instant.
+    pub offered: i64,
+    /// Its bucket's start and end.
+    pub bucket: (i64, i64),
+    pub total: u32,
+    pub reserved: u32,
+}
+
+impl SlotUse {
+    /// Places still free.
+    pub fn left(&self) -> u32 {
+        self.total.saturating_sub(self.reserved)
+    }
+}
+
+/// The open slots in `[from, to)` offered within `[earliest, latest]`, with the places
+/// `reserved` (bucket start → places) holds: the one computation of "open slots with room"
+/// behind availability, the console's slots and the proposals of a full slot.
+pub fn slots_with_use(
+    grid: &Grid<'_>,
+    hours: Hours<'_>,
+    (from, to): (i64, i64),
+    (earliest, latest): (i64, i64),
+    reserved: &HashMap<i64, u32>,
+) -> Vec<SlotUse> {
+    grid.open_slots(hours, from, to, earliest, latest)
+        .into_iter()
+        .map(|s| SlotUse {
+            offered: s.offered,
+            bucket: (s.bucket.start, s.bucket.end),
+            total: s.total,
+            reserved: reserved.get(&s.bucket.start).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
 /// Up to `max` open buckets with room, nearest to `desired` (earlier or later), within 7 days
 /// either side, ordered by time. `reserved` maps bucket start → reserved count.
 pub fn propose(
@@ -195,14 +234,9 @@ pub fn propose(
     max: usize,
 ) -> Vec<(i64, u32)> {
     let window = PROPOSAL_SEARCH_DAYS * DAY_MS;
-    let slots = grid.open_slots(hours, desired - window, desired + window, earliest, latest);
-    let mut with_room: Vec<(i64, u32)> = slots
-        .into_iter()
-        .filter_map(|s| {
-            let left = s.total.saturating_sub(reserved.get(&s.bucket.start).copied().unwrap_or(0));
-            (left > 0).then_some((s.offered, left))
-        })
-        .collect();
+    let slots = slots_with_use(grid, hours, (desired - window, desired + window), (earliest, latest), reserved);
+    let mut with_room: Vec<(i64, u32)> =
+        slots.into_iter().filter(|s| s.left() > 0).map(|s| (s.offered, s.left())).collect();
     with_room.sort_by_key(|(t, _)| (t - desired).abs());
     with_room.truncate(max);
     with_room.sort_unstable();

@@ -10,11 +10,11 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::domain::calendar::{Calendar, Hours};
 use crate::error::{ApiError, FieldProblem, Reason};
 use crate::http::envelope;
 use crate::http::extractors::ApiKeyAuth;
-use crate::ops::service_context::{self, unknown_service, ServiceContext};
+use crate::ops::availability;
+use crate::ops::service_context;
 use crate::ops::AppState;
 use crate::store::Tenant;
 use crate::time::{format_utc, now_ms};
@@ -208,8 +208,8 @@ pub async fn open_slots(
     let service = service_context::load(&state.store, &state.services, tenant, service).await?;
     let q = parse_query(query, now)?;
     let mut views = Vec::new();
-    for slot in slot_use(state, tenant, &service, q.start, q.end, now).await? {
-        let left = slot.total.saturating_sub(slot.reserved);
+    for slot in availability::slot_use(state, tenant, &service, q.start, q.end, now).await? {
+        let left = slot.left();
         if left == 0 && !q.report_busy {
             continue;
         }
@@ -225,42 +225,6 @@ pub async fn open_slots(
     }
     let duration_min = service.rules().config.slot_minutes;
     Ok(AvailabilityData { slots: views, duration_min, timezone: q.tz_name })
-}
-
-/// One bookable slot's places and their use.
-pub struct SlotUse {
-    /// The slot's first open instant.
-    pub offered: i64,
-    /// Its bucket's start and end.
-    pub bucket: (i64, i64),
-    pub total: u32,
-    pub reserved: u32,
-}
-
-/// The bookable slots of `service` offered in `[start, end)`, with their reserved places.
-pub async fn slot_use(
-    state: &AppState,
-    tenant: &Tenant,
-    service: &ServiceContext,
-    start: i64,
-    end: i64,
-    now: i64,
-) -> Result<Vec<SlotUse>, ApiError> {
-    let rules = service.rules();
-    let (bookable_from, bookable_to) = rules.bookable_range(now);
-    let slots = rules.grid().open_slots(rules.hours, start, end, start.max(bookable_from), bookable_to);
-    let first_bucket = slots.first().map(|s| s.bucket.start).unwrap_or(start);
-    let reserved = state.store.reserved_counts(&tenant.id, service.name(), first_bucket, end).await?;
-    Ok(slots
-        .into_iter()
-        .filter(|s| s.offered < end)
-        .map(|s| SlotUse {
-            offered: s.offered,
-            bucket: (s.bucket.start, s.bucket.end),
-            total: s.total,
-            reserved: reserved.get(&s.bucket.start).copied().unwrap_or(0),
-        })
-        .collect())
 }
 
 /// Seconds until the office closes (0 when closed). The name may be a service or a calendar.
@@ -281,18 +245,7 @@ pub async fn open_for(
         Some(s) => instant_in("start", s, &tz)?,
         None => now_ms(),
     };
-    let seconds = match service_context::load(&state.store, &state.services, &auth.tenant, &path).await {
-        Ok(service) => service.rules().hours.open_for_seconds(start),
-        Err(e) if e.reason == Reason::UnknownService => {
-            let body = match crate::domain::names::is_valid_name(&path) {
-                true => state.store.get_calendar(&auth.tenant.id, &path).await?,
-                false => None,
-            };
-            let calendar = body.and_then(|b| Calendar::parse(&b).ok()).ok_or_else(unknown_service)?;
-            Hours::Calendar(&calendar).open_for_seconds(start)
-        }
-        Err(e) => return Err(e),
-    };
+    let seconds = availability::open_for(&state, &auth.tenant, &path, start).await?;
     Ok(envelope::ok(json!({ "openFor": seconds })))
 }
 

@@ -16,7 +16,6 @@ use crate::http::envelope;
 use crate::http::extractors::{ApiKeyAuth, JsonBody};
 use crate::ops::booking::{self, Caller, Created, Idempotency};
 use crate::ops::{lifecycle, AppState};
-use crate::store::{CallbackRecord, Tenant};
 use crate::telemetry::trace_context::TraceContext;
 use crate::time::{format_utc, parse_instant};
 
@@ -310,10 +309,6 @@ fn required_id(id: Option<String>) -> Result<String, ApiError> {
     id.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::field("id", "is required"))
 }
 
-async fn find(state: &AppState, tenant: &Tenant, id: &str) -> Result<CallbackRecord, ApiError> {
-    state.store.get_callback(&tenant.id, id).await?.ok_or_else(|| ApiError::not_found("callback"))
-}
-
 /// Read one callback with its history.
 #[utoipa::path(post, path = "/engagement/v3/callbacks/retrieve", tag = "callbacks", request_body = IdParms,
     responses((status = 200, body = CallbackView), (status = 404, description = "Unknown id, or another tenant's")),
@@ -324,18 +319,7 @@ pub async fn retrieve(
     body: JsonBody<IdParms>,
 ) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
-    let record = find(&state, &auth.tenant, &id).await?;
-    let history = state.store.callback_history(&id).await?;
-    let waiting = match record.state.is_active() {
-        true => {
-            let vq = match state.store.get_service(&auth.tenant.id, &record.service_name).await? {
-                Some(s) => s.config.virtual_queue_name(&record.service_name).to_string(),
-                None => record.service_name.clone(),
-            };
-            Some(crate::http::queues::position_and_wait(&state, &auth.tenant, &record, &vq).await?)
-        }
-        false => None,
-    };
+    let lifecycle::Retrieved { record, history, waiting } = lifecycle::retrieve(&state, &auth.tenant, &id).await?;
     let mut shown = view(record, Some(history));
     if let Some((position, wait)) = waiting {
         shown.position_in_queue = Some(position);

@@ -192,9 +192,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiKeyAuth, ApiError> {
     // No peer address only in in-process tests; they share the unspecified address.
     let client = crate::http::client_address::client_address(req, &state.trusted_proxies)
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let resolved = state
-        .keys
-        .resolve(&state.store, key)
+    let resolved = crate::ops::keys::resolve(&state, key)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
     let (tenant, scope) = (resolved.tenant, resolved.scope);
@@ -336,7 +334,7 @@ async fn admin_operator(req: &HttpRequest) -> Result<Operator, ApiError> {
             return Ok(operator);
         }
     }
-    if tokens.is_empty() && !state.store.any_operator().await? {
+    if tokens.is_empty() && !crate::ops::operators::any_exist(&state.store).await? {
         return Err(ApiError::not_found("route"));
     }
     Err(match presented {

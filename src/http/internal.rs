@@ -96,7 +96,7 @@ pub async fn store_stats(state: &AppState, tenant_id: &str, vq: &str, b: StatsBo
         calls_waiting: b.calls_waiting,
         updated_ms: now_ms(),
     };
-    state.store.put_queue_stats(tenant_id, vq, &stats).await?;
+    crate::ops::queues::record_stats(state, tenant_id, vq, &stats).await?;
     Ok(envelope::ok(json!({ "virtualQueue": vq })))
 }
 

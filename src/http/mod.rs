@@ -29,3 +29,33 @@ pub enum Surface {
     /// Public API and health only.
     External,
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/architecture.md's rule for the edge, as one search: a handler changes nothing but
+    /// through `ops`; it may read the store (`get_…`, `list_…`, `count_…`) to render a row as is.
+    /// The same as `grep -rnPzo 'store\s*\.\s*(?!get_|list_|count_)[a-z_]+\s*\(' src/http`.
+    #[test]
+    fn handlers_only_read_the_store() {
+        let call = regex::Regex::new(r"store\s*\.\s*([a-z_]+)\s*\(").unwrap();
+        let mut offenders = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http"))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for m in call.captures_iter(&text) {
+                        let method = &m[1];
+                        if !["get_", "list_", "count_"].iter().any(|p| method.starts_with(p)) {
+                            offenders.push(format!("{}: store.{method}(…)", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "handlers must go through ops for this: {offenders:#?}");
+    }
+}

@@ -10,7 +10,7 @@ use crate::coord::webhook_sender::Sent;
 use crate::domain::service::ServiceConfig;
 use crate::ops::webhooks::WebhookHandOff;
 use crate::ops::AppState;
-use crate::ops::Directory;
+use crate::ops::TenantDirectory;
 use crate::store::HandOff;
 use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
@@ -94,16 +94,20 @@ impl HandOffMemory {
     }
 }
 
-pub async fn pass(state: &AppState, handoff_stream: &HandOffStream, directory: &Directory, memory: &HandOffMemory) {
+pub async fn pass(
+    state: &AppState,
+    handoff_stream: &HandOffStream,
+    directory: &TenantDirectory,
+    memory: &HandOffMemory,
+) {
     let started = Instant::now();
     directory.refresh_if_stale(&state.store).await;
-    if handoff_stream.is_down() && !handoff_stream.check().await {
-        // Down: nothing is claimed, published or re-claimed, and no attempt is spent.
-        metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
-        return;
-    }
-    if let Err(e) = run(state, handoff_stream, directory, memory).await {
-        tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
+    // Down: nothing is claimed, published or re-claimed, and no attempt is spent.
+    let up = !handoff_stream.is_down() || handoff_stream.check().await;
+    if up {
+        if let Err(e) = run(state, handoff_stream, directory, memory).await {
+            tracing::warn!(error = %e, "dispatch pass failed; retrying next tick");
+        }
     }
     metrics::histogram!(MONITOR_CYCLE, "pass" => "dispatch").record(started.elapsed().as_secs_f64());
 }
@@ -111,7 +115,7 @@ pub async fn pass(state: &AppState, handoff_stream: &HandOffStream, directory: &
 async fn run(
     state: &AppState,
     handoff_stream: &HandOffStream,
-    directory: &Directory,
+    directory: &TenantDirectory,
     memory: &HandOffMemory,
 ) -> anyhow::Result<()> {
     let store = &state.store;
@@ -209,7 +213,7 @@ async fn settle_doubts(
 async fn publish_own_claims(
     state: &AppState,
     handoff_stream: &HandOffStream,
-    directory: &Directory,
+    directory: &TenantDirectory,
     memory: &HandOffMemory,
 ) -> anyhow::Result<bool> {
     loop {
@@ -228,7 +232,7 @@ async fn publish_own_claims(
 async fn publish(
     state: &AppState,
     handoff_stream: &HandOffStream,
-    directory: &Directory,
+    directory: &TenantDirectory,
     memory: &HandOffMemory,
     batch: &[HandOff],
 ) -> anyhow::Result<bool> {
@@ -290,8 +294,14 @@ async fn publish(
             Err(e) => refused(state, directory, h, e, now).await?,
         }
     }
-    metrics::counter!(DISPATCH_PUBLISHED, "type" => "submit").increment(written);
+    count_published("submit", written);
     Ok(true)
+}
+
+/// Messages the platform now has, by type (`submit`, `cancel`): the hand-off's own instrument,
+/// counted here only (docs/architecture.md).
+fn count_published(kind: &'static str, n: u64) {
+    metrics::counter!(DISPATCH_PUBLISHED, "type" => kind).increment(n);
 }
 
 /// A hand-off the platform now has (stream or webhook): its delay, and the lag alarm. Its log line
@@ -324,7 +334,7 @@ const WEBHOOK_RETRY_MS: i64 = 5_000;
 /// lease runs out under a slow endpoint.
 async fn publish_to_webhooks(
     state: &AppState,
-    directory: &Directory,
+    directory: &TenantDirectory,
     memory: &HandOffMemory,
     hooked: &[(&HandOff, &ServiceConfig)],
     now: i64,
@@ -393,7 +403,13 @@ async fn while_beating<T>(state: &AppState, memory: &HandOffMemory, work: impl s
 
 /// Redis answered the hand-off with an error: one failed attempt, retried with backoff
 /// 1, 2, 4 … 30 s, and `SUBMIT_FAILED` once `maxDispatchAttempts` are spent.
-async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &str, now: i64) -> anyhow::Result<()> {
+async fn refused(
+    state: &AppState,
+    directory: &TenantDirectory,
+    h: &HandOff,
+    error: &str,
+    now: i64,
+) -> anyhow::Result<()> {
     let backoff_s = (1_u64 << h.failed_attempts.clamp(0, 5)).min(30);
     let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + seconds_ms(backoff_s)).await? else {
         return Ok(());
@@ -408,7 +424,7 @@ async fn refused(state: &AppState, directory: &Directory, h: &HandOff, error: &s
 async fn publish_cancels(
     state: &AppState,
     handoff_stream: &HandOffStream,
-    directory: &Directory,
+    directory: &TenantDirectory,
 ) -> anyhow::Result<()> {
     for (row, callback_id, attempt) in state.store.outbox_pending(100).await? {
         let Some(record) = state.store.callback_by_id(&callback_id).await? else {
@@ -452,7 +468,7 @@ async fn publish_cancels(
         match handoff_stream.publish(&[message]).await {
             BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;
-                metrics::counter!(DISPATCH_PUBLISHED, "type" => "cancel").increment(1);
+                count_published("cancel", 1);
                 tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, stage = "published", "cancel handed over");
             }
             _ => break,

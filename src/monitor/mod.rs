@@ -8,6 +8,7 @@ mod handoff;
 mod message;
 mod recovery;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -42,6 +43,7 @@ pub fn spawn(state: AppState, handoff_stream: HandOffStream) -> Vec<JoinHandle<(
                         panic!("fault injection: panic in the monitor's dispatch task");
                     }
                     handoff::pass(&state, &handoff_stream, &directory, &memory).await;
+                    state.monitor_passes.dispatch.fetch_add(1, Ordering::Relaxed);
                     // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
                     let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
                 }
@@ -72,6 +74,7 @@ pub fn spawn(state: AppState, handoff_stream: HandOffStream) -> Vec<JoinHandle<(
             loop {
                 ticker.tick().await;
                 recovery::pass(&state, &directory).await;
+                state.monitor_passes.recovery.fetch_add(1, Ordering::Relaxed);
             }
         }
     });

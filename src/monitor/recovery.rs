@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use crate::domain::callback::State;
-use crate::ops::{AppState, Directory};
+use crate::ops::{AppState, TenantDirectory};
 use crate::telemetry::catalogue::{MONITOR_CYCLE, MONITOR_SIZE, WEBHOOK_OUTBOX_OLDEST_AGE, WEBHOOK_OUTBOX_PENDING};
 use crate::time::{now_ms, DAY_MS};
 
 /// Finished call-in requests stay readable this long.
 const CALLIN_RETENTION_MS: i64 = DAY_MS;
 
-pub async fn pass(state: &AppState, directory: &Directory) {
+pub async fn pass(state: &AppState, directory: &TenantDirectory) {
     let started = Instant::now();
     directory.refresh(&state.store).await;
     if let Err(e) = run(state).await {

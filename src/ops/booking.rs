@@ -156,7 +156,7 @@ async fn book(
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
-        let service = service_label.unwrap_or_else(|| super::directory::UNKNOWN_SERVICE.to_string());
+        let service = service_label.unwrap_or_else(|| super::tenant_directory::UNKNOWN_SERVICE.to_string());
         state.refusals.add(&tenant.id, &service, e.reason.as_str(), now_ms());
         metrics::counter!(CALLBACKS_REJECTED, "tenant" => tenant.name.clone(), "service" => service, "reason" => e.reason.as_str())
             .increment(1);

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::directory::Labels;
+use super::tenant_directory::Labels;
 use super::AppState;
 use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::call_in::RequestState;
@@ -13,8 +13,8 @@ use crate::domain::phone::mask;
 use crate::domain::throttle;
 use crate::error::{ApiError, Reason};
 use crate::store::{
-    CallInGroupRecord, CallInKey, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn, Tenant,
-    CALLIN_EXPIRY_BATCH,
+    AuditEntry, CallInGroupRecord, CallInKey, CallInRecord, CancelCallInOutcome, CreateCallInOutcome, NewCallIn,
+    Tenant, CALLIN_EXPIRY_BATCH,
 };
 use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
 use crate::time::now_ms;
@@ -135,6 +135,37 @@ pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str, now: i64) -> Re
         )),
         CancelCallInOutcome::NotFound => Err(ApiError::not_found("call-in request")),
     }
+}
+
+/// What a bulk cancel did, by id.
+#[derive(Debug, Default)]
+pub struct BulkCancel {
+    /// Cancelled now or before (as in the public cancel).
+    pub cancelled: Vec<String>,
+    pub not_found: Vec<String>,
+    /// Matched or expired.
+    pub already_completed: Vec<String>,
+}
+
+/// Cancel pending requests of `tenant` in one audited transaction (admin API).
+pub async fn cancel_many(
+    state: &AppState,
+    tenant: &Tenant,
+    ids: &[String],
+    audit: &AuditEntry,
+) -> Result<BulkCancel, ApiError> {
+    let outcomes = state.store.cancel_callins(&tenant.id, ids, audit, now_ms()).await?;
+    let mut done = BulkCancel::default();
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        let list = match outcome {
+            CancelCallInOutcome::Cancelled(_) => &mut done.cancelled,
+            CancelCallInOutcome::NotPending(r) if r.state == RequestState::Cancelled => &mut done.cancelled,
+            CancelCallInOutcome::NotPending(_) => &mut done.already_completed,
+            CancelCallInOutcome::NotFound => &mut done.not_found,
+        };
+        list.push(id.clone());
+    }
+    Ok(done)
 }
 
 /// The platform's inbound call to `to_number` (with `code`, from `from_number`) matches the

@@ -27,6 +27,12 @@ pub struct NewKey {
     pub scope: &'static str,
 }
 
+/// The tenant and scope of a presented API key, or `None` for a key that is not valid (the key
+/// cache answers from memory within the key TTL).
+pub async fn resolve(state: &super::AppState, key: &str) -> Result<Option<crate::store::ResolvedKey>, ApiError> {
+    Ok(state.keys.resolve(&state.store, key).await?)
+}
+
 /// Make a key for a tenant and store its hash (admin API, `serve --demo`).
 pub async fn issue_key(
     store: &Store,

@@ -3,17 +3,17 @@
 //! platform's state reports, re-drive, and the monitor's completions (attempts spent, queued too
 //! long). `ges_callbacks_cancelled`, `ges_callbacks_rescheduled`, `ges_callbacks_completed` and
 //! `CB_SUBMIT_FAILED` are incremented here and nowhere else, under labels from one resolver
-//! (`Directory::labels`, or the request's own tenant).
+//! (`TenantDirectory::labels`, or the request's own tenant).
 
 use super::booking::with_proposals;
-use super::directory::Labels;
+use super::tenant_directory::Labels;
 use super::{service_context, AppState};
 use crate::domain::callback::{Actor, State, REASON_CANCELLED, REASON_FAIL_TIMEOUT_TTL, REASON_SUBMIT_FAILED};
 use crate::domain::{booking, retry};
 use crate::error::{ApiError, Reason};
 use crate::store::{
-    AuditEntry, CallbackEdit, CallbackRecord, CancelOutcome, Finished, FollowUpOutcome, FollowUpPlan, NewTime,
-    PlatformReport, RedriveOutcome, ReportOutcome, RescheduleOutcome, Tenant,
+    AuditEntry, CallbackEdit, CallbackRecord, CancelOutcome, Finished, FollowUpOutcome, FollowUpPlan, HistoryEntry,
+    NewTime, PlatformReport, RedriveOutcome, ReportOutcome, RescheduleOutcome, Tenant,
 };
 use crate::telemetry::catalogue::{
     CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CALLBACK_RETRIES, CB_SUBMIT_FAILED,
@@ -288,4 +288,23 @@ pub async fn settle_stranded(state: &AppState, now: i64) -> anyhow::Result<()> {
 
 async fn finished_labels(state: &AppState, f: &Finished) -> Labels {
     state.directory.labels(&state.store, &f.tenant_id, &f.service_name).await
+}
+
+/// A callback as `retrieve` shows it: the record, its history, and while it is active its
+/// position in its queue and estimated wait.
+pub struct Retrieved {
+    pub record: CallbackRecord,
+    pub history: Vec<HistoryEntry>,
+    pub waiting: Option<(i64, i64)>,
+}
+
+/// Read one callback of `tenant` with its history (and its place in the queue while active).
+pub async fn retrieve(state: &AppState, tenant: &Tenant, id: &str) -> Result<Retrieved, ApiError> {
+    let record = state.store.get_callback(&tenant.id, id).await?.ok_or_else(|| ApiError::not_found("callback"))?;
+    let history = state.store.list_history(id).await?;
+    let waiting = match record.state.is_active() {
+        true => Some(super::queues::position_and_wait(state, tenant, &record).await?),
+        false => None,
+    };
+    Ok(Retrieved { record, history, waiting })
 }

@@ -5,18 +5,23 @@
 //!
 //! Calls point one way: http / monitor → ops → domain, store, coord → telemetry → config, error.
 
+pub mod availability;
 pub mod booking;
 pub mod call_in;
-pub mod directory;
+pub mod configuration;
 pub mod erasure;
 pub mod keys;
 pub mod lifecycle;
 pub mod operators;
+pub mod queues;
+pub mod readiness;
 pub mod refusals;
 pub mod service_context;
 pub mod services;
 mod state;
+mod store_errors;
+pub mod tenant_directory;
 pub mod webhooks;
 
-pub use directory::{Directory, Labels};
-pub use state::{AppState, Coord};
+pub use state::{AppState, Coord, MonitorPasses};
+pub use tenant_directory::{Labels, TenantDirectory};

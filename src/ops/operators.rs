@@ -51,6 +51,11 @@ pub async fn list(store: &Store) -> Result<Vec<OperatorRecord>, ApiError> {
     Ok(store.list_operators().await?)
 }
 
+/// Whether any operator exists (the admin API exists when one does, or a token is configured).
+pub async fn any_exist(store: &Store) -> Result<bool, ApiError> {
+    Ok(store.any_operator().await?)
+}
+
 /// The operator a presented token belongs to, if any. Only tokens of the operators' shape are
 /// looked up: anything else costs no query.
 pub async fn recognise(store: &Store, presented: &str) -> Result<Option<Operator>, ApiError> {

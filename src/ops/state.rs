@@ -6,8 +6,8 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::booking::{reservation_reads, ReservationReads};
-use super::directory::Directory;
 use super::service_context::{service_cache, ServiceCache};
+use super::tenant_directory::TenantDirectory;
 use crate::config::Settings;
 use crate::coord::client_limit::PerAddressLimit;
 use crate::coord::key_cache::KeyCache;
@@ -27,6 +27,13 @@ pub struct Coord {
     pub webhooks: WebhookSender,
 }
 
+/// Passes the monitor has finished on this replica, by pass.
+#[derive(Debug, Default)]
+pub struct MonitorPasses {
+    pub dispatch: std::sync::atomic::AtomicU64,
+    pub recovery: std::sync::atomic::AtomicU64,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -43,7 +50,7 @@ pub struct AppState {
     /// Capacity reservations as slot proposals read them (`ops::booking::with_proposals`).
     pub reservations: ReservationReads,
     /// Tenant names and service configurations across tenants; the label resolver.
-    pub directory: Directory,
+    pub directory: TenantDirectory,
     pub origins: OriginCache,
     pub throttles: Throttles,
     pub handoff_stream: HandOffStream,
@@ -57,6 +64,8 @@ pub struct AppState {
     pub dispatch_wake: Arc<tokio::sync::Notify>,
     /// Refused bookings not yet in the outcome report's roll-up (`ops::refusals`).
     pub refusals: super::refusals::RefusalTally,
+    /// The monitor's passes so far on this replica (so a caller can wait for passes, not time).
+    pub monitor_passes: Arc<MonitorPasses>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -65,6 +74,7 @@ impl AppState {
         settings: Arc<Settings>,
         store: Store,
         coord: Coord,
+        bookings: BookingWriter,
         log: LogControl,
         metrics: PrometheusHandle,
     ) -> Self {
@@ -75,12 +85,12 @@ impl AppState {
             trusted_proxies: settings.clients.trusted_networks().unwrap_or_default(),
             services: service_cache(),
             reservations: reservation_reads(),
-            directory: Directory::default(),
+            directory: TenantDirectory::default(),
             origins: OriginCache::default(),
             throttles,
             handoff_stream,
             webhooks,
-            bookings: BookingWriter::spawn(store.clone(), settings.booking.queue_limit),
+            bookings,
             settings,
             store,
             log,
@@ -88,6 +98,7 @@ impl AppState {
             replica_id: uuid::Uuid::now_v7().to_string(),
             dispatch_wake: Arc::new(tokio::sync::Notify::new()),
             refusals: Default::default(),
+            monitor_passes: Arc::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -99,6 +110,11 @@ impl AppState {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// The store's fault switches (admin fault injection, only with `faults.enabled`).
+    pub fn store_faults(&self) -> &crate::store::StoreFaults {
+        self.store.faults()
     }
 
     pub fn is_shutting_down(&self) -> bool {

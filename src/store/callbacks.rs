@@ -267,7 +267,7 @@ impl Store {
         .await
     }
 
-    pub async fn callback_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
+    pub async fn list_history(&self, id: &str) -> StoreResult<Vec<HistoryEntry>> {
         self.timed(async {
             let rows = sqlx::query(
                 "SELECT state, reason, time_ms, actor, note, attempt FROM callback_history WHERE callback_id = $1 ORDER BY id",

@@ -136,32 +136,6 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// How a store failure reaches a client: 503 `UNAVAILABLE` while the database is down or slow,
-/// else a 500 whose cause is logged (with the corrId), never shown.
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(cause) | StoreError::Contention(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                crate::error::ApiError::unavailable()
-            }
-            StoreError::Shed(cause) => {
-                tracing::debug!(error = %cause, "booking not attempted");
-                crate::error::ApiError::unavailable()
-            }
-            // The breaker logs the outage once, when it opens; not once per refused request.
-            StoreError::Down(cause) | StoreError::NoConnection(cause) => {
-                tracing::debug!(error = %cause, "database down");
-                crate::error::ApiError::unavailable()
-            }
-            StoreError::Other(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "store error");
-                crate::error::ApiError::internal()
-            }
-        }
-    }
-}
-
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Other(anyhow::Error::new(e).context("stored JSON does not parse"))
@@ -322,12 +296,14 @@ impl Store {
             statement_timeout: Duration::from_millis(settings.statement_timeout_ms),
             config_generation: Arc::new(AtomicU64::new(0)),
             faults: Arc::default(),
-            breaker: Breaker::new(
-                "database",
-                (backend.kind() == BackendKind::Postgres).then_some(crate::telemetry::catalogue::POSTGRES_STATUS),
-            ),
+            breaker: Breaker::new("database"),
         };
         Ok(store)
+    }
+
+    /// The breaker that fails database work fast while the database is seen down.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// This store's fault switches (`http::admin::faults`).

@@ -38,7 +38,7 @@ impl Store {
     }
 
     /// The roll-up of `[from, to)` hours of one service (or every service), summed per hour.
-    pub async fn outcome_rows(
+    pub async fn list_outcome_rows(
         &self,
         tenant_id: &str,
         service: Option<&str>,

@@ -33,7 +33,7 @@ impl Store {
     }
 
     /// Ids of a tenant's callbacks completed with `reason` since `since`.
-    pub async fn completed_with_reason(
+    pub async fn list_completed_with_reason(
         &self,
         tenant_id: &str,
         reason: &str,
@@ -84,7 +84,12 @@ impl Store {
     /// The console's "Now" figures per service of a tenant (`GET …/overview`): active callbacks,
     /// due ones not yet handed over and the oldest due time, hand-offs that failed (completed
     /// `SUBMIT_FAILED` or `FAIL_TIMEOUT_TTL`) since `failed_since`, and whether hand-offs are paused.
-    pub async fn service_overview(&self, tenant_id: &str, now: i64, failed_since: i64) -> StoreResult<Vec<ServiceNow>> {
+    pub async fn list_service_overview(
+        &self,
+        tenant_id: &str,
+        now: i64,
+        failed_since: i64,
+    ) -> StoreResult<Vec<ServiceNow>> {
         self.timed(async {
             let of_service = "FROM callbacks c WHERE c.tenant_id = s.tenant_id AND c.service_name = s.name";
             let rows = sqlx::query(&format!(
@@ -118,7 +123,7 @@ impl Store {
     }
 
     /// Active (`QUEUED`+`ROUTING`+`PROCESSING`) callbacks per service of a tenant.
-    pub async fn active_by_service(&self, tenant_id: &str) -> StoreResult<Vec<(String, i64)>> {
+    pub async fn count_active_by_service(&self, tenant_id: &str) -> StoreResult<Vec<(String, i64)>> {
         self.timed(async {
             let rows = sqlx::query(
                 "SELECT service_name, COUNT(*) AS n FROM callbacks WHERE tenant_id = $1 AND state IN ('QUEUED', 'ROUTING', 'PROCESSING')
@@ -133,7 +138,7 @@ impl Store {
     }
 }
 
-/// One service's "Now" figures (`Store::service_overview`).
+/// One service's "Now" figures (`Store::list_service_overview`).
 #[derive(Debug, Clone)]
 pub struct ServiceNow {
     pub name: String,

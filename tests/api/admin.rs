@@ -4,9 +4,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{phone, Backend, TestApp};
-use crate::{for_each_backend, on_both_backends};
+use crate::on_both_backends;
 
-for_each_backend!(bulk_cancel_and_redrive_are_all_or_nothing_with_their_audit_entry);
+on_both_backends!(backend: bulk_cancel_and_redrive_are_all_or_nothing_with_their_audit_entry);
 
 on_both_backends!(
     tenants_are_put_read_listed_and_deleted,

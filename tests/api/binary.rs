@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_database, Backend, ADMIN_TOKEN};
-use crate::process::{gauge, provision, send, Process};
+use crate::helpers::{fresh_database, metric_value, Backend, ADMIN_TOKEN};
+use crate::process::{provision, send, Process};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_log_tells_a_bookings_story_without_secrets() {
@@ -213,12 +213,12 @@ async fn health_gauges_follow_dependencies_and_recover() {
         let scrape = &scrape;
         move || async move {
             let m = scrape().await;
-            ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].iter().all(|g| gauge(&m, g) == Some(value))
+            ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].iter().all(|g| metric_value(&m, g) == Some(value))
         }
     };
     crate::helpers::eventually(10, "gauges up", all_are(0.0)).await;
     let m = scrape().await;
-    assert_eq!(gauge(&m, "POSTGRES_STATUS"), None, "not configured: no gauge");
+    assert_eq!(metric_value(&m, "POSTGRES_STATUS"), None, "not configured: no gauge");
     for pool in ["cache", "ors"] {
         for state in ["idle", "in_use"] {
             let series = format!(r#"ges_redis_pool_connections{{pool="{pool}",state="{state}"}}"#);

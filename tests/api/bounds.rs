@@ -5,10 +5,10 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
-use crate::for_each_backend;
 use crate::helpers::{phone, sql, test_settings, Backend, TestApp};
+use crate::on_both_backends;
 
-for_each_backend!(a_huge_duration_is_refused_at_put_and_a_stored_one_is_clamped_by_the_migration);
+on_both_backends!(backend: a_huge_duration_is_refused_at_put_and_a_stored_one_is_clamped_by_the_migration);
 
 async fn a_huge_duration_is_refused_at_put_and_a_stored_one_is_clamped_by_the_migration(backend: Backend) {
     let app = TestApp::spawn(backend).await;

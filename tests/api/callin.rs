@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::for_each_backend;
-use crate::helpers::{eventually, metric_value, phone, Backend, TestApp, INTERNAL_TOKEN};
+use crate::helpers::{eventually, metric_value, phone, Backend, Pass, TestApp, INTERNAL_TOKEN};
+use crate::on_both_backends;
 
-for_each_backend!(
+on_both_backends!(backend:
     unique_pool_of_10_hands_each_number_out_once_under_100_concurrent_creates,
     shared_number_never_pends_one_code_twice_and_exhausts_beyond_the_code_space,
     inbound_calls_match_only_the_right_code_and_caller,
@@ -264,7 +264,7 @@ async fn recovery_pass_expires_pending_requests_and_counts_each_once(backend: Ba
     })
     .await;
     // Another pass and another create's sweep run over the same expired rows: no recount.
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.monitor_passes(Pass::Recovery, 2).await;
     create(&app, &key, json!({ "groupName": "short" })).await.expect(200, None);
     assert_eq!(metric_value(&app.metrics().await, &series), Some(4.0), "each request counted exactly once");
 }

@@ -46,12 +46,7 @@ async fn payload_errors_are_enveloped_and_store_nothing(app: TestApp) {
 }
 
 fn invalid_content_length(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with("INVALID_CONTENT_LENGTH "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("INVALID_CONTENT_LENGTH is registered at 0")
+    crate::helpers::metric_value(metrics, "INVALID_CONTENT_LENGTH").expect("INVALID_CONTENT_LENGTH is registered at 0")
 }
 
 async fn api_key_is_required_and_must_be_known(app: TestApp) {

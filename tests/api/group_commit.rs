@@ -6,10 +6,10 @@ use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::for_each_backend;
 use crate::helpers::{local_time, phone, sql, utc_ms, Backend, Response, TestApp};
+use crate::on_both_backends;
 
-for_each_backend!(
+on_both_backends!(backend:
     a_batch_that_overfills_a_bucket_books_the_first_and_proposes_slots_to_the_rest,
     one_number_in_concurrent_bookings_is_checked_against_itself,
     one_idempotency_key_in_concurrent_requests_books_once,

@@ -8,10 +8,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 
-use crate::for_each_backend;
 use crate::helpers::{eventually, phone, sql, Backend, TestApp};
+use crate::on_both_backends;
 
-for_each_backend!(
+on_both_backends!(backend:
     issued_keys_are_signed_and_a_changed_character_is_refused,
     a_legacy_key_works_once_known_and_stops_within_the_key_ttl_when_revoked,
     a_widget_keys_priority_is_ignored_and_its_bookings_are_limited_per_address,

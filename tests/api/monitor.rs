@@ -6,12 +6,13 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::for_each_backend;
 use crate::helpers::{
-    app_with_stream, eventually, in_seconds, metric_value, phone, sql, stream_entries, Backend, TestApp, INTERNAL_TOKEN,
+    app_with_stream, eventually, in_seconds, metric_value, phone, sql, stream_entries, Backend, Pass, TestApp,
+    INTERNAL_TOKEN,
 };
+use crate::on_both_backends;
 
-for_each_backend!(
+on_both_backends!(backend:
     booked_callbacks_reach_completed_through_the_simulator,
     internal_api_moves_callbacks_forward_only,
     refused_publish_ends_in_submit_failed_and_redrive_hands_it_over_again,
@@ -334,8 +335,8 @@ async fn stream_down_callbacks_wait_and_the_backlog_drains() {
     })
     .await;
     // What could spend an attempt is time-based (claim leases, here 1 s; the last callback is due
-    // 1 s after booking): let several leases pass after the last due time.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // 1 s after booking): let the dispatch passes of several leases (200 ms ticks) run after it.
+    app.monitor_passes(Pass::Dispatch, 25).await;
     let items = admin_list(&app, &tenant, "").await;
     assert_eq!(items.len(), 10);
     assert!(

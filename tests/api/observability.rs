@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{eventually, fresh_database, metric_value, phone, Backend, ADMIN_TOKEN};
 use crate::outage::ChaosProxy;
-use crate::process::{gauge, provision, send, Process};
+use crate::process::{provision, send, Process};
 
 const FAULTS: (&str, &str) = ("RINGBACK__FAULTS__ENABLED", "true");
 
@@ -39,7 +39,7 @@ impl Subject {
     }
 
     async fn alarm(&self, name: &str) -> f64 {
-        gauge(&self.metrics().await, name).unwrap_or_else(|| panic!("{name} is not registered"))
+        metric_value(&self.metrics().await, name).unwrap_or_else(|| panic!("{name} is not registered"))
     }
 }
 
@@ -57,7 +57,7 @@ async fn handler_panic_answers_500_and_counts_uncaught_exception() {
     let s = Subject::start(&[]).await;
     let scrape = s.metrics().await;
     for alarm in GLOBAL_ALARMS {
-        assert_eq!(gauge(&scrape, alarm), Some(0.0), "{alarm} is registered at 0 before any occurrence");
+        assert_eq!(metric_value(&scrape, alarm), Some(0.0), "{alarm} is registered at 0 before any occurrence");
     }
     for n in 1..=2 {
         let (status, body) = s.admin(Method::POST, "/faults/panic", json!({})).await;
@@ -162,7 +162,7 @@ async fn unresolvable_dependency_host_counts_dns_failure_on_each_check() {
     eventually(20, "DNS_FAILURE counts repeated failed resolutions", || async { s.alarm("DNS_FAILURE").await >= 2.0 })
         .await;
     let m = s.metrics().await;
-    assert_eq!(gauge(&m, "REDIS_CONNECTION"), Some(1.0));
+    assert_eq!(metric_value(&m, "REDIS_CONNECTION"), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +216,7 @@ async fn postgres_gauge_and_readiness_follow_the_database() {
         let scrape = &scrape;
         move || async move {
             let m = scrape().await;
-            gauge(&m, "POSTGRES_STATUS") == Some(value) && gauge(&m, "GES_HEALTH") == Some(value)
+            metric_value(&m, "POSTGRES_STATUS") == Some(value) && metric_value(&m, "GES_HEALTH") == Some(value)
         }
     };
     eventually(10, "database up", both_are(0.0)).await;
@@ -270,8 +270,8 @@ async fn the_connection_budget_includes_the_monitors_own_connections() {
     }
     assert!((3..=6).contains(&most), "at most 6 connections open at once, saw {most}");
     let m = client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let pooled = gauge(&m, r#"ges_db_pool_connections{state="idle"}"#).unwrap()
-        + gauge(&m, r#"ges_db_pool_connections{state="in_use"}"#).unwrap();
+    let pooled = metric_value(&m, r#"ges_db_pool_connections{state="idle"}"#).unwrap()
+        + metric_value(&m, r#"ges_db_pool_connections{state="in_use"}"#).unwrap();
     assert!((1.0..=6.0).contains(&pooled), "the gauge counts both pools within the budget: {pooled}");
 }
 
@@ -452,7 +452,7 @@ async fn tolerance_gauges_carry_the_configured_values() {
     let s = Subject::start(&env).await;
     let m = s.metrics().await;
     for (_, gauge_name, value) in configured {
-        assert_eq!(gauge(&m, gauge_name), Some(value), "{gauge_name}");
+        assert_eq!(metric_value(&m, gauge_name), Some(value), "{gauge_name}");
     }
 }
 
@@ -471,7 +471,7 @@ async fn ges_health_follows_only_the_required_dependencies() {
     .await;
     let gauges = || async {
         let m = s.metrics().await;
-        ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].map(|g| gauge(&m, g))
+        ["REDIS_CONNECTION", "ORS_REDIS_STATUS", "GES_HEALTH"].map(|g| metric_value(&m, g))
     };
     eventually(10, "all up", || async { gauges().await == [Some(0.0); 3] }).await;
     cache.stop();

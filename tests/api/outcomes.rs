@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 
 use sqlx::{Connection, Row};
 
-use crate::for_each_backend;
 use crate::helpers::{eventually, in_seconds, phone, Backend, TestApp, ADMIN_TOKEN};
+use crate::on_both_backends;
 
-for_each_backend!(the_outcome_report_counts_the_funnel_of_a_service,);
+on_both_backends!(backend: the_outcome_report_counts_the_funnel_of_a_service,);
 
 fn unique(what: &str) -> String {
     format!("{what}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])

@@ -10,11 +10,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
-use crate::for_each_backend;
 use crate::helpers::{eventually, in_seconds, metric_value, phone, Backend, TestApp, INTERNAL_TOKEN};
+use crate::on_both_backends;
 use crate::receiver::{verify_with_reference_library, Answer, Received, Receiver};
 
-for_each_backend!(
+on_both_backends!(backend:
     every_lifecycle_event_reaches_its_subscribers_in_order_signed_and_masked,
     a_change_that_rolled_back_writes_no_event,
     a_failing_endpoint_gets_the_same_event_again_then_is_disabled_with_an_alarm,

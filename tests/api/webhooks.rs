@@ -9,11 +9,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
-use crate::for_each_backend;
 use crate::helpers::{eventually, phone, Backend, TestApp};
+use crate::on_both_backends;
 use crate::receiver::{verify_with_reference_library, Answer, Receiver};
 
-for_each_backend!(
+on_both_backends!(backend:
     endpoints_are_validated_and_their_secret_is_shown_once,
     hand_offs_are_signed_acknowledged_by_answer_and_verified_by_the_reference_library,
     a_lost_answer_is_resent_as_the_same_webhook_id_and_a_500_spends_an_attempt,

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::for_each_backend;
 use crate::helpers::{metric_value, phone, Backend, Response, TestApp};
+use crate::on_both_backends;
 
-for_each_backend!(
+on_both_backends!(backend:
     contention_retries_the_batch_once_then_answers_503_never_500,
     a_lost_commit_answer_is_read_back_and_a_retry_never_books_twice,
     a_booking_past_its_deadline_is_withdrawn_unwritten_and_a_full_queue_refuses_at_once,

@@ -76,7 +76,16 @@ pub struct TestApp {
     pub external: String,
     pub client: Client,
     pub stopper: ringback::app::Stopper,
+    /// The app's state, for what only the process can tell (how many monitor passes ran).
+    pub state: ringback::ops::AppState,
     _dir: tempfile::TempDir,
+}
+
+/// Which of the monitor's passes to wait for.
+#[derive(Debug, Clone, Copy)]
+pub enum Pass {
+    Dispatch,
+    Recovery,
 }
 
 impl TestApp {
@@ -93,6 +102,7 @@ impl TestApp {
         let internal = format!("http://127.0.0.1:{}", app.internal_port().expect("internal listener"));
         let external = format!("http://127.0.0.1:{}", app.external_port().expect("external listener"));
         let stopper = app.stopper();
+        let state = app.state().clone();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             database_url: settings_url,
@@ -106,8 +116,23 @@ impl TestApp {
                 .build()
                 .expect("client"),
             stopper,
+            state,
             _dir: dir,
         }
+    }
+
+    /// Wait until this app's monitor has finished `n` more passes of `pass` than now: a test that
+    /// proves nothing happens waits for the passes that would have done it, not for a guess of time.
+    pub async fn monitor_passes(&self, pass: Pass, n: u64) {
+        let counter = |p: Pass| {
+            let passes = &self.state.monitor_passes;
+            match p {
+                Pass::Dispatch => passes.dispatch.load(std::sync::atomic::Ordering::Relaxed),
+                Pass::Recovery => passes.recovery.load(std::sync::atomic::Ordering::Relaxed),
+            }
+        };
+        let target = counter(pass) + n;
+        eventually(60, &format!("{n} more {pass:?} passes"), || async { counter(pass) >= target }).await;
     }
 
     /// Any request on the internal listener; returns status, headers and the parsed body.
@@ -209,9 +234,25 @@ impl Response {
     }
 }
 
-/// Generate one test per backend running the same body (the conformance suite).
+/// Generate one test per backend running the same body (the conformance suite). A body takes
+/// the running `TestApp`; with `backend:` first, bodies take the `Backend` and start what they
+/// need themselves (several apps, a binary, a database of their own).
 #[macro_export]
 macro_rules! on_both_backends {
+    (backend: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
@@ -392,25 +433,6 @@ where
         assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Run the same async test body on SQLite and on PostgreSQL (bodies take the backend).
-#[macro_export]
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::helpers::Backend::Sqlite).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::helpers::Backend::Postgres).await;
-                }
-            }
-        )*
-    };
 }
 
 /// Tests that run several service processes take this lock, so two of them never share the

@@ -135,10 +135,21 @@ pub async fn provision(p: &Process, client: &reqwest::Client) -> String {
     body["data"]["key"].as_str().unwrap().to_string()
 }
 
-pub fn gauge(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// Wait until every process has finished `n` more dispatch passes of its monitor than now (read
+/// from its own `/metrics`): a test that proves nothing happens waits for the passes that would
+/// have done it, not for a guess of time.
+pub async fn dispatch_passes(client: &reqwest::Client, processes: &[Process], n: f64) {
+    const SERIES: &str = r#"ges_monitor_cycle_duration_seconds_count{pass="dispatch"}"#;
+    let passes = |p: &Process| {
+        let url = p.url("/metrics");
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            crate::helpers::metric_value(&text, SERIES).unwrap_or(0.0)
+        }
+    };
+    for p in processes {
+        let target = passes(p).await + n;
+        crate::helpers::eventually(60, &format!("{n} more dispatch passes"), || async { passes(p).await >= target })
+            .await;
+    }
 }

@@ -483,11 +483,13 @@ async fn a_live_replica_keeps_claims_that_outlast_the_lease() {
         let url = replicas[0].url("/engagement/v3/callbacks/create");
         assert_eq!(send(&client, Method::POST, url, &[("x-api-key", key.as_str())], body).await.0, 200);
     }
-    // Both monitors keep running through the pause: several leases pass.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Both monitors keep running through the pause: the passes of several leases (1 s; 200 ms
+    // ticks) run on each.
+    crate::process::dispatch_passes(&client, &replicas, 20.0).await;
     assert_eq!(set_paused(&client, &replicas[1], "s", false).await, 200);
     eventually(30, "every claim handed over", || async { stream_entries(&redis.url()).await.len() >= 40 }).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Passes that would hand a claim over twice, had they a reason to.
+    crate::process::dispatch_passes(&client, &replicas, 10.0).await;
     let entries = stream_entries(&redis.url()).await;
     assert_eq!(entries.len(), 40, "none twice");
     assert!(entries.iter().all(|(_, attempt, _)| *attempt == 1), "no attempt spent: {entries:?}");

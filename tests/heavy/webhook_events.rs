@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
-use crate::helpers::{eventually, fresh_database, Backend, ADMIN_TOKEN, MULTI_PROCESS};
-use crate::process::{gauge, send, Process};
+use crate::helpers::{eventually, fresh_database, metric_value, Backend, ADMIN_TOKEN, MULTI_PROCESS};
+use crate::process::{send, Process};
 use crate::receiver::{Answer, Received, Receiver};
 
 const ENV: [(&str, &str); 4] = [
@@ -235,15 +235,15 @@ async fn the_backlog_gauges_follow_waiting_events() {
     let metrics = || async { client.get(p.url("/metrics")).send().await.unwrap().text().await.unwrap() };
     eventually(20, "three events pending, the oldest aging", || async {
         let m = metrics().await;
-        gauge(&m, "ges_webhook_outbox_pending") == Some(3.0)
-            && gauge(&m, "ges_webhook_outbox_oldest_age_seconds").is_some_and(|age| age >= 1.0)
+        metric_value(&m, "ges_webhook_outbox_pending") == Some(3.0)
+            && metric_value(&m, "ges_webhook_outbox_oldest_age_seconds").is_some_and(|age| age >= 1.0)
     })
     .await;
     receiver.answer_with(Answer::Ok);
     eventually(30, "the backlog delivered", || async {
         let m = metrics().await;
-        gauge(&m, "ges_webhook_outbox_pending") == Some(0.0)
-            && gauge(&m, "ges_webhook_outbox_oldest_age_seconds") == Some(0.0)
+        metric_value(&m, "ges_webhook_outbox_pending") == Some(0.0)
+            && metric_value(&m, "ges_webhook_outbox_oldest_age_seconds") == Some(0.0)
     })
     .await;
 }

@@ -11,7 +11,7 @@ use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
 use crate::ops::{keys, AppState};
 use crate::store::AuditEntry;
-use crate::time::{format_utc, now_ms};
+use crate::time::format_utc;
 
 /// `POST …/api-keys`, with an optional body `{ "scope": "full" | "widget" }` (default `full`; an
 /// empty body is the default too, as before scopes existed).
@@ -73,10 +73,6 @@ pub async fn delete(
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let audit =
         AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/api-keys/{key_id}"), None::<&Value>);
-    if !state.store.delete_api_key(&tenant.id, &key_id, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("API key"));
-    }
-    // Revoked at once here; other replicas within the key cache TTL.
-    state.keys.invalidate_all();
+    crate::ops::configuration::revoke_key(&state, &tenant, &key_id, &audit).await?;
     Ok(envelope::ok(json!({ "id": key_id })))
 }

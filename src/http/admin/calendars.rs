@@ -6,12 +6,11 @@ use serde_json::{json, Value};
 use super::{existing_tenant, Collection};
 use crate::domain::calendar::{Calendar, CalendarBody};
 use crate::domain::names::check_name;
-use crate::error::{ApiError, FieldProblem};
+use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::ops::AppState;
+use crate::ops::{configuration, AppState};
 use crate::store::AuditEntry;
-use crate::time::now_ms;
 
 fn calendar_json(name: &str, body: &CalendarBody) -> Value {
     let mut v = serde_json::to_value(body).unwrap_or_else(|_| json!({}));
@@ -31,7 +30,7 @@ pub async fn put(
     Calendar::parse(&body.value).map_err(ApiError::validation)?;
     let audit =
         AuditEntry::new(&admin.actor, "PUT", format!("tenants/{tenant_name}/calendars/{name}"), Some(&body.raw));
-    state.store.put_calendar(&tenant.id, &name, &body.value, &audit, now_ms()).await?;
+    configuration::put_calendar(&state, &tenant, &name, &body.value, &audit).await?;
     Ok(envelope::ok(calendar_json(&name, &body.value)))
 }
 
@@ -64,23 +63,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
-    let users: Vec<String> = state
-        .store
-        .list_services(&tenant.id)
-        .await?
-        .into_iter()
-        .filter(|s| s.config.calendar.as_deref() == Some(name.as_str()))
-        .map(|s| s.name)
-        .collect();
-    if !users.is_empty() {
-        return Err(ApiError::validation(vec![FieldProblem::new(
-            "calendar",
-            format!("is used by service(s) {}; point them elsewhere first", users.join(", ")),
-        )]));
-    }
     let audit = AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/calendars/{name}"), None);
-    if !state.store.delete_calendar(&tenant.id, &name, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("calendar"));
-    }
+    configuration::delete_calendar(&state, &tenant, &name, &audit).await?;
     Ok(envelope::ok(json!({ "name": name })))
 }

@@ -18,19 +18,14 @@ use crate::domain::names::check_name;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::ops::AppState;
+use crate::ops::{configuration, AppState};
 use crate::store::AuditEntry;
-use crate::store::{CallInGroupRecord, PutGroupOutcome};
-use crate::time::now_ms;
+use crate::store::CallInGroupRecord;
 
 fn group_json(record: &CallInGroupRecord) -> Value {
     let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
     body["name"] = Value::from(record.name.clone());
     body
-}
-
-fn number_taken(index: usize) -> ApiError {
-    ApiError::field(&format!("numbers[{index}]"), "is already in another call-in group (of this or another tenant)")
 }
 
 pub async fn put(
@@ -43,17 +38,9 @@ pub async fn put(
     check_name("group", &name)?;
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let config = CallInGroupConfig::from_admin_body(body.raw.clone()).map_err(ApiError::validation)?;
-    // A friendly answer first; the primary key on the number decides races between writers.
-    if let Some(index) = state.store.callin_number_taken(&tenant.id, &name, &config.numbers).await? {
-        return Err(number_taken(index));
-    }
     let resource = format!("tenants/{tenant_name}/call-in-groups/{name}");
     let audit = AuditEntry::new(&admin.actor, "PUT", resource, Some(&body.raw));
-    match state.store.put_callin_group(&tenant.id, &name, &config, &audit, now_ms()).await? {
-        PutGroupOutcome::Stored => {}
-        PutGroupOutcome::NumberTaken(index) => return Err(number_taken(index)),
-    }
-    tracing::info!(group = %name, numbers = config.numbers.len(), "call-in group stored");
+    configuration::put_call_in_group(&state, &tenant, &name, &config, &audit).await?;
     Ok(envelope::ok(group_json(&CallInGroupRecord { name, config })))
 }
 
@@ -88,8 +75,6 @@ pub async fn delete(
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let resource = format!("tenants/{tenant_name}/call-in-groups/{name}");
     let audit = AuditEntry::new(&admin.actor, "DELETE", resource, None::<&Value>);
-    if !state.store.delete_callin_group(&tenant.id, &name, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("call-in group"));
-    }
+    configuration::delete_call_in_group(&state, &tenant, &name, &audit).await?;
     Ok(envelope::ok(json!({ "name": name })))
 }

@@ -11,7 +11,7 @@ use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
-use crate::store::{AuditEntry, CallInFilter, CallInRecord, CancelCallInOutcome};
+use crate::store::{AuditEntry, CallInFilter, CallInRecord};
 use crate::time::{format_utc, now_ms};
 
 fn parse_query(query: &str) -> Result<CallInFilter, ApiError> {
@@ -92,16 +92,8 @@ pub async fn cancel(
         format!("tenants/{}/call-in-requests/cancel", tenant.name),
         Some(&body.raw),
     );
-    let now = now_ms();
-    let outcomes = state.store.cancel_callins(&tenant.id, ids, &audit, now).await?;
-    let (mut cancelled, mut not_found, mut finished) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, outcome) in ids.iter().zip(outcomes) {
-        match outcome {
-            CancelCallInOutcome::Cancelled(_) => cancelled.push(id.clone()),
-            CancelCallInOutcome::NotPending(r) if r.state == RequestState::Cancelled => cancelled.push(id.clone()),
-            CancelCallInOutcome::NotPending(_) => finished.push(id.clone()),
-            CancelCallInOutcome::NotFound => not_found.push(id.clone()),
-        }
-    }
-    Ok(envelope::ok(json!({ "cancelled": cancelled, "notFound": not_found, "alreadyCompleted": finished })))
+    let done = crate::ops::call_in::cancel_many(&state, &tenant, ids, &audit).await?;
+    Ok(envelope::ok(
+        json!({ "cancelled": done.cancelled, "notFound": done.not_found, "alreadyCompleted": done.already_completed }),
+    ))
 }

@@ -15,7 +15,7 @@ use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::store::AuditEntry;
 use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome, Tenant};
-use crate::time::{format_utc, now_ms, parse_instant};
+use crate::time::{format_utc, parse_instant};
 
 use super::MAX_IDS;
 
@@ -68,7 +68,7 @@ pub async fn get(
     let (tenant, id) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant).await?;
     let record = state.store.get_callback(&tenant.id, &id).await?.ok_or_else(|| ApiError::not_found("callback"))?;
-    let history = state.store.callback_history(&id).await?;
+    let history = state.store.list_history(&id).await?;
     Ok(envelope::ok(operator_view(record, Some(history))))
 }
 
@@ -132,7 +132,7 @@ async fn edited(
 ) -> Result<HttpResponse, ApiError> {
     let record =
         crate::ops::lifecycle::edit(state, tenant, id, edit.desired, edit.user_data, Actor::Admin, Some(audit)).await?;
-    let history = state.store.callback_history(id).await?;
+    let history = state.store.list_history(id).await?;
     Ok(envelope::ok(operator_view(record, Some(history))))
 }
 
@@ -205,7 +205,7 @@ pub async fn redrive(
                 Some(t) => parse_instant("since", t).map_err(|p| ApiError::field("since", p))?,
                 None => 0,
             };
-            state.store.completed_with_reason(&tenant.id, reason, since, MAX_IDS as i64).await?
+            state.store.list_completed_with_reason(&tenant.id, reason, since, MAX_IDS as i64).await?
         }
         (None, Some(_)) => return Err(ApiError::field("reason", "must be SUBMIT_FAILED or FAIL_TIMEOUT_TTL")),
         _ => return Err(ApiError::field("ids", "send either ids or reason (with an optional since)")),
@@ -248,13 +248,7 @@ pub async fn dispatch(
         format!("tenants/{tenant_name}/services/{service}/dispatch"),
         Some(&body.raw),
     );
-    if !state.store.set_dispatch_paused(&tenant.id, &service, body.value.paused, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("service"));
-    }
-    if !body.value.paused {
-        state.dispatch_wake.notify_one();
-    }
-    tracing::info!(service = %service, paused = body.value.paused, "service hand-offs paused or resumed");
+    crate::ops::configuration::pause_handoffs(&state, &tenant, &service, body.value.paused, &audit).await?;
     Ok(envelope::ok(json!({ "name": service, "paused": body.value.paused })))
 }
 
@@ -264,7 +258,7 @@ pub async fn watermarks(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let counts = state.store.active_by_service(&tenant.id).await?;
+    let counts = state.store.count_active_by_service(&tenant.id).await?;
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     let services: Map<String, Value> = counts.into_iter().map(|(s, n)| (s, Value::from(n))).collect();
     Ok(envelope::ok(json!({ "services": services, "total": total })))

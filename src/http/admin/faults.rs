@@ -68,13 +68,13 @@ pub async fn stall_log_writer(_admin: AdminAuth, body: JsonBody<Stall>) -> Resul
 
 /// The next virtual-queue proxy write fails with a real database error.
 pub async fn fail_vq_proxy(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
-    state.store.faults().arm_vq_proxy_failure();
+    state.store_faults().arm_vq_proxy_failure();
     envelope::ok(json!({ "armed": "fail-vq-proxy" }))
 }
 
 /// The next booking batch stalls past the statement timeout after writing its rows.
 pub async fn stall_booking_batch(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
-    state.store.faults().arm_batch_stall();
+    state.store_faults().arm_batch_stall();
     envelope::ok(json!({ "armed": "stall-booking-batch" }))
 }
 
@@ -107,7 +107,7 @@ pub async fn booking_batch_fault(
             ))
         }
     };
-    state.store.faults().arm_batch_fault(fault, body.value.times.unwrap_or(1).max(1));
+    state.store_faults().arm_batch_fault(fault, body.value.times.unwrap_or(1).max(1));
     Ok(envelope::ok(json!({ "armed": body.value.fault })))
 }
 
@@ -118,13 +118,13 @@ pub async fn stall_booking_writer(
     state: web::Data<AppState>,
     body: JsonBody<Stall>,
 ) -> Result<HttpResponse, ApiError> {
-    state.store.faults().arm_writer_stall(bounded(body.value.ms)?);
+    state.store_faults().arm_writer_stall(bounded(body.value.ms)?);
     Ok(envelope::ok(json!({ "armed": "stall-booking-writer" })))
 }
 
 /// The next bulk admin operation (cancel, re-drive) fails halfway through its ids.
 pub async fn fail_bulk_midway(_admin: AdminAuth, state: web::Data<AppState>) -> HttpResponse {
-    state.store.faults().arm_bulk_failure();
+    state.store_faults().arm_bulk_failure();
     envelope::ok(json!({ "armed": "fail-bulk-midway" }))
 }
 
@@ -140,6 +140,6 @@ pub struct Collision {
 /// The next booking for the number is written under an existing id: the database refuses it.
 pub async fn poison_booking(_admin: AdminAuth, state: web::Data<AppState>, body: JsonBody<Collision>) -> HttpResponse {
     let Collision { phone_number, id } = body.value;
-    state.store.faults().arm_booking_id_collision(phone_number, id);
+    state.store_faults().arm_booking_id_collision(phone_number, id);
     envelope::ok(json!({ "armed": "poison-booking" }))
 }

@@ -9,9 +9,6 @@ use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
-use crate::time::now_ms;
-
-pub const SETTING_KEY: &str = "log.level";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,8 +28,6 @@ pub async fn put(
     let level = body.value.level.trim().to_string();
     crate::config::parse_log_filter(&level).map_err(|p| ApiError::field("level", p))?;
     let audit = super::AuditEntry::new(&admin.actor, "PUT", "log-level".to_string(), Some(&body.raw));
-    state.store.put_setting(SETTING_KEY, &level, &audit, now_ms()).await?;
-    state.log.set(&level).map_err(|p| ApiError::field("level", p))?;
-    tracing::info!(level = %level, "log level changed");
+    crate::ops::configuration::set_log_level(&state, &level, &audit).await?;
     Ok(envelope::ok(json!({ "level": level })))
 }

@@ -70,25 +70,3 @@ pub fn cancel_unfinished(req: &actix_web::HttpRequest) -> Result<bool, ApiError>
     }
     Ok(cancel)
 }
-
-/// The answer to a delete of a service or tenant: 404, 409 `HAS_UNFINISHED_CALLBACKS` with the
-/// count, or the cancelled callbacks counted like any cancel.
-pub fn settle_delete(tenant: &Tenant, outcome: crate::store::DeleteOutcome, what: &str) -> Result<usize, ApiError> {
-    use crate::store::DeleteOutcome;
-    match outcome {
-        DeleteOutcome::NotFound => Err(ApiError::not_found(what)),
-        DeleteOutcome::HasUnfinished(count) => Err(ApiError {
-            details: vec![crate::error::FieldProblem::new("unfinishedCallbacks", count.to_string())],
-            ..ApiError::new(
-                crate::error::Reason::HasUnfinishedCallbacks,
-                format!(
-                    "the {what} has {count} unfinished callbacks; delete with ?cancelUnfinished=true to cancel them"
-                ),
-            )
-        }),
-        DeleteOutcome::Deleted { cancelled } => {
-            crate::ops::lifecycle::cancelled(tenant, &cancelled);
-            Ok(cancelled.len())
-        }
-    }
-}

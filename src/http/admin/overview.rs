@@ -24,7 +24,7 @@ pub async fn get(
     let now = now_ms();
     let services: Vec<Value> = state
         .store
-        .service_overview(&tenant.id, now, now - HOUR_MS)
+        .list_service_overview(&tenant.id, now, now - HOUR_MS)
         .await?
         .into_iter()
         .map(|s| {
@@ -34,6 +34,6 @@ pub async fn get(
                 "failedLastHour": s.failed })
         })
         .collect();
-    let (_, health) = crate::http::health::readiness(&state).await;
+    let (_, health) = crate::ops::readiness::readiness(&state).await;
     Ok(envelope::ok(json!({ "time": format_utc(now), "services": services, "health": health })))
 }

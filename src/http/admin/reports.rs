@@ -130,7 +130,7 @@ pub async fn outcomes(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
     let q = parse_query(req.query_string(), now_ms())?;
-    let rows = state.store.outcome_rows(&tenant.id, q.service.as_deref(), q.from, q.to).await?;
+    let rows = state.store.list_outcome_rows(&tenant.id, q.service.as_deref(), q.from, q.to).await?;
     let mut buckets: BTreeMap<i64, Bucket> =
         (0..(q.to - q.from) / q.step).map(|i| (q.from + i * q.step, Bucket::default())).collect();
     for (hour, metric, label, n) in rows {

@@ -9,7 +9,7 @@ use crate::domain::service::ServiceConfig;
 use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
-use crate::ops::AppState;
+use crate::ops::{configuration, AppState};
 use crate::store::AuditEntry;
 use crate::store::ServiceRecord;
 use crate::time::now_ms;
@@ -30,28 +30,8 @@ pub async fn put(
     check_name("service", &name)?;
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let config = ServiceConfig::from_admin_body(&name, body.raw.clone()).map_err(ApiError::validation)?;
-    if let Some(calendar) = &config.calendar {
-        if state.store.get_calendar(&tenant.id, calendar).await?.is_none() {
-            return Err(ApiError::field("calendar", format!("no calendar named '{calendar}' in this tenant")));
-        }
-    }
-    match config.dispatch.webhook() {
-        Some(webhook) if state.store.get_webhook_endpoint(&tenant.id, webhook).await?.is_none() => {
-            return Err(ApiError::field(
-                "dispatch.webhook",
-                format!("no webhook endpoint named '{webhook}' in this tenant"),
-            ));
-        }
-        None if state.settings.monitor.dispatch == crate::config::DispatchMode::Webhooks => {
-            return Err(ApiError::field(
-                "dispatch",
-                "must name a webhook endpoint ({\"target\": \"webhook\", \"webhook\": \"<name>\"}): monitor.dispatch is webhooks, no stream is used",
-            ));
-        }
-        _ => {}
-    }
     let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{tenant_name}/services/{name}"), Some(&body.raw));
-    let stored = crate::ops::services::put_service(&state.store, &tenant.id, &name, &config, &audit, now_ms()).await?;
+    let stored = configuration::put_service(&state, &tenant, &name, &config, &audit).await?;
     Ok(envelope::ok(service_json(&stored)))
 }
 
@@ -86,9 +66,8 @@ pub async fn delete(
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let audit =
         AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/services/{name}"), None::<&Value>);
-    let outcome =
-        state.store.delete_service(&tenant.id, &name, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
-    let cancelled = super::settle_delete(&tenant, outcome, "service")?;
+    let cancelled =
+        configuration::delete_service(&state, &tenant, &name, super::cancel_unfinished(&req)?, &audit).await?;
     Ok(envelope::ok(json!({ "name": name, "cancelledCallbacks": cancelled })))
 }
 
@@ -143,7 +122,7 @@ pub async fn slots(
         return Err(ApiError::validation(problems));
     }
     let service = crate::ops::service_context::load(&state.store, &state.services, &tenant, &name).await?;
-    let slots = crate::http::availability::slot_use(&state, &tenant, &service, from, to, now).await?;
+    let slots = crate::ops::availability::slot_use(&state, &tenant, &service, from, to, now).await?;
     let items: Vec<Value> = slots
         .into_iter()
         .map(|s| {

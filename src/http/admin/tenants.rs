@@ -9,10 +9,9 @@ use crate::domain::names::check_name;
 use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
+use crate::ops::configuration::{self, TenantWrite};
 use crate::ops::AppState;
 use crate::store::AuditEntry;
-use crate::telemetry::catalogue::register_tenant_alarms;
-use crate::time::now_ms;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -69,13 +68,12 @@ pub async fn put(
         return Err(ApiError::field("retentionDays", "must be from 1 to 3650 days"));
     }
     let audit = AuditEntry::new(&admin.actor, "PUT", format!("tenants/{name}"), Some(&body.raw));
-    let tenant = state
-        .store
-        .put_tenant(&name, &body.value.allowed_origins, body.value.enabled, body.value.retention_days, &audit, now_ms())
-        .await?;
-    register_tenant_alarms(&tenant.name);
-    state.keys.invalidate_all();
-    refresh_origins(&state).await;
+    let write = TenantWrite {
+        allowed_origins: &body.value.allowed_origins,
+        enabled: body.value.enabled,
+        retention_days: body.value.retention_days,
+    };
+    let tenant = configuration::put_tenant(&state, &name, write, &audit).await?;
     Ok(envelope::ok(tenant))
 }
 
@@ -103,17 +101,8 @@ pub async fn delete(
     let name = path.into_inner();
     let tenant = super::existing_tenant(&state, &name).await?;
     let audit = AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{name}"), None::<&Value>);
-    let outcome = state.store.delete_tenant(&tenant, super::cancel_unfinished(&req)?, &audit, now_ms()).await?;
-    let cancelled = super::settle_delete(&tenant, outcome, "tenant")?;
-    state.keys.invalidate_all();
-    refresh_origins(&state).await;
+    let cancelled = configuration::delete_tenant(&state, &tenant, super::cancel_unfinished(&req)?, &audit).await?;
     Ok(envelope::ok(json!({ "name": name, "cancelledCallbacks": cancelled })))
-}
-
-async fn refresh_origins(state: &AppState) {
-    if let Err(e) = state.origins.refresh(&state.store).await {
-        tracing::warn!(error = %e, "could not refresh CORS origins; the periodic refresh will retry");
-    }
 }
 
 #[cfg(test)]

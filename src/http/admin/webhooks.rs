@@ -12,7 +12,6 @@ use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::{webhooks, AppState};
 use crate::store::AuditEntry;
-use crate::time::now_ms;
 
 /// How many recent deliveries `GET …/deliveries` answers.
 const RECENT_DELIVERIES: i64 = 100;
@@ -63,9 +62,7 @@ pub async fn delete(
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
     let audit = AuditEntry::new(&admin.actor, "DELETE", format!("tenants/{tenant_name}/webhooks/{name}"), None);
-    if !state.store.delete_webhook_endpoint(&tenant.id, &name, &audit, now_ms()).await? {
-        return Err(ApiError::not_found("webhook endpoint"));
-    }
+    crate::ops::configuration::delete_webhook_endpoint(&state, &tenant, &name, &audit).await?;
     Ok(envelope::ok(json!({ "name": name })))
 }
 

@@ -1,6 +1,9 @@
-//! Tenant names and service configurations for work that spans tenants (the monitor, platform
-//! reports), refreshed every few seconds; and the one resolver of the `tenant` and `service`
-//! labels of business counters, with their fallbacks for a tenant or service that is gone.
+//! Every tenant's name and service configurations, for work that spans tenants (the monitor's
+//! passes, platform reports, call-in expiry), refreshed every 5 s; and the one resolver of the
+//! `tenant` and `service` labels of business counters, with their fallbacks for a tenant or
+//! service that is gone. Not the request path's cache (`service_context::ServiceCache`): a
+//! request needs one service's rules current within a second (and at once after this replica's
+//! own admin write); a pass needs a name or a setting for thousands of rows, where 5 s is fresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -54,11 +57,11 @@ struct Inner {
 }
 
 #[derive(Clone, Default)]
-pub struct Directory {
+pub struct TenantDirectory {
     inner: Arc<RwLock<Inner>>,
 }
 
-impl Directory {
+impl TenantDirectory {
     pub async fn refresh_if_stale(&self, store: &Store) {
         let stale = self.inner.read().map(|i| i.loaded.is_none_or(|t| t.elapsed() >= REFRESH)).unwrap_or(true);
         if stale {
