@@ -129,7 +129,7 @@ impl Application {
             }),
             supervise::spawn("refusal-tally", {
                 let state = background.clone();
-                move || crate::ops::refusals::flush_loop(state.clone())
+                move || crate::ops::refusals::flush_loop(state.refusals.clone(), state.store.clone())
             }),
             supervise::spawn("health-checker", {
                 let state = background.clone();

@@ -56,7 +56,7 @@ impl FromStr for Role {
     }
 }
 
-/// What an admin route needs of its caller's role (the rule of each route: `http::admin::roles`).
+/// What an admin route needs of its caller's role (the rule of each route: `http::roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     /// Any role: configuration, callbacks, audit (a tenant-limited operator sees its tenants only).

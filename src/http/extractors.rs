@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::key_scope::KeyScope;
 use crate::domain::operator::Operator;
 use crate::error::{ApiError, FieldProblem, Reason};
-use crate::http::admin::roles;
+use crate::http::roles;
 use crate::ops::AppState;
 use crate::store::Tenant;
 use crate::telemetry::catalogue::INVALID_CONTENT_LENGTH;
@@ -257,7 +257,7 @@ fn internal_token_index(req: &HttpRequest) -> Result<usize, ApiError> {
 
 /// An operator (issue 26): a holder of one of `admin.tokens` (an unlimited admin, named
 /// `admin-token-<n>` by its position in the list, never by its text) or of an operator token. The
-/// route's role rule (`http::admin::roles`) is checked here, so every admin handler checks it by
+/// route's role rule (`http::roles`) is checked here, so every admin handler checks it by
 /// taking this: a refusal answers 403 `FORBIDDEN_SCOPE`. `actor` is the name the audit log records.
 pub struct AdminAuth {
     pub actor: String,
@@ -346,7 +346,7 @@ async fn admin_operator(req: &HttpRequest) -> Result<Operator, ApiError> {
 /// The route's role rule, and its tenant, against the operator.
 fn authorize(req: &HttpRequest, pattern: &str, operator: &Operator) -> Result<(), ApiError> {
     let Some(need) = roles::rule(req.method().as_str(), pattern) else {
-        tracing::error!(route = %pattern, "an admin route has no role rule (http/admin/roles.rs); refused");
+        tracing::error!(route = %pattern, "an admin route has no role rule (http/roles.rs); refused");
         return Err(ApiError::internal());
     };
     let refuse = |why: String| Err(ApiError::new(Reason::ForbiddenScope, why));

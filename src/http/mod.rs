@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod platform;
 pub mod queues;
+pub mod roles;
 pub mod routes;
 pub mod ui;
 

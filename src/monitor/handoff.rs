@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::handoff_message;
+use super::message::handoff_message;
 use crate::coord::stream::{message_field, BatchResult, HandOffStream, ReadBack};
 use crate::coord::webhook_sender::Sent;
 use crate::domain::service::ServiceConfig;

@@ -3,7 +3,6 @@
 //! bookings that arrive meanwhile: `store::writer`), waking the monitor, and the booking's
 //! counters (`ges_callbacks_created`, `ges_callbacks_rejected`, the throttle alarms) and logs.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +13,6 @@ use serde_json::{json, Map, Value};
 
 use super::service_context::{self, ServiceContext};
 use super::AppState;
-use crate::coord::recent_loads::RecentLoads;
 use crate::coord::throttle::ThrottleOutcome;
 use crate::domain::booking::{self, CreateRequest};
 use crate::domain::capacity;
@@ -355,17 +353,6 @@ pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64
     ApiError::new(Reason::Throttled, format!("{message}; retry in {seconds} s"))
         .with_retry_after(seconds)
         .with_slots(json!({}))
-}
-
-/// Reserved places per bucket start of one service in a window, as proposals read them. When a
-/// popular slot fills, the booking writer refuses a whole batch at once (hundreds of requests in
-/// one commit) and each refusal proposes other slots from the same reservations: one read serves
-/// every refusal of a window for 250 ms. Proposals are hints (a slot may fill before the client
-/// books it), so a quarter-second-old view is as good.
-pub type ReservationReads = RecentLoads<(String, String, i64, i64), Arc<HashMap<i64, u32>>>;
-
-pub fn reservation_reads() -> ReservationReads {
-    RecentLoads::new(std::time::Duration::from_millis(250), 1_000)
 }
 
 /// How far either side of the desired time proposals look; also how long the capacity rows of a

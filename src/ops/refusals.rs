@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::RefusalCount;
+use crate::store::{RefusalCount, Store};
 
 const HOUR_MS: i64 = 3_600_000;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -33,23 +33,23 @@ impl RefusalTally {
 }
 
 /// Add the tally to the roll-up every second (supervised: `app`).
-pub async fn flush_loop(state: super::AppState) {
+pub async fn flush_loop(tally: RefusalTally, store: Store) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     loop {
         tick.tick().await;
-        flush(&state).await;
+        flush(&tally, &store).await;
     }
 }
 
-/// Add what is tallied now (also at shutdown). A failed write puts the counts back for the next.
-pub async fn flush(state: &super::AppState) {
-    let counts = state.refusals.take();
+/// Add what is tallied now. A failed write puts the counts back for the next.
+pub async fn flush(tally: &RefusalTally, store: &Store) {
+    let counts = tally.take();
     if counts.is_empty() {
         return;
     }
-    if let Err(e) = state.store.add_refusals(&counts).await {
+    if let Err(e) = store.add_refusals(&counts).await {
         tracing::warn!(error = %e, "could not add refusals to the outcome report; retrying next second");
-        let mut tally = state.refusals.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tally = tally.counts.lock().unwrap_or_else(|p| p.into_inner());
         for (t, s, h, r, n) in counts {
             *tally.entry((t, s, h, r)).or_default() += n;
         }

@@ -1,6 +1,7 @@
 //! A service with its calendar, and the rules booking derives from them. Every booking needs
 //! one, and they change only by admin writes, so they are kept in memory (`ServiceCache`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,17 @@ pub type ServiceCache = RecentLoads<(String, String), Option<Arc<ServiceContext>
 
 pub fn service_cache() -> ServiceCache {
     RecentLoads::new(SERVICE_CACHE_MAX_AGE, SERVICE_CACHE_MAX_ENTRIES)
+}
+
+/// Reserved places per bucket start of one service in a window, as proposals read them. When a
+/// popular slot fills, the booking writer refuses a whole batch at once (hundreds of requests in
+/// one commit) and each refusal proposes other slots from the same reservations: one read serves
+/// every refusal of a window for 250 ms. Proposals are hints (a slot may fill before the client
+/// books it), so a quarter-second-old view is as good.
+pub type ReservationReads = RecentLoads<(String, String, i64, i64), Arc<HashMap<i64, u32>>>;
+
+pub fn reservation_reads() -> ReservationReads {
+    RecentLoads::new(std::time::Duration::from_millis(250), 1_000)
 }
 
 /// An enabled service of the tenant, or 400 `UNKNOWN_SERVICE`.

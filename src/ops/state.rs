@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::booking::{reservation_reads, ReservationReads};
-use super::service_context::{service_cache, ServiceCache};
+use super::refusals::RefusalTally;
+use super::service_context::{reservation_reads, service_cache, ReservationReads, ServiceCache};
 use super::tenant_directory::TenantDirectory;
 use crate::config::Settings;
 use crate::coord::client_limit::PerAddressLimit;
@@ -63,7 +63,7 @@ pub struct AppState {
     /// Wakes the monitor when an immediate callback is booked, so it is handed over at once.
     pub dispatch_wake: Arc<tokio::sync::Notify>,
     /// Refused bookings not yet in the outcome report's roll-up (`ops::refusals`).
-    pub refusals: super::refusals::RefusalTally,
+    pub refusals: RefusalTally,
     /// The monitor's passes so far on this replica (so a caller can wait for passes, not time).
     pub monitor_passes: Arc<MonitorPasses>,
     shutting_down: Arc<AtomicBool>,

@@ -5,7 +5,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::audit::{append_audit, AuditEntry};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::key_scope::KeyScope;
 
 #[derive(Debug, Clone, Serialize)]

@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 /// Who wrote what, appended in the same transaction as the write it describes.
 #[derive(Debug, Clone)]

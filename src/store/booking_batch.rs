@@ -10,11 +10,13 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
 
+use super::backend::BackendKind;
 use super::callbacks::{BookingGuards, InsertOutcome, NewCallback};
+use super::error::{StoreError, StoreResult};
 use super::faults::BatchFault;
+use super::handle::Store;
 use super::idempotency::IdempotencyResult;
 use super::placeholders::{numbered, placeholders};
-use super::{BackendKind, Store, StoreError, StoreResult};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::State;
 

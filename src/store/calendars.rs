@@ -3,7 +3,8 @@
 use sqlx::Row;
 
 use super::audit::AuditEntry;
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::calendar::CalendarBody;
 
 impl Store {

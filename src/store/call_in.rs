@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
 use super::audit::AuditEntry;
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::call_in::RequestState;
 /// A request ready to be written; the store picks its number and code.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@ use rand::rngs::OsRng;
 use sqlx::{Any, Row, Transaction};
 
 use super::call_in::{CallInKey, CallInRecord, CreateCallInOutcome, NewCallIn};
-use super::{flag, is_unique_violation, Store, StoreError, StoreResult};
+use super::error::{is_unique_violation, StoreError, StoreResult};
+use super::handle::{flag, Store};
 
 use crate::domain::call_in::{code_space, draw_code, pick_free_code, CallInGroupConfig, RequestState};
 enum Attempt {

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use super::audit::{append_audit, AuditEntry};
-use super::{is_unique_violation, Store, StoreResult};
+use super::error::{is_unique_violation, StoreResult};
+use super::handle::Store;
 use crate::domain::call_in::CallInGroupConfig;
 #[derive(Debug, Clone)]
 pub struct CallInGroupRecord {
@@ -103,7 +104,7 @@ impl Store {
     ) -> StoreResult<Option<usize>> {
         self.timed(async {
             let mut taken = HashSet::new();
-            for chunk in numbers.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in numbers.chunks(super::handle::ROWS_PER_STATEMENT) {
                 let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
                 let sql = format!(
                     "SELECT number FROM callin_numbers WHERE number IN ({})

@@ -8,7 +8,8 @@ use super::audit::{append_audit, AuditEntry};
 use super::callbacks::{append_history, fetch_in_tx, CallbackRecord};
 use super::capacity::{release, reserve};
 
-use super::{Store, StoreResult, BULK_TIMEOUT_FACTOR};
+use super::error::StoreResult;
+use super::handle::{Store, BULK_TIMEOUT_FACTOR};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 use crate::domain::webhook::LifecycleEvent;

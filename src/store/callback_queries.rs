@@ -4,7 +4,8 @@
 use sqlx::{Any, Row};
 
 use super::callbacks::{from_row, CallbackRecord, COLUMNS};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::callback::State;
 /// Filters of `GET /callbacks` (all optional).
 #[derive(Debug, Clone, Default)]

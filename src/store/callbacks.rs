@@ -5,7 +5,8 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State};
 /// A booking ready to be written.
@@ -178,7 +179,7 @@ pub(super) async fn append_noted_history_rows(
     actor: Actor,
     now_ms: i64,
 ) -> StoreResult<()> {
-    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in ids.chunks(super::handle::ROWS_PER_STATEMENT) {
         // The attempt is the callback's own at this moment (after this transaction's update).
         let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 6)).collect();
         let sql = format!(

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 /// Take one place in a bucket if it has room; false when full. Atomic on both backends: the
 /// conditional increment re-checks `reserved < capacity` on the locked row (Postgres) or under

@@ -5,7 +5,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::audit::{append_audit, AuditEntry};
 use super::callback_changes::CancelOutcome;
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::callback::Actor;
 
 /// The statements of a delete, in order; false (and nothing more run) when the first deletes
@@ -55,7 +56,7 @@ impl Store {
         audit: &AuditEntry,
         now_ms: i64,
     ) -> StoreResult<DeleteOutcome> {
-        self.timed_within(self.statement_timeout * super::BULK_TIMEOUT_FACTOR, async {
+        self.timed_within(self.statement_timeout * super::handle::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
             // Deleted first, so an unknown name is a 404 whatever callbacks carry it; a refusal
             // below rolls the deletes back.

@@ -12,7 +12,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::audit::{append_audit, AuditEntry};
 use super::callbacks::{append_noted_history_rows, fetch_in_tx};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::callback::{Actor, State, REASON_ERASED};
 use crate::domain::webhook::LifecycleEvent;
 
@@ -87,7 +88,7 @@ impl Store {
         audit: &AuditEntry,
         now: i64,
     ) -> StoreResult<Erased> {
-        self.timed_within(self.statement_timeout * super::BULK_TIMEOUT_FACTOR, async {
+        self.timed_within(self.statement_timeout * super::handle::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
             let mut erased = Erased::default();
             let rows = sqlx::query("SELECT id FROM callbacks WHERE tenant_id = $1 AND phone = $2")

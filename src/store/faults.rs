@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// What the next booking batches meet (`arm_batch_fault`), for the writer's failure paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use sqlx::Row;
 
 use super::audit::AuditEntry;
 use super::callbacks::append_history_rows;
+use super::error::StoreResult;
+use super::handle::Store;
 use super::outbox::record_events;
-use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State};
 use crate::domain::webhook::LifecycleEvent;
 /// A hand-off ready to publish.
@@ -74,8 +75,8 @@ const SAME_ATTEMPT_AGAIN: &str = "UPDATE callbacks SET claimed_ms = $1, publishe
 impl Store {
     pub(super) fn skip_locked(&self) -> &'static str {
         match self.kind {
-            super::BackendKind::Postgres => " FOR UPDATE SKIP LOCKED",
-            super::BackendKind::Sqlite => "",
+            super::backend::BackendKind::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::backend::BackendKind::Sqlite => "",
         }
     }
 
@@ -232,7 +233,7 @@ impl Store {
             deadlines.dedup();
             for deadline in deadlines {
                 let group: Vec<&(String, i64, i64)> = batch.iter().filter(|(_, _, d)| *d == deadline).collect();
-                for chunk in group.chunks(super::ROWS_PER_STATEMENT) {
+                for chunk in group.chunks(super::handle::ROWS_PER_STATEMENT) {
                     let pairs: Vec<String> =
                         (0..chunk.len()).map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i)).collect();
                     let sql = format!(
@@ -300,7 +301,7 @@ impl Store {
         }
         self.timed(async {
             let mut acked = Vec::with_capacity(held.len());
-            for chunk in held.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in held.chunks(super::handle::ROWS_PER_STATEMENT) {
                 let pairs: Vec<String> =
                     (0..chunk.len()).map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i)).collect();
                 let sql = format!(

@@ -6,8 +6,9 @@ use sqlx::Row;
 
 use super::callback_changes::{cancel_in, CancelOutcome};
 use super::callbacks::{append_history_rows, CallbackRecord};
+use super::error::StoreResult;
+use super::handle::Store;
 use super::outbox::record_events;
-use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
 use crate::domain::webhook::LifecycleEvent;
 use crate::time::DAY_MS;

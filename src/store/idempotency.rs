@@ -3,7 +3,8 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = crate::time::DAY_MS;

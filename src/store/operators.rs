@@ -5,7 +5,9 @@
 use sqlx::Row;
 
 use super::audit::append_audit;
-use super::{AuditEntry, Store, StoreResult};
+use super::audit::AuditEntry;
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::operator::{Operator, Role};
 
 /// An operator as listed (never its token).

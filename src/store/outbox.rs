@@ -14,7 +14,8 @@ use std::sync::LazyLock;
 use sqlx::{Any, Row, Transaction};
 
 use super::audit::{append_audit, AuditEntry};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::webhook::LifecycleEvent;
 
 /// The columns an event row is written with (`events_insert`).
@@ -69,7 +70,7 @@ pub(super) async fn record_booking_events(tx: &mut Transaction<'_, Any>, ids: &[
 }
 
 async fn insert_events_for(tx: &mut Transaction<'_, Any>, condition: &str, ids: &[&str]) -> StoreResult<()> {
-    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in ids.chunks(super::handle::ROWS_PER_STATEMENT) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = events_insert("callbacks c", condition, &format!("c.id IN ({})", marks.join(", ")));
         let query = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.to_string()));
@@ -97,7 +98,7 @@ pub(super) async fn record_callin_matched(tx: &mut Transaction<'_, Any>, id: &st
 /// publication) inside the caller's transaction.
 pub(super) async fn record_cancel_message(
     tx: &mut Transaction<'_, Any>,
-    record: &super::CallbackRecord,
+    record: &super::callbacks::CallbackRecord,
     now_ms: i64,
 ) -> StoreResult<()> {
     sqlx::query(
@@ -127,7 +128,7 @@ pub(super) async fn write_subscriptions(
         .bind(endpoint)
         .execute(&mut **tx)
         .await?;
-    for chunk in pairs.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in pairs.chunks(super::handle::ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO webhook_subscriptions (tenant_id, endpoint, event_type, service_name) VALUES {}",
             super::placeholders::placeholders(chunk.len(), 4)
@@ -279,7 +280,7 @@ impl Store {
                     EventOutcome::Retry { .. } => None,
                 })
                 .collect();
-            for chunk in delivered.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in delivered.chunks(super::handle::ROWS_PER_STATEMENT) {
                 let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
                 let sql = format!("DELETE FROM outbox WHERE id IN ({})", marks.join(", "));
                 chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).execute(&mut *tx).await?;
@@ -380,7 +381,7 @@ async fn attach_subjects(tx: &mut Transaction<'_, Any>, events: &mut [PendingEve
     let mut tenants: Vec<String> = events.iter().map(|e| e.tenant_id.clone()).collect();
     tenants.sort_unstable();
     tenants.dedup();
-    for chunk in tenants.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in tenants.chunks(super::handle::ROWS_PER_STATEMENT) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT id, name FROM tenants WHERE id IN ({})", marks.join(", "));
         let rows = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.clone())).fetch_all(&mut **tx).await?;
@@ -395,7 +396,7 @@ async fn attach_subjects(tx: &mut Transaction<'_, Any>, events: &mut [PendingEve
         ("callin_requests", "id, from_number AS phone, callback_id, to_number", true),
     ] {
         let ids: Vec<String> = events.iter().filter(|e| is_callin(e) == callin).map(|e| e.subject_id.clone()).collect();
-        for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+        for chunk in ids.chunks(super::handle::ROWS_PER_STATEMENT) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!("SELECT {columns} FROM {table} WHERE id IN ({})", marks.join(", "));
             let rows = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(id.clone())).fetch_all(&mut **tx).await?;

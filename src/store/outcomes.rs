@@ -6,7 +6,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 /// One roll-up cell: (hour start, metric, label, count).
 pub type OutcomeRow = (i64, String, String, i64);

@@ -4,8 +4,9 @@
 use sqlx::{Any, Transaction};
 
 use super::callbacks::CallbackRecord;
+use super::error::StoreResult;
+use super::handle::Store;
 use super::outbox::record_events;
-use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State};
 use crate::domain::webhook::LifecycleEvent;
 /// Platform report on a hand-off (internal API).

@@ -1,6 +1,6 @@
 //! PostgreSQL: one shared pool; the server enforces the statement timeout too.
 
-use super::{Backend, BackendKind};
+use super::backend::{Backend, BackendKind};
 use crate::config::DatabaseSettings;
 
 pub(super) struct Postgres;

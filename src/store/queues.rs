@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueStats {

@@ -5,8 +5,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::audit::AuditEntry;
 use super::callbacks::{append_history_rows, fetch_in_tx};
+use super::error::StoreResult;
+use super::handle::Store;
 use super::outbox::record_events;
-use super::{Store, StoreResult};
 use crate::domain::callback::{Actor, State};
 use crate::domain::webhook::LifecycleEvent;
 impl Store {
@@ -60,7 +61,7 @@ impl Store {
         tenant_id: &str,
         service: &str,
         paused: bool,
-        audit: &super::AuditEntry,
+        audit: &super::audit::AuditEntry,
         now: i64,
     ) -> StoreResult<bool> {
         self.timed(async {

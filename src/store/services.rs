@@ -4,7 +4,8 @@ use super::deletes::{DeleteOutcome, Unfinished};
 use sqlx::{Any, Row, Transaction};
 
 use super::audit::{append_audit, AuditEntry};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::service::ServiceConfig;
 
 /// What became of a service write.
@@ -40,7 +41,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let previous_ttls = match previous {
-                Some(row) => Some(super::Ttls::of(&serde_json::from_str(&row.try_get::<String, _>("config")?)?)),
+                Some(row) => Some(super::callbacks::Ttls::of(&serde_json::from_str(&row.try_get::<String, _>("config")?)?)),
                 None => None,
             };
             sqlx::query(
@@ -55,7 +56,7 @@ impl Store {
             .await?;
             // The service's callbacks carry its TTLs (`Ttls`): a change applies to them too, as it
             // did when the monitor read the TTLs from the service.
-            let ttls = super::Ttls::of(config);
+            let ttls = super::callbacks::Ttls::of(config);
             if previous_ttls.is_none_or(|previous| previous != ttls) {
                 sqlx::query(
                     "UPDATE callbacks SET queued_ttl_ms = $3, ttl_ms = $4

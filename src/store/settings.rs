@@ -3,7 +3,8 @@
 use sqlx::Row;
 
 use super::audit::{append_audit, AuditEntry};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 
 impl Store {
     pub async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {

@@ -1,6 +1,6 @@
 //! SQLite, the embedded default: one file in WAL mode, one writer connection, several readers.
 
-use super::{Backend, BackendKind};
+use super::backend::{Backend, BackendKind};
 use crate::config::DatabaseSettings;
 
 pub(super) struct Sqlite;

@@ -5,7 +5,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::audit::{append_audit, AuditEntry};
-use super::{flag, Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::{flag, Store};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -3,7 +3,8 @@
 use sqlx::Row;
 
 use super::audit::{append_audit, AuditEntry};
-use super::{Store, StoreResult};
+use super::error::StoreResult;
+use super::handle::Store;
 use crate::domain::webhook::EndpointConfig;
 
 /// An endpoint as stored: its configuration and the secrets that sign for it.
@@ -291,7 +292,7 @@ impl Store {
             return Ok(());
         }
         self.timed(async {
-            for chunk in deliveries.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in deliveries.chunks(super::handle::ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO webhook_deliveries (tenant_id, endpoint, event_type, webhook_id, status_code, latency_ms, error, created_ms)
                      VALUES {}",

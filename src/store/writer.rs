@@ -23,7 +23,8 @@ use futures_util::FutureExt;
 
 use super::booking_batch::{Booking, Decided, MAX_BATCH};
 use super::callbacks::InsertOutcome;
-use super::{Store, StoreError, StoreResult};
+use super::error::{StoreError, StoreResult};
+use super::handle::Store;
 use crate::coalesce::{Coalescer, NotRun};
 use crate::telemetry::catalogue::UNCAUGHT_EXCEPTION;
 use crate::telemetry::otlp;

@@ -282,7 +282,7 @@ async fn the_admin_openapi_document_lists_every_admin_route_on_the_internal_list
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc.body["paths"].as_object().unwrap();
-    for (method, pattern, _) in ringback::http::admin::roles::RULES {
+    for (method, pattern, _) in ringback::http::roles::RULES {
         if pattern.starts_with("/faults") {
             continue;
         }

@@ -1,5 +1,5 @@
 //! Operators and roles (issue 26): every role against every admin route (generated from the role
-//! table, `http::admin::roles::RULES`), tenant limits, the audit log with operators' names and
+//! table, `http::roles::RULES`), tenant limits, the audit log with operators' names and
 //! tenants, the `ringback operator` command, and an admin API that exists with operators alone.
 
 use reqwest::{Method, StatusCode};
@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{Backend, Response, TestApp};
 use crate::on_both_backends;
 use ringback::domain::operator::Role;
-use ringback::http::admin::roles::{filters_by_tenant, PREFIX, RULES};
+use ringback::http::roles::{filters_by_tenant, PREFIX, RULES};
 
 on_both_backends!(
     every_role_meets_every_admin_route_as_its_rule_says,

@@ -16,7 +16,6 @@ pub mod openapi;
 pub mod operators;
 pub mod overview;
 pub mod reports;
-pub mod roles;
 pub mod services;
 pub mod tenants;
 pub mod webhooks;

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
-use super::roles::{PREFIX, RULES};
 use crate::domain::operator::{Need, Role};
 use crate::http::extractors::AdminAuth;
+use crate::http::roles::{PREFIX, RULES};
 
 /// What one operation does, its query parameters and the fields of its JSON body.
 struct Doc {

@@ -106,7 +106,7 @@ mod tests {
     /// `http/routes.rs` (read from its source, method by method) has a rule, and every rule a route.
     #[test]
     fn the_table_matches_the_router() {
-        let source = include_str!("../routes.rs");
+        let source = include_str!("routes.rs");
         let mut registered = Vec::new();
         let mut current = None;
         for line in source.lines().map(str::trim) {
