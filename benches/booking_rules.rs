@@ -6,6 +6,7 @@ use jiff::tz::TimeZone;
 use ringback::domain::booking::{decide, CreateRequest, ServiceRules};
 use ringback::domain::calendar::{Calendar, CalendarBody, Hours, SpecialBody};
 use ringback::domain::service::ServiceConfig;
+use ringback::time::{Moment, DAY, HOUR};
 
 fn calendar() -> Calendar {
     Calendar::parse(&CalendarBody {
@@ -23,19 +24,19 @@ fn bench(c: &mut Criterion) {
     let config = ServiceConfig { slot_minutes: 5, max_future: "1y".into(), ..Default::default() };
     let rules =
         ServiceRules { config: &config, hours: Hours::Calendar(&cal), tz: TimeZone::get("America/New_York").unwrap() };
-    let start: i64 = "2026-12-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
-    let end = start + 31 * 86_400_000;
+    let start = Moment::from_timestamp("2026-12-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap());
+    let end = start + DAY * 31;
     let grid = rules.grid();
-    let slots = grid.open_slots(rules.hours, start, end, start, i64::MAX).len();
+    let slots = grid.open_slots(rules.hours, start, end, start, Moment::MAX).len();
     println!("31 days of 5-minute availability: {slots} open slots");
     c.bench_function("availability_31_days_5_min_with_holidays", |b| {
-        b.iter(|| black_box(grid.open_slots(rules.hours, black_box(start), end, start, i64::MAX).len()))
+        b.iter(|| black_box(grid.open_slots(rules.hours, black_box(start), end, start, Moment::MAX).len()))
     });
     let now = start;
     let request = CreateRequest {
         service_name: "s".into(),
         phone_raw: "+14155552671".into(),
-        desired_ms: Some(start + 2 * 86_400_000 + 15 * 3_600_000),
+        desired_ms: Some(start + DAY * 2 + HOUR * 15),
         priority: None,
         always_check_capacity: false,
         details: Default::default(),

@@ -78,7 +78,7 @@ impl Application {
         };
         let throttles =
             crate::coord::throttle::Throttles::start(cache_redis, crate::ops::keys::load_number_hasher(&store).await?);
-        let (handoff_stream, local_stream) = dispatcher_for(&settings, options.demo)?;
+        let (handoff_stream, local_stream) = handoff_stream_for(&settings, options.demo)?;
         if settings.clients.unknown_key_lookups_per_minute.is_some() {
             tracing::warn!(
                 "clients.unknown_key_lookups_per_minute is removed and ignored: forged API keys are refused without a \
@@ -233,7 +233,7 @@ impl Stopper {
 
 /// The dispatch stream: Redis when configured; else the in-process simulator's channel in demo
 /// mode; else hand-offs are only logged.
-fn dispatcher_for(
+fn handoff_stream_for(
     settings: &Settings,
     demo: bool,
 ) -> anyhow::Result<(HandOffStream, Option<tokio::sync::mpsc::UnboundedReceiver<crate::coord::stream::Message>>)> {

@@ -7,7 +7,6 @@ use crate::domain::service::ServiceConfig;
 use crate::ops::keys::issue_key;
 use crate::store::AuditEntry;
 use crate::store::Store;
-use crate::time::now_ms;
 
 pub const TENANT: &str = "demo";
 pub const SERVICE: &str = "demo-callbacks";
@@ -17,13 +16,13 @@ pub async fn prepare(store: &Store, signer: &KeySigner) -> anyhow::Result<DemoKe
         Some(t) => t,
         None => {
             let audit = AuditEntry::new("demo", "PUT", format!("tenants/{TENANT}"), None);
-            store.put_tenant(TENANT, &[], true, None, &audit, now_ms()).await?
+            store.put_tenant(TENANT, &[], true, None, &audit, crate::time::now()).await?
         }
     };
     if store.get_service(&tenant.id, SERVICE).await?.is_none() {
         let config = ServiceConfig { virtual_queue: Some(SERVICE.to_string()), ..ServiceConfig::default() };
         let audit = AuditEntry::new("demo", "PUT", format!("tenants/{TENANT}/services/{SERVICE}"), None);
-        crate::ops::services::put_service(store, &tenant.id, SERVICE, &config, &audit, now_ms())
+        crate::ops::services::put_service(store, &tenant.id, SERVICE, &config, &audit, crate::time::now())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

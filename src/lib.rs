@@ -1,7 +1,11 @@
 //! Ringback: a callback engagement service with a GES v3-compatible API.
 //!
-//! Data flows one way: `http` → `domain` (decide) → `store`/`coord` (persist, count) →
-//! `telemetry` (observe). `domain` never imports actix, sqlx or redis; handlers never build SQL.
+//! Calls point one way (docs/architecture.md): `main`/`app` (build, serve, start every task) →
+//! the edges `http` (handlers), `monitor` (passes), `demo`, `simulator` (a stand-in dialer that
+//! reads the hand-off stream) → `ops` (one module per use case) → `domain` (pure rules), `store`
+//! (persistence) and `coord` (throttles, key cache, hand-off stream, webhook sender; it reads the
+//! store) → `telemetry` → `config`, `error`, `time`, `breaker`, `coalesce`. `domain` never imports
+//! actix, sqlx or redis; handlers change nothing but through `ops` and never build SQL.
 
 pub mod app;
 pub mod breaker;

@@ -190,7 +190,7 @@ impl KeyCache {
             let store = store.clone();
             let key_id = resolved.key_id.clone();
             tokio::spawn(async move {
-                if let Err(e) = store.touch_api_key(&key_id, crate::time::now_ms()).await {
+                if let Err(e) = store.touch_api_key(&key_id, crate::time::now()).await {
                     tracing::warn!(error = %e, "could not record API key use");
                 }
             });

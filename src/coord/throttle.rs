@@ -18,6 +18,7 @@ use crate::breaker::Breaker;
 use crate::coalesce::Coalescer;
 use crate::coord::redis::{answers_ping, COMMAND_TIMEOUT};
 use crate::domain::throttle::{CounterSpec, NumberHasher};
+use crate::time::Millis;
 
 /// One round trip for every reservation and release that queued meanwhile (`crate::coalesce`),
 /// applied in order. ARGV: the number of operations, then per operation its kind (1 reserve,
@@ -74,7 +75,7 @@ pub enum ThrottleOutcome {
     /// `index` into the counter list; when the refusing window ends.
     Refused {
         index: usize,
-        retry_after_ms: i64,
+        retry_after: Millis,
     },
 }
 
@@ -190,7 +191,10 @@ impl Throttles {
                     });
                 }
                 Ok((i, ttl)) => {
-                    return ThrottleOutcome::Refused { index: (i - 1) as usize, retry_after_ms: ttl.max(1000) };
+                    return ThrottleOutcome::Refused {
+                        index: (i - 1) as usize,
+                        retry_after: Millis::from_ms(ttl.max(1000)),
+                    };
                 }
                 Err(e) => self.redis_failed(&e),
             }
@@ -220,13 +224,13 @@ impl Throttles {
         for (index, spec) in specs.iter().enumerate() {
             if let Some((count, expires)) = local.counts.get(&spec.key) {
                 if count + 1 > spec.limit {
-                    let retry_after_ms = expires.saturating_duration_since(now).as_millis() as i64;
-                    return ThrottleOutcome::Refused { index, retry_after_ms: retry_after_ms.max(1000) };
+                    let retry_after = Millis::from_std(expires.saturating_duration_since(now));
+                    return ThrottleOutcome::Refused { index, retry_after: retry_after.max(Millis::from_ms(1000)) };
                 }
             }
         }
         for spec in specs {
-            let window = Duration::from_millis(spec.window_ms.max(1) as u64);
+            let window = Duration::from_millis(spec.window.as_ms().max(1) as u64);
             local.take(&spec.key, now + window);
         }
         ThrottleOutcome::Admitted(Reservation { keys: specs.iter().map(|s| s.key.clone()).collect(), in_redis: false })
@@ -300,7 +304,7 @@ async fn run_batch(pool: &Pool, script: &redis::Script, ops: &[Op]) -> Vec<OpAns
                 Op::Reserve(specs) => {
                     call.arg(1).arg(specs.len());
                     for spec in specs {
-                        call.key(&spec.key).arg(spec.limit).arg(spec.window_ms.max(1));
+                        call.key(&spec.key).arg(spec.limit).arg(spec.window.as_ms().max(1));
                     }
                 }
                 Op::Release(keys) => {
@@ -332,7 +336,7 @@ mod tests {
     use crate::domain::throttle::CounterKind;
 
     fn spec(key: &str, limit: u32) -> CounterSpec {
-        CounterSpec { key: key.into(), limit, window_ms: 60_000, kind: CounterKind::ServiceWindow }
+        CounterSpec { key: key.into(), limit, window: Millis::from_ms(60_000), kind: CounterKind::ServiceWindow }
     }
 
     #[tokio::test]
@@ -343,9 +347,9 @@ mod tests {
         assert!(matches!(first, ThrottleOutcome::Admitted(_)));
         assert!(matches!(t.reserve(&specs).await, ThrottleOutcome::Admitted(_)));
         match t.reserve(&specs).await {
-            ThrottleOutcome::Refused { index, retry_after_ms } => {
+            ThrottleOutcome::Refused { index, retry_after } => {
                 assert_eq!(index, 0);
-                assert!(retry_after_ms >= 1000);
+                assert!(retry_after.as_ms() >= 1000);
             }
             other => panic!("{other:?}"),
         }
@@ -376,7 +380,8 @@ mod tests {
             assert!(local.ends.len() <= COMPACT_SLACK + 1, "{} window ends held", local.ends.len());
         }
         // Windows that end are dropped without a scan, on the next reservation.
-        let short = CounterSpec { key: "short".into(), limit: 1, window_ms: 1, kind: CounterKind::PerNumber };
+        let short =
+            CounterSpec { key: "short".into(), limit: 1, window: Millis::from_ms(1), kind: CounterKind::PerNumber };
         for n in 0..1_000 {
             t.reserve(&[CounterSpec { key: format!("w{n}"), ..short.clone() }]).await;
         }

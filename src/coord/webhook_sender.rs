@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::domain::webhook::{at_rest, signature_header, OutboundRules, SecretBox};
+use crate::domain::webhook::{at_rest, signature_header, timestamp_header, OutboundRules, SecretBox};
 
 /// The most of an answer that is read (enough for `{"acknowledged": true}` and an error text).
 const MAX_ANSWER_BYTES: usize = 4096;
@@ -145,15 +145,15 @@ impl WebhookSender {
             Err(problem) => return Sent::NotSent(problem),
         };
         let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let timestamp = jiff::Timestamp::now().as_second();
+        let now = crate::time::now();
         let request = self
             .client
             .post(url)
             .timeout(out.timeout)
             .header("content-type", "application/json")
             .header("webhook-id", out.webhook_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature_header(&secrets, out.webhook_id, timestamp, &out.body))
+            .header("webhook-timestamp", timestamp_header(now))
+            .header("webhook-signature", signature_header(&secrets, out.webhook_id, now, &out.body))
             .body(out.body.clone());
         let request = match out.traceparent {
             Some(traceparent) => request.header(crate::telemetry::trace_context::HEADER, traceparent),

@@ -7,7 +7,7 @@ use jiff::{tz::TimeZone, Span, Timestamp};
 /// An `Idempotency-Key` still "in progress" this long after it began belongs to a request that can
 /// no longer commit (its deadline, a statement timeout and a read-back are validated to fit well
 /// inside it: `config`): a retry may take it over.
-pub const IDEMPOTENCY_TAKEOVER_MS: i64 = 60_000;
+pub const IDEMPOTENCY_TAKEOVER: Millis = Millis::from_ms(60_000);
 
 use crate::domain::calendar::Hours;
 use crate::domain::capacity::Grid;
@@ -17,13 +17,14 @@ use crate::domain::callback::{Kind, State};
 use crate::domain::phone::{PhoneRejection, PhoneRules, E164};
 use crate::domain::service::{parse_max_future, ServiceConfig};
 use crate::error::{ApiError, FieldProblem, Reason};
+use crate::time::{Millis, Moment};
 
 /// A create request after field validation (types are right, required fields present).
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
     pub service_name: String,
     pub phone_raw: String,
-    pub desired_ms: Option<i64>,
+    pub desired_ms: Option<Moment>,
     pub priority: Option<i64>,
     pub always_check_capacity: bool,
     /// Reporting and routing fields stored as given (`language`, `channel`, `userData`, ...).
@@ -45,16 +46,16 @@ impl<'a> ServiceRules<'a> {
     }
 
     /// Bookable instants: from now + `minLeadSeconds` to now + `maxFuture`.
-    pub fn bookable_range(&self, now_ms: i64) -> (i64, i64) {
-        let earliest = now_ms + (self.config.min_lead_seconds as i64).saturating_mul(1000);
-        (earliest, max_future_ms(&self.config.max_future, now_ms).unwrap_or(i64::MAX))
+    pub fn bookable_range(&self, now: Moment) -> (Moment, Moment) {
+        let earliest = now.saturating_add(Millis::from_secs(self.config.min_lead_seconds));
+        (earliest, max_future(&self.config.max_future, now).unwrap_or(Moment::MAX))
     }
 }
 
 /// A capacity bucket the booking must reserve, atomically with its insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapacityClaim {
-    pub bucket_start: i64,
+    pub bucket_start: Moment,
     pub capacity: u32,
 }
 
@@ -63,9 +64,9 @@ pub struct CapacityClaim {
 pub struct Booking {
     pub kind: Kind,
     pub phone: E164,
-    pub desired_ms: i64,
+    pub desired_ms: Moment,
     /// When the monitor should hand it over (`desiredTime − dispatchBuffer`).
-    pub due_ms: i64,
+    pub due_ms: Moment,
     pub initial_state: State,
     pub priority: i64,
     /// Immediate callbacks are inserted already claimed for hand-off (attempt 1).
@@ -77,10 +78,10 @@ pub struct Booking {
 
 /// Booking steps 2 and 3 (kind, fields, phone, time and office hours). A `SLOT_FULL` refusal
 /// here (a closed time) carries no slots; the caller proposes them.
-pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now_ms: i64) -> Result<Booking, ApiError> {
+pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now: Moment) -> Result<Booking, ApiError> {
     let config = rules.config;
     let kind = match req.desired_ms {
-        Some(t) if t > now_ms => Kind::Scheduled,
+        Some(t) if t > now => Kind::Scheduled,
         _ => Kind::Immediate,
     };
     match kind {
@@ -101,12 +102,12 @@ pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now_ms: i64) -> Res
     let phone = parse_phone(&req.phone_raw, config)?;
     let grid = rules.grid();
     let claim_at =
-        |t: i64| grid.bucket_at(t).map(|b| CapacityClaim { bucket_start: b.start, capacity: grid.capacity(&b) });
+        |t: Moment| grid.bucket_at(t).map(|b| CapacityClaim { bucket_start: b.start, capacity: grid.capacity(&b) });
     let mut booking = Booking {
         kind,
         phone,
-        desired_ms: now_ms,
-        due_ms: now_ms,
+        desired_ms: now,
+        due_ms: now,
         initial_state: State::Queued,
         priority: req.priority.unwrap_or(config.priority),
         claimed: true,
@@ -115,14 +116,14 @@ pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now_ms: i64) -> Res
     };
     match kind {
         Kind::Immediate => {
-            if !rules.hours.is_open(now_ms) {
+            if !rules.hours.is_open(now) {
                 if config.reject_out_of_office_hours {
                     return Err(ApiError::new(
                         Reason::OfficeClosed,
                         "the office is closed now and this service does not take requests out of hours",
                     ));
                 }
-                let opening = rules.hours.next_opening(now_ms).ok_or_else(|| {
+                let opening = rules.hours.next_opening(now).ok_or_else(|| {
                     ApiError::new(Reason::OfficeClosed, "the office has no opening hours in the coming year")
                 })?;
                 booking.desired_ms = opening;
@@ -133,12 +134,12 @@ pub fn decide(req: &CreateRequest, rules: &ServiceRules<'_>, now_ms: i64) -> Res
             }
             // With alwaysCheckCapacity, a desiredTime not in the future takes the acceptance time's bucket.
             if req.always_check_capacity && req.desired_ms.is_some() {
-                booking.capacity = claim_at(now_ms);
+                booking.capacity = claim_at(now);
             }
         }
         Kind::Scheduled => {
-            let desired = req.desired_ms.unwrap_or(now_ms);
-            let (due, claim) = scheduled_slot(desired, rules, now_ms)?;
+            let desired = req.desired_ms.unwrap_or(now);
+            let (due, claim) = scheduled_slot(desired, rules, now)?;
             booking.desired_ms = desired;
             booking.due_ms = due;
             booking.initial_state = State::Scheduled;
@@ -159,12 +160,12 @@ fn no_capacity() -> ApiError {
 /// The time rules of a scheduled time (create and reschedule): the bookable window, office
 /// hours, and the bucket it takes. Returns when it falls due and the capacity claim.
 pub fn scheduled_slot(
-    desired: i64,
+    desired: Moment,
     rules: &ServiceRules<'_>,
-    now_ms: i64,
-) -> Result<(i64, Option<CapacityClaim>), ApiError> {
+    now: Moment,
+) -> Result<(Moment, Option<CapacityClaim>), ApiError> {
     let config = rules.config;
-    check_time_window(desired, config, now_ms)?;
+    check_time_window(desired, config, now)?;
     if !rules.hours.is_open(desired) {
         if config.reject_out_of_office_hours {
             return Err(ApiError::new(
@@ -183,8 +184,8 @@ pub fn scheduled_slot(
     if claim.is_some_and(|c| c.capacity == 0) {
         return Err(no_capacity());
     }
-    let buffer_ms = (config.dispatch_buffer_seconds as i64).saturating_mul(1000);
-    Ok(((desired - buffer_ms).max(now_ms), claim))
+    let buffer = Millis::from_secs(config.dispatch_buffer_seconds);
+    Ok((desired.saturating_sub(buffer).max(now), claim))
 }
 
 pub fn parse_phone(raw: &str, config: &ServiceConfig) -> Result<E164, ApiError> {
@@ -206,16 +207,15 @@ pub fn parse_phone(raw: &str, config: &ServiceConfig) -> Result<E164, ApiError> 
 }
 
 /// `maxFuture` and `minLeadSeconds` for a scheduled time.
-pub fn check_time_window(desired_ms: i64, config: &ServiceConfig, now_ms: i64) -> Result<(), ApiError> {
-    let lead_ms = (config.min_lead_seconds as i64).saturating_mul(1000);
-    if desired_ms < now_ms + lead_ms {
+pub fn check_time_window(desired: Moment, config: &ServiceConfig, now: Moment) -> Result<(), ApiError> {
+    if desired < now.saturating_add(Millis::from_secs(config.min_lead_seconds)) {
         return Err(ApiError::new(
             Reason::TimeOutOfRange,
             format!("desiredTime must be at least {} seconds ahead", config.min_lead_seconds),
         ));
     }
-    if let Some(latest) = max_future_ms(&config.max_future, now_ms) {
-        if desired_ms > latest {
+    if let Some(latest) = max_future(&config.max_future, now) {
+        if desired > latest {
             return Err(ApiError::new(
                 Reason::TimeOutOfRange,
                 format!("desiredTime is beyond the furthest bookable time ({} ahead)", config.max_future),
@@ -226,7 +226,7 @@ pub fn check_time_window(desired_ms: i64, config: &ServiceConfig, now_ms: i64) -
 }
 
 /// The furthest bookable instant: now plus `maxFuture` on the UTC calendar (`1M` = one month).
-pub fn max_future_ms(max_future: &str, now_ms: i64) -> Option<i64> {
+pub fn max_future(max_future: &str, now: Moment) -> Option<Moment> {
     let (n, unit) = parse_max_future(max_future)?;
     let n = i64::from(n);
     let span = match unit {
@@ -237,8 +237,8 @@ pub fn max_future_ms(max_future: &str, now_ms: i64) -> Option<i64> {
         'h' => Span::new().try_hours(n).ok()?,
         _ => Span::new().try_minutes(n).ok()?,
     };
-    let now = Timestamp::from_millisecond(now_ms).ok()?.to_zoned(TimeZone::UTC);
-    now.checked_add(span).ok().map(|z| z.timestamp().as_millisecond())
+    let now = Timestamp::from_millisecond(now.as_ms()).ok()?.to_zoned(TimeZone::UTC);
+    now.checked_add(span).ok().map(|z| Moment::from_timestamp(z.timestamp()))
 }
 
 #[cfg(test)]
@@ -247,9 +247,9 @@ mod tests {
 
     use crate::domain::calendar::{Calendar, CalendarBody};
 
-    const NOW: i64 = 1_795_000_000_000;
+    const NOW: Moment = Moment::from_ms(1_795_000_000_000);
 
-    fn decide(req: &CreateRequest, config: &ServiceConfig, now: i64) -> Result<Booking, ApiError> {
+    fn decide(req: &CreateRequest, config: &ServiceConfig, now: Moment) -> Result<Booking, ApiError> {
         super::decide(req, &ServiceRules { config, hours: Hours::AlwaysOpen, tz: TimeZone::UTC }, now)
     }
 
@@ -264,8 +264,8 @@ mod tests {
         .unwrap()
     }
 
-    fn ms(text: &str) -> i64 {
-        text.parse::<Timestamp>().unwrap().as_millisecond()
+    fn ms(text: &str) -> Moment {
+        Moment::from_timestamp(text.parse::<Timestamp>().unwrap())
     }
 
     #[test]
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(b.capacity, Some(CapacityClaim { bucket_start: ms("2026-11-23T10:00:00Z"), capacity: 100 }));
     }
 
-    fn req(desired: Option<i64>) -> CreateRequest {
+    fn req(desired: Option<Moment>) -> CreateRequest {
         CreateRequest {
             service_name: "s".into(),
             phone_raw: "+14155552671".into(),
@@ -313,16 +313,16 @@ mod tests {
     fn absent_or_past_desired_time_is_an_immediate_claimed_booking() {
         let b = decide(&req(None), &ServiceConfig::default(), NOW).unwrap();
         assert_eq!((b.kind, b.initial_state, b.claimed, b.desired_ms), (Kind::Immediate, State::Queued, true, NOW));
-        let b = decide(&req(Some(NOW - 5)), &ServiceConfig::default(), NOW).unwrap();
+        let b = decide(&req(Some(NOW - Millis::from_ms(5))), &ServiceConfig::default(), NOW).unwrap();
         assert_eq!(b.kind, Kind::Immediate);
     }
 
     #[test]
     fn future_desired_time_is_scheduled_and_due_early_by_the_dispatch_buffer() {
         let config = ServiceConfig { dispatch_buffer_seconds: 60, priority: 3, ..Default::default() };
-        let b = decide(&req(Some(NOW + 3_600_000)), &config, NOW).unwrap();
+        let b = decide(&req(Some(NOW + Millis::from_ms(3_600_000))), &config, NOW).unwrap();
         assert_eq!((b.kind, b.initial_state, b.claimed), (Kind::Scheduled, State::Scheduled, false));
-        assert_eq!(b.due_ms, NOW + 3_600_000 - 60_000);
+        assert_eq!(b.due_ms, NOW + Millis::from_ms(3_600_000 - 60_000));
         assert_eq!(b.priority, 3);
     }
 
@@ -331,18 +331,21 @@ mod tests {
         let no_immediate = ServiceConfig { immediate_enabled: false, ..Default::default() };
         assert_eq!(decide(&req(None), &no_immediate, NOW).unwrap_err().reason, Reason::KindDisabled);
         let no_scheduled = ServiceConfig { scheduled_enabled: false, ..Default::default() };
-        assert_eq!(decide(&req(Some(NOW + 1000)), &no_scheduled, NOW).unwrap_err().reason, Reason::KindDisabled);
+        assert_eq!(
+            decide(&req(Some(NOW + Millis::from_ms(1000))), &no_scheduled, NOW).unwrap_err().reason,
+            Reason::KindDisabled
+        );
     }
 
     #[test]
     fn max_future_and_min_lead_bound_scheduled_times() {
         let config = ServiceConfig { max_future: "2d".into(), min_lead_seconds: 600, ..Default::default() };
-        let too_soon = decide(&req(Some(NOW + 60_000)), &config, NOW).unwrap_err();
+        let too_soon = decide(&req(Some(NOW + Millis::from_ms(60_000))), &config, NOW).unwrap_err();
         assert_eq!(too_soon.reason, Reason::TimeOutOfRange);
-        let too_far = decide(&req(Some(NOW + 3 * 86_400_000)), &config, NOW).unwrap_err();
+        let too_far = decide(&req(Some(NOW + Millis::from_ms(3 * 86_400_000))), &config, NOW).unwrap_err();
         assert_eq!(too_far.reason, Reason::TimeOutOfRange);
-        assert!(decide(&req(Some(NOW + 86_400_000)), &config, NOW).is_ok());
-        assert_eq!(max_future_ms("1h", NOW), Some(NOW + 3_600_000));
+        assert!(decide(&req(Some(NOW + Millis::from_ms(86_400_000))), &config, NOW).is_ok());
+        assert_eq!(max_future("1h", NOW), Some(NOW + Millis::from_ms(3_600_000)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldProblem;
-use crate::time::DAY_MS;
+use crate::time::{Millis, Moment, DAY};
 
 /// The calendar body of the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,16 +241,16 @@ impl Calendar {
         self.regular.iter().filter(|r| r.days[weekday]).flat_map(|r| r.ranges.iter().copied()).collect()
     }
 
-    fn local_to_ms(&self, dt: DateTime) -> Option<i64> {
-        self.tz.to_ambiguous_timestamp(dt).compatible().ok().map(|t| t.as_millisecond())
+    fn local_to_moment(&self, dt: DateTime) -> Option<Moment> {
+        self.tz.to_ambiguous_timestamp(dt).compatible().ok().map(Moment::from_timestamp)
     }
 
-    pub fn local_date(&self, ms: i64) -> Option<Date> {
-        Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.tz.clone()).date())
+    pub fn local_date(&self, at: Moment) -> Option<Date> {
+        Timestamp::from_millisecond(at.as_ms()).ok().map(|t| t.to_zoned(self.tz.clone()).date())
     }
 
-    /// Open intervals `[start, end)` in UTC ms that intersect `[from, to)`, clipped, sorted, merged.
-    pub fn open_intervals(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+    /// Open intervals `[start, end)` that intersect `[from, to)`, clipped, sorted, merged.
+    pub fn open_intervals(&self, from: Moment, to: Moment) -> Vec<(Moment, Moment)> {
         let (Some(first), Some(last)) = (self.local_date(from), self.local_date(to)) else { return Vec::new() };
         let mut out = Vec::new();
         // The day before may wrap past midnight into the range.
@@ -264,7 +264,7 @@ impl Calendar {
                 } else {
                     end_day.at((range.end / 60) as i8, (range.end % 60) as i8, 0, 0)
                 };
-                if let (Some(s), Some(e)) = (self.local_to_ms(start), self.local_to_ms(end)) {
+                if let (Some(s), Some(e)) = (self.local_to_moment(start), self.local_to_moment(end)) {
                     let (s, e) = (s.max(from), e.min(to));
                     if s < e {
                         out.push((s, e));
@@ -279,16 +279,16 @@ impl Calendar {
         merge(out)
     }
 
-    pub fn is_open(&self, t: i64) -> bool {
-        !self.open_intervals(t, t + 1).is_empty()
+    pub fn is_open(&self, t: Moment) -> bool {
+        !self.open_intervals(t, t + Millis::from_ms(1)).is_empty()
     }
 
-    /// The first open instant at or after `t`, looking up to `horizon_days` ahead.
-    pub fn next_opening(&self, t: i64, horizon_days: i64) -> Option<i64> {
+    /// The first open instant at or after `t`, looking up to `horizon` ahead.
+    pub fn next_opening(&self, t: Moment, horizon: Millis) -> Option<Moment> {
         let mut from = t;
-        let end = t + horizon_days * DAY_MS;
+        let end = t + horizon;
         while from < end {
-            let to = (from + 7 * DAY_MS).min(end);
+            let to = (from + DAY * 7).min(end);
             if let Some((s, _)) = self.open_intervals(from, to).first() {
                 return Some(*s);
             }
@@ -297,19 +297,19 @@ impl Calendar {
         None
     }
 
-    /// Milliseconds until the office closes (0 when closed), looking at most `horizon_days` ahead.
-    pub fn open_for(&self, t: i64, horizon_days: i64) -> i64 {
-        let intervals = self.open_intervals(t, t + horizon_days * DAY_MS);
+    /// How long until the office closes (zero when closed), looking at most `horizon` ahead.
+    pub fn open_for(&self, t: Moment, horizon: Millis) -> Millis {
+        let intervals = self.open_intervals(t, t + horizon);
         match intervals.first() {
-            Some((s, e)) if *s == t => e - t,
-            _ => 0,
+            Some((s, e)) if *s == t => *e - t,
+            _ => Millis::ZERO,
         }
     }
 }
 
-fn merge(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+fn merge(mut intervals: Vec<(Moment, Moment)>) -> Vec<(Moment, Moment)> {
     intervals.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
+    let mut merged: Vec<(Moment, Moment)> = Vec::with_capacity(intervals.len());
     for (s, e) in intervals {
         match merged.last_mut() {
             Some(last) if s <= last.1 => last.1 = last.1.max(e),
@@ -327,7 +327,7 @@ pub enum Hours<'a> {
 }
 
 impl Hours<'_> {
-    pub fn open_intervals(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+    pub fn open_intervals(&self, from: Moment, to: Moment) -> Vec<(Moment, Moment)> {
         match self {
             Hours::AlwaysOpen if from < to => vec![(from, to)],
             Hours::AlwaysOpen => Vec::new(),
@@ -335,26 +335,26 @@ impl Hours<'_> {
         }
     }
 
-    pub fn is_open(&self, t: i64) -> bool {
+    pub fn is_open(&self, t: Moment) -> bool {
         match self {
             Hours::AlwaysOpen => true,
             Hours::Calendar(c) => c.is_open(t),
         }
     }
 
-    pub fn next_opening(&self, t: i64) -> Option<i64> {
+    pub fn next_opening(&self, t: Moment) -> Option<Moment> {
         match self {
             Hours::AlwaysOpen => Some(t),
-            Hours::Calendar(c) => c.next_opening(t, 366),
+            Hours::Calendar(c) => c.next_opening(t, DAY * 366),
         }
     }
 
     /// Seconds until closing; an always-open service reports its look-ahead horizon.
-    pub fn open_for_seconds(&self, t: i64) -> i64 {
-        const HORIZON_DAYS: i64 = 31;
+    pub fn open_for_seconds(&self, t: Moment) -> i64 {
+        const HORIZON: Millis = Millis::from_ms(31 * DAY.as_ms());
         match self {
-            Hours::AlwaysOpen => HORIZON_DAYS * DAY_MS / 1000,
-            Hours::Calendar(c) => c.open_for(t, HORIZON_DAYS) / 1000,
+            Hours::AlwaysOpen => HORIZON.as_secs(),
+            Hours::Calendar(c) => c.open_for(t, HORIZON).as_secs(),
         }
     }
 }
@@ -377,8 +377,8 @@ mod tests {
         .unwrap()
     }
 
-    fn ms(text: &str) -> i64 {
-        text.parse::<Timestamp>().unwrap().as_millisecond()
+    fn ms(text: &str) -> Moment {
+        Moment::from_timestamp(text.parse::<Timestamp>().unwrap())
     }
 
     #[test]
@@ -389,9 +389,9 @@ mod tests {
         assert!(!c.is_open(ms("2026-11-23T22:00:00Z"))); // 17:00 closes
         assert!(c.is_open(ms("2026-11-28T15:00:00Z"))); // Sat 10:00
         assert!(!c.is_open(ms("2026-11-29T16:00:00Z"))); // Sun
-        assert_eq!(c.next_opening(ms("2026-11-28T20:00:00Z"), 7), Some(ms("2026-11-30T14:00:00Z")));
-        assert_eq!(c.open_for(ms("2026-11-23T21:00:00Z"), 7), 3_600_000);
-        assert_eq!(c.open_for(ms("2026-11-23T23:00:00Z"), 7), 0);
+        assert_eq!(c.next_opening(ms("2026-11-28T20:00:00Z"), DAY * 7), Some(ms("2026-11-30T14:00:00Z")));
+        assert_eq!(c.open_for(ms("2026-11-23T21:00:00Z"), DAY * 7), Millis::from_ms(3_600_000));
+        assert_eq!(c.open_for(ms("2026-11-23T23:00:00Z"), DAY * 7), Millis::ZERO);
     }
 
     #[test]
@@ -481,12 +481,13 @@ mod tests {
         ) {
             let range = format!("{:02}:00-{:02}:00", from_h, (from_h + len_h) % 24);
             let c = cal(ZONES[zone], &["Mon-Sun ".to_string() + &range].iter().map(String::as_str).collect::<Vec<_>>());
-            let base = Date::strptime("%Y-%m-%d", DAYS[day]).unwrap().at(0, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap().timestamp().as_millisecond() - DAY_MS;
-            let iv = c.open_intervals(base, base + 3 * DAY_MS);
+            let base = Date::strptime("%Y-%m-%d", DAYS[day]).unwrap().at(0, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap().timestamp();
+            let base = Moment::from_timestamp(base) - DAY;
+            let iv = c.open_intervals(base, base + DAY * 3);
             for w in iv.windows(2) {
                 prop_assert!(w[0].1 < w[1].0, "sorted and disjoint: {:?}", iv);
             }
-            let t = base + offset_min * MINUTE_MS;
+            let t = base + Millis::from_ms(offset_min * MINUTE_MS);
             let inside = iv.iter().any(|(s, e)| *s <= t && t < *e);
             prop_assert_eq!(inside, c.is_open(t));
         }
@@ -497,9 +498,9 @@ mod tests {
             let c = cal(ZONES[zone], &["Mon-Sun 09:00-17:00"]);
             let date = Date::strptime("%Y-%m-%d", DAYS[day]).unwrap();
             let tz = TimeZone::get(ZONES[zone]).unwrap();
-            let start = tz.to_ambiguous_timestamp(date.at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
-            let end = tz.to_ambiguous_timestamp(date.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
-            let total: i64 = c.open_intervals(start, end).iter().map(|(s, e)| e - s).sum();
+            let start = Moment::from_timestamp(tz.to_ambiguous_timestamp(date.at(0, 0, 0, 0)).compatible().unwrap());
+            let end = Moment::from_timestamp(tz.to_ambiguous_timestamp(date.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap());
+            let total: i64 = c.open_intervals(start, end).iter().map(|(s, e)| (*e - *s).as_ms()).sum();
             prop_assert_eq!(total, 8 * 3_600_000);
         }
     }

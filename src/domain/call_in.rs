@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::domain::phone::{PhoneRules, E164};
 use crate::domain::service::RateLimit;
 use crate::error::FieldProblem;
+use crate::time::Moment;
 
 /// Codes fit a JSON number and an `i64` comfortably; nine digits are 900 million codes.
 pub const MAX_ACCESS_CODE_DIGITS: u32 = 9;
@@ -204,8 +205,8 @@ impl RequestState {
     }
 
     /// A pending request past its expiration reads as `EXPIRED` whether or not a sweep has run.
-    pub fn as_seen(self, expires_ms: i64, now_ms: i64) -> RequestState {
-        if self == RequestState::Pending && expires_ms <= now_ms {
+    pub fn as_seen(self, expires: Moment, now: Moment) -> RequestState {
+        if self == RequestState::Pending && expires <= now {
             RequestState::Expired
         } else {
             self
@@ -320,8 +321,17 @@ mod tests {
 
     #[test]
     fn pending_past_expiry_reads_as_expired() {
-        assert_eq!(RequestState::Pending.as_seen(1000, 999), RequestState::Pending);
-        assert_eq!(RequestState::Pending.as_seen(1000, 1000), RequestState::Expired);
-        assert_eq!(RequestState::Matched.as_seen(1000, 5000), RequestState::Matched);
+        assert_eq!(
+            RequestState::Pending.as_seen(crate::time::Moment::from_ms(1000), crate::time::Moment::from_ms(999)),
+            RequestState::Pending
+        );
+        assert_eq!(
+            RequestState::Pending.as_seen(crate::time::Moment::from_ms(1000), crate::time::Moment::from_ms(1000)),
+            RequestState::Expired
+        );
+        assert_eq!(
+            RequestState::Matched.as_seen(crate::time::Moment::from_ms(1000), crate::time::Moment::from_ms(5000)),
+            RequestState::Matched
+        );
     }
 }

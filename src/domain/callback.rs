@@ -69,6 +69,68 @@ pub const COMPLETION_REASONS: [&str; 16] = [
     "UNREACHABLE",
 ];
 
+/// What a hand-off message asks of the voice platform (its `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOffKind {
+    /// Dial this callback.
+    Submit,
+    /// Forget a callback handed over earlier (cancelled after its hand-off).
+    Cancel,
+}
+
+impl HandOffKind {
+    /// The message's `type` (`callback.submit`, `callback.cancel`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandOffKind::Submit => "callback.submit",
+            HandOffKind::Cancel => "callback.cancel",
+        }
+    }
+
+    /// The `type` label of `ges_dispatch_published_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HandOffKind::Submit => "submit",
+            HandOffKind::Cancel => "cancel",
+        }
+    }
+}
+
+/// Why a callback completed: one of Ringback's own reasons, or the one the platform reported
+/// (GES reasons are open-ended: `AGENT_CONNECTED`, `BUSY`, a platform's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionReason {
+    Cancelled,
+    Erased,
+    SubmitFailed,
+    FailTimeoutTtl,
+    Reported(String),
+}
+
+impl CompletionReason {
+    /// A stored or reported reason.
+    pub fn parse(text: &str) -> CompletionReason {
+        match text {
+            REASON_CANCELLED => CompletionReason::Cancelled,
+            REASON_ERASED => CompletionReason::Erased,
+            REASON_SUBMIT_FAILED => CompletionReason::SubmitFailed,
+            REASON_FAIL_TIMEOUT_TTL => CompletionReason::FailTimeoutTtl,
+            other => CompletionReason::Reported(other.to_string()),
+        }
+    }
+
+    /// As stored, reported and labelled (`callbackReason`, the `reason` label).
+    pub fn as_str(&self) -> &str {
+        match self {
+            CompletionReason::Cancelled => REASON_CANCELLED,
+            CompletionReason::Erased => REASON_ERASED,
+            CompletionReason::SubmitFailed => REASON_SUBMIT_FAILED,
+            CompletionReason::FailTimeoutTtl => REASON_FAIL_TIMEOUT_TTL,
+            CompletionReason::Reported(reason) => reason,
+        }
+    }
+}
+
 pub const REASON_CANCELLED: &str = "CANCELLED";
 /// Completed because the number was erased on request (issue 27); not a reason platforms report.
 pub const REASON_ERASED: &str = "ERASED";

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 
 use crate::domain::calendar::{parse_clock, parse_days, Hours};
 use crate::domain::service::ServiceConfig;
-use crate::time::DAY_MS;
+use crate::time::{Millis, Moment, DAY};
 
 /// How far either side of the desired time slot proposals search.
 pub const PROPOSAL_SEARCH_DAYS: i64 = 7;
@@ -25,8 +25,8 @@ pub const BUCKET_RETENTION_DAYS: i64 = PROPOSAL_SEARCH_DAYS + 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
-    pub start: i64,
-    pub end: i64,
+    pub start: Moment,
+    pub end: Moment,
     /// Local wall-clock start, for capacity rules.
     pub local_date: Date,
     pub local_minute: i32,
@@ -37,7 +37,7 @@ pub struct Bucket {
 pub struct Slot {
     pub bucket: Bucket,
     /// First open instant in the bucket (`utcTime`).
-    pub offered: i64,
+    pub offered: Moment,
     pub total: u32,
 }
 
@@ -53,23 +53,26 @@ impl<'a> Grid<'a> {
         Grid { tz, config }
     }
 
-    fn local_date(&self, ms: i64) -> Option<Date> {
-        Timestamp::from_millisecond(ms).ok().map(|t| t.to_zoned(self.tz.clone()).date())
+    fn local_date(&self, at: Moment) -> Option<Date> {
+        Timestamp::from_millisecond(at.as_ms()).ok().map(|t| t.to_zoned(self.tz.clone()).date())
     }
 
     /// Every bucket start of a local date: (instant, local minute).
-    fn starts_of_day(&self, date: Date) -> Vec<(i64, i32)> {
+    fn starts_of_day(&self, date: Date) -> Vec<(Moment, i32)> {
         let step = self.config.slot_minutes as i32;
         if let Some(midnight) = self.midnight_of_steady_day(date) {
             // Every booking asks for its bucket: on a day without an offset change (all but the
             // DST days), starts are midnight plus whole minutes, with no zone lookup per start.
-            return (0..1440).step_by(step as usize).map(|m| (midnight + i64::from(m) * 60_000, m)).collect();
+            return (0..1440)
+                .step_by(step as usize)
+                .map(|m| (midnight + Millis::from_ms(i64::from(m) * 60_000), m))
+                .collect();
         }
         self.starts_by_zone_lookup(date)
     }
 
     /// `starts_of_day` the long way: each local start through the zone (gaps skipped, folds twice).
-    fn starts_by_zone_lookup(&self, date: Date) -> Vec<(i64, i32)> {
+    fn starts_by_zone_lookup(&self, date: Date) -> Vec<(Moment, i32)> {
         let step = self.config.slot_minutes as i32;
         let mut starts = Vec::with_capacity((1440 / step) as usize + 12);
         for minute in (0..1440).step_by(step as usize) {
@@ -82,7 +85,7 @@ impl<'a> Grid<'a> {
             };
             for offset in offsets {
                 if let Ok(ts) = offset.to_timestamp(dt) {
-                    starts.push((ts.as_millisecond(), minute));
+                    starts.push((Moment::from_timestamp(ts), minute));
                 }
             }
         }
@@ -92,25 +95,25 @@ impl<'a> Grid<'a> {
 
     /// The instant of local midnight of `date` when the zone's offset does not change during
     /// that day (no transition before the next midnight); `None` on DST days.
-    fn midnight_of_steady_day(&self, date: Date) -> Option<i64> {
+    fn midnight_of_steady_day(&self, date: Date) -> Option<Moment> {
         let midnight: DateTime = date.at(0, 0, 0, 0);
         let AmbiguousOffset::Unambiguous { offset } = self.tz.to_ambiguous_timestamp(midnight).offset() else {
             return None;
         };
         let start = offset.to_timestamp(midnight).ok()?;
-        let day_end = start.as_millisecond() + DAY_MS;
-        let steady = self.tz.following(start).next().is_none_or(|t| t.timestamp().as_millisecond() >= day_end);
-        steady.then_some(start.as_millisecond())
+        let day_end = Moment::from_timestamp(start) + DAY;
+        let steady = self.tz.following(start).next().is_none_or(|t| Moment::from_timestamp(t.timestamp()) >= day_end);
+        steady.then_some(Moment::from_timestamp(start))
     }
 
     /// Buckets that intersect `[from, to)`, in order.
-    pub fn buckets(&self, from: i64, to: i64) -> Vec<Bucket> {
+    pub fn buckets(&self, from: Moment, to: Moment) -> Vec<Bucket> {
         let (Some(first), Some(last)) = (self.local_date(from), self.local_date(to)) else { return Vec::new() };
-        let mut starts: Vec<(i64, i32, Date)> = Vec::new();
+        let mut starts: Vec<(Moment, i32, Date)> = Vec::new();
         let mut date = first.yesterday().unwrap_or(first);
         let stop = last.tomorrow().unwrap_or(last);
         while date <= stop {
-            starts.extend(self.starts_of_day(date).into_iter().map(|(ms, minute)| (ms, minute, date)));
+            starts.extend(self.starts_of_day(date).into_iter().map(|(at, minute)| (at, minute, date)));
             match date.tomorrow() {
                 Ok(d) => date = d,
                 Err(_) => break,
@@ -123,8 +126,8 @@ impl<'a> Grid<'a> {
             .collect()
     }
 
-    pub fn bucket_at(&self, t: i64) -> Option<Bucket> {
-        self.buckets(t, t + 1).into_iter().find(|b| b.start <= t && t < b.end)
+    pub fn bucket_at(&self, t: Moment) -> Option<Bucket> {
+        self.buckets(t, t + Millis::from_ms(1)).into_iter().find(|b| b.start <= t && t < b.end)
     }
 
     /// Capacity of a bucket: the last matching exception, else the last matching override, else
@@ -153,7 +156,14 @@ impl<'a> Grid<'a> {
     }
 
     /// Open buckets in `[from, to)` whose offered time is within `[earliest, latest]`.
-    pub fn open_slots(&self, hours: Hours<'_>, from: i64, to: i64, earliest: i64, latest: i64) -> Vec<Slot> {
+    pub fn open_slots(
+        &self,
+        hours: Hours<'_>,
+        from: Moment,
+        to: Moment,
+        earliest: Moment,
+        latest: Moment,
+    ) -> Vec<Slot> {
         let buckets = self.buckets(from, to);
         let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else { return Vec::new() };
         let open = hours.open_intervals(first.start, last.end);
@@ -187,9 +197,9 @@ impl<'a> Grid<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotUse {
     /// The slot's first open instant.
-    pub offered: i64,
+    pub offered: Moment,
     /// Its bucket's start and end.
-    pub bucket: (i64, i64),
+    pub bucket: (Moment, Moment),
     pub total: u32,
     pub reserved: u32,
 }
@@ -207,9 +217,9 @@ impl SlotUse {
 pub fn slots_with_use(
     grid: &Grid<'_>,
     hours: Hours<'_>,
-    (from, to): (i64, i64),
-    (earliest, latest): (i64, i64),
-    reserved: &HashMap<i64, u32>,
+    (from, to): (Moment, Moment),
+    (earliest, latest): (Moment, Moment),
+    reserved: &HashMap<Moment, u32>,
 ) -> Vec<SlotUse> {
     grid.open_slots(hours, from, to, earliest, latest)
         .into_iter()
@@ -227,17 +237,17 @@ pub fn slots_with_use(
 pub fn propose(
     grid: &Grid<'_>,
     hours: Hours<'_>,
-    desired: i64,
-    earliest: i64,
-    latest: i64,
-    reserved: &HashMap<i64, u32>,
+    desired: Moment,
+    earliest: Moment,
+    latest: Moment,
+    reserved: &HashMap<Moment, u32>,
     max: usize,
-) -> Vec<(i64, u32)> {
-    let window = PROPOSAL_SEARCH_DAYS * DAY_MS;
+) -> Vec<(Moment, u32)> {
+    let window = DAY * PROPOSAL_SEARCH_DAYS;
     let slots = slots_with_use(grid, hours, (desired - window, desired + window), (earliest, latest), reserved);
-    let mut with_room: Vec<(i64, u32)> =
+    let mut with_room: Vec<(Moment, u32)> =
         slots.into_iter().filter(|s| s.left() > 0).map(|s| (s.offered, s.left())).collect();
-    with_room.sort_by_key(|(t, _)| (t - desired).abs());
+    with_room.sort_by_key(|(t, _)| (*t - desired).abs());
     with_room.truncate(max);
     with_room.sort_unstable();
     with_room
@@ -250,14 +260,16 @@ mod tests {
     use crate::domain::service::{CapacityException, CapacityOverride};
     use proptest::prelude::*;
 
-    fn ms(text: &str) -> i64 {
-        text.parse::<Timestamp>().unwrap().as_millisecond()
+    fn ms(text: &str) -> Moment {
+        Moment::from_timestamp(text.parse::<Timestamp>().unwrap())
     }
 
-    fn day_bounds(tz: &TimeZone, date: &str) -> (i64, i64) {
+    fn day_bounds(tz: &TimeZone, date: &str) -> (Moment, Moment) {
         let d = Date::strptime("%Y-%m-%d", date).unwrap();
-        let s = tz.to_ambiguous_timestamp(d.at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
-        let e = tz.to_ambiguous_timestamp(d.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap().as_millisecond();
+        let s = Moment::from_timestamp(tz.to_ambiguous_timestamp(d.at(0, 0, 0, 0)).compatible().unwrap());
+        let e = Moment::from_timestamp(
+            tz.to_ambiguous_timestamp(d.tomorrow().unwrap().at(0, 0, 0, 0)).compatible().unwrap(),
+        );
         (s, e)
     }
 
@@ -295,7 +307,10 @@ mod tests {
             let (s, e) = day_bounds(&tz, date);
             let buckets: Vec<_> = grid.buckets(s, e).into_iter().filter(|b| b.start >= s && b.start < e).collect();
             assert_eq!(buckets.len(), expected, "{date}");
-            assert!(buckets.iter().all(|b| b.end - b.start == 300_000), "{date}: every bucket lasts 5 real minutes");
+            assert!(
+                buckets.iter().all(|b| b.end - b.start == Millis::from_ms(300_000)),
+                "{date}: every bucket lasts 5 real minutes"
+            );
         }
         let b = grid.bucket_at(ms("2026-11-23T14:07:00Z")).unwrap();
         assert_eq!((b.start, b.local_minute), (ms("2026-11-23T14:05:00Z"), 9 * 60 + 5));
@@ -341,8 +356,8 @@ mod tests {
         .unwrap();
         let grid = Grid::new(TimeZone::UTC, &config);
         let (s, e) = (ms("2026-11-23T00:00:00Z"), ms("2026-11-24T00:00:00Z"));
-        let slots = grid.open_slots(Hours::Calendar(&cal), s, e, s, i64::MAX);
-        let offered: Vec<i64> = slots.iter().map(|s| s.offered).collect();
+        let slots = grid.open_slots(Hours::Calendar(&cal), s, e, s, Moment::MAX);
+        let offered: Vec<Moment> = slots.iter().map(|s| s.offered).collect();
         assert_eq!(offered, vec![ms("2026-11-23T09:30:00Z"), ms("2026-11-23T10:00:00Z")]);
     }
 
@@ -354,7 +369,7 @@ mod tests {
         let mut reserved = HashMap::new();
         reserved.insert(desired, 2);
         reserved.insert(ms("2026-11-23T13:00:00Z"), 1);
-        let p = propose(&grid, Hours::AlwaysOpen, desired, ms("2026-11-23T11:00:00Z"), i64::MAX, &reserved, 3);
+        let p = propose(&grid, Hours::AlwaysOpen, desired, ms("2026-11-23T11:00:00Z"), Moment::MAX, &reserved, 3);
         assert_eq!(
             p,
             vec![(ms("2026-11-23T11:00:00Z"), 2), (ms("2026-11-23T13:00:00Z"), 1), (ms("2026-11-23T14:00:00Z"), 2)]
@@ -367,13 +382,13 @@ mod tests {
             let zones = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"];
             let config = ServiceConfig { slot_minutes: slot, ..Default::default() };
             let grid = Grid::new(TimeZone::get(zones[zone]).unwrap(), &config);
-            let from = ms("2026-01-01T00:00:00Z") + offset_h * 3_600_000;
-            let buckets = grid.buckets(from, from + DAY_MS);
+            let from = ms("2026-01-01T00:00:00Z") + Millis::from_ms(offset_h * 3_600_000);
+            let buckets = grid.buckets(from, from + DAY);
             for w in buckets.windows(2) {
                 prop_assert_eq!(w[0].end, w[1].start, "contiguous");
                 prop_assert!(w[0].start < w[0].end);
             }
-            let t = from + 1234;
+            let t = from + Millis::from_ms(1234);
             let b = grid.bucket_at(t).unwrap();
             prop_assert!(b.start <= t && t < b.end);
         }

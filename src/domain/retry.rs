@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use crate::domain::booking::{scheduled_slot, CapacityClaim, ServiceRules};
+use crate::domain::callback::CompletionReason;
 use crate::domain::service::{RetryPolicy, RetryRule};
-use crate::time::DAY_MS;
+use crate::time::{Millis, Moment, DAY};
 
 /// The outcomes a platform reports with `COMPLETED` when nobody was reached, and the metric's
 /// `outcome` label of each.
@@ -15,13 +16,13 @@ pub const RETRY_REASONS: [(&str, &str); 4] =
     [("NO_ANSWER", "no_answer"), ("BUSY", "busy"), ("VOICEMAIL", "voicemail"), ("UNREACHABLE", "unreachable")];
 
 /// The `outcome` label of a completion reason the policy can retry; `None` for any other.
-pub fn outcome_label(reason: &str) -> Option<&'static str> {
-    RETRY_REASONS.iter().find(|(r, _)| *r == reason).map(|(_, label)| *label)
+pub fn outcome_label(reason: &CompletionReason) -> Option<&'static str> {
+    RETRY_REASONS.iter().find(|(r, _)| *r == reason.as_str()).map(|(_, label)| *label)
 }
 
 /// The policy's rule for a completion reason.
-pub fn rule_for<'a>(policy: &'a RetryPolicy, reason: &str) -> Option<&'a RetryRule> {
-    match reason {
+pub fn rule_for<'a>(policy: &'a RetryPolicy, reason: &CompletionReason) -> Option<&'a RetryRule> {
+    match reason.as_str() {
         "NO_ANSWER" => policy.on_no_answer.as_ref(),
         "BUSY" => policy.on_busy.as_ref(),
         "VOICEMAIL" => policy.on_voicemail.as_ref(),
@@ -31,34 +32,34 @@ pub fn rule_for<'a>(policy: &'a RetryPolicy, reason: &str) -> Option<&'a RetryRu
 }
 
 /// The delay before the follow-up of a callback that is itself follow-up number `retry_number`
-/// (0: the original), in ms; `None` when the rule's attempts are spent.
-pub fn delay_ms(rule: &RetryRule, retry_number: i64) -> Option<i64> {
+/// (0: the original); `None` when the rule's attempts are spent.
+pub fn delay(rule: &RetryRule, retry_number: i64) -> Option<Millis> {
     if retry_number < 0 || retry_number >= i64::from(rule.attempts) {
         return None;
     }
     let index = (retry_number as usize).min(rule.after_seconds.len().saturating_sub(1));
-    rule.after_seconds.get(index).map(|s| (*s as i64).saturating_mul(1000))
+    rule.after_seconds.get(index).map(|s| Millis::from_secs(*s))
 }
 
 /// A time a follow-up may take: its desired and due times and the place it reserves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate {
-    pub desired_ms: i64,
-    pub due_ms: i64,
+    pub desired_ms: Moment,
+    pub due_ms: Moment,
     pub claim: Option<CapacityClaim>,
 }
 
 /// How far each step of the search reads the slot grid.
-const SEARCH_WINDOW_MS: i64 = 7 * DAY_MS;
+const SEARCH_WINDOW: Millis = Millis::from_ms(7 * DAY.as_ms());
 
 /// Up to `limit` times no earlier than `earliest`, earliest first: each the first open instant of
 /// a slot that has room by `reserved` (bucket start → places taken), within the service's bookable
 /// range (`minLeadSeconds` … `maxFuture` from `now`). Empty: no slot within `maxFuture`.
 pub fn candidates(
     rules: &ServiceRules<'_>,
-    earliest: i64,
-    now: i64,
-    reserved: &HashMap<i64, u32>,
+    earliest: Moment,
+    now: Moment,
+    reserved: &HashMap<Moment, u32>,
     limit: usize,
 ) -> Vec<Candidate> {
     let (bookable_from, latest) = rules.bookable_range(now);
@@ -68,7 +69,7 @@ pub fn candidates(
     let mut last_bucket = None;
     let mut from = start;
     while from <= latest && out.len() < limit {
-        let to = from.saturating_add(SEARCH_WINDOW_MS).min(latest.saturating_add(1));
+        let to = from.saturating_add(SEARCH_WINDOW).min(latest.saturating_add(Millis::from_ms(1)));
         for slot in grid.open_slots(rules.hours, from, to, start, latest) {
             // A bucket across the window's edge comes back in the next window too.
             if last_bucket.is_some_and(|b| slot.bucket.start <= b) {
@@ -98,7 +99,7 @@ mod tests {
     use jiff::tz::TimeZone;
     use proptest::prelude::*;
 
-    const NOW: i64 = 1_795_000_000_000;
+    const NOW: Moment = Moment::from_ms(1_795_000_000_000);
 
     fn rule(attempts: u32, after: &[u64]) -> RetryRule {
         RetryRule { attempts, after_seconds: after.to_vec() }
@@ -107,12 +108,12 @@ mod tests {
     #[test]
     fn delays_follow_the_list_repeat_its_last_value_and_stop_after_the_attempts() {
         let r = rule(3, &[600, 3600]);
-        assert_eq!(delay_ms(&r, 0), Some(600_000));
-        assert_eq!(delay_ms(&r, 1), Some(3_600_000));
-        assert_eq!(delay_ms(&r, 2), Some(3_600_000));
-        assert_eq!(delay_ms(&r, 3), None);
-        assert_eq!(outcome_label("BUSY"), Some("busy"));
-        assert_eq!(outcome_label("AGENT_CONNECTED"), None);
+        assert_eq!(delay(&r, 0), Some(Millis::from_ms(600_000)));
+        assert_eq!(delay(&r, 1), Some(Millis::from_ms(3_600_000)));
+        assert_eq!(delay(&r, 2), Some(Millis::from_ms(3_600_000)));
+        assert_eq!(delay(&r, 3), None);
+        assert_eq!(outcome_label(&CompletionReason::parse("BUSY")), Some("busy"));
+        assert_eq!(outcome_label(&CompletionReason::parse("AGENT_CONNECTED")), None);
     }
 
     fn calendar(regular: &str) -> Calendar {
@@ -143,12 +144,12 @@ mod tests {
             let cal = calendar(hours);
             let config = ServiceConfig { slot_minutes, slot_capacity: capacity, max_future: format!("{max_days}d"), ..ServiceConfig::default() };
             let rules = ServiceRules { config: &config, hours: Hours::Calendar(&cal), tz: TimeZone::UTC };
-            let bucket_ms = i64::from(slot_minutes) * 60_000;
-            let first = (NOW / bucket_ms) * bucket_ms;
+            let bucket = Millis::from_ms(i64::from(slot_minutes) * 60_000);
+            let first = NOW.truncate(bucket);
             // Some buckets full (every place taken).
-            let reserved: HashMap<i64, u32> = full.iter().map(|n| (first + i64::from(*n) * bucket_ms, capacity)).collect();
+            let reserved: HashMap<Moment, u32> = full.iter().map(|n| (first + bucket * i64::from(*n), capacity)).collect();
             let r = rule(attempts, &[delay_s]);
-            let Some(delay) = delay_ms(&r, retry_number) else {
+            let Some(delay) = delay(&r, retry_number) else {
                 prop_assert!(retry_number >= i64::from(attempts));
                 return Ok(());
             };
@@ -157,14 +158,14 @@ mod tests {
             let found = candidates(&rules, earliest, NOW, &reserved, 5);
             prop_assert!(found.len() <= 5);
             for (i, c) in found.iter().enumerate() {
-                prop_assert!(cal.is_open(c.desired_ms), "outside office hours: {}", c.desired_ms);
+                prop_assert!(cal.is_open(c.desired_ms), "outside office hours: {:?}", c.desired_ms);
                 prop_assert!(c.desired_ms >= earliest);
-                prop_assert!(c.desired_ms <= NOW + max_days * DAY_MS);
+                prop_assert!(c.desired_ms <= NOW + DAY * max_days);
                 let claim = c.claim.expect("a scheduled follow-up takes a place");
                 prop_assert!(reserved.get(&claim.bucket_start).copied().unwrap_or(0) < claim.capacity, "over capacity");
                 prop_assert!(i == 0 || found[i - 1].desired_ms < c.desired_ms, "earliest first, one per slot");
             }
-            if earliest > NOW + max_days * DAY_MS {
+            if earliest > NOW + DAY * max_days {
                 prop_assert!(found.is_empty(), "nothing past maxFuture");
             }
         }

@@ -3,6 +3,7 @@
 
 use crate::domain::call_in::CallInGroupConfig;
 use crate::domain::service::{InQueueChecking, RateLimit, ServiceConfig};
+use crate::time::Millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterKind {
@@ -42,7 +43,7 @@ impl NumberHasher {
 pub struct CounterSpec {
     pub key: String,
     pub limit: u32,
-    pub window_ms: i64,
+    pub window: Millis,
     pub kind: CounterKind,
 }
 
@@ -59,7 +60,7 @@ pub fn counters(tenant_id: &str, service: &str, number: &str, config: &ServiceCo
 }
 
 fn counter(key: String, limit: &RateLimit, kind: CounterKind) -> CounterSpec {
-    CounterSpec { key, limit: limit.limit, window_ms: crate::time::seconds_ms(limit.window_seconds), kind }
+    CounterSpec { key, limit: limit.limit, window: crate::time::seconds(limit.window_seconds), kind }
 }
 
 /// The counters a call-in request consumes (issue 22): per `fromPhoneNumber` when one is given,
@@ -99,9 +100,9 @@ mod tests {
     fn one_counter_per_number_and_per_service_window() {
         let specs = counters("t1", "sales", "+14155552671", &ServiceConfig::default());
         assert_eq!(specs.len(), 3);
-        assert_eq!((specs[0].limit, specs[0].window_ms, specs[0].kind), (6, 86_400_000, CounterKind::PerNumber));
-        assert_eq!((specs[1].limit, specs[1].window_ms), (500, 300_000));
-        assert_eq!((specs[2].limit, specs[2].window_ms), (1000, 3_600_000));
+        assert_eq!((specs[0].limit, specs[0].window.as_ms(), specs[0].kind), (6, 86_400_000, CounterKind::PerNumber));
+        assert_eq!((specs[1].limit, specs[1].window.as_ms()), (500, 300_000));
+        assert_eq!((specs[2].limit, specs[2].window.as_ms()), (1000, 3_600_000));
         assert!(specs.iter().all(|s| s.key.starts_with("ringback:throttle:{t1:sales}:")));
         assert_eq!(in_queue_limit(InQueueChecking::Strict), Some(1));
         let hasher = NumberHasher::new(b"salt".to_vec());
@@ -117,8 +118,8 @@ mod tests {
     fn call_in_counts_per_caller_and_per_group() {
         let config = CallInGroupConfig::default();
         let specs = callin_counters("t1", "g", Some("+14155552671"), &config);
-        assert_eq!((specs[0].limit, specs[0].window_ms, specs[0].kind), (6, 3_600_000, CounterKind::PerNumber));
-        assert_eq!((specs[1].limit, specs[1].window_ms, specs[1].kind), (600, 60_000, CounterKind::ServiceWindow));
+        assert_eq!((specs[0].limit, specs[0].window.as_ms(), specs[0].kind), (6, 3_600_000, CounterKind::PerNumber));
+        assert_eq!((specs[1].limit, specs[1].window.as_ms(), specs[1].kind), (600, 60_000, CounterKind::ServiceWindow));
         assert_eq!(callin_counters("t1", "g", None, &config).len(), 1, "no caller, no per-number counter");
         assert!(specs.iter().all(|s| s.key.starts_with("ringback:throttle:{t1:callin:g}:")));
     }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::error::FieldProblem;
+use crate::time::Moment;
 
 pub const SECRET_PREFIX: &str = "whsec_";
 /// The longest a receiver may take to answer one delivery.
@@ -283,17 +284,24 @@ pub fn at_rest(secrets: Option<&SecretBox>, plaintext: &str) -> String {
     secrets.map_or_else(|| plaintext.to_string(), |b| b.seal(plaintext))
 }
 
-/// The `webhook-signature` header: one `v1,<signature>` per secret, space-separated.
-pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|s| format!("v1,{}", sign(s, id, timestamp, body))).collect::<Vec<_>>().join(" ")
+/// The `webhook-timestamp` header of a request sent at `at`: whole seconds since the epoch.
+pub fn timestamp_header(at: Moment) -> String {
+    at.as_ms().div_euclid(1000).to_string()
 }
 
-fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+/// The `webhook-signature` header of a request sent at `at`: one `v1,<signature>` per secret,
+/// space-separated.
+pub fn signature_header(secrets: &[&str], id: &str, at: Moment, body: &[u8]) -> String {
+    let timestamp = timestamp_header(at);
+    secrets.iter().map(|s| format!("v1,{}", sign(s, id, &timestamp, body))).collect::<Vec<_>>().join(" ")
+}
+
+fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
     let key = STANDARD.decode(secret.trim_start_matches(SECRET_PREFIX)).unwrap_or_else(|_| secret.as_bytes().to_vec());
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
     mac.update(id.as_bytes());
     mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
     STANDARD.encode(mac.finalize().into_bytes())
@@ -313,7 +321,8 @@ mod tests {
         // From the Standard Webhooks specification's reference libraries' tests.
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let body = br#"{"test": 2432232314}"#;
-        let header = signature_header(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let header =
+            signature_header(&[secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", Moment::from_ms(1_614_265_330_000), body);
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -332,7 +341,7 @@ mod tests {
 
     #[test]
     fn two_secrets_sign_twice() {
-        let header = signature_header(&[&new_secret(), &new_secret()], "a:1", 1, b"{}");
+        let header = signature_header(&[&new_secret(), &new_secret()], "a:1", Moment::from_ms(1_000), b"{}");
         assert_eq!(header.split(' ').count(), 2);
         assert!(header.split(' ').all(|s| s.starts_with("v1,")));
     }

@@ -17,9 +17,9 @@ use crate::ops::availability;
 use crate::ops::service_context;
 use crate::ops::AppState;
 use crate::store::Tenant;
-use crate::time::{format_utc, now_ms};
+use crate::time::{format_utc, Millis, Moment, DAY};
 
-const MAX_RANGE_MS: i64 = 31 * crate::time::DAY_MS;
+const MAX_RANGE: Millis = Millis::from_ms(31 * DAY.as_ms());
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -44,8 +44,8 @@ pub struct AvailabilityData {
 
 #[derive(Debug)]
 struct Query {
-    start: i64,
-    end: i64,
+    start: Moment,
+    end: Moment,
     tz: TimeZone,
     tz_name: String,
     max_slots: Option<usize>,
@@ -64,9 +64,9 @@ fn zone(p: &HashMap<String, String>) -> Result<(TimeZone, String), ApiError> {
 }
 
 /// An instant with a zone, or a local date-time or date read in `tz`.
-fn instant_in(field: &str, text: &str, tz: &TimeZone) -> Result<i64, ApiError> {
+fn instant_in(field: &str, text: &str, tz: &TimeZone) -> Result<Moment, ApiError> {
     if let Ok(t) = text.parse::<Timestamp>() {
-        return Ok(t.as_millisecond());
+        return Ok(Moment::from_timestamp(t));
     }
     let local = text.parse::<DateTime>().or_else(|_| text.parse::<Date>().map(|d| d.at(0, 0, 0, 0))).map_err(|_| {
         ApiError::field(
@@ -76,25 +76,26 @@ fn instant_in(field: &str, text: &str, tz: &TimeZone) -> Result<i64, ApiError> {
     })?;
     tz.to_ambiguous_timestamp(local)
         .compatible()
-        .map(|t| t.as_millisecond())
+        .map(Moment::from_timestamp)
         .map_err(|_| ApiError::field(field, "is out of range"))
 }
 
-fn ms_param(p: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
+fn ms_param(p: &HashMap<String, String>, field: &str) -> Result<Option<Moment>, ApiError> {
     // Only instants a calendar can hold (years -9999 to 9999), so later arithmetic cannot overflow.
     p.get(field)
         .map(|v| {
             v.parse::<i64>()
                 .ok()
                 .filter(|ms| Timestamp::from_millisecond(*ms).is_ok())
+                .map(Moment::from_ms)
                 .ok_or_else(|| ApiError::field(field, "must be epoch milliseconds between the years -9999 and 9999"))
         })
         .transpose()
 }
 
 /// The start of the local day `days` after the one containing `t`.
-fn local_midnight_after(t: i64, days: i64, tz: &TimeZone) -> Result<i64, ApiError> {
-    let date = Timestamp::from_millisecond(t)
+fn local_midnight_after(t: Moment, days: i64, tz: &TimeZone) -> Result<Moment, ApiError> {
+    let date = Timestamp::from_millisecond(t.as_ms())
         .map_err(|_| ApiError::field("start", "is out of range"))?
         .to_zoned(tz.clone())
         .date();
@@ -107,7 +108,7 @@ fn local_midnight_after(t: i64, days: i64, tz: &TimeZone) -> Result<i64, ApiErro
         .ok_or_else(range_too_long)?;
     tz.to_ambiguous_timestamp(target.at(0, 0, 0, 0))
         .compatible()
-        .map(|t| t.as_millisecond())
+        .map(Moment::from_timestamp)
         .map_err(|_| ApiError::field("end", "is out of range"))
 }
 
@@ -118,7 +119,7 @@ fn range_too_long() -> ApiError {
     }
 }
 
-fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
+fn parse_query(query: &str, now: Moment) -> Result<Query, ApiError> {
     let p = params(query);
     let (tz, tz_name) = zone(&p)?;
     let start = match (p.get("start"), ms_param(&p, "startMS")?) {
@@ -151,7 +152,7 @@ fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
         return Err(ApiError::field("end", "must be after start"));
     }
     // Saturating: startMS and endMS may be anywhere in i64.
-    if end.saturating_sub(start) > MAX_RANGE_MS {
+    if Millis::from_ms(end.as_ms().saturating_sub(start.as_ms())) > MAX_RANGE {
         return Err(range_too_long());
     }
     let max_slots = p
@@ -171,8 +172,8 @@ fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
     Ok(Query { start, end, tz, tz_name, max_slots, report_busy })
 }
 
-fn local_text(ms: i64, tz: &TimeZone) -> String {
-    Timestamp::from_millisecond(ms)
+fn local_text(at: Moment, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(at.as_ms())
         .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
         .unwrap_or_default()
 }
@@ -204,7 +205,7 @@ pub async fn open_slots(
     service: &str,
     query: &str,
 ) -> Result<AvailabilityData, ApiError> {
-    let now = now_ms();
+    let now = crate::time::now();
     let service = service_context::load(&state.store, &state.services, tenant, service).await?;
     let q = parse_query(query, now)?;
     let mut views = Vec::new();
@@ -243,7 +244,7 @@ pub async fn open_for(
     let (tz, _) = zone(&p)?;
     let start = match p.get("start") {
         Some(s) => instant_in("start", s, &tz)?,
-        None => now_ms(),
+        None => crate::time::now(),
     };
     let seconds = availability::open_for(&state, &auth.tenant, &path, start).await?;
     Ok(envelope::ok(json!({ "openFor": seconds })))
@@ -253,7 +254,7 @@ pub async fn open_for(
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_795_000_000_000;
+    const NOW: Moment = Moment::from_ms(1_795_000_000_000);
 
     #[test]
     fn default_range_is_the_rest_of_the_start_day_in_the_zone() {

@@ -16,7 +16,7 @@ use crate::http::extractors::{ApiKeyAuth, InternalAuth, JsonBody};
 use crate::ops::call_in::{self, CallInRequest};
 use crate::ops::AppState;
 use crate::store::CallInRecord;
-use crate::time::now_ms;
+use crate::time::Moment;
 
 const CALLBACK_ID_MAX: usize = 128;
 
@@ -66,14 +66,14 @@ pub struct CallInView {
     pub user_data: Option<Value>,
 }
 
-fn view(record: CallInRecord, with_state: bool, now: i64) -> CallInView {
+fn view(record: CallInRecord, with_state: bool, now: Moment) -> CallInView {
     CallInView {
         state: with_state.then(|| record.state.as_seen(record.expires_ms, now).as_str().to_string()),
         user_data: with_state.then_some(Value::Object(record.user_data)),
         id: record.id,
         to_phone_number: record.to_number,
         group_name: record.group_name,
-        expiration_time: record.expires_ms,
+        expiration_time: record.expires_ms.as_ms(),
         access_code: record.access_code,
         from_phone_number: record.from_number,
         callback_service_id: record.callback_id,
@@ -148,7 +148,7 @@ pub async fn retrieve(
     let id = required_id(body.value.id)?;
     let record =
         state.store.get_callin(&auth.tenant.id, &id).await?.ok_or_else(|| ApiError::not_found("call-in request"))?;
-    Ok(envelope::ok(view(record, true, now_ms())))
+    Ok(envelope::ok(view(record, true, crate::time::now())))
 }
 
 /// Cancel a pending call-in request; its number (or code) is free at once. Cancelling a
@@ -163,7 +163,7 @@ pub async fn cancel(
     body: JsonBody<CallInIdParms>,
 ) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
-    let now = now_ms();
+    let now = crate::time::now();
     let record = call_in::cancel(&state, &auth.tenant, &id, now).await?;
     Ok(envelope::ok(view(record, true, now)))
 }
@@ -213,7 +213,7 @@ pub async fn match_inbound(
     let to_number = to_number.unwrap_or_default();
     // An ANI that is not a number ("anonymous") can never satisfy a caller match.
     let from_number = b.from_phone_number.as_deref().and_then(normalise_caller);
-    let now = now_ms();
+    let now = crate::time::now();
     let record = call_in::match_inbound(&state, &to_number, code, from_number.as_deref(), now).await?;
     Ok(envelope::ok(view(record, true, now)))
 }

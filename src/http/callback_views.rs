@@ -10,7 +10,7 @@ use crate::domain::callback::State;
 use crate::error::{ApiError, FieldProblem};
 use crate::ops::AppState;
 use crate::store::{CallbackFilter, CallbackRecord, HistoryEntry, Tenant};
-use crate::time::{format_utc, parse_instant};
+use crate::time::{format_utc, parse_instant, Moment};
 
 /// A callback as `retrieve` and `list` return it.
 #[derive(Serialize, ToSchema)]
@@ -175,17 +175,17 @@ pub fn parse_list_query(query: &str) -> Result<CallbackFilter, ApiError> {
     }
 }
 
-fn encode_cursor(desired_ms: i64, id: &str) -> String {
+fn encode_cursor(desired_ms: Moment, id: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{desired_ms}:{id}"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{id}", desired_ms.as_ms()))
 }
 
-fn decode_cursor(text: &str) -> Option<(i64, String)> {
+fn decode_cursor(text: &str) -> Option<(Moment, String)> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (ms, id) = text.split_once(':')?;
-    Some((ms.parse().ok()?, id.to_string()))
+    Some((Moment::from_ms(ms.parse().ok()?), id.to_string()))
 }
 
 #[cfg(test)]
@@ -200,8 +200,11 @@ mod tests {
         let f = parse_list_query("state=%21COMPLETED").unwrap();
         assert_eq!(f.states.len(), 4);
         assert!(!f.states.contains(&State::Completed));
-        let c = encode_cursor(42, "abc");
-        assert_eq!(parse_list_query(&format!("cursor={c}")).unwrap().after, Some((42, "abc".to_string())));
+        let c = encode_cursor(Moment::from_ms(42), "abc");
+        assert_eq!(
+            parse_list_query(&format!("cursor={c}")).unwrap().after,
+            Some((Moment::from_ms(42), "abc".to_string()))
+        );
         let e = parse_list_query("limit=0&state=DONE&cursor=zz").unwrap_err();
         assert_eq!(e.details.len(), 3);
     }

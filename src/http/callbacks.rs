@@ -17,7 +17,7 @@ use crate::http::extractors::{ApiKeyAuth, JsonBody};
 use crate::ops::booking::{self, Caller, Created, Idempotency};
 use crate::ops::{lifecycle, AppState};
 use crate::telemetry::trace_context::TraceContext;
-use crate::time::{format_utc, parse_instant};
+use crate::time::{format_utc, parse_instant, Moment};
 
 /// `CreateCallbackParms` as GES v3 names it. Unknown fields are ignored; `null` means absent.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -393,7 +393,7 @@ pub struct UpdateParms {
 
 /// What an edit asks for, checked: a new time (epoch ms) and/or new `userData`, at least one.
 pub struct CheckedEdit {
-    pub desired: Option<i64>,
+    pub desired: Option<Moment>,
     pub user_data: Option<Map<String, Value>>,
 }
 

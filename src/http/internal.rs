@@ -12,7 +12,6 @@ use crate::http::envelope;
 use crate::http::extractors::{InternalAuth, JsonBody};
 use crate::ops::{lifecycle, AppState};
 use crate::store::{PlatformReport, QueueStats};
-use crate::time::now_ms;
 
 /// A state report (api.md § Internal API, `state`): the body of the internal API's route and of
 /// a `platform` key's external one.
@@ -94,7 +93,7 @@ pub async fn store_stats(state: &AppState, tenant_id: &str, vq: &str, b: StatsBo
         ewt: b.ewt,
         agents_logged_in: b.agents_logged_in,
         calls_waiting: b.calls_waiting,
-        updated_ms: now_ms(),
+        updated_ms: crate::time::now(),
     };
     crate::ops::queues::record_stats(state, tenant_id, vq, &stats).await?;
     Ok(envelope::ok(json!({ "virtualQueue": vq })))

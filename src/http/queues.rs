@@ -10,7 +10,7 @@ use crate::http::extractors::ApiKeyAuth;
 use crate::ops::queues::{self, EwtSource, QueueEstimate};
 use crate::ops::AppState;
 use crate::store::Tenant;
-use crate::time::now_ms;
+use crate::time::Moment;
 
 /// `GET /callbacks/queue-status/{queue-name}`: a service name, else a virtual queue name.
 /// What a callback UI needs to decide what to offer.
@@ -63,7 +63,7 @@ async fn ewt_entry(
     tenant: &Tenant,
     vq: &str,
     source: EwtSource,
-    now: i64,
+    now: Moment,
 ) -> Result<EwtEntry, ApiError> {
     let entry = |estimated_wait_time: i64, result_code: i64, message: Option<&str>| EwtEntry {
         virtual_queue: vq.to_string(),
@@ -113,7 +113,7 @@ pub async fn estimated_wait_time_of_queue(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (mode, _) = ewt_mode(req.query_string())?;
-    Ok(envelope::ok(ewt_entry(&state, &auth.tenant, path.trim(), mode, now_ms()).await?))
+    Ok(envelope::ok(ewt_entry(&state, &auth.tenant, path.trim(), mode, crate::time::now()).await?))
 }
 
 /// `GET /estimated-wait-time?virtual-queues=a,b&mode=mode2`.
@@ -137,7 +137,7 @@ pub async fn estimated_wait_time(
         // Each name costs a few queries: bounded, so one request cannot walk thousands (api.md).
         return Err(ApiError::field("virtual-queues", format!("names at most {MAX_VIRTUAL_QUEUES} virtual queues")));
     }
-    let now = now_ms();
+    let now = crate::time::now();
     let mut results = Vec::new();
     for vq in names {
         results.push(ewt_entry(&state, &auth.tenant, vq, mode, now).await?);

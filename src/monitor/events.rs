@@ -18,7 +18,7 @@ use crate::ops::webhooks::{deliver, Delivery};
 use crate::ops::AppState;
 use crate::store::{AuditEntry, ClaimScope, EventOutcome, PendingEvent};
 use crate::telemetry::catalogue::WEBHOOK_ENDPOINT_DISABLED;
-use crate::time::{format_utc, now_ms, seconds_ms};
+use crate::time::{format_utc, Millis, Moment};
 
 /// Events claimed at once: by the pass for every idle endpoint, and by an endpoint's own delivery
 /// task for its next chunk.
@@ -27,7 +27,7 @@ const BATCH: i64 = 200;
 /// a time, each up to `timeoutMs` ≤ 30 s plus the connect timeout) and its settling. A replica
 /// that dies holding claims delays those events only until the others stop seeing it
 /// (`monitor.claim_lease_seconds`), as with hand-offs.
-const LEASE_MS: i64 = 30 * 60_000;
+const LEASE: Millis = Millis::from_ms(30 * 60_000);
 /// The first retry after about a second, doubling to at most an hour between tries.
 const FIRST_RETRY_MS: i64 = 1_000;
 const LONGEST_RETRY_MS: i64 = 3_600_000;
@@ -101,9 +101,9 @@ async fn claim_and_start(state: &AppState, busy: &Busy) -> anyhow::Result<bool> 
 }
 
 async fn claim(state: &AppState, scope: &ClaimScope) -> anyhow::Result<Vec<PendingEvent>> {
-    let now = now_ms();
-    let seen_after = now - seconds_ms(state.settings.monitor.claim_lease_seconds);
-    Ok(state.store.claim_events(&state.replica_id, now, LEASE_MS, seen_after, scope, BATCH).await?)
+    let now = crate::time::now();
+    let seen_after = now - crate::time::seconds(state.settings.monitor.claim_lease_seconds);
+    Ok(state.store.claim_events(&state.replica_id, now, LEASE, seen_after, scope, BATCH).await?)
 }
 
 /// Deliver one endpoint's events, chunk after chunk, until none is due.
@@ -138,9 +138,14 @@ async fn deliver_chunk(
         let error = "the endpoint is disabled or deleted";
         let outcomes: Vec<EventOutcome> = events
             .iter()
-            .map(|e| EventOutcome::Retry { id: e.id, next_ms: now_ms(), error: error.to_string(), give_up: true })
+            .map(|e| EventOutcome::Retry {
+                id: e.id,
+                next_ms: crate::time::now(),
+                error: error.to_string(),
+                give_up: true,
+            })
             .collect();
-        state.store.settle_events(&outcomes, now_ms()).await?;
+        state.store.settle_events(&outcomes, crate::time::now()).await?;
         return Ok(());
     };
     let deliveries: Vec<Delivery> = events
@@ -155,8 +160,8 @@ async fn deliver_chunk(
         })
         .collect();
     let results = deliver(state, &deliveries).await;
-    let now = now_ms();
-    let retry_for = state.settings.webhooks.retry_for_ms();
+    let now = crate::time::now();
+    let retry_for = state.settings.webhooks.retry_for();
     let mut delivered_any = false;
     let outcomes: Vec<EventOutcome> = events
         .iter()
@@ -168,7 +173,7 @@ async fn deliver_chunk(
             }
             EventOutcome::Retry {
                 id: event.id,
-                next_ms: now + backoff_ms(event.tries),
+                next_ms: now + backoff(event.tries),
                 error: sent.error().unwrap_or_default(),
                 give_up: now - event.occurred_ms >= retry_for,
             }
@@ -184,7 +189,7 @@ async fn deliver_chunk(
 }
 
 /// Disable an endpoint that has failed continuously for `retry_for_hours`, once, with the alarm.
-async fn disable(state: &AppState, tenant_id: &str, tenant: &str, name: &str, now: i64) -> anyhow::Result<()> {
+async fn disable(state: &AppState, tenant_id: &str, tenant: &str, name: &str, now: Moment) -> anyhow::Result<()> {
     let audit = AuditEntry::new("ringback", "DISABLE", format!("tenants/{tenant}/webhooks/{name}"), None);
     if state.store.disable_webhook_endpoint(tenant_id, name, &audit, now).await? {
         metrics::counter!(WEBHOOK_ENDPOINT_DISABLED, "tenant" => tenant.to_string()).increment(1);
@@ -200,9 +205,9 @@ fn webhook_id(event: &PendingEvent) -> String {
 
 /// The delay before try `tries + 1`: `FIRST_RETRY_MS` doubling, at most `LONGEST_RETRY_MS`, with
 /// jitter (half to all of it) so the retries of a burst do not arrive together.
-fn backoff_ms(tries: i64) -> i64 {
+fn backoff(tries: i64) -> Millis {
     let full = FIRST_RETRY_MS.saturating_mul(1_i64 << tries.clamp(0, 30)).min(LONGEST_RETRY_MS);
-    rand::thread_rng().gen_range(full / 2..=full)
+    Millis::from_ms(rand::thread_rng().gen_range(full / 2..=full))
 }
 
 /// `{ type, timestamp, data }`: ids, service, state, reason, attempt and times; the customer's
@@ -232,7 +237,7 @@ mod tests {
     fn backoff_doubles_with_jitter_up_to_an_hour() {
         for tries in 0..40 {
             let full = (1_000_i64 << tries.min(30)).min(3_600_000);
-            let b = backoff_ms(tries);
+            let b = backoff(tries).as_ms();
             assert!((full / 2..=full).contains(&b), "try {tries}: {b} not within [{}, {full}]", full / 2);
         }
     }
@@ -250,8 +255,8 @@ mod tests {
             state: Some("SCHEDULED".into()),
             reason: None,
             attempt: 0,
-            due_ms: Some(0),
-            occurred_ms: 0,
+            due_ms: Some(crate::time::Moment::from_ms(0)),
+            occurred_ms: crate::time::Moment::from_ms(0),
             tries: 0,
             phone: Some("+14155550123".into()),
             call_in: None,

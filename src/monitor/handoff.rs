@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::message::handoff_message;
 use crate::coord::stream::{message_field, BatchResult, HandOffStream, ReadBack};
 use crate::coord::webhook_sender::Sent;
+use crate::domain::callback::HandOffKind;
 use crate::domain::service::ServiceConfig;
 use crate::ops::webhooks::WebhookHandOff;
 use crate::ops::AppState;
@@ -16,7 +17,7 @@ use crate::telemetry::catalogue::{
     DISPATCH_ATTEMPTS_RAISED, DISPATCH_PUBLISHED, MONITOR_CYCLE, MONITOR_DISPATCH_DELAY, MONITOR_LAGGING_BEHIND,
 };
 use crate::telemetry::trace_context::{self, TraceContext};
-use crate::time::{now_ms, seconds_ms};
+use crate::time::{Millis, Moment};
 
 const BATCH: i64 = 200;
 
@@ -75,7 +76,7 @@ impl HandOffMemory {
         let period = Duration::from_secs(state.settings.monitor.claim_lease_seconds) / 4;
         let due = self.last_beat.lock().map(|t| t.is_none_or(|t| t.elapsed() >= period)).unwrap_or(true);
         if due {
-            state.store.heartbeat(&state.replica_id, now_ms()).await?;
+            state.store.heartbeat(&state.replica_id, crate::time::now()).await?;
             if let Ok(mut t) = self.last_beat.lock() {
                 *t = Some(Instant::now());
             }
@@ -125,15 +126,15 @@ async fn run(
     if !settle_doubts(state, handoff_stream, memory).await? {
         return Ok(());
     }
-    let now = now_ms();
-    let lease_ms = seconds_ms(state.settings.monitor.claim_lease_seconds);
+    let now = crate::time::now();
+    let lease = crate::time::seconds(state.settings.monitor.claim_lease_seconds);
     // Publish what we hold, then claim one batch at a time and publish it before claiming more,
     // so no claim waits longer than one batch for its publication.
     if !publish_own_claims(state, handoff_stream, directory, memory).await? {
         return Ok(());
     }
     loop {
-        let claimed = store.claim_due(me, now_ms(), BATCH).await?;
+        let claimed = store.claim_due(me, crate::time::now(), BATCH).await?;
         for h in &claimed {
             tracing::trace!(corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, stage = "claimed", "claimed for hand-off");
         }
@@ -147,8 +148,8 @@ async fn run(
     }
     // Stale work of replicas that stopped beating. After an outage every owner first gets a full
     // lease to publish its own claims, so no claim is taken over just because the stream was down.
-    if handoff_stream.up_for() >= Duration::from_millis(lease_ms as u64) {
-        let reclaimed = store.reclaim_expired_leases(me, now, lease_ms, BATCH).await?;
+    if handoff_stream.up_for() >= lease.to_std() {
+        let reclaimed = store.reclaim_expired_leases(me, now, lease, BATCH).await?;
         if reclaimed > 0 {
             Raise::LeaseExpired.count(reclaimed);
             tracing::warn!(
@@ -217,7 +218,7 @@ async fn publish_own_claims(
     memory: &HandOffMemory,
 ) -> anyhow::Result<bool> {
     loop {
-        let batch = state.store.unpublished_claims(&state.replica_id, now_ms(), BATCH).await?;
+        let batch = state.store.unpublished_claims(&state.replica_id, crate::time::now(), BATCH).await?;
         let full = batch.len() as i64 == BATCH;
         if !publish(state, handoff_stream, directory, memory, &batch).await? {
             return Ok(false);
@@ -243,13 +244,13 @@ async fn publish(
     memory.beat(state).await?;
     directory.ensure(&state.store, batch.iter().map(|h| (h.tenant_id.as_str(), h.service_name.as_str()))).await;
     // Marked first, written second: an (id, attempt) reaches the stream at most once.
-    let now = now_ms();
+    let now = crate::time::now();
     // Each hand-off's service configuration, read once (the directory answers with a copy).
     let configs: Vec<ServiceConfig> = batch.iter().map(|h| directory.service(&h.tenant_id, &h.service_name)).collect();
-    let marks: Vec<(String, i64, i64)> = batch
+    let marks: Vec<(String, i64, Moment)> = batch
         .iter()
         .zip(&configs)
-        .map(|(h, config)| (h.id.clone(), h.attempt, now + seconds_ms(config.ack_timeout_seconds)))
+        .map(|(h, config)| (h.id.clone(), h.attempt, now + crate::time::seconds(config.ack_timeout_seconds)))
         .collect();
     let marked = state.store.mark_published(&state.replica_id, &marks, now).await?;
     let marked: Vec<(&HandOff, &ServiceConfig)> =
@@ -265,7 +266,7 @@ async fn publish(
     }
     let messages: Vec<_> = streamed
         .iter()
-        .map(|(h, config)| handoff_message("callback.submit", h, &directory.tenant_name(&h.tenant_id), config))
+        .map(|(h, config)| handoff_message(HandOffKind::Submit, h, &directory.tenant_name(&h.tenant_id), config))
         .collect();
     let batch: Vec<&HandOff> = streamed.into_iter().map(|(h, _)| h).collect();
     let held = |items: &[&HandOff]| -> Vec<(String, i64)> { items.iter().map(|h| (h.id.clone(), h.attempt)).collect() };
@@ -294,29 +295,29 @@ async fn publish(
             Err(e) => refused(state, directory, h, e, now).await?,
         }
     }
-    count_published("submit", written);
+    count_published(HandOffKind::Submit, written);
     Ok(true)
 }
 
 /// Messages the platform now has, by type (`submit`, `cancel`): the hand-off's own instrument,
 /// counted here only (docs/architecture.md).
-fn count_published(kind: &'static str, n: u64) {
-    metrics::counter!(DISPATCH_PUBLISHED, "type" => kind).increment(n);
+fn count_published(kind: HandOffKind, n: u64) {
+    metrics::counter!(DISPATCH_PUBLISHED, "type" => kind.label()).increment(n);
 }
 
 /// A hand-off the platform now has (stream or webhook): its delay, and the lag alarm. Its log line
 /// carries the hand-off's trace (`traceId`) and the booking's (`linkedTraceId`): the link.
-fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: i64) {
-    let delay_ms = (now - h.due_ms).max(0);
-    metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay_ms as f64 / 1000.0);
-    if delay_ms > seconds_ms(state.settings.monitor.lag_threshold_seconds) {
+fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: Moment) {
+    let delay = (now - h.due_ms).max(Millis::ZERO);
+    metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay.as_secs_f64());
+    if delay > crate::time::seconds(state.settings.monitor.lag_threshold_seconds) {
         metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
     }
     // Parsed only when the line is written: every hand-off passes here.
     if tracing::enabled!(tracing::Level::DEBUG) {
         let trace_id = |header: Option<&str>| header.and_then(TraceContext::parse).map(|t| t.trace_id_hex());
         tracing::debug!(
-            corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay_ms, stage = "published",
+            corrId = %h.corr_id, callbackId = %h.id, attempt = h.attempt, delayMs = delay.as_ms(), stage = "published",
             traceId = trace_id(handoff_trace), linkedTraceId = trace_id(h.traceparent.as_deref()),
             "handed over"
         );
@@ -325,7 +326,7 @@ fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: 
 
 /// A webhook request that was not sent, or whose answer was lost, goes out again as the same
 /// attempt (same `webhook-id`) after this long, spending nothing.
-const WEBHOOK_RETRY_MS: i64 = 5_000;
+const WEBHOOK_RETRY: Millis = Millis::from_ms(5_000);
 
 /// Hand webhook services' callbacks over: one signed POST each (`ops::webhooks`). A 2xx is
 /// published (and acknowledged when its body says `{"acknowledged": true}`); a request not sent or
@@ -337,13 +338,13 @@ async fn publish_to_webhooks(
     directory: &TenantDirectory,
     memory: &HandOffMemory,
     hooked: &[(&HandOff, &ServiceConfig)],
-    now: i64,
+    now: Moment,
 ) -> anyhow::Result<()> {
     let tenants: Vec<String> = hooked.iter().map(|(h, _)| directory.tenant_name(&h.tenant_id)).collect();
     let messages: Vec<_> = hooked
         .iter()
         .zip(&tenants)
-        .map(|((h, config), tenant)| handoff_message("callback.submit", h, tenant, config))
+        .map(|((h, config), tenant)| handoff_message(HandOffKind::Submit, h, tenant, config))
         .collect();
     let items: Vec<WebhookHandOff> = hooked
         .iter()
@@ -353,7 +354,7 @@ async fn publish_to_webhooks(
             tenant_id: &h.tenant_id,
             tenant_name: tenant,
             endpoint: config.dispatch.webhook().unwrap_or_default(),
-            kind: "callback.submit",
+            kind: HandOffKind::Submit,
             callback_id: &h.id,
             attempt: h.attempt,
             message,
@@ -370,7 +371,7 @@ async fn publish_to_webhooks(
                 }
             }
             Sent::NotSent(_) | Sent::InDoubt(_) => {
-                state.store.defer_publication(&h.id, h.attempt, now + WEBHOOK_RETRY_MS).await?;
+                state.store.defer_publication(&h.id, h.attempt, now + WEBHOOK_RETRY).await?;
             }
             Sent::Refused { status } => {
                 refused(state, directory, h, &format!("the endpoint answered HTTP {status}"), now).await?
@@ -379,7 +380,7 @@ async fn publish_to_webhooks(
     }
     // The endpoints' answers acknowledged these: `QUEUED` for each attempt, as the internal API's
     // state report would record it, in one write for the batch.
-    for id in state.store.acknowledge_handoffs(&acknowledged_now, now_ms()).await? {
+    for id in state.store.acknowledge_handoffs(&acknowledged_now, crate::time::now()).await? {
         tracing::debug!(callbackId = %id, stage = "acknowledged", "hand-off acknowledged by the endpoint's answer");
     }
     Ok(())
@@ -408,10 +409,11 @@ async fn refused(
     directory: &TenantDirectory,
     h: &HandOff,
     error: &str,
-    now: i64,
+    now: Moment,
 ) -> anyhow::Result<()> {
     let backoff_s = (1_u64 << h.failed_attempts.clamp(0, 5)).min(30);
-    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + seconds_ms(backoff_s)).await? else {
+    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + crate::time::seconds(backoff_s)).await?
+    else {
         return Ok(());
     };
     tracing::warn!(corrId = %h.corr_id, callbackId = %h.id, failedAttempts = failed, error = %error, "the dispatch stream refused a hand-off");
@@ -448,13 +450,13 @@ async fn publish_cancels(
         };
         let tenant = directory.tenant_name(&h.tenant_id);
         let config = directory.service(&h.tenant_id, &h.service_name);
-        let message = handoff_message("callback.cancel", &h, &tenant, &config);
+        let message = handoff_message(HandOffKind::Cancel, &h, &tenant, &config);
         if let Some(endpoint) = config.dispatch.webhook() {
             let item = WebhookHandOff {
                 tenant_id: &h.tenant_id,
                 tenant_name: &tenant,
                 endpoint,
-                kind: "callback.cancel",
+                kind: HandOffKind::Cancel,
                 callback_id: &h.id,
                 attempt: h.attempt,
                 message: &message,
@@ -468,7 +470,7 @@ async fn publish_cancels(
         match handoff_stream.publish(&[message]).await {
             BatchResult::Answered(r) if r.iter().all(Result::is_ok) => {
                 state.store.outbox_done(row).await?;
-                count_published("cancel", 1);
+                count_published(HandOffKind::Cancel, 1);
                 tracing::debug!(corrId = %h.corr_id, callbackId = %h.id, stage = "published", "cancel handed over");
             }
             _ => break,

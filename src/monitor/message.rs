@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::coord::stream::Message;
+use crate::domain::callback::HandOffKind;
 use crate::domain::service::ServiceConfig;
 use crate::store::HandOff;
 use crate::telemetry::otlp;
@@ -29,9 +30,9 @@ fn text(v: &Value) -> String {
     }
 }
 
-pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceConfig) -> Message {
+pub fn handoff_message(kind: HandOffKind, h: &HandOff, tenant: &str, config: &ServiceConfig) -> Message {
     let mut m: Message = vec![
-        ("type".into(), kind.into()),
+        ("type".into(), kind.as_str().into()),
         ("id".into(), h.id.clone()),
         ("attempt".into(), h.attempt.to_string()),
         ("tenant".into(), tenant.to_string()),
@@ -69,12 +70,12 @@ pub fn handoff_message(kind: &str, h: &HandOff, tenant: &str, config: &ServiceCo
 /// The hand-off's own context, a new trace carrying the booking's sampling decision. A sampled
 /// booking's hand-off is an exported producer span (the message is sent as it ends, as a
 /// messaging producer's is), linked to the booking's request span.
-fn handoff_context(kind: &str, h: &HandOff, booking: &TraceContext) -> TraceContext {
+fn handoff_context(kind: HandOffKind, h: &HandOff, booking: &TraceContext) -> TraceContext {
     if otlp::enabled() && booking.sampled {
         let span = tracing::info_span!(
             parent: None,
             "handoff",
-            otel.name = kind,
+            otel.name = kind.as_str(),
             otel.kind = "producer",
             callbackId = %h.id,
             attempt = h.attempt,
@@ -98,8 +99,8 @@ mod tests {
             service_name: "sales".into(),
             attempt: 1,
             phone: "+14155552671".into(),
-            desired_ms: 0,
-            due_ms: 0,
+            desired_ms: crate::time::Moment::from_ms(0),
+            due_ms: crate::time::Moment::from_ms(0),
             priority: 0,
             corr_id: "c".into(),
             failed_attempts: 0,
@@ -113,11 +114,11 @@ mod tests {
     #[test]
     fn dial_retries_travel_with_the_hand_off_only_when_configured() {
         let field = |m: &Message, name: &str| m.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let plain = handoff_message("callback.submit", &handoff(), "acme", &ServiceConfig::default());
+        let plain = handoff_message(HandOffKind::Submit, &handoff(), "acme", &ServiceConfig::default());
         assert_eq!(field(&plain, "maxDialAttempts"), None);
         let config =
             ServiceConfig { max_dial_attempts: Some(3), dial_retry_seconds: Some(90), ..ServiceConfig::default() };
-        let m = handoff_message("callback.submit", &handoff(), "acme", &config);
+        let m = handoff_message(HandOffKind::Submit, &handoff(), "acme", &config);
         assert_eq!(field(&m, "maxDialAttempts").as_deref(), Some("3"));
         assert_eq!(field(&m, "dialRetrySeconds").as_deref(), Some("90"));
         let aliased = ServiceConfig::from_admin_body(

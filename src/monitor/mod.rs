@@ -45,7 +45,7 @@ pub fn spawn(state: AppState, handoff_stream: HandOffStream) -> Vec<JoinHandle<(
                     handoff::pass(&state, &handoff_stream, &directory, &memory).await;
                     state.monitor_passes.dispatch.fetch_add(1, Ordering::Relaxed);
                     // An immediate booking wakes the monitor so its hand-off does not wait for the tick.
-                    let _ = tokio::time::timeout(tick, state.dispatch_wake.notified()).await;
+                    let _ = tokio::time::timeout(tick, state.handoff_wake.notified()).await;
                 }
             }
         })

@@ -10,10 +10,10 @@ use std::time::Instant;
 use crate::domain::callback::State;
 use crate::ops::{AppState, TenantDirectory};
 use crate::telemetry::catalogue::{MONITOR_CYCLE, MONITOR_SIZE, WEBHOOK_OUTBOX_OLDEST_AGE, WEBHOOK_OUTBOX_PENDING};
-use crate::time::{now_ms, DAY_MS};
+use crate::time::{Millis, Moment, DAY, HOUR};
 
 /// Finished call-in requests stay readable this long.
-const CALLIN_RETENTION_MS: i64 = DAY_MS;
+const CALLIN_RETENTION: Millis = DAY;
 
 pub async fn pass(state: &AppState, directory: &TenantDirectory) {
     let started = Instant::now();
@@ -26,19 +26,19 @@ pub async fn pass(state: &AppState, directory: &TenantDirectory) {
 
 /// The outcome report's roll-up past `reports.retention_days`, once an hour per replica: its rows
 /// are hourly and the delete reads the whole table (no index on the hour alone: see migration 0016).
-async fn purge_outcomes_hourly(state: &AppState, now: i64) -> anyhow::Result<()> {
+async fn purge_outcomes_hourly(state: &AppState, now: Moment) -> anyhow::Result<()> {
     static LAST_HOUR: AtomicI64 = AtomicI64::new(-1);
-    let hour = now / 3_600_000;
+    let hour = now.truncate(HOUR).as_ms();
     if LAST_HOUR.swap(hour, Ordering::Relaxed) != hour {
-        let keep_ms = i64::from(state.settings.reports.retention_days) * DAY_MS;
-        state.store.purge_outcomes(now - keep_ms).await?;
+        let keep = DAY * i64::from(state.settings.reports.retention_days);
+        state.store.purge_outcomes(now - keep).await?;
     }
     Ok(())
 }
 
 async fn run(state: &AppState) -> anyhow::Result<()> {
     let store = &state.store;
-    let now = now_ms();
+    let now = crate::time::now();
     // Orphans first, so none is expired under FAIL_TIMEOUT_TTL when its service is gone.
     crate::ops::lifecycle::settle_stranded(state, now).await?;
     let purged = store.purge_finished(now).await?;
@@ -47,7 +47,7 @@ async fn run(state: &AppState) -> anyhow::Result<()> {
     }
     store.purge_bookkeeping(now).await?;
     // The outcome report's recent rows, one a cell (rows are inserted for the current hour).
-    let folded = store.compact_outcomes((now / 3_600_000 - 1) * 3_600_000).await?;
+    let folded = store.compact_outcomes(now.truncate(HOUR) - HOUR).await?;
     if folded > 0 {
         tracing::debug!(rows = folded, "outcome roll-up rows folded");
     }
@@ -68,10 +68,10 @@ async fn run(state: &AppState) -> anyhow::Result<()> {
     metrics::gauge!(MONITOR_SIZE, "type" => "due").set(due as f64);
     let (pending, oldest) = store.outbox_backlog().await?;
     metrics::gauge!(WEBHOOK_OUTBOX_PENDING).set(pending as f64);
-    let oldest_age_ms = oldest.map_or(0, |t| (now - t).max(0));
-    metrics::gauge!(WEBHOOK_OUTBOX_OLDEST_AGE).set(oldest_age_ms as f64 / 1000.0);
+    let oldest_age = oldest.map_or(Millis::ZERO, |t| (now - t).max(Millis::ZERO));
+    metrics::gauge!(WEBHOOK_OUTBOX_OLDEST_AGE).set(oldest_age.as_secs_f64());
     // Last, so a call-in failure cannot leave the monitor's gauges stale.
     crate::ops::call_in::expire(state, now).await?;
-    store.purge_callins(now - CALLIN_RETENTION_MS).await?;
+    store.purge_callins(now - CALLIN_RETENTION).await?;
     Ok(())
 }

@@ -8,15 +8,16 @@ use crate::error::{ApiError, Reason};
 use crate::ops::service_context::{self, unknown_service, ServiceContext};
 use crate::ops::AppState;
 use crate::store::Tenant;
+use crate::time::Moment;
 
 /// The bookable slots of `service` offered in `[start, end)`, with their reserved places.
 pub async fn slot_use(
     state: &AppState,
     tenant: &Tenant,
     service: &ServiceContext,
-    start: i64,
-    end: i64,
-    now: i64,
+    start: Moment,
+    end: Moment,
+    now: Moment,
 ) -> Result<Vec<SlotUse>, ApiError> {
     let rules = service.rules();
     let (bookable_from, bookable_to) = rules.bookable_range(now);
@@ -30,7 +31,7 @@ pub async fn slot_use(
 
 /// Seconds from `start` until the office closes (0 when closed). `name` may be a service or a
 /// calendar of the tenant.
-pub async fn open_for(state: &AppState, tenant: &Tenant, name: &str, start: i64) -> Result<i64, ApiError> {
+pub async fn open_for(state: &AppState, tenant: &Tenant, name: &str, start: Moment) -> Result<i64, ApiError> {
     match service_context::load(&state.store, &state.services, tenant, name).await {
         Ok(service) => Ok(service.rules().hours.open_for_seconds(start)),
         Err(e) if e.reason == Reason::UnknownService => {

@@ -27,7 +27,7 @@ use crate::telemetry::catalogue::{
     WIDGET_RATE_LIMIT_REACHED,
 };
 use crate::telemetry::trace_context::TraceContext;
-use crate::time::{format_utc, now_ms, DAY_MS};
+use crate::time::{format_utc, Millis, Moment, DAY};
 
 /// A request's `Idempotency-Key` with the digest of the body it came with.
 pub struct Idempotency {
@@ -101,7 +101,7 @@ async fn create_to_end(
         return book(state, caller, request, None).await;
     };
     let key = idempotency.key.as_str();
-    match state.store.begin_idempotent(&tenant.id, key, &idempotency.body_digest, now_ms()).await? {
+    match state.store.begin_idempotent(&tenant.id, key, &idempotency.body_digest, crate::time::now()).await? {
         IdempotencyBegin::Fresh => {}
         IdempotencyBegin::Replay { status, body } => return Ok(Created::Replayed { status, body }),
         IdempotencyBegin::DifferentBody => {
@@ -155,7 +155,7 @@ async fn book(
     };
     if let Err(e) = &result {
         let service = service_label.unwrap_or_else(|| super::tenant_directory::UNKNOWN_SERVICE.to_string());
-        state.refusals.add(&tenant.id, &service, e.reason.as_str(), now_ms());
+        state.refusals.add(&tenant.id, &service, e.reason.as_str(), crate::time::now());
         metrics::counter!(CALLBACKS_REJECTED, "tenant" => tenant.name.clone(), "service" => service, "reason" => e.reason.as_str())
             .increment(1);
         tracing::debug!(reason = e.reason.as_str(), "booking refused");
@@ -176,7 +176,7 @@ async fn book_valid(
     tracing::Span::current().record("service", service.name());
     let rules = service.rules();
     let config = &service.record.config;
-    let now = now_ms();
+    let now = crate::time::now();
     let decision = match booking::decide(&request, &rules, now) {
         Ok(d) => d,
         Err(e) => return Err(with_proposals(e, state, tenant, &service, request.desired_ms.unwrap_or(now), now).await),
@@ -190,8 +190,8 @@ async fn book_valid(
     let counters = throttle::counters(&tenant.id, service.name(), &state.throttles.number_key(phone), config);
     let reservation = match state.throttles.reserve(&counters).await {
         ThrottleOutcome::Admitted(r) => r,
-        ThrottleOutcome::Refused { index, retry_after_ms } => {
-            return Err(throttled(&counters[index], tenant, retry_after_ms));
+        ThrottleOutcome::Refused { index, retry_after } => {
+            return Err(throttled(&counters[index], tenant, retry_after));
         }
     };
     tracing::trace!(stage = "throttle", "throttles passed");
@@ -224,7 +224,7 @@ async fn book_valid(
         corr_id: crate::telemetry::corr_id::current(),
         claimed_by: decision.claimed.then(|| state.replica_id.clone()),
         details: request.details,
-        now_ms: now,
+        now,
         ttls: Ttls::of(config),
         traceparent: caller.trace.map(|t| t.header()),
     };
@@ -251,7 +251,7 @@ async fn book_valid(
         tracing::trace!(stage = "capacity", "capacity reserved");
     }
     if decision.claimed {
-        state.dispatch_wake.notify_one();
+        state.handoff_wake.notify_one();
     }
     crate::telemetry::record_callback_id(&id);
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
@@ -294,7 +294,7 @@ pub async fn dry_run(
         Ok(s) => s,
         Err(e) => return verdict(e),
     };
-    let (rules, config, now) = (service.rules(), &service.record.config, now_ms());
+    let (rules, config, now) = (service.rules(), &service.record.config, crate::time::now());
     let decision = match booking::decide(&request, &rules, now) {
         Ok(d) => d,
         Err(e) => {
@@ -314,7 +314,8 @@ pub async fn dry_run(
     }
     if let Some(claim) = decision.capacity {
         let start = claim.bucket_start;
-        let reserved = state.store.reserved_counts(&tenant.id, service.name(), start, start + 1).await?;
+        let reserved =
+            state.store.reserved_counts(&tenant.id, service.name(), start, start + Millis::from_ms(1)).await?;
         if reserved.get(&start).copied().unwrap_or(0) >= claim.capacity {
             let full = ApiError::new(Reason::SlotFull, "that time slot is full; see data.slots for open times");
             return verdict(with_proposals(full, state, tenant, &service, decision.desired_ms, now).await);
@@ -341,7 +342,7 @@ fn already_queued() -> ApiError {
 }
 
 /// 429 `THROTTLED` for the counter that refused (a booking's or a call-in request's), with its alarm.
-pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64) -> ApiError {
+pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after: Millis) -> ApiError {
     let (alarm, message) = match spec.kind {
         CounterKind::PerNumber => {
             (CB_ENQUEUE_LIMIT_REACHED, "this number has made as many requests as the service allows for now")
@@ -349,7 +350,7 @@ pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64
         CounterKind::ServiceWindow => (CB_TTL_LIMIT_REACHED, "the service is taking no more requests for now"),
     };
     metrics::counter!(alarm, "tenant" => tenant.name.clone()).increment(1);
-    let seconds = (retry_after_ms.max(1000) as u64).div_ceil(1000);
+    let seconds = (retry_after.as_ms().max(1000) as u64).div_ceil(1000);
     ApiError::new(Reason::Throttled, format!("{message}; retry in {seconds} s"))
         .with_retry_after(seconds)
         .with_slots(json!({}))
@@ -357,7 +358,7 @@ pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after_ms: i64
 
 /// How far either side of the desired time proposals look; also how long the capacity rows of a
 /// past bucket are kept (`store::purge_bookkeeping`), so a proposal never reads a purged bucket.
-pub const PROPOSAL_WINDOW_MS: i64 = capacity::BUCKET_RETENTION_DAYS * DAY_MS;
+pub const PROPOSAL_WINDOW: Millis = Millis::from_ms(capacity::BUCKET_RETENTION_DAYS * DAY.as_ms());
 
 /// Attach `data.slots` to a `SLOT_FULL`: up to 10 open buckets with room nearest `desired`.
 pub async fn with_proposals(
@@ -365,15 +366,15 @@ pub async fn with_proposals(
     state: &AppState,
     tenant: &Tenant,
     service: &ServiceContext,
-    desired: i64,
-    now: i64,
+    desired: Moment,
+    now: Moment,
 ) -> ApiError {
     if e.reason != Reason::SlotFull {
         return e;
     }
     let rules = service.rules();
     let (earliest, latest) = rules.bookable_range(now);
-    let (from, to) = (desired - PROPOSAL_WINDOW_MS, desired + PROPOSAL_WINDOW_MS);
+    let (from, to) = (desired - PROPOSAL_WINDOW, desired + PROPOSAL_WINDOW);
     let key = (tenant.id.clone(), service.name().to_string(), from, to);
     let read = || async { state.store.reserved_counts(&tenant.id, service.name(), from, to).await.map(Arc::new) };
     let reserved = match state.reservations.get_or_load(key, 0, read).await {

@@ -17,7 +17,7 @@ use crate::store::{
     Tenant, CALLIN_EXPIRY_BATCH,
 };
 use crate::telemetry::catalogue::{CALLIN_CREATED, CALLIN_EXPIRED, CALLIN_MATCHED, CALLIN_POOL_EXHAUSTED};
-use crate::time::now_ms;
+use crate::time::Moment;
 
 /// A request as the edge parsed it.
 pub struct CallInRequest {
@@ -72,8 +72,8 @@ pub async fn create(state: &AppState, tenant: &Tenant, request: CallInRequest) -
     let counters = throttle::callin_counters(&tenant.id, &group.name, caller.as_deref(), &group.config);
     let reservation = match state.throttles.reserve(&counters).await {
         ThrottleOutcome::Admitted(r) => r,
-        ThrottleOutcome::Refused { index, retry_after_ms } => {
-            return Err(super::booking::throttled(&counters[index], tenant, retry_after_ms));
+        ThrottleOutcome::Refused { index, retry_after } => {
+            return Err(super::booking::throttled(&counters[index], tenant, retry_after));
         }
     };
     let created = issue(state, tenant, &group, request).await;
@@ -97,7 +97,7 @@ async fn issue(
         from_number: request.from_number,
         callback_id: request.callback_id,
         user_data: request.user_data,
-        now_ms: now_ms(),
+        now: crate::time::now(),
     };
     let labels = Labels::of(tenant, &group.name);
     match state.store.create_callin(&new, &group.config).await? {
@@ -122,7 +122,7 @@ async fn issue(
 
 /// Cancel a pending request; its number (or code) is free at once. Cancelling a cancelled
 /// request again is not an error; a matched or expired one is `ALREADY_COMPLETED`.
-pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str, now: i64) -> Result<CallInRecord, ApiError> {
+pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str, now: Moment) -> Result<CallInRecord, ApiError> {
     match state.store.cancel_callin(&tenant.id, id, now).await? {
         CancelCallInOutcome::Cancelled(record) => {
             tracing::info!(callInId = %id, "call-in request cancelled");
@@ -154,7 +154,7 @@ pub async fn cancel_many(
     ids: &[String],
     audit: &AuditEntry,
 ) -> Result<BulkCancel, ApiError> {
-    let outcomes = state.store.cancel_callins(&tenant.id, ids, audit, now_ms()).await?;
+    let outcomes = state.store.cancel_callins(&tenant.id, ids, audit, crate::time::now()).await?;
     let mut done = BulkCancel::default();
     for (id, outcome) in ids.iter().zip(outcomes) {
         let list = match outcome {
@@ -175,7 +175,7 @@ pub async fn match_inbound(
     to_number: &str,
     code: Option<i64>,
     from_number: Option<&str>,
-    now: i64,
+    now: Moment,
 ) -> Result<CallInRecord, ApiError> {
     let Some(record) = state.store.match_callin(to_number, code, from_number, now).await? else {
         tracing::info!(toPhoneNumber = %mask(to_number), "inbound call matched no pending call-in request");
@@ -192,7 +192,7 @@ pub async fn match_inbound(
 /// The recovery pass: expire pending requests past their expiration batch by batch, counting
 /// each batch as soon as it is committed (a later failure must not lose the count of rows
 /// already moved). A create that expires one first counts it itself.
-pub async fn expire(state: &AppState, now: i64) -> anyhow::Result<()> {
+pub async fn expire(state: &AppState, now: Moment) -> anyhow::Result<()> {
     loop {
         let expired = state.store.expire_callin_batch(now).await?;
         if !expired.is_empty() {

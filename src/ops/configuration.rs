@@ -11,7 +11,6 @@ use crate::error::{ApiError, FieldProblem, Reason};
 use crate::ops::AppState;
 use crate::store::{AuditEntry, DeleteOutcome, PutGroupOutcome, ServiceRecord, Tenant};
 use crate::telemetry::catalogue::register_tenant_alarms;
-use crate::time::now_ms;
 
 /// The replicated setting every replica's log level follows.
 pub const LOG_LEVEL_SETTING: &str = "log.level";
@@ -32,7 +31,7 @@ pub async fn put_tenant(
 ) -> Result<Tenant, ApiError> {
     let tenant = state
         .store
-        .put_tenant(name, write.allowed_origins, write.enabled, write.retention_days, audit, now_ms())
+        .put_tenant(name, write.allowed_origins, write.enabled, write.retention_days, audit, crate::time::now())
         .await?;
     register_tenant_alarms(&tenant.name);
     state.keys.invalidate_all();
@@ -48,7 +47,7 @@ pub async fn delete_tenant(
     cancel_unfinished: bool,
     audit: &AuditEntry,
 ) -> Result<usize, ApiError> {
-    let outcome = state.store.delete_tenant(tenant, cancel_unfinished, audit, now_ms()).await?;
+    let outcome = state.store.delete_tenant(tenant, cancel_unfinished, audit, crate::time::now()).await?;
     let cancelled = settle_delete(tenant, outcome, "tenant")?;
     state.keys.invalidate_all();
     refresh_origins(state).await;
@@ -63,7 +62,7 @@ async fn refresh_origins(state: &AppState) {
 
 /// Revoke an API key: at once on this replica, on others within the key cache's TTL.
 pub async fn revoke_key(state: &AppState, tenant: &Tenant, key_id: &str, audit: &AuditEntry) -> Result<(), ApiError> {
-    if !state.store.delete_api_key(&tenant.id, key_id, audit, now_ms()).await? {
+    if !state.store.delete_api_key(&tenant.id, key_id, audit, crate::time::now()).await? {
         return Err(ApiError::not_found("API key"));
     }
     state.keys.invalidate_all();
@@ -99,7 +98,7 @@ pub async fn put_service(
         }
         _ => {}
     }
-    super::services::put_service(&state.store, &tenant.id, name, config, audit, now_ms()).await
+    super::services::put_service(&state.store, &tenant.id, name, config, audit, crate::time::now()).await
 }
 
 /// Delete a service (as `delete_tenant` for its callbacks); answers how many it cancelled.
@@ -110,7 +109,7 @@ pub async fn delete_service(
     cancel_unfinished: bool,
     audit: &AuditEntry,
 ) -> Result<usize, ApiError> {
-    let outcome = state.store.delete_service(&tenant.id, name, cancel_unfinished, audit, now_ms()).await?;
+    let outcome = state.store.delete_service(&tenant.id, name, cancel_unfinished, audit, crate::time::now()).await?;
     settle_delete(tenant, outcome, "service")
 }
 
@@ -122,11 +121,11 @@ pub async fn pause_handoffs(
     paused: bool,
     audit: &AuditEntry,
 ) -> Result<(), ApiError> {
-    if !state.store.set_dispatch_paused(&tenant.id, service, paused, audit, now_ms()).await? {
+    if !state.store.set_handoffs_paused(&tenant.id, service, paused, audit, crate::time::now()).await? {
         return Err(ApiError::not_found("service"));
     }
     if !paused {
-        state.dispatch_wake.notify_one();
+        state.handoff_wake.notify_one();
     }
     tracing::info!(service = %service, paused, "service hand-offs paused or resumed");
     Ok(())
@@ -161,7 +160,7 @@ pub async fn put_calendar(
     body: &CalendarBody,
     audit: &AuditEntry,
 ) -> Result<(), ApiError> {
-    Ok(state.store.put_calendar(&tenant.id, name, body, audit, now_ms()).await?)
+    Ok(state.store.put_calendar(&tenant.id, name, body, audit, crate::time::now()).await?)
 }
 
 /// Delete a calendar no service uses (a service would silently become always open).
@@ -185,7 +184,7 @@ pub async fn delete_calendar(
             format!("is used by service(s) {}; point them elsewhere first", users.join(", ")),
         )]));
     }
-    if !state.store.delete_calendar(&tenant.id, name, audit, now_ms()).await? {
+    if !state.store.delete_calendar(&tenant.id, name, audit, crate::time::now()).await? {
         return Err(ApiError::not_found("calendar"));
     }
     Ok(())
@@ -207,7 +206,7 @@ pub async fn put_call_in_group(
     if let Some(index) = state.store.callin_number_taken(&tenant.id, name, &config.numbers).await? {
         return Err(number_taken(index));
     }
-    match state.store.put_callin_group(&tenant.id, name, config, audit, now_ms()).await? {
+    match state.store.put_callin_group(&tenant.id, name, config, audit, crate::time::now()).await? {
         PutGroupOutcome::Stored => {}
         PutGroupOutcome::NumberTaken(index) => return Err(number_taken(index)),
     }
@@ -222,7 +221,7 @@ pub async fn delete_call_in_group(
     name: &str,
     audit: &AuditEntry,
 ) -> Result<(), ApiError> {
-    match state.store.delete_callin_group(&tenant.id, name, audit, now_ms()).await? {
+    match state.store.delete_callin_group(&tenant.id, name, audit, crate::time::now()).await? {
         true => Ok(()),
         false => Err(ApiError::not_found("call-in group")),
     }
@@ -235,7 +234,7 @@ pub async fn delete_webhook_endpoint(
     name: &str,
     audit: &AuditEntry,
 ) -> Result<(), ApiError> {
-    match state.store.delete_webhook_endpoint(&tenant.id, name, audit, now_ms()).await? {
+    match state.store.delete_webhook_endpoint(&tenant.id, name, audit, crate::time::now()).await? {
         true => Ok(()),
         false => Err(ApiError::not_found("webhook endpoint")),
     }
@@ -244,7 +243,7 @@ pub async fn delete_webhook_endpoint(
 /// Set the log level of every replica: stored (each replica's follower picks it up) and applied
 /// here at once. `level` was checked by the edge.
 pub async fn set_log_level(state: &AppState, level: &str, audit: &AuditEntry) -> Result<(), ApiError> {
-    state.store.put_setting(LOG_LEVEL_SETTING, level, audit, now_ms()).await?;
+    state.store.put_setting(LOG_LEVEL_SETTING, level, audit, crate::time::now()).await?;
     state.log.set(level).map_err(|p| ApiError::field("level", p))?;
     tracing::info!(level = %level, "log level changed");
     Ok(())

@@ -13,7 +13,6 @@ use crate::domain::service::ServiceConfig;
 use crate::domain::throttle::{self, CounterKind};
 use crate::error::ApiError;
 use crate::store::{AuditEntry, Tenant};
-use crate::time::now_ms;
 
 /// Erase `raw_number` (any form a booking would accept) from `tenant`, audited as `actor`.
 pub async fn erase(state: &AppState, tenant: &Tenant, raw_number: &str, actor: &str) -> Result<Value, ApiError> {
@@ -25,7 +24,7 @@ pub async fn erase(state: &AppState, tenant: &Tenant, raw_number: &str, actor: &
     };
     let number = crate::domain::booking::parse_phone(raw_number, &lenient)?.as_str().to_string();
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{}/erasure", tenant.name), None);
-    let erased = state.store.erase_number(&tenant.id, &tenant.name, &number, &audit, now_ms()).await?;
+    let erased = state.store.erase_number(&tenant.id, &tenant.name, &number, &audit, crate::time::now()).await?;
     super::lifecycle::erased(tenant, &erased.cancelled_in);
     let mut incomplete = Vec::new();
     let keys = throttle_keys(state, tenant, &number).await?;
@@ -39,7 +38,7 @@ pub async fn erase(state: &AppState, tenant: &Tenant, raw_number: &str, actor: &
         0
     });
     if !erased.callback_ids.is_empty() {
-        state.dispatch_wake.notify_one();
+        state.handoff_wake.notify_one();
     }
     tracing::info!(records = erased.total(), throttle_keys, stream_entries, "number erased on request");
     let mut answer = serde_json::to_value(&erased).unwrap_or_else(|_| json!({}));

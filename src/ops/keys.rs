@@ -12,7 +12,6 @@ use crate::domain::key_scope::KeyScope;
 use crate::domain::throttle::NumberHasher;
 use crate::error::ApiError;
 use crate::store::{AuditEntry, NewApiKey, Store};
-use crate::time::now_ms;
 
 const PREFIX_LEN: usize = 10;
 /// Where the generated signing secret is kept when none is configured.
@@ -48,14 +47,14 @@ pub async fn issue_key(
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{tenant_name}/api-keys/{id}"), None);
     let hash = hash_key(&key);
     let stored = NewApiKey { id: &id, prefix: &prefix, hash: &hash, scope };
-    store.create_api_key(tenant_id, &stored, &audit, now_ms()).await?;
+    store.create_api_key(tenant_id, &stored, &audit, crate::time::now()).await?;
     Ok(NewKey { id, key, prefix, scope: scope.as_str() })
 }
 
 /// The salt of throttle keys' number hashes, generated once per deployment and kept in the
 /// database (a setting of its own: rotating the key-signing secret must not reset throttles).
 pub async fn load_number_hasher(store: &Store) -> anyhow::Result<NumberHasher> {
-    let salt = store.setting_or_insert(NUMBER_SALT_SETTING, &random_secret(), now_ms()).await?;
+    let salt = store.setting_or_insert(NUMBER_SALT_SETTING, &random_secret(), crate::time::now()).await?;
     Ok(NumberHasher::new(salt.into_bytes()))
 }
 
@@ -70,7 +69,7 @@ fn random_secret() -> String {
 pub async fn load_signer(settings: &Settings, store: &Store) -> anyhow::Result<KeySigner> {
     let mut secrets = settings.api_keys.configured_secrets()?;
     if secrets.is_empty() {
-        secrets.push(store.setting_or_insert(SIGNING_SECRET_SETTING, &random_secret(), now_ms()).await?);
+        secrets.push(store.setting_or_insert(SIGNING_SECRET_SETTING, &random_secret(), crate::time::now()).await?);
     }
     KeySigner::new(secrets.into_iter().map(String::into_bytes).collect())
         .ok_or_else(|| anyhow::anyhow!("api_keys: no signing secret"))

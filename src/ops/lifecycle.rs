@@ -8,7 +8,7 @@
 use super::booking::with_proposals;
 use super::tenant_directory::Labels;
 use super::{service_context, AppState};
-use crate::domain::callback::{Actor, State, REASON_CANCELLED, REASON_FAIL_TIMEOUT_TTL, REASON_SUBMIT_FAILED};
+use crate::domain::callback::{Actor, CompletionReason, State};
 use crate::domain::{booking, retry};
 use crate::error::{ApiError, Reason};
 use crate::store::{
@@ -18,10 +18,10 @@ use crate::store::{
 use crate::telemetry::catalogue::{
     CALLBACKS_CANCELLED, CALLBACKS_COMPLETED, CALLBACKS_RESCHEDULED, CALLBACK_RETRIES, CB_SUBMIT_FAILED,
 };
-use crate::time::now_ms;
+use crate::time::{Millis, Moment};
 
-fn count_completed(labels: &Labels, reason: &str, n: u64) {
-    metrics::counter!(CALLBACKS_COMPLETED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone(), "reason" => reason.to_string())
+fn count_completed(labels: &Labels, reason: &CompletionReason, n: u64) {
+    metrics::counter!(CALLBACKS_COMPLETED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone(), "reason" => reason.as_str().to_string())
         .increment(n);
 }
 
@@ -29,7 +29,7 @@ fn count_completed(labels: &Labels, reason: &str, n: u64) {
 fn count_cancelled(labels: &Labels) {
     metrics::counter!(CALLBACKS_CANCELLED, "tenant" => labels.tenant.clone(), "service" => labels.service.clone())
         .increment(1);
-    count_completed(labels, REASON_CANCELLED, 1);
+    count_completed(labels, &CompletionReason::Cancelled, 1);
 }
 
 /// Callbacks an operation of `tenant` cancelled (bulk cancel, a delete with `cancelUnfinished`),
@@ -43,13 +43,13 @@ pub fn cancelled(tenant: &Tenant, services: &[String]) {
 /// Callbacks of `tenant` completed `ERASED` by an erasure (issue 27), by service.
 pub fn erased(tenant: &Tenant, services: &[String]) {
     for service in services {
-        count_completed(&Labels::of(tenant, service), crate::domain::callback::REASON_ERASED, 1);
+        count_completed(&Labels::of(tenant, service), &CompletionReason::Erased, 1);
     }
 }
 
 /// Cancel one callback of `tenant` through the public API.
 pub async fn cancel(state: &AppState, tenant: &Tenant, id: &str) -> Result<(), ApiError> {
-    match state.store.cancel_callback(&tenant.id, id, Actor::Api, now_ms()).await? {
+    match state.store.cancel_callback(&tenant.id, id, Actor::Api, crate::time::now()).await? {
         CancelOutcome::Cancelled(record) => {
             count_cancelled(&Labels::of(tenant, &record.service_name));
             tracing::info!(callbackId = %id, stage = "state_changed", "callback cancelled");
@@ -69,7 +69,7 @@ pub async fn cancel_many(
     ids: &[String],
     audit: &AuditEntry,
 ) -> Result<Vec<CancelOutcome>, ApiError> {
-    let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, audit, now_ms()).await?;
+    let outcomes = state.store.cancel_callbacks(&tenant.id, ids, Actor::Admin, audit, crate::time::now()).await?;
     for outcome in &outcomes {
         if let CancelOutcome::Cancelled(record) = outcome {
             count_cancelled(&Labels::of(tenant, &record.service_name));
@@ -79,7 +79,12 @@ pub async fn cancel_many(
 }
 
 /// Move a `SCHEDULED` callback to `desired` (epoch ms), under the same rules as a booking.
-pub async fn reschedule(state: &AppState, tenant: &Tenant, id: &str, desired: i64) -> Result<CallbackRecord, ApiError> {
+pub async fn reschedule(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    desired: Moment,
+) -> Result<CallbackRecord, ApiError> {
     edit(state, tenant, id, Some(desired), None, Actor::Api, None).await
 }
 
@@ -90,7 +95,7 @@ pub async fn edit(
     state: &AppState,
     tenant: &Tenant,
     id: &str,
-    desired: Option<i64>,
+    desired: Option<Moment>,
     user_data: Option<serde_json::Map<String, serde_json::Value>>,
     actor: Actor,
     audit: Option<AuditEntry>,
@@ -99,7 +104,7 @@ pub async fn edit(
     if current.state != State::Scheduled {
         return Err(not_reschedulable(current.state));
     }
-    let now = now_ms();
+    let now = crate::time::now();
     let mut proposals_for = None;
     let time = match desired {
         None => None,
@@ -158,14 +163,14 @@ pub async fn report(
         Retry::Plan(plan) => Some(plan),
         _ => None,
     };
-    match state.store.apply_platform_report(id, report, planned, now_ms()).await? {
+    match state.store.apply_platform_report(id, report, planned, crate::time::now()).await? {
         ReportOutcome::Applied { record, from, follow_up } => {
             let stage = if from == record.state { "acknowledged" } else { "state_changed" };
             tracing::debug!(corrId = %record.corr_id, callbackId = %id, stage, state = record.state.as_str(), attempt = record.attempt, "platform report applied");
             if record.state == State::Completed {
                 let labels = state.directory.labels(&state.store, &record.tenant_id, &record.service_name).await;
-                let reason = record.reason.as_deref().unwrap_or_default();
-                count_completed(&labels, reason, 1);
+                let reason = CompletionReason::parse(record.reason.as_deref().unwrap_or_default());
+                count_completed(&labels, &reason, 1);
                 let result = match (&plan, &follow_up) {
                     (_, Some(FollowUpOutcome::Booked { id: next, desired_ms })) => {
                         tracing::info!(callbackId = %id, followUp = %next, desiredTime = %crate::time::format_utc(*desired_ms), "follow-up booked");
@@ -175,7 +180,7 @@ pub async fn report(
                     (Retry::Exhausted, None) => Some("exhausted"),
                     _ => None,
                 };
-                if let (Some(result), Some(outcome)) = (result, retry::outcome_label(reason)) {
+                if let (Some(result), Some(outcome)) = (result, retry::outcome_label(&reason)) {
                     metrics::counter!(CALLBACK_RETRIES, "tenant" => labels.tenant, "service" => labels.service,
                         "outcome" => outcome, "result" => result)
                     .increment(1);
@@ -213,9 +218,12 @@ const FOLLOW_UP_CANDIDATES: usize = 20;
 /// the first one that still has a place.
 async fn follow_up_plan(state: &AppState, id: &str, report: &PlatformReport) -> Result<Retry, ApiError> {
     let reason = match (report.state, report.reason.as_deref()) {
-        (Some(State::Completed), Some(r)) if retry::outcome_label(r).is_some() => r,
+        (Some(State::Completed), Some(r)) => CompletionReason::parse(r),
         _ => return Ok(Retry::None),
     };
+    if retry::outcome_label(&reason).is_none() {
+        return Ok(Retry::None);
+    }
     let Some(current) = state.store.callback_by_id(id).await?.filter(|c| c.state != State::Completed) else {
         return Ok(Retry::None);
     };
@@ -226,17 +234,19 @@ async fn follow_up_plan(state: &AppState, id: &str, report: &PlatformReport) -> 
     let Ok(service) = service_context::load(&state.store, &state.services, &tenant, &current.service_name).await else {
         return Ok(Retry::None);
     };
-    let Some(rule) = retry::rule_for(&service.record.config.retry, reason) else { return Ok(Retry::None) };
-    let Some(delay) = retry::delay_ms(rule, current.retry_number) else { return Ok(Retry::Exhausted) };
-    let now = now_ms();
+    let Some(rule) = retry::rule_for(&service.record.config.retry, &reason) else { return Ok(Retry::None) };
+    let Some(delay) = retry::delay(rule, current.retry_number) else { return Ok(Retry::Exhausted) };
+    let now = crate::time::now();
     let rules = service.rules();
     let earliest = now + delay;
     let (_, latest) = rules.bookable_range(now);
     // From a day before `earliest`: the bucket holding it may start earlier.
-    let reserved =
-        state.store.reserved_counts(&tenant.id, service.name(), earliest - crate::time::DAY_MS, latest + 1).await?;
+    let reserved = state
+        .store
+        .reserved_counts(&tenant.id, service.name(), earliest - crate::time::DAY, latest + Millis::from_ms(1))
+        .await?;
     let candidates = retry::candidates(&rules, earliest, now, &reserved, FOLLOW_UP_CANDIDATES);
-    Ok(Retry::Plan(FollowUpPlan { id: uuid::Uuid::now_v7().to_string(), reason: reason.to_string(), candidates }))
+    Ok(Retry::Plan(FollowUpPlan { id: uuid::Uuid::now_v7().to_string(), reason, candidates }))
 }
 
 /// Hand `ids` of `tenant` over again (admin), all or nothing with the audit entry.
@@ -246,15 +256,15 @@ pub async fn redrive(
     ids: &[String],
     audit: &AuditEntry,
 ) -> Result<Vec<RedriveOutcome>, ApiError> {
-    Ok(state.store.redrive_callbacks(&tenant.id, ids, &state.replica_id, audit, now_ms()).await?)
+    Ok(state.store.redrive_callbacks(&tenant.id, ids, &state.replica_id, audit, crate::time::now()).await?)
 }
 
 /// The monitor spent a callback's hand-off attempts: `COMPLETED` / `SUBMIT_FAILED`.
 pub async fn submit_failed(state: &AppState, tenant_id: &str, service: &str, id: &str) -> anyhow::Result<()> {
-    if state.store.complete_by_monitor(id, REASON_SUBMIT_FAILED, now_ms()).await? {
+    if state.store.complete_by_monitor(id, &CompletionReason::SubmitFailed, crate::time::now()).await? {
         let labels = state.directory.labels(&state.store, tenant_id, service).await;
         metrics::counter!(CB_SUBMIT_FAILED, "tenant" => labels.tenant.clone()).increment(1);
-        count_completed(&labels, REASON_SUBMIT_FAILED, 1);
+        count_completed(&labels, &CompletionReason::SubmitFailed, 1);
         tracing::warn!(callbackId = %id, stage = "state_changed", state = State::Completed.as_str(), "hand-off attempts spent: SUBMIT_FAILED");
     }
     Ok(())
@@ -262,7 +272,7 @@ pub async fn submit_failed(state: &AppState, tenant_id: &str, service: &str, id:
 
 /// The recovery pass: callbacks whose service is gone are cancelled (never handed over), then
 /// hand-offs past their `queuedTtlSeconds` expire. Both a batch at a time until none are left.
-pub async fn settle_stranded(state: &AppState, now: i64) -> anyhow::Result<()> {
+pub async fn settle_stranded(state: &AppState, now: Moment) -> anyhow::Result<()> {
     loop {
         let cancelled = state.store.cancel_orphans(now).await?;
         for f in &cancelled {
@@ -276,7 +286,7 @@ pub async fn settle_stranded(state: &AppState, now: i64) -> anyhow::Result<()> {
     loop {
         let expired = state.store.expire_queued(now).await?;
         for f in &expired {
-            count_completed(&finished_labels(state, f).await, REASON_FAIL_TIMEOUT_TTL, 1);
+            count_completed(&finished_labels(state, f).await, &CompletionReason::FailTimeoutTtl, 1);
             tracing::info!(corrId = %f.corr_id, callbackId = %f.id, stage = "state_changed", "not processing within queuedTtlSeconds: FAIL_TIMEOUT_TTL");
         }
         if expired.len() < crate::store::RECOVERY_BATCH {

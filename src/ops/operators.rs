@@ -6,7 +6,6 @@ use crate::domain::names::is_valid_name;
 use crate::domain::operator::{is_valid_operator_name, new_token, token_hash, Operator, Role, TOKEN_PREFIX};
 use crate::error::ApiError;
 use crate::store::{AuditEntry, OperatorRecord, Store};
-use crate::time::now_ms;
 
 /// Add an operator; returns its token (shown once). `actor` is who adds it, for the audit log.
 pub async fn add(
@@ -31,7 +30,7 @@ pub async fn add(
         format!("operators/{name}"),
         Some(&serde_json::json!({ "role": role.as_str(), "tenants": operator.tenants })),
     );
-    if !store.insert_operator(&operator, &token_hash(&token), &audit, now_ms()).await? {
+    if !store.insert_operator(&operator, &token_hash(&token), &audit, crate::time::now()).await? {
         return Err(ApiError::field("name", format!("an operator named {name} exists; revoke it first")));
     }
     tracing::info!(operator = name, role = role.as_str(), actor, "operator added");
@@ -40,7 +39,7 @@ pub async fn add(
 
 pub async fn revoke(store: &Store, name: &str, actor: &str) -> Result<(), ApiError> {
     let audit = AuditEntry::new(actor, "DELETE", format!("operators/{name}"), None);
-    if !store.delete_operator(name, &audit, now_ms()).await? {
+    if !store.delete_operator(name, &audit, crate::time::now()).await? {
         return Err(ApiError::not_found("operator"));
     }
     tracing::info!(operator = name, actor, "operator revoked");

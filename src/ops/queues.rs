@@ -7,13 +7,13 @@ use crate::error::ApiError;
 use crate::ops::service_context::{self, unknown_service};
 use crate::ops::AppState;
 use crate::store::{CallbackRecord, QueueStats, Tenant};
-use crate::time::now_ms;
+use crate::time::{Millis, Moment, HOUR};
 
 /// Platform figures older than this are not trusted.
-const FRESH_MS: i64 = 60_000;
+const FRESH: Millis = Millis::from_ms(60_000);
 
 /// How long our own history of waits looks back.
-const HISTORY_MS: i64 = 3_600_000;
+const HISTORY: Millis = HOUR;
 
 /// How an estimated wait is made: GES's `mode1`, `mode2` and `mode3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,17 +44,15 @@ pub async fn queue_ewt(
     tenant: &Tenant,
     vq: &str,
     source: EwtSource,
-    now: i64,
+    now: Moment,
 ) -> Result<Option<i64>, ApiError> {
     let pushed = || async {
         let stats = state.store.queue_stats(&tenant.id, vq).await?;
-        Ok::<_, ApiError>(stats.filter(|s| now - s.updated_ms < FRESH_MS).and_then(|s| s.ewt))
+        Ok::<_, ApiError>(stats.filter(|s| now - s.updated_ms < FRESH).and_then(|s| s.ewt))
     };
     let history = || async {
         let services = state.store.services_of_queue(&tenant.id, vq).await?;
-        Ok::<_, ApiError>(
-            state.store.recent_wait_ms(&tenant.id, &services, now - HISTORY_MS).await?.map(|ms| ms / 1000),
-        )
+        Ok::<_, ApiError>(state.store.recent_wait_ms(&tenant.id, &services, now - HISTORY).await?.map(|ms| ms / 1000))
     };
     match source {
         EwtSource::Platform => pushed().await,
@@ -72,8 +70,8 @@ pub async fn position_and_wait(state: &AppState, tenant: &Tenant, cb: &CallbackR
         Some(s) => s.config.virtual_queue_name(&cb.service_name).to_string(),
         None => cb.service_name.clone(),
     };
-    let now = now_ms();
-    let fresh = cb.platform_reported_ms.is_some_and(|t| now - t < FRESH_MS);
+    let now = crate::time::now();
+    let fresh = cb.platform_reported_ms.is_some_and(|t| now - t < FRESH);
     let position = match (fresh, cb.platform_position) {
         (true, Some(p)) => p,
         _ if cb.state == crate::domain::callback::State::Queued => {
@@ -116,14 +114,14 @@ pub async fn queue_status(state: &AppState, tenant: &Tenant, name: &str) -> Resu
         .await?
         .ok_or_else(unknown_service)?;
     let vq = service.record.config.virtual_queue_name(&service_name).to_string();
-    let now = now_ms();
+    let now = crate::time::now();
     let ewt = queue_ewt(state, tenant, &vq, EwtSource::PlatformElseHistory, now).await?;
     let config = &service.record.config;
     let offer_scheduled = config.enabled && config.scheduled_enabled;
     let mut offer_immediate = config.enabled && config.immediate_enabled;
     if offer_immediate {
         let hours = service.rules().hours;
-        let stats = state.store.queue_stats(&tenant.id, &vq).await?.filter(|s| now - s.updated_ms < FRESH_MS);
+        let stats = state.store.queue_stats(&tenant.id, &vq).await?.filter(|s| now - s.updated_ms < FRESH);
         let no_agents = stats.and_then(|s| s.agents_logged_in) == Some(0);
         let open_for = hours.open_for_seconds(now);
         offer_immediate = open_for > 0 && !no_agents && ewt.is_none_or(|e| e < open_for);
@@ -148,7 +146,7 @@ pub async fn estimate(
     tenant: &Tenant,
     vq: &str,
     source: EwtSource,
-    now: i64,
+    now: Moment,
 ) -> Result<QueueEstimate, ApiError> {
     let known = is_valid_name(vq)
         && (!state.store.services_of_queue(&tenant.id, vq).await?.is_empty()

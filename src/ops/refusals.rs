@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::store::{RefusalCount, Store};
+use crate::time::{Moment, HOUR};
 
-const HOUR_MS: i64 = 3_600_000;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// (tenant id, service, hour start, reason).
-type TallyKey = (String, String, i64, String);
+type TallyKey = (String, String, Moment, String);
 
 #[derive(Clone, Default)]
 pub struct RefusalTally {
@@ -21,8 +21,8 @@ pub struct RefusalTally {
 }
 
 impl RefusalTally {
-    pub fn add(&self, tenant_id: &str, service: &str, reason: &str, now_ms: i64) {
-        let key = (tenant_id.to_string(), service.to_string(), (now_ms / HOUR_MS) * HOUR_MS, reason.to_string());
+    pub fn add(&self, tenant_id: &str, service: &str, reason: &str, now: Moment) {
+        let key = (tenant_id.to_string(), service.to_string(), now.truncate(HOUR), reason.to_string());
         *self.counts.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
     }
 

@@ -14,6 +14,7 @@ use crate::domain::names::is_valid_name;
 use crate::error::{ApiError, Reason};
 use crate::store::{ServiceRecord, Store, Tenant};
 use crate::telemetry::catalogue::CONFIG_PARSE_ERRORS;
+use crate::time::Moment;
 
 pub struct ServiceContext {
     pub record: ServiceRecord,
@@ -60,7 +61,7 @@ pub fn service_cache() -> ServiceCache {
 /// one commit) and each refusal proposes other slots from the same reservations: one read serves
 /// every refusal of a window for 250 ms. Proposals are hints (a slot may fill before the client
 /// books it), so a quarter-second-old view is as good.
-pub type ReservationReads = RecentLoads<(String, String, i64, i64), Arc<HashMap<i64, u32>>>;
+pub type ReservationReads = RecentLoads<(String, String, Moment, Moment), Arc<HashMap<Moment, u32>>>;
 
 pub fn reservation_reads() -> ReservationReads {
     RecentLoads::new(std::time::Duration::from_millis(250), 1_000)

@@ -61,7 +61,7 @@ pub struct AppState {
     /// This process's identity as a holder of hand-off claims.
     pub replica_id: String,
     /// Wakes the monitor when an immediate callback is booked, so it is handed over at once.
-    pub dispatch_wake: Arc<tokio::sync::Notify>,
+    pub handoff_wake: Arc<tokio::sync::Notify>,
     /// Refused bookings not yet in the outcome report's roll-up (`ops::refusals`).
     pub refusals: RefusalTally,
     /// The monitor's passes so far on this replica (so a caller can wait for passes, not time).
@@ -96,7 +96,7 @@ impl AppState {
             log,
             metrics,
             replica_id: uuid::Uuid::now_v7().to_string(),
-            dispatch_wake: Arc::new(tokio::sync::Notify::new()),
+            handoff_wake: Arc::new(tokio::sync::Notify::new()),
             refusals: Default::default(),
             monitor_passes: Arc::default(),
             shutting_down: Arc::new(AtomicBool::new(false)),

@@ -13,14 +13,15 @@ use serde_json::{json, Map, Value};
 use super::AppState;
 use crate::coord::stream::{message_field, Message};
 use crate::coord::webhook_sender::{Outgoing, Sent};
+use crate::domain::callback::HandOffKind;
 use crate::domain::webhook::{new_secret, EndpointConfig};
 use crate::error::{ApiError, Reason};
 use crate::store::{AuditEntry, DeliveryRecord, EndpointRecord, StoreResult, Tenant};
 use crate::telemetry::catalogue::{WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_SECONDS, WEBHOOK_ENDPOINT_FAILING};
-use crate::time::{format_utc, now_ms};
+use crate::time::{format_utc, Millis};
 
 /// After a rotation the old secret stays valid (and signs too) this long.
-pub const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
+pub const ROTATION_OVERLAP: Millis = Millis::from_ms(24 * 3_600_000);
 
 /// The view of an endpoint an admin reads: never its secret.
 pub fn endpoint_view(record: &EndpointRecord) -> Value {
@@ -28,7 +29,7 @@ pub fn endpoint_view(record: &EndpointRecord) -> Value {
     body["name"] = Value::from(record.name.clone());
     body["createdTime"] = Value::from(format_utc(record.created_ms));
     body["updatedTime"] = Value::from(format_utc(record.updated_ms));
-    if let Some(until) = record.previous_until_ms.filter(|u| *u > now_ms()) {
+    if let Some(until) = record.previous_until_ms.filter(|u| *u > crate::time::now()) {
         body["previousSecretValidUntil"] = Value::from(format_utc(until));
     }
     body
@@ -50,7 +51,7 @@ pub async fn put_endpoint(
     let secret = new_secret();
     let stored = state.webhooks.seal(&secret);
     let (record, created) =
-        state.store.put_webhook_endpoint(&tenant.id, name, &config, &stored, &audit, now_ms()).await?;
+        state.store.put_webhook_endpoint(&tenant.id, name, &config, &stored, &audit, crate::time::now()).await?;
     let mut view = endpoint_view(&record);
     if created {
         view["secret"] = Value::from(secret);
@@ -77,13 +78,13 @@ async fn refuse_internal_names(url: &str, rules: &crate::domain::webhook::Outbou
 /// A new secret, answered once; the old one stays valid for 24 h (both signatures sent).
 pub async fn rotate_secret(state: &AppState, tenant: &Tenant, name: &str, actor: &str) -> Result<Value, ApiError> {
     let secret = new_secret();
-    let now = now_ms();
+    let now = crate::time::now();
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{}/webhooks/{name}/rotate-secret", tenant.name), None);
     let stored = state.webhooks.seal(&secret);
-    if !state.store.rotate_webhook_secret(&tenant.id, name, &stored, now + ROTATION_OVERLAP_MS, &audit, now).await? {
+    if !state.store.rotate_webhook_secret(&tenant.id, name, &stored, now + ROTATION_OVERLAP, &audit, now).await? {
         return Err(ApiError::not_found("webhook endpoint"));
     }
-    Ok(json!({ "name": name, "secret": secret, "previousSecretValidUntil": format_utc(now + ROTATION_OVERLAP_MS) }))
+    Ok(json!({ "name": name, "secret": secret, "previousSecretValidUntil": format_utc(now + ROTATION_OVERLAP) }))
 }
 
 /// Send a hand-off again now, as the same attempt (same `webhook-id`): a receiver that lost it
@@ -108,7 +109,7 @@ pub async fn redeliver(
     if let Some(event) = delivery.webhook_id.strip_prefix("evt_").and_then(|n| n.parse::<i64>().ok()) {
         if !state
             .store
-            .requeue_event(&tenant.id, name, event, &AuditEntry::new(actor, "POST", path, None), now_ms())
+            .requeue_event(&tenant.id, name, event, &AuditEntry::new(actor, "POST", path, None), crate::time::now())
             .await?
         {
             return Err(ApiError::new(
@@ -127,10 +128,10 @@ pub async fn redeliver(
     let (id, attempt) = delivery.webhook_id.rsplit_once(':').ok_or_else(moved_on)?;
     let attempt: i64 = attempt.parse().map_err(|_| moved_on())?;
     let audit = AuditEntry::new(actor, "POST", path, None);
-    if !state.store.redeliver_handoff(&tenant.id, id, attempt, &audit, now_ms()).await? {
+    if !state.store.redeliver_handoff(&tenant.id, id, attempt, &audit, crate::time::now()).await? {
         return Err(moved_on());
     }
-    state.dispatch_wake.notify_one();
+    state.handoff_wake.notify_one();
     Ok(json!({ "webhookId": delivery.webhook_id, "redelivery": "queued" }))
 }
 
@@ -144,8 +145,7 @@ pub struct WebhookHandOff<'a> {
     pub tenant_id: &'a str,
     pub tenant_name: &'a str,
     pub endpoint: &'a str,
-    /// `callback.submit` or `callback.cancel`.
-    pub kind: &'static str,
+    pub kind: HandOffKind,
     pub callback_id: &'a str,
     pub attempt: i64,
     pub message: &'a Message,
@@ -153,7 +153,7 @@ pub struct WebhookHandOff<'a> {
 
 /// The JSON body of a hand-off: `{ type, timestamp, data }`, `data` the stream entry's fields
 /// (numbers as numbers, `userData` as the object it is).
-fn handoff_body(kind: &str, message: &Message) -> Vec<u8> {
+fn handoff_body(kind: HandOffKind, message: &Message) -> Vec<u8> {
     let mut data = Map::new();
     for (field, value) in message.iter().filter(|(f, _)| f != "type") {
         let value = match field.as_str() {
@@ -165,7 +165,9 @@ fn handoff_body(kind: &str, message: &Message) -> Vec<u8> {
         };
         data.insert(field.clone(), value);
     }
-    json!({ "type": kind, "timestamp": jiff::Timestamp::now().to_string(), "data": data }).to_string().into_bytes()
+    json!({ "type": kind.as_str(), "timestamp": jiff::Timestamp::now().to_string(), "data": data })
+        .to_string()
+        .into_bytes()
 }
 
 /// One signed request to an endpoint: a hand-off or a lifecycle event.
@@ -219,7 +221,7 @@ pub async fn deliver_handoffs(state: &AppState, items: &[WebhookHandOff<'_>]) ->
                 sendable.push(Delivery {
                     tenant_name: item.tenant_name,
                     endpoint,
-                    kind: item.kind,
+                    kind: item.kind.as_str(),
                     webhook_id: format!("{}:{}", item.callback_id, item.attempt),
                     body: handoff_body(item.kind, item.message),
                     traceparent: message_field(item.message, crate::telemetry::trace_context::HEADER),
@@ -262,7 +264,7 @@ pub async fn deliver(state: &AppState, items: &[Delivery<'_>]) -> Vec<Sent> {
 
 async fn send_one(state: &AppState, item: &Delivery<'_>) -> (Sent, DeliveryRecord) {
     let endpoint = item.endpoint;
-    let now = now_ms();
+    let now = crate::time::now();
     let out = Outgoing {
         url: &endpoint.config.url,
         webhook_id: &item.webhook_id,
@@ -297,7 +299,7 @@ async fn send_one(state: &AppState, item: &Delivery<'_>) -> (Sent, DeliveryRecor
         event_type: item.kind.to_string(),
         webhook_id: item.webhook_id.clone(),
         status_code: sent.status(),
-        latency_ms: took.as_millis() as i64,
+        latency_ms: Millis::from_std(took),
         error,
         created_ms: now,
     };

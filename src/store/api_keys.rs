@@ -8,14 +8,15 @@ use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::key_scope::KeyScope;
+use crate::time::Moment;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
     pub id: String,
     pub prefix: String,
-    pub created_ms: i64,
-    pub last_used_ms: Option<i64>,
+    pub created_ms: Moment,
+    pub last_used_ms: Option<Moment>,
 }
 
 /// An API key resolved to its tenant.
@@ -40,7 +41,7 @@ impl Store {
         tenant_id: &str,
         key: &NewApiKey<'_>,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -51,11 +52,11 @@ impl Store {
             .bind(tenant_id)
             .bind(key.prefix)
             .bind(key.hash)
-            .bind(now_ms)
+            .bind(now)
             .bind(key.scope.as_str())
             .execute(&mut *tx)
             .await?;
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -89,12 +90,12 @@ impl Store {
         tenant_id: &str,
         key_id: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.audited_delete(
             &[("DELETE FROM api_keys WHERE tenant_id = $1 AND id = $2", &[tenant_id, key_id])],
             audit,
-            now_ms,
+            now,
         )
         .await
     }
@@ -120,10 +121,10 @@ impl Store {
         .await
     }
 
-    pub async fn touch_api_key(&self, key_id: &str, now_ms: i64) -> StoreResult<()> {
+    pub async fn touch_api_key(&self, key_id: &str, now: Moment) -> StoreResult<()> {
         self.timed(async {
             sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2")
-                .bind(now_ms)
+                .bind(now)
                 .bind(key_id)
                 .execute(&self.writer)
                 .await?;

@@ -5,6 +5,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::Moment;
 
 /// Who wrote what, appended in the same transaction as the write it describes.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ impl AuditEntry {
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub id: i64,
-    pub time_ms: i64,
+    pub time_ms: Moment,
     pub actor: String,
     /// The tenant the write concerns, if any.
     pub tenant: Option<String>,
@@ -40,11 +41,11 @@ pub struct AuditRecord {
     pub body: Option<serde_json::Value>,
 }
 
-pub(super) async fn append_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry, now_ms: i64) -> StoreResult<()> {
+pub(super) async fn append_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry, now: Moment) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (time_ms, actor, action, resource, body, tenant) VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(now_ms)
+    .bind(now)
     .bind(&entry.actor)
     .bind(&entry.action)
     .bind(&entry.resource)

@@ -19,6 +19,7 @@ use super::idempotency::IdempotencyResult;
 use super::placeholders::{numbered, placeholders};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::State;
+use crate::time::Moment;
 
 /// One booking as the writer receives it.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ type NumberKey<'a> = (&'a str, &'a str, &'a str);
 /// (tenant id, service name).
 type ServiceKey<'a> = (&'a str, &'a str);
 /// (tenant id, service name, bucket start).
-type BucketKey<'a> = (&'a str, &'a str, i64);
+type BucketKey<'a> = (&'a str, &'a str, Moment);
 
 /// Rows per multi-row statement: 16 parameters each stays far below both databases' limits.
 pub const MAX_BATCH: usize = 128;
@@ -230,7 +231,7 @@ impl Store {
         for row in rows {
             let tenant: String = row.try_get("tenant_id")?;
             let service: String = row.try_get("service_name")?;
-            let start: i64 = row.try_get("bucket_ms")?;
+            let start: Moment = row.try_get("bucket_ms")?;
             let reserved: i64 = row.try_get("reserved")?;
             // Borrow the key back from the request side (the row's strings are equal to it).
             if let Some((key, capacity)) =
@@ -360,16 +361,16 @@ fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
             .bind(new.priority)
             .bind(new.corr_id.clone())
             .bind(i64::from(claimed))
-            .bind(claimed.then_some(new.now_ms))
-            .bind((new.state == State::Queued).then_some(new.now_ms))
+            .bind(claimed.then_some(new.now))
+            .bind((new.state == State::Queued).then_some(new.now))
             // A map of JSON values with string keys always serialises.
             .bind(serde_json::to_string(&new.details).unwrap_or_default())
-            .bind(new.now_ms)
-            .bind(new.now_ms)
+            .bind(new.now)
+            .bind(new.now)
             .bind(b.guards.bucket.map(|c| c.bucket_start))
             .bind(new.claimed_by.clone())
-            .bind(new.ttls.queued_ms)
-            .bind(new.ttls.finished_ms)
+            .bind(new.ttls.queued)
+            .bind(new.ttls.finished)
             .bind(new.traceparent.clone())
     })
 }

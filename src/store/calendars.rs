@@ -6,6 +6,7 @@ use super::audit::AuditEntry;
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::calendar::CalendarBody;
+use crate::time::Moment;
 
 impl Store {
     pub async fn put_calendar(
@@ -14,7 +15,7 @@ impl Store {
         name: &str,
         body: &CalendarBody,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -25,10 +26,10 @@ impl Store {
             .bind(tenant_id)
             .bind(name)
             .bind(serde_json::to_string(body)?)
-            .bind(now_ms)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-            super::audit::append_audit(&mut tx, audit, now_ms).await?;
+            super::audit::append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(())
@@ -69,12 +70,12 @@ impl Store {
         tenant_id: &str,
         name: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.audited_delete(
             &[("DELETE FROM calendars WHERE tenant_id = $1 AND name = $2", &[tenant_id, name])],
             audit,
-            now_ms,
+            now,
         )
         .await
     }

@@ -13,6 +13,7 @@ use super::audit::AuditEntry;
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::call_in::RequestState;
+use crate::time::Moment;
 /// A request ready to be written; the store picks its number and code.
 #[derive(Debug, Clone)]
 pub struct NewCallIn {
@@ -22,7 +23,7 @@ pub struct NewCallIn {
     pub from_number: Option<String>,
     pub callback_id: Option<String>,
     pub user_data: Map<String, Value>,
-    pub now_ms: i64,
+    pub now: Moment,
 }
 
 #[derive(Debug, Clone)]
@@ -37,9 +38,9 @@ pub struct CallInRecord {
     pub from_number: Option<String>,
     pub callback_id: Option<String>,
     pub user_data: Map<String, Value>,
-    pub expires_ms: i64,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    pub expires_ms: Moment,
+    pub created_ms: Moment,
+    pub updated_ms: Moment,
 }
 
 /// Which tenant's group a call-in request belongs to: of the requests a write moved to `EXPIRED`
@@ -116,13 +117,13 @@ async fn cancel_callin_in(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     id: &str,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<CancelCallInOutcome> {
     let row = sqlx::query(&format!(
         "UPDATE callin_requests SET state = 'CANCELLED', updated_ms = $1
          WHERE id = $2 AND tenant_id = $3 AND state = 'PENDING' AND expires_ms > $1 RETURNING {COLUMNS}"
     ))
-    .bind(now_ms)
+    .bind(now)
     .bind(id)
     .bind(tenant_id)
     .fetch_optional(&mut **tx)
@@ -203,7 +204,7 @@ impl Store {
         &self,
         tenant_id: &str,
         filter: &CallInFilter,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<Vec<CallInRecord>> {
         self.timed(async {
             let mut sql = format!("SELECT {COLUMNS} FROM callin_requests WHERE tenant_id = $1");
@@ -220,7 +221,7 @@ impl Store {
             let (after_ms, after_id) = filter.before.clone().unwrap_or((-1, String::new()));
             let rows = sqlx::query(&sql)
                 .bind(tenant_id)
-                .bind(now_ms)
+                .bind(now)
                 .bind(filter.group.clone().unwrap_or_default())
                 .bind(after_ms)
                 .bind(after_id)
@@ -238,16 +239,16 @@ impl Store {
         tenant_id: &str,
         ids: &[String],
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<Vec<CancelCallInOutcome>> {
-        self.audited_bulk(ids, audit, now_ms, async |tx, id| cancel_callin_in(tx, tenant_id, id, now_ms).await).await
+        self.audited_bulk(ids, audit, now, async |tx, id| cancel_callin_in(tx, tenant_id, id, now).await).await
     }
 
     /// Cancel a pending, unexpired request: one conditional write.
-    pub async fn cancel_callin(&self, tenant_id: &str, id: &str, now_ms: i64) -> StoreResult<CancelCallInOutcome> {
+    pub async fn cancel_callin(&self, tenant_id: &str, id: &str, now: Moment) -> StoreResult<CancelCallInOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let outcome = cancel_callin_in(&mut tx, tenant_id, id, now_ms).await?;
+            let outcome = cancel_callin_in(&mut tx, tenant_id, id, now).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -262,7 +263,7 @@ impl Store {
         to_number: &str,
         access_code: Option<i64>,
         from_number: Option<&str>,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<Option<CallInRecord>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -276,7 +277,7 @@ impl Store {
                    AND state = 'PENDING' AND expires_ms > $1
                  RETURNING {COLUMNS}"
             ))
-            .bind(now_ms)
+            .bind(now)
             .bind(to_number)
             .bind(access_code)
             .bind(from_number.map(str::to_string))
@@ -295,7 +296,7 @@ impl Store {
     /// One batch of the recovery pass: up to `CALLIN_EXPIRY_BATCH` pending requests past their
     /// expiration become `EXPIRED`. Rows a create holds are skipped (PostgreSQL), so the sweep
     /// never waits on a create's lock and the two cannot deadlock; the create expires them itself.
-    pub async fn expire_callin_batch(&self, now_ms: i64) -> StoreResult<Vec<CallInKey>> {
+    pub async fn expire_callin_batch(&self, now: Moment) -> StoreResult<Vec<CallInKey>> {
         self.timed(async {
             let rows = sqlx::query(&self.update_picked(
                 "callin_requests",
@@ -306,7 +307,7 @@ impl Store {
                 "state = 'EXPIRED', updated_ms = $1",
                 "tenant_id, group_name",
             ))
-            .bind(now_ms)
+            .bind(now)
             .fetch_all(&self.writer)
             .await?;
             rows.iter().map(CallInKey::from_row).collect()
@@ -315,7 +316,7 @@ impl Store {
     }
 
     /// Forget finished requests last changed before `before_ms`.
-    pub async fn purge_callins(&self, before_ms: i64) -> StoreResult<u64> {
+    pub async fn purge_callins(&self, before_ms: Moment) -> StoreResult<u64> {
         self.timed(async {
             let done = sqlx::query("DELETE FROM callin_requests WHERE state <> 'PENDING' AND updated_ms < $1")
                 .bind(before_ms)

@@ -11,6 +11,7 @@ use super::error::{is_unique_violation, StoreError, StoreResult};
 use super::handle::{flag, Store};
 
 use crate::domain::call_in::{code_space, draw_code, pick_free_code, CallInGroupConfig, RequestState};
+use crate::time::Moment;
 enum Attempt {
     Done(CreateCallInOutcome),
     /// A unique index refused the insert (a writer outside this group's lock took the slot).
@@ -49,7 +50,7 @@ impl Store {
         if let Some(lock) = self.kind.key_locks_sql(1) {
             sqlx::query(&lock).bind(format!("callin:{}:{}", new.tenant_id, new.group_name)).execute(&mut *tx).await?;
         }
-        let now = new.now_ms;
+        let now = new.now;
         let expired = expire_stale_in_group(&mut tx, &new.tenant_id, &new.group_name, now).await?;
         let picked = if config.unique_numbers {
             pick_unique(&mut tx, new, config).await?
@@ -61,7 +62,7 @@ impl Store {
             tx.commit().await?;
             return Ok(Attempt::Done(CreateCallInOutcome::Exhausted(expired)));
         };
-        let expires_ms = now + crate::time::seconds_ms(config.expiry_seconds);
+        let expires_ms = now + crate::time::seconds(config.expiry_seconds);
         let inserted = sqlx::query(
             "INSERT INTO callin_requests (id, tenant_id, group_name, state, to_number, slot, access_code, from_number,
                  require_caller, callback_id, user_data, expires_ms, created_ms, updated_ms)
@@ -116,7 +117,7 @@ async fn expire_stale_in_group(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     group: &str,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<Vec<CallInKey>> {
     let rows = sqlx::query(
         "UPDATE callin_requests SET state = 'EXPIRED', updated_ms = $1
@@ -124,7 +125,7 @@ async fn expire_stale_in_group(
            AND to_number IN (SELECT number FROM callin_numbers WHERE tenant_id = $2 AND group_name = $3)
          RETURNING tenant_id, group_name",
     )
-    .bind(now_ms)
+    .bind(now)
     .bind(tenant_id)
     .bind(group)
     .fetch_all(&mut **tx)

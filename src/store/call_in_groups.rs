@@ -8,6 +8,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::error::{is_unique_violation, StoreResult};
 use super::handle::Store;
 use crate::domain::call_in::CallInGroupConfig;
+use crate::time::Moment;
 #[derive(Debug, Clone)]
 pub struct CallInGroupRecord {
     pub name: String,
@@ -38,7 +39,7 @@ impl Store {
         name: &str,
         config: &CallInGroupConfig,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<PutGroupOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -49,7 +50,7 @@ impl Store {
             .bind(tenant_id)
             .bind(name)
             .bind(serde_json::to_string(config)?)
-            .bind(now_ms)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
             let rows = sqlx::query(
@@ -88,7 +89,7 @@ impl Store {
                     Err(e) => return Err(e.into()),
                 }
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(PutGroupOutcome::Stored)
         })
@@ -153,7 +154,7 @@ impl Store {
         tenant_id: &str,
         name: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         let keys: &[&str] = &[tenant_id, name];
         self.audited_delete(
@@ -162,7 +163,7 @@ impl Store {
                 ("DELETE FROM callin_numbers WHERE tenant_id = $1 AND group_name = $2", keys),
             ],
             audit,
-            now_ms,
+            now,
         )
         .await
     }

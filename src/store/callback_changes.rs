@@ -13,6 +13,7 @@ use super::handle::{Store, BULK_TIMEOUT_FACTOR};
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State, REASON_CANCELLED};
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::Moment;
 #[derive(Debug, Clone)]
 pub enum CancelOutcome {
     Cancelled(Box<CallbackRecord>),
@@ -32,8 +33,8 @@ pub struct CallbackEdit {
 
 #[derive(Debug, Clone, Copy)]
 pub struct NewTime {
-    pub desired_ms: i64,
-    pub due_ms: i64,
+    pub desired_ms: Moment,
+    pub due_ms: Moment,
     pub bucket: Option<CapacityClaim>,
 }
 
@@ -52,11 +53,11 @@ impl Store {
         tenant_id: &str,
         id: &str,
         actor: Actor,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<CancelOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
-            let outcome = cancel_in(&mut tx, tenant_id, id, actor, None, now_ms).await?;
+            let outcome = cancel_in(&mut tx, tenant_id, id, actor, None, now).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -71,10 +72,9 @@ impl Store {
         ids: &[String],
         actor: Actor,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<Vec<CancelOutcome>> {
-        self.audited_bulk(ids, audit, now_ms, async |tx, id| cancel_in(tx, tenant_id, id, actor, None, now_ms).await)
-            .await
+        self.audited_bulk(ids, audit, now, async |tx, id| cancel_in(tx, tenant_id, id, actor, None, now).await).await
     }
 
     /// `each` for every id in one transaction with the audit entry, within the bulk timeout: an
@@ -84,7 +84,7 @@ impl Store {
         &self,
         ids: &[String],
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
         mut each: impl AsyncFnMut(&mut Transaction<'static, Any>, &str) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
         self.timed_within(self.statement_timeout * BULK_TIMEOUT_FACTOR, async {
@@ -94,7 +94,7 @@ impl Store {
                 self.faults.fail_bulk_midway(i, ids.len())?;
                 outcomes.push(each(&mut tx, id).await?);
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(outcomes)
         })
@@ -109,7 +109,7 @@ impl Store {
         tenant_id: &str,
         id: &str,
         edit: &CallbackEdit,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<RescheduleOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -142,7 +142,7 @@ impl Store {
             )
             .bind(current.desired_ms)
             .bind(current.due_ms)
-            .bind(now_ms)
+            .bind(now)
             .bind(current.bucket_ms)
             .bind(details)
             .bind(id)
@@ -157,15 +157,15 @@ impl Store {
                 (false, true) => Some("userData edited"),
                 _ => None,
             };
-            append_history(&mut tx, id, State::Scheduled, None, note, edit.actor, now_ms).await?;
+            append_history(&mut tx, id, State::Scheduled, None, note, edit.actor, now).await?;
             if edit.time.is_some() {
                 super::outbox::record_events(&mut tx, LifecycleEvent::Rescheduled, &[id]).await?;
             }
             if let Some(audit) = &edit.audit {
-                append_audit(&mut tx, audit, now_ms).await?;
+                append_audit(&mut tx, audit, now).await?;
             }
             tx.commit().await?;
-            current.updated_ms = now_ms;
+            current.updated_ms = now;
             Ok(RescheduleOutcome::Rescheduled(Box::new(current)))
         })
         .await
@@ -180,7 +180,7 @@ pub(super) async fn cancel_in(
     id: &str,
     actor: Actor,
     note: Option<&str>,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<CancelOutcome> {
     // A concurrent writer (another replica, the platform) may move the callback between our
     // read and our conditional write; read again and retry rather than fail the cancel.
@@ -195,7 +195,7 @@ pub(super) async fn cancel_in(
             sqlx::query("UPDATE callbacks SET state = $1, reason = $2, updated_ms = $3 WHERE id = $4 AND state = $5")
                 .bind(State::Completed.as_str())
                 .bind(REASON_CANCELLED)
-                .bind(now_ms)
+                .bind(now)
                 .bind(id)
                 .bind(current.state.as_str())
                 .execute(&mut **tx)
@@ -209,14 +209,14 @@ pub(super) async fn cancel_in(
     }
     // Handed over already: the platform must hear of the cancel (published by the monitor).
     if current.published_ms.is_some() && current.state.is_active() {
-        super::outbox::record_cancel_message(tx, &current, now_ms).await?;
+        super::outbox::record_cancel_message(tx, &current, now).await?;
     }
-    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), note, actor, now_ms).await?;
+    append_history(tx, id, State::Completed, Some(REASON_CANCELLED), note, actor, now).await?;
     super::outbox::record_events(tx, LifecycleEvent::Cancelled, &[id]).await?;
     Ok(CancelOutcome::Cancelled(Box::new(CallbackRecord {
         state: State::Completed,
         reason: Some(REASON_CANCELLED.to_string()),
-        updated_ms: now_ms,
+        updated_ms: now,
         ..current
     })))
 }

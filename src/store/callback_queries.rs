@@ -7,6 +7,7 @@ use super::callbacks::{from_row, CallbackRecord, COLUMNS};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::callback::State;
+use crate::time::Moment;
 /// Filters of `GET /callbacks` (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct CallbackFilter {
@@ -16,10 +17,10 @@ pub struct CallbackFilter {
     pub phone_suffix: Option<String>,
     /// Empty = every state.
     pub states: Vec<State>,
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
+    pub from_ms: Option<Moment>,
+    pub to_ms: Option<Moment>,
     /// Keyset cursor: (desired_ms, id) of the last item already returned.
-    pub after: Option<(i64, String)>,
+    pub after: Option<(Moment, String)>,
     pub limit: i64,
 }
 
@@ -35,7 +36,7 @@ impl Store {
             let (clause, mut params) = filter_clause(tenant_id, filter);
             let mut sql = format!("SELECT {COLUMNS} FROM callbacks WHERE {clause}");
             if let Some((after_ms, after_id)) = &filter.after {
-                let ms = push_param(&mut params, Param::Int(*after_ms));
+                let ms = push_param(&mut params, Param::Int(after_ms.as_ms()));
                 let id = push_param(&mut params, Param::Text(after_id.clone()));
                 sql.push_str(&format!(" AND (desired_ms > {ms} OR (desired_ms = {ms} AND id > {id}))"));
             }
@@ -87,11 +88,11 @@ fn filter_clause(tenant_id: &str, filter: &CallbackFilter) -> (String, Vec<Param
         clause.push_str(&format!(" AND state IN ({})", marks.join(", ")));
     }
     if let Some(from) = filter.from_ms {
-        let mark = push_param(&mut params, Param::Int(from));
+        let mark = push_param(&mut params, Param::Int(from.as_ms()));
         clause.push_str(&format!(" AND desired_ms >= {mark}"));
     }
     if let Some(to) = filter.to_ms {
-        let mark = push_param(&mut params, Param::Int(to));
+        let mark = push_param(&mut params, Param::Int(to.as_ms()));
         clause.push_str(&format!(" AND desired_ms <= {mark}"));
     }
     (clause, params)

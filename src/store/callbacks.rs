@@ -17,14 +17,14 @@ pub struct NewCallback {
     pub service_name: String,
     pub state: State,
     pub phone: String,
-    pub desired_ms: i64,
-    pub due_ms: i64,
+    pub desired_ms: Moment,
+    pub due_ms: Moment,
     pub priority: i64,
     pub corr_id: String,
     /// Immediate callbacks are inserted claimed for their first hand-off, held by this replica.
     pub claimed_by: Option<String>,
     pub details: Map<String, Value>,
-    pub now_ms: i64,
+    pub now: Moment,
     pub ttls: Ttls,
     /// The booking request's W3C `traceparent` (issue 25): its hand-offs are linked to that trace.
     pub traceparent: Option<String>,
@@ -34,14 +34,15 @@ pub struct NewCallback {
 /// monitor expires and purges it without the service row (which may be gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ttls {
-    pub queued_ms: i64,
-    pub finished_ms: i64,
+    pub queued: Millis,
+    pub finished: Millis,
 }
+
+use crate::time::{seconds, Millis, Moment};
 
 impl Ttls {
     pub fn of(config: &crate::domain::service::ServiceConfig) -> Ttls {
-        let ms = crate::time::seconds_ms;
-        Ttls { queued_ms: ms(config.queued_ttl_seconds), finished_ms: ms(config.ttl_seconds) }
+        Ttls { queued: seconds(config.queued_ttl_seconds), finished: seconds(config.ttl_seconds) }
     }
 }
 
@@ -72,24 +73,24 @@ pub struct CallbackRecord {
     pub state: State,
     pub reason: Option<String>,
     pub phone: String,
-    pub desired_ms: i64,
-    pub due_ms: i64,
+    pub desired_ms: Moment,
+    pub due_ms: Moment,
     pub priority: i64,
     pub corr_id: String,
     pub attempt: i64,
     pub failed_attempts: i64,
-    pub claimed_ms: Option<i64>,
-    pub published_ms: Option<i64>,
-    pub acked_ms: Option<i64>,
-    pub queued_ms: Option<i64>,
+    pub claimed_ms: Option<Moment>,
+    pub published_ms: Option<Moment>,
+    pub acked_ms: Option<Moment>,
+    pub queued_ms: Option<Moment>,
     pub details: Map<String, Value>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    pub bucket_ms: Option<i64>,
-    pub processing_ms: Option<i64>,
+    pub created_ms: Moment,
+    pub updated_ms: Moment,
+    pub bucket_ms: Option<Moment>,
+    pub processing_ms: Option<Moment>,
     pub platform_position: Option<i64>,
     pub platform_ewt: Option<i64>,
-    pub platform_reported_ms: Option<i64>,
+    pub platform_reported_ms: Option<Moment>,
     /// The callback this one follows up (issue 27), and how many follow-ups came before it.
     pub retry_of: Option<String>,
     pub retry_number: i64,
@@ -99,7 +100,7 @@ pub struct CallbackRecord {
 pub struct HistoryEntry {
     pub state: State,
     pub reason: Option<String>,
-    pub time_ms: i64,
+    pub time_ms: Moment,
     pub actor: String,
     /// Why, where the state and reason do not say (e.g. "service deleted").
     pub note: Option<String>,
@@ -152,9 +153,9 @@ pub(super) async fn append_history(
     reason: Option<&str>,
     note: Option<&str>,
     actor: Actor,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<()> {
-    append_noted_history_rows(tx, &[callback_id], state, reason, note, actor, now_ms).await
+    append_noted_history_rows(tx, &[callback_id], state, reason, note, actor, now).await
 }
 
 /// History rows for several callbacks in one statement per 100.
@@ -164,9 +165,9 @@ pub(super) async fn append_history_rows(
     state: State,
     reason: Option<&str>,
     actor: Actor,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<()> {
-    append_noted_history_rows(tx, ids, state, reason, None, actor, now_ms).await
+    append_noted_history_rows(tx, ids, state, reason, None, actor, now).await
 }
 
 /// History rows with a note saying why (`history[].note`).
@@ -177,7 +178,7 @@ pub(super) async fn append_noted_history_rows(
     reason: Option<&str>,
     note: Option<&str>,
     actor: Actor,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<()> {
     for chunk in ids.chunks(super::handle::ROWS_PER_STATEMENT) {
         // The attempt is the callback's own at this moment (after this transaction's update).
@@ -190,7 +191,7 @@ pub(super) async fn append_noted_history_rows(
         let mut query = sqlx::query(&sql)
             .bind(state.as_str())
             .bind(reason.map(str::to_string))
-            .bind(now_ms)
+            .bind(now)
             .bind(actor.as_str())
             .bind(note.map(str::to_string));
         for id in chunk {

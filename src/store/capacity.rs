@@ -6,6 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::Moment;
 
 /// Take one place in a bucket if it has room; false when full. Atomic on both backends: the
 /// conditional increment re-checks `reserved < capacity` on the locked row (Postgres) or under
@@ -14,7 +15,7 @@ pub(super) async fn reserve(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     service: &str,
-    bucket_ms: i64,
+    bucket_ms: Moment,
     capacity: u32,
 ) -> StoreResult<bool> {
     sqlx::query(
@@ -43,7 +44,7 @@ pub(super) async fn release(
     tx: &mut Transaction<'_, Any>,
     tenant_id: &str,
     service: &str,
-    bucket_ms: i64,
+    bucket_ms: Moment,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE capacity_buckets SET reserved = reserved - 1
@@ -63,9 +64,9 @@ impl Store {
         &self,
         tenant_id: &str,
         service: &str,
-        from: i64,
-        to: i64,
-    ) -> StoreResult<HashMap<i64, u32>> {
+        from: Moment,
+        to: Moment,
+    ) -> StoreResult<HashMap<Moment, u32>> {
         self.timed(async {
             let rows = sqlx::query(
                 "SELECT bucket_ms, reserved FROM capacity_buckets
@@ -80,7 +81,7 @@ impl Store {
             rows.iter()
                 .map(|r| {
                     Ok((
-                        r.try_get::<i64, _>("bucket_ms")?,
+                        r.try_get::<Moment, _>("bucket_ms")?,
                         u32::try_from(r.try_get::<i64, _>("reserved")?).unwrap_or(u32::MAX),
                     ))
                 })

@@ -8,6 +8,7 @@ use super::callback_changes::CancelOutcome;
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::callback::Actor;
+use crate::time::Moment;
 
 /// The statements of a delete, in order; false (and nothing more run) when the first deletes
 /// nothing.
@@ -54,7 +55,7 @@ impl Store {
         scope: &Unfinished<'_>,
         statements: &[(&str, &[&str])],
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<DeleteOutcome> {
         self.timed_within(self.statement_timeout * super::handle::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;
@@ -80,13 +81,13 @@ impl Store {
             let note = if scope.service.is_some() { "service deleted" } else { "tenant deleted" };
             for id in &ids {
                 if let CancelOutcome::Cancelled(record) =
-                    super::callback_changes::cancel_in(&mut tx, scope.tenant_id, id, Actor::Admin, Some(note), now_ms)
+                    super::callback_changes::cancel_in(&mut tx, scope.tenant_id, id, Actor::Admin, Some(note), now)
                         .await?
                 {
                     cancelled.push(record.service_name);
                 }
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(DeleteOutcome::Deleted { cancelled })
@@ -100,14 +101,14 @@ impl Store {
         &self,
         statements: &[(&str, &[&str])],
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             if !run_deletes(&mut tx, statements).await? {
                 return Ok(false);
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(true)

@@ -16,6 +16,7 @@ use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::callback::{Actor, State, REASON_ERASED};
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::Moment;
 
 /// What an erasure overwrote or deleted, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -57,7 +58,7 @@ const RETENTION_BATCH: i64 = 500;
 impl Store {
     /// Overwrite the number and `userData` of finished callbacks older than their tenant's
     /// `retentionDays` (issue 27). How many; the recovery pass repeats until none is left.
-    pub async fn purge_personal_data(&self, now: i64) -> StoreResult<u64> {
+    pub async fn purge_personal_data(&self, now: Moment) -> StoreResult<u64> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let rows = sqlx::query(
@@ -86,7 +87,7 @@ impl Store {
         tenant_name: &str,
         number: &str,
         audit: &AuditEntry,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<Erased> {
         self.timed_within(self.statement_timeout * super::handle::BULK_TIMEOUT_FACTOR, async {
             let mut tx = self.writer.begin().await?;

@@ -13,6 +13,7 @@ use super::handle::Store;
 use super::outbox::record_events;
 use crate::domain::callback::{Actor, State};
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::{Millis, Moment};
 /// A hand-off ready to publish.
 #[derive(Debug, Clone)]
 pub struct HandOff {
@@ -21,8 +22,8 @@ pub struct HandOff {
     pub service_name: String,
     pub attempt: i64,
     pub phone: String,
-    pub desired_ms: i64,
-    pub due_ms: i64,
+    pub desired_ms: Moment,
+    pub due_ms: Moment,
     pub priority: i64,
     pub corr_id: String,
     pub failed_attempts: i64,
@@ -97,7 +98,7 @@ impl Store {
 
     /// Claim due `SCHEDULED` callbacks for hand-off: `QUEUED`, `attempt + 1`, held by `replica`.
     /// Committed before anything is published.
-    pub async fn claim_due(&self, replica: &str, now: i64, limit: i64) -> StoreResult<Vec<HandOff>> {
+    pub async fn claim_due(&self, replica: &str, now: Moment, limit: i64) -> StoreResult<Vec<HandOff>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let sql = self.update_picked(
@@ -123,7 +124,7 @@ impl Store {
 
     /// Record that `replica`'s monitor is alive and making progress. Its claims are safe from
     /// re-claiming while this is fresher than the claim lease.
-    pub async fn heartbeat(&self, replica: &str, now: i64) -> StoreResult<()> {
+    pub async fn heartbeat(&self, replica: &str, now: Moment) -> StoreResult<()> {
         self.timed(async {
             sqlx::query(
                 "INSERT INTO replicas (id, seen_ms) VALUES ($1, $2)
@@ -142,7 +143,13 @@ impl Store {
     /// either (a crashed or stuck replica) move to `replica` with `attempt + 1`. A live replica
     /// that is merely slow to publish — busy, paused, short of connections — keeps its claims.
     /// Returns how many.
-    pub async fn reclaim_expired_leases(&self, replica: &str, now: i64, lease_ms: i64, limit: i64) -> StoreResult<u64> {
+    pub async fn reclaim_expired_leases(
+        &self,
+        replica: &str,
+        now: Moment,
+        lease_ms: Millis,
+        limit: i64,
+    ) -> StoreResult<u64> {
         self.timed(async {
             let sql = self.update_picked(
                 "callbacks",
@@ -172,7 +179,7 @@ impl Store {
     pub async fn reclaim_unacknowledged(
         &self,
         replica: &str,
-        now: i64,
+        now: Moment,
         limit: i64,
     ) -> StoreResult<Vec<Unacknowledged>> {
         self.timed(async {
@@ -203,7 +210,7 @@ impl Store {
     }
 
     /// This replica's claims that are due for publication.
-    pub async fn unpublished_claims(&self, replica: &str, now: i64, limit: i64) -> StoreResult<Vec<HandOff>> {
+    pub async fn unpublished_claims(&self, replica: &str, now: Moment, limit: i64) -> StoreResult<Vec<HandOff>> {
         self.timed(async {
             let sql = format!(
                 "SELECT {HANDOFF_COLUMNS} FROM callbacks c
@@ -222,17 +229,17 @@ impl Store {
     pub async fn mark_published(
         &self,
         replica: &str,
-        batch: &[(String, i64, i64)],
-        now: i64,
+        batch: &[(String, i64, Moment)],
+        now: Moment,
     ) -> StoreResult<Vec<bool>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let mut marked_ids = std::collections::HashSet::new();
-            let mut deadlines: Vec<i64> = batch.iter().map(|(_, _, d)| *d).collect();
+            let mut deadlines: Vec<Moment> = batch.iter().map(|(_, _, d)| *d).collect();
             deadlines.sort_unstable();
             deadlines.dedup();
             for deadline in deadlines {
-                let group: Vec<&(String, i64, i64)> = batch.iter().filter(|(_, _, d)| *d == deadline).collect();
+                let group: Vec<&(String, i64, Moment)> = batch.iter().filter(|(_, _, d)| *d == deadline).collect();
                 for chunk in group.chunks(super::handle::ROWS_PER_STATEMENT) {
                     let pairs: Vec<String> =
                         (0..chunk.len()).map(|i| format!("(${}, ${})", 4 + 2 * i, 5 + 2 * i)).collect();
@@ -285,7 +292,7 @@ impl Store {
     /// A hand-off whose request was not sent, or whose answer was lost (a webhook endpoint down or
     /// slow): the mark taken back and the *same* attempt sent again at `retry_at`, spending nothing
     /// (a receiver that dedups on `webhook-id` dials once).
-    pub async fn defer_publication(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<()> {
+    pub async fn defer_publication(&self, id: &str, attempt: i64, retry_at: Moment) -> StoreResult<()> {
         self.timed(async {
             sqlx::query(SAME_ATTEMPT_AGAIN).bind(retry_at).bind(id).bind(attempt).execute(&self.writer).await?;
             Ok(())
@@ -295,7 +302,7 @@ impl Store {
 
     /// Acknowledge hand-offs at once (a webhook's `{"acknowledged": true}` answers): what a `QUEUED`
     /// report of each would record, in one statement per 100. Returns the ids acknowledged now.
-    pub async fn acknowledge_handoffs(&self, held: &[(String, i64)], now: i64) -> StoreResult<Vec<String>> {
+    pub async fn acknowledge_handoffs(&self, held: &[(String, i64)], now: Moment) -> StoreResult<Vec<String>> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
@@ -329,7 +336,7 @@ impl Store {
         id: &str,
         attempt: i64,
         audit: &AuditEntry,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -352,7 +359,7 @@ impl Store {
 
     /// A publish Redis refused: one failed attempt, the mark taken back, retried at `retry_at` (the
     /// claim's lease restarts then). Returns the failed-attempt count, or `None` if the claim moved on.
-    pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: i64) -> StoreResult<Option<i64>> {
+    pub async fn mark_publish_failed(&self, id: &str, attempt: i64, retry_at: Moment) -> StoreResult<Option<i64>> {
         self.timed(async {
             let row = sqlx::query(
                 "UPDATE callbacks SET failed_attempts = failed_attempts + 1, claimed_ms = $1, published_ms = NULL, ack_deadline_ms = NULL

@@ -9,9 +9,9 @@ use super::callbacks::{append_history_rows, CallbackRecord};
 use super::error::StoreResult;
 use super::handle::Store;
 use super::outbox::record_events;
-use crate::domain::callback::{Actor, State, REASON_FAIL_TIMEOUT_TTL};
+use crate::domain::callback::{Actor, CompletionReason, State, REASON_FAIL_TIMEOUT_TTL};
 use crate::domain::webhook::LifecycleEvent;
-use crate::time::DAY_MS;
+use crate::time::{Moment, DAY};
 /// A callback moved to `COMPLETED` by the monitor's recovery pass.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -36,11 +36,11 @@ pub const SERVICE_DELETED_NOTE: &str = "service deleted";
 
 impl Store {
     /// `COMPLETED` with `reason` from an unfinished state, by the monitor. False if it moved on.
-    pub async fn complete_by_monitor(&self, id: &str, reason: &str, now: i64) -> StoreResult<bool> {
+    pub async fn complete_by_monitor(&self, id: &str, reason: &CompletionReason, now: Moment) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let done = sqlx::query("UPDATE callbacks SET state = 'COMPLETED', reason = $1, updated_ms = $2 WHERE id = $3 AND state <> 'COMPLETED'")
-                .bind(reason)
+                .bind(reason.as_str())
                 .bind(now)
                 .bind(id)
                 .execute(&mut *tx)
@@ -48,7 +48,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
-            append_history_rows(&mut tx, &[id], State::Completed, Some(reason), Actor::Monitor, now).await?;
+            append_history_rows(&mut tx, &[id], State::Completed, Some(reason.as_str()), Actor::Monitor, now).await?;
             record_events(&mut tx, LifecycleEvent::Completed, &[id]).await?;
             tx.commit().await?;
             Ok(true)
@@ -58,7 +58,7 @@ impl Store {
 
     /// Recovery: hand-offs not `PROCESSING` within their service's `queuedTtlSeconds` (carried on
     /// the row), at most `RECOVERY_BATCH` per call. Orphans are `cancel_orphans`' business.
-    pub async fn expire_queued(&self, now: i64) -> StoreResult<Vec<Finished>> {
+    pub async fn expire_queued(&self, now: Moment) -> StoreResult<Vec<Finished>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let sql = self.update_picked(
@@ -98,7 +98,7 @@ impl Store {
     /// handed over — with their capacity given back and the platform told, as any cancel — and
     /// never reach the voice platform again; they are purged like any finished one. At most
     /// `ORPHAN_BATCH` per call.
-    pub async fn cancel_orphans(&self, now: i64) -> StoreResult<Vec<Finished>> {
+    pub async fn cancel_orphans(&self, now: Moment) -> StoreResult<Vec<Finished>> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let sql = format!(
@@ -126,7 +126,7 @@ impl Store {
 
     /// Recovery: finished records kept longer than their service's `ttlSeconds` (carried on the
     /// row, so a deleted service's records go too).
-    pub async fn purge_finished(&self, now: i64) -> StoreResult<u64> {
+    pub async fn purge_finished(&self, now: Moment) -> StoreResult<u64> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             // History first: SQLite enforces the cascade only with foreign keys on.
@@ -148,34 +148,34 @@ impl Store {
     }
 
     /// Recovery: idempotency records past 24 h and capacity rows of buckets long gone.
-    pub async fn purge_bookkeeping(&self, now: i64) -> StoreResult<()> {
+    pub async fn purge_bookkeeping(&self, now: Moment) -> StoreResult<()> {
         self.timed(async {
             sqlx::query("DELETE FROM idempotency WHERE created_ms <= $1")
-                .bind(now - super::idempotency::RETENTION_MS)
+                .bind(now - super::idempotency::RETENTION)
                 .execute(&self.writer)
                 .await?;
             sqlx::query("DELETE FROM capacity_buckets WHERE bucket_ms <= $1")
-                .bind(now - crate::domain::capacity::BUCKET_RETENTION_DAYS * DAY_MS)
+                .bind(now - DAY * crate::domain::capacity::BUCKET_RETENTION_DAYS)
                 .execute(&self.writer)
                 .await?;
             sqlx::query("DELETE FROM webhook_deliveries WHERE created_ms <= $1")
-                .bind(now - super::webhooks::DELIVERY_RETENTION_MS)
+                .bind(now - super::webhooks::DELIVERY_RETENTION)
                 .execute(&self.writer)
                 .await?;
             // Lifecycle events given up on are kept as long as the delivery records that explain them.
             sqlx::query("DELETE FROM outbox WHERE failed_ms <= $1")
-                .bind(now - super::webhooks::DELIVERY_RETENTION_MS)
+                .bind(now - super::webhooks::DELIVERY_RETENTION)
                 .execute(&self.writer)
                 .await?;
             // Replicas gone for a day: their claims were taken over long ago.
-            sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1").bind(now - DAY_MS).execute(&self.writer).await?;
+            sqlx::query("DELETE FROM replicas WHERE seen_ms <= $1").bind(now - DAY).execute(&self.writer).await?;
             Ok(())
         })
         .await
     }
 
     /// Counts for `ges_monitor_size`: unfinished callbacks by state, and those due now.
-    pub async fn monitor_counts(&self, now: i64) -> StoreResult<(Vec<(State, i64)>, i64)> {
+    pub async fn monitor_counts(&self, now: Moment) -> StoreResult<(Vec<(State, i64)>, i64)> {
         self.timed(async {
             let rows =
                 sqlx::query("SELECT state, COUNT(*) AS n FROM callbacks WHERE state <> 'COMPLETED' GROUP BY state")

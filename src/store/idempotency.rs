@@ -5,12 +5,13 @@ use sqlx::{Any, Row, Transaction};
 
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::{Millis, Moment};
 
 /// How long a key is remembered.
-pub const RETENTION_MS: i64 = crate::time::DAY_MS;
+pub const RETENTION: Millis = crate::time::DAY;
 /// A key still "in progress" after this long belongs to a request that died with its process;
 /// a retry may take it over (the rule lives in `domain::booking`).
-pub const STALE_IN_PROGRESS_MS: i64 = crate::domain::booking::IDEMPOTENCY_TAKEOVER_MS;
+pub const STALE_IN_PROGRESS: Millis = crate::domain::booking::IDEMPOTENCY_TAKEOVER;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdempotencyBegin {
@@ -50,7 +51,7 @@ impl Store {
         tenant_id: &str,
         key: &str,
         request_hash: &str,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<IdempotencyBegin> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -70,7 +71,7 @@ impl Store {
                     .bind(tenant_id)
                     .bind(key)
                     .bind(request_hash)
-                    .bind(now_ms)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                     // Lost a race with a concurrent first use of the same key.
@@ -83,16 +84,16 @@ impl Store {
                 Some(r) => {
                     let hash: String = r.try_get("request_hash")?;
                     let status: Option<i64> = r.try_get("status")?;
-                    let created: i64 = r.try_get("created_ms")?;
-                    let expired = now_ms - created > RETENTION_MS;
-                    let abandoned = status.is_none() && now_ms - created > STALE_IN_PROGRESS_MS;
+                    let created: Moment = r.try_get("created_ms")?;
+                    let expired = now - created > RETENTION;
+                    let abandoned = status.is_none() && now - created > STALE_IN_PROGRESS;
                     if expired || abandoned {
                         let taken = sqlx::query(
                             "UPDATE idempotency SET request_hash = $1, status = NULL, response = NULL, created_ms = $2
                              WHERE tenant_id = $3 AND key = $4 AND created_ms = $5",
                         )
                         .bind(request_hash)
-                        .bind(now_ms)
+                        .bind(now)
                         .bind(tenant_id)
                         .bind(key)
                         .bind(created)

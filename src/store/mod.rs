@@ -37,6 +37,7 @@ mod services;
 mod settings;
 mod sqlite;
 mod tenants;
+mod time_columns;
 mod webhooks;
 mod writer;
 
@@ -56,7 +57,7 @@ pub use erasure::{Erased, ERASED_NUMBER};
 pub use faults::{BatchFault, StoreFaults};
 pub use handoffs::HandOff;
 pub use housekeeping::{Finished, ORPHAN_BATCH, RECOVERY_BATCH, SERVICE_DELETED_NOTE};
-pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS_MS};
+pub use idempotency::{IdempotencyBegin, IdempotencyResult, STALE_IN_PROGRESS};
 pub use operators::OperatorRecord;
 pub use outbox::{ClaimScope, EventOutcome, PendingEvent};
 pub use outcomes::{OutcomeRow, RefusalCount};

@@ -9,12 +9,13 @@ use super::audit::AuditEntry;
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::operator::{Operator, Role};
+use crate::time::Moment;
 
 /// An operator as listed (never its token).
 #[derive(Debug, Clone)]
 pub struct OperatorRecord {
     pub operator: Operator,
-    pub created_ms: i64,
+    pub created_ms: Moment,
 }
 
 fn record(r: &sqlx::any::AnyRow) -> StoreResult<OperatorRecord> {
@@ -42,7 +43,7 @@ impl Store {
         operator: &Operator,
         token_hash: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         let tenants = operator.tenants.as_ref().map(|ts| serde_json::Value::from(ts.clone()).to_string());
         self.timed(async {
@@ -55,7 +56,7 @@ impl Store {
             .bind(operator.role.as_str())
             .bind(tenants.clone())
             .bind(token_hash)
-            .bind(now_ms)
+            .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -63,7 +64,7 @@ impl Store {
             if !inserted {
                 return Ok(false);
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -100,7 +101,7 @@ impl Store {
     }
 
     /// Revoke an operator (its token stops working on every replica at once); false when unknown.
-    pub async fn delete_operator(&self, name: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<bool> {
-        self.audited_delete(&[("DELETE FROM operators WHERE name = $1", &[name])], audit, now_ms).await
+    pub async fn delete_operator(&self, name: &str, audit: &AuditEntry, now: Moment) -> StoreResult<bool> {
+        self.audited_delete(&[("DELETE FROM operators WHERE name = $1", &[name])], audit, now).await
     }
 }

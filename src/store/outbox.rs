@@ -17,6 +17,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::{Millis, Moment};
 
 /// The columns an event row is written with (`events_insert`).
 const EVENT_COLUMNS: &str =
@@ -99,7 +100,7 @@ pub(super) async fn record_callin_matched(tx: &mut Transaction<'_, Any>, id: &st
 pub(super) async fn record_cancel_message(
     tx: &mut Transaction<'_, Any>,
     record: &super::callbacks::CallbackRecord,
-    now_ms: i64,
+    now: Moment,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO outbox (tenant_id, callback_id, service_name, event_type, attempt, occurred_ms, next_ms)
@@ -109,7 +110,7 @@ pub(super) async fn record_cancel_message(
     .bind(record.id.clone())
     .bind(record.service_name.clone())
     .bind(record.attempt)
-    .bind(now_ms)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -157,8 +158,8 @@ pub struct PendingEvent {
     pub state: Option<String>,
     pub reason: Option<String>,
     pub attempt: i64,
-    pub due_ms: Option<i64>,
-    pub occurred_ms: i64,
+    pub due_ms: Option<Moment>,
+    pub occurred_ms: Moment,
     /// Failed deliveries so far.
     pub tries: i64,
     /// The customer's number (the caller's, for a call-in), if the subject's row still exists.
@@ -205,7 +206,7 @@ pub enum EventOutcome {
     /// Not delivered: try again at `next_ms`, or mark it failed (`give_up`).
     Retry {
         id: i64,
-        next_ms: i64,
+        next_ms: Moment,
         error: String,
         give_up: bool,
     },
@@ -220,9 +221,9 @@ impl Store {
     pub async fn claim_events(
         &self,
         replica: &str,
-        now: i64,
-        lease_ms: i64,
-        seen_after: i64,
+        now: Moment,
+        lease_ms: Millis,
+        seen_after: Moment,
         scope: &ClaimScope,
         limit: i64,
     ) -> StoreResult<Vec<PendingEvent>> {
@@ -267,7 +268,7 @@ impl Store {
 
     /// Settle claimed events: delivered ones are deleted (their delivery record stays, purged
     /// with the other bookkeeping), others wait for their next try or are marked failed.
-    pub async fn settle_events(&self, outcomes: &[EventOutcome], now: i64) -> StoreResult<()> {
+    pub async fn settle_events(&self, outcomes: &[EventOutcome], now: Moment) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -308,7 +309,7 @@ impl Store {
 
     /// Lifecycle events waiting for delivery (not failed), and when the oldest one's change
     /// happened: `ges_webhook_outbox_pending` and `ges_webhook_outbox_oldest_age_seconds`.
-    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<i64>)> {
+    pub async fn outbox_backlog(&self) -> StoreResult<(i64, Option<Moment>)> {
         self.timed(async {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS n, MIN(occurred_ms) AS oldest FROM outbox
@@ -329,7 +330,7 @@ impl Store {
         endpoint: &str,
         id: i64,
         audit: &AuditEntry,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;

@@ -8,12 +8,13 @@ use sqlx::Row;
 
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::Moment;
 
 /// One roll-up cell: (hour start, metric, label, count).
-pub type OutcomeRow = (i64, String, String, i64);
+pub type OutcomeRow = (Moment, String, String, i64);
 
 /// Refusals to add: (tenant id, service, hour start, reason, count).
-pub type RefusalCount = (String, String, i64, String, i64);
+pub type RefusalCount = (String, String, Moment, String, i64);
 
 impl Store {
     pub async fn add_refusals(&self, counts: &[RefusalCount]) -> StoreResult<()> {
@@ -43,8 +44,8 @@ impl Store {
         &self,
         tenant_id: &str,
         service: Option<&str>,
-        from_ms: i64,
-        to_ms: i64,
+        from_ms: Moment,
+        to_ms: Moment,
     ) -> StoreResult<Vec<OutcomeRow>> {
         self.timed(async {
             let rows = sqlx::query(
@@ -71,7 +72,7 @@ impl Store {
     /// report reading about one row per cell. The rows folded are exactly those this delete took
     /// (a row inserted meanwhile by another transaction is left for the next pass), so no count is
     /// lost or doubled, whichever replica folds.
-    pub async fn compact_outcomes(&self, since_ms: i64) -> StoreResult<u64> {
+    pub async fn compact_outcomes(&self, since_ms: Moment) -> StoreResult<u64> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             let rows = sqlx::query(
@@ -106,7 +107,7 @@ impl Store {
     }
 
     /// Drop roll-up hours before `before_ms` (`reports.retention_days`).
-    pub async fn purge_outcomes(&self, before_ms: i64) -> StoreResult<u64> {
+    pub async fn purge_outcomes(&self, before_ms: Moment) -> StoreResult<u64> {
         self.timed(async {
             let done = sqlx::query("DELETE FROM outcome_rollup WHERE hour_ms < $1")
                 .bind(before_ms)

@@ -9,6 +9,7 @@ use super::handle::Store;
 use super::outbox::record_events;
 use crate::domain::callback::{Actor, State};
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::Moment;
 /// Platform report on a hand-off (internal API).
 #[derive(Debug, Clone, Default)]
 pub struct PlatformReport {
@@ -25,7 +26,7 @@ pub struct PlatformReport {
 #[derive(Debug, Clone)]
 pub struct FollowUpPlan {
     pub id: String,
-    pub reason: String,
+    pub reason: crate::domain::callback::CompletionReason,
     pub candidates: Vec<crate::domain::retry::Candidate>,
 }
 
@@ -34,7 +35,7 @@ pub struct FollowUpPlan {
 pub enum FollowUpOutcome {
     Booked {
         id: String,
-        desired_ms: i64,
+        desired_ms: Moment,
     },
     /// Every candidate's slot was full by the time of the report (or there was none).
     NoSlot,
@@ -62,7 +63,7 @@ impl Store {
         id: &str,
         report: &PlatformReport,
         plan: Option<&FollowUpPlan>,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<ReportOutcome> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -166,7 +167,7 @@ async fn book_follow_up(
     tx: &mut Transaction<'_, Any>,
     original: &CallbackRecord,
     plan: &FollowUpPlan,
-    now: i64,
+    now: Moment,
 ) -> StoreResult<FollowUpOutcome> {
     for c in &plan.candidates {
         if let Some(claim) = c.claim {
@@ -197,7 +198,7 @@ async fn book_follow_up(
         .bind(original.id.clone())
         .execute(&mut **tx)
         .await?;
-        let note = format!("follow-up {} of {} after {}", original.retry_number + 1, original.id, plan.reason);
+        let note = format!("follow-up {} of {} after {}", original.retry_number + 1, original.id, plan.reason.as_str());
         let ids = [plan.id.as_str()];
         super::callbacks::append_noted_history_rows(tx, &ids, State::Scheduled, None, Some(&note), Actor::Monitor, now)
             .await?;

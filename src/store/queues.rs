@@ -4,13 +4,14 @@ use sqlx::Row;
 
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::Moment;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueStats {
     pub ewt: Option<i64>,
     pub agents_logged_in: Option<i64>,
     pub calls_waiting: Option<i64>,
-    pub updated_ms: i64,
+    pub updated_ms: Moment,
 }
 
 impl Store {
@@ -73,7 +74,12 @@ impl Store {
 
     /// mode1: the mean hand-off → `PROCESSING` time (ms) of the queue's last 50 callbacks that
     /// reached `PROCESSING` since `since`.
-    pub async fn recent_wait_ms(&self, tenant_id: &str, services: &[String], since: i64) -> StoreResult<Option<i64>> {
+    pub async fn recent_wait_ms(
+        &self,
+        tenant_id: &str,
+        services: &[String],
+        since: Moment,
+    ) -> StoreResult<Option<i64>> {
         if services.is_empty() {
             return Ok(None);
         }
@@ -102,7 +108,7 @@ impl Store {
         tenant_id: &str,
         service: &str,
         priority: i64,
-        queued_ms: i64,
+        queued_ms: Moment,
         id: &str,
     ) -> StoreResult<i64> {
         self.timed(async {

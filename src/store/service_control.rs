@@ -8,8 +8,9 @@ use super::callbacks::{append_history_rows, fetch_in_tx};
 use super::error::StoreResult;
 use super::handle::Store;
 use super::outbox::record_events;
-use crate::domain::callback::{Actor, State};
+use crate::domain::callback::{Actor, CompletionReason, State};
 use crate::domain::webhook::LifecycleEvent;
+use crate::time::Moment;
 impl Store {
     /// Re-drive many callbacks and record the audit entry, all in one transaction: an error midway
     /// leaves every one as it was and no audit entry. One outcome per id, in order.
@@ -19,7 +20,7 @@ impl Store {
         ids: &[String],
         replica: &str,
         audit: &AuditEntry,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<Vec<RedriveOutcome>> {
         self.audited_bulk(ids, audit, now, async |tx, id| {
             Ok(if redrive_in(tx, tenant_id, id, replica, now).await? {
@@ -37,8 +38,8 @@ impl Store {
     pub async fn list_completed_with_reason(
         &self,
         tenant_id: &str,
-        reason: &str,
-        since: i64,
+        reason: &CompletionReason,
+        since: Moment,
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         self.timed(async {
@@ -46,7 +47,7 @@ impl Store {
                 "SELECT id FROM callbacks WHERE tenant_id = $1 AND state = 'COMPLETED' AND reason = $2 AND updated_ms >= $3 ORDER BY updated_ms LIMIT $4",
             )
             .bind(tenant_id)
-            .bind(reason)
+            .bind(reason.as_str())
             .bind(since)
             .bind(limit)
             .fetch_all(&self.reader)
@@ -56,13 +57,13 @@ impl Store {
         .await
     }
 
-    pub async fn set_dispatch_paused(
+    pub async fn set_handoffs_paused(
         &self,
         tenant_id: &str,
         service: &str,
         paused: bool,
         audit: &super::audit::AuditEntry,
-        now: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -88,8 +89,8 @@ impl Store {
     pub async fn list_service_overview(
         &self,
         tenant_id: &str,
-        now: i64,
-        failed_since: i64,
+        now: Moment,
+        failed_since: Moment,
     ) -> StoreResult<Vec<ServiceNow>> {
         self.timed(async {
             let of_service = "FROM callbacks c WHERE c.tenant_id = s.tenant_id AND c.service_name = s.name";
@@ -146,7 +147,7 @@ pub struct ServiceNow {
     pub paused: bool,
     pub active: i64,
     pub due: i64,
-    pub oldest_due_ms: Option<i64>,
+    pub oldest_due_ms: Option<Moment>,
     pub failed: i64,
 }
 
@@ -166,7 +167,7 @@ async fn redrive_in(
     tenant_id: &str,
     id: &str,
     replica: &str,
-    now: i64,
+    now: Moment,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE callbacks SET state = 'QUEUED', reason = NULL, attempt = attempt + 1, failed_attempts = 0, claimed_ms = $1,

@@ -7,6 +7,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::service::ServiceConfig;
+use crate::time::Moment;
 
 /// What became of a service write.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ impl Store {
         name: &str,
         config: &ServiceConfig,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<ServiceWrite> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -41,7 +42,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let previous_ttls = match previous {
-                Some(row) => Some(super::callbacks::Ttls::of(&serde_json::from_str(&row.try_get::<String, _>("config")?)?)),
+                Some(row) => {
+                    Some(super::callbacks::Ttls::of(&serde_json::from_str(&row.try_get::<String, _>("config")?)?))
+                }
                 None => None,
             };
             sqlx::query(
@@ -51,7 +54,7 @@ impl Store {
             .bind(tenant_id)
             .bind(name)
             .bind(serde_json::to_string(config)?)
-            .bind(now_ms)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
             // The service's callbacks carry its TTLs (`Ttls`): a change applies to them too, as it
@@ -64,8 +67,8 @@ impl Store {
                 )
                 .bind(tenant_id)
                 .bind(name)
-                .bind(ttls.queued_ms)
-                .bind(ttls.finished_ms)
+                .bind(ttls.queued)
+                .bind(ttls.finished)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -73,7 +76,7 @@ impl Store {
                 // Dropping the transaction rolls the service write back: neither half is stored.
                 return Ok(ServiceWrite::ProxyWriteFailed(e.to_string()));
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(ServiceWrite::Stored(Box::new(ServiceRecord {
@@ -131,7 +134,7 @@ impl Store {
         name: &str,
         cancel_unfinished: bool,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<DeleteOutcome> {
         let keys: &[&str] = &[tenant_id, name];
         let scope = Unfinished { tenant_id, service: Some(name), cancel: cancel_unfinished };
@@ -139,7 +142,7 @@ impl Store {
             ("DELETE FROM services WHERE tenant_id = $1 AND name = $2", keys),
             ("DELETE FROM vq_proxy WHERE tenant_id = $1 AND service_name = $2", keys),
         ];
-        self.delete_with_callbacks(&scope, statements, audit, now_ms).await
+        self.delete_with_callbacks(&scope, statements, audit, now).await
     }
 
     /// The service's virtual-queue proxy record (virtual queue → services), replaced inside the

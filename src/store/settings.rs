@@ -5,6 +5,7 @@ use sqlx::Row;
 use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::Store;
+use crate::time::Moment;
 
 impl Store {
     pub async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
@@ -18,14 +19,14 @@ impl Store {
 
     /// The setting's value, storing `value` first if it has none. Replicas starting together all
     /// read the one value that won the insert (deployment-wide secrets and salts).
-    pub async fn setting_or_insert(&self, key: &str, value: &str, now_ms: i64) -> StoreResult<String> {
+    pub async fn setting_or_insert(&self, key: &str, value: &str, now: Moment) -> StoreResult<String> {
         self.timed(async {
             sqlx::query(
                 "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
             )
             .bind(key)
             .bind(value)
-            .bind(now_ms)
+            .bind(now)
             .execute(&self.writer)
             .await?;
             let row =
@@ -35,7 +36,7 @@ impl Store {
         .await
     }
 
-    pub async fn put_setting(&self, key: &str, value: &str, audit: &AuditEntry, now_ms: i64) -> StoreResult<()> {
+    pub async fn put_setting(&self, key: &str, value: &str, audit: &AuditEntry, now: Moment) -> StoreResult<()> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
             sqlx::query(
@@ -44,10 +45,10 @@ impl Store {
             )
             .bind(key)
             .bind(value)
-            .bind(now_ms)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::{flag, Store};
+use crate::time::Moment;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +42,7 @@ impl Store {
         enabled: bool,
         retention_days: Option<i64>,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<Tenant> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -56,11 +57,11 @@ impl Store {
             .bind(name)
             .bind(origins)
             .bind(flag(enabled))
-            .bind(now_ms)
+            .bind(now)
             .bind(retention_days)
             .execute(&mut *tx)
             .await?;
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
                 .bind(name)
                 .fetch_one(&mut *tx)
@@ -99,10 +100,10 @@ impl Store {
         tenant: &Tenant,
         cancel_unfinished: bool,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<DeleteOutcome> {
         let scope = Unfinished { tenant_id: &tenant.id, service: None, cancel: cancel_unfinished };
         let name: &[&str] = &[tenant.name.as_str()];
-        self.delete_with_callbacks(&scope, &[("DELETE FROM tenants WHERE name = $1", name)], audit, now_ms).await
+        self.delete_with_callbacks(&scope, &[("DELETE FROM tenants WHERE name = $1", name)], audit, now).await
     }
 }

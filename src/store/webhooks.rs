@@ -6,6 +6,7 @@ use super::audit::{append_audit, AuditEntry};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::webhook::EndpointConfig;
+use crate::time::{Millis, Moment};
 
 /// An endpoint as stored: its configuration and the secrets that sign for it.
 #[derive(Debug, Clone)]
@@ -16,18 +17,18 @@ pub struct EndpointRecord {
     pub secret: String,
     /// The secret before the last rotation, valid (and signing too) until `previous_until_ms`.
     pub previous_secret: Option<String>,
-    pub previous_until_ms: Option<i64>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    pub previous_until_ms: Option<Moment>,
+    pub created_ms: Moment,
+    pub updated_ms: Moment,
 }
 
 impl EndpointRecord {
     /// The secrets a delivery at `now` is signed with: the current one, and the previous one while
     /// it is still valid (both signatures are sent during a rotation).
-    pub fn signing_secrets(&self, now_ms: i64) -> Vec<&str> {
+    pub fn signing_secrets(&self, now: Moment) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
         if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_until_ms) {
-            if now_ms < until {
+            if now < until {
                 secrets.push(previous.as_str());
             }
         }
@@ -36,7 +37,7 @@ impl EndpointRecord {
 }
 
 /// How long delivery records are kept (`purge_bookkeeping`).
-pub const DELIVERY_RETENTION_MS: i64 = 7 * crate::time::DAY_MS;
+pub const DELIVERY_RETENTION: Millis = Millis::from_ms(7 * crate::time::DAY.as_ms());
 
 /// One delivery attempt as recorded (`GET …/webhooks/{name}/deliveries`).
 #[derive(Debug, Clone)]
@@ -47,9 +48,9 @@ pub struct DeliveryRecord {
     pub event_type: String,
     pub webhook_id: String,
     pub status_code: Option<u16>,
-    pub latency_ms: i64,
+    pub latency_ms: Millis,
     pub error: Option<String>,
-    pub created_ms: i64,
+    pub created_ms: Moment,
 }
 
 const ENDPOINT_COLUMNS: &str =
@@ -94,7 +95,7 @@ impl Store {
         config: &EndpointConfig,
         secret: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<(EndpointRecord, bool)> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -105,7 +106,7 @@ impl Store {
                  WHERE tenant_id = $3 AND name = $4",
             )
             .bind(&config)
-            .bind(now_ms)
+            .bind(now)
             .bind(tenant_id)
             .bind(name)
             .execute(&mut *tx)
@@ -120,12 +121,12 @@ impl Store {
                 .bind(name)
                 .bind(&config)
                 .bind(secret)
-                .bind(now_ms)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             }
             super::outbox::write_subscriptions(&mut tx, tenant_id, name, &config_value.subscriptions()).await?;
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             let record = read_endpoint(&mut *tx, tenant_id, name)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("webhook endpoint {name} missing right after its write"))?;
@@ -158,7 +159,7 @@ impl Store {
         tenant_id: &str,
         name: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         // Its subscriptions go with it (cascade); so do its undelivered events.
         self.audited_delete(
@@ -167,7 +168,7 @@ impl Store {
                 ("DELETE FROM outbox WHERE tenant_id = $1 AND endpoint = $2", &[tenant_id, name]),
             ],
             audit,
-            now_ms,
+            now,
         )
         .await
     }
@@ -179,9 +180,9 @@ impl Store {
         tenant_id: &str,
         name: &str,
         secret: &str,
-        previous_until_ms: i64,
+        previous_until_ms: Moment,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -191,7 +192,7 @@ impl Store {
             )
             .bind(previous_until_ms)
             .bind(secret)
-            .bind(now_ms)
+            .bind(now)
             .bind(tenant_id)
             .bind(name)
             .execute(&mut *tx)
@@ -199,7 +200,7 @@ impl Store {
             if rotated.rows_affected() == 0 {
                 return Ok(false);
             }
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(true)
@@ -215,8 +216,8 @@ impl Store {
         tenant_id: &str,
         name: &str,
         delivered: bool,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
+        now: Moment,
+    ) -> StoreResult<Option<Moment>> {
         self.timed(async {
             let row = if delivered {
                 sqlx::query(
@@ -233,13 +234,13 @@ impl Store {
                     "UPDATE webhook_endpoints SET failing_since_ms = COALESCE(failing_since_ms, $1)
                      WHERE tenant_id = $2 AND name = $3 RETURNING failing_since_ms",
                 )
-                .bind(now_ms)
+                .bind(now)
                 .bind(tenant_id)
                 .bind(name)
                 .fetch_optional(&self.writer)
                 .await?
             };
-            Ok(row.map(|r| r.try_get::<Option<i64>, _>("failing_since_ms")).transpose()?.flatten())
+            Ok(row.map(|r| r.try_get::<Option<Moment>, _>("failing_since_ms")).transpose()?.flatten())
         })
         .await
     }
@@ -252,7 +253,7 @@ impl Store {
         tenant_id: &str,
         name: &str,
         audit: &AuditEntry,
-        now_ms: i64,
+        now: Moment,
     ) -> StoreResult<bool> {
         self.timed(async {
             let mut tx = self.writer.begin().await?;
@@ -263,7 +264,7 @@ impl Store {
             record.config.enabled = false;
             sqlx::query("UPDATE webhook_endpoints SET config = $1, updated_ms = $2 WHERE tenant_id = $3 AND name = $4")
                 .bind(serde_json::to_string(&record.config)?)
-                .bind(now_ms)
+                .bind(now)
                 .bind(tenant_id)
                 .bind(name)
                 .execute(&mut *tx)
@@ -273,12 +274,12 @@ impl Store {
                 "UPDATE outbox SET failed_ms = $1, last_error = 'endpoint disabled', claimed_by = NULL, claim_until_ms = NULL
                  WHERE tenant_id = $2 AND endpoint = $3 AND failed_ms IS NULL",
             )
-            .bind(now_ms)
+            .bind(now)
             .bind(tenant_id)
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            append_audit(&mut tx, audit, now_ms).await?;
+            append_audit(&mut tx, audit, now).await?;
             tx.commit().await?;
             self.config_changed();
             Ok(true)

@@ -3,14 +3,15 @@
 //! arm them (`http::admin::faults`) exist only when `faults.enabled` is set, on the internal
 //! listener. Disarmed, each check is one relaxed atomic load.
 
+use crate::time::Moment;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 static LOG_STALL_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 static TASK_PANIC: AtomicBool = AtomicBool::new(false);
 
-/// Make the log writer behave like a stuck stdout until `until_ms` (epoch ms).
-pub fn stall_log_writer_until(until_ms: i64) {
-    LOG_STALL_UNTIL_MS.store(until_ms, Ordering::Relaxed);
+/// Make the log writer behave like a stuck stdout until `until`.
+pub fn stall_log_writer_until(until: Moment) {
+    LOG_STALL_UNTIL_MS.store(until.as_ms(), Ordering::Relaxed);
 }
 
 /// How long the log writer should still stall; `None` (one atomic load, no clock read) when no
@@ -20,7 +21,7 @@ pub fn log_writer_stall() -> Option<std::time::Duration> {
     if until == 0 {
         return None;
     }
-    let left = until - crate::time::now_ms();
+    let left = until - crate::time::now().as_ms();
     (left > 0).then(|| std::time::Duration::from_millis(left as u64))
 }
 

@@ -346,7 +346,7 @@ impl JsonLayer {
         text.clear();
         let meta = event.metadata();
         fields.push_with("timestamp", |out| {
-            let _ = serde_json::to_writer(out, &crate::time::format_utc(crate::time::now_ms()));
+            let _ = serde_json::to_writer(out, &crate::time::format_utc(crate::time::now()));
         });
         let level: &[u8] = match *meta.level() {
             tracing::Level::TRACE => b"\"trace\"",

@@ -186,9 +186,9 @@ async fn concurrent_retries_taking_over_an_abandoned_key_book_once(backend: Back
     let url = crate::helpers::fresh_database(backend, &dir).await;
     let settings = crate::helpers::test_settings(&url, &[("RINGBACK__DATABASE__MAX_CONNECTIONS", "8")]);
     let store = Store::connect(&settings.database).await.unwrap();
-    let t0 = 1_800_000_000_000_i64;
+    let t0 = ringback::time::Moment::from_ms(1_800_000_000_000);
     assert_eq!(store.begin_idempotent("t", "k", "h", t0).await.unwrap(), IdempotencyBegin::Fresh);
-    let later = t0 + ringback::store::STALE_IN_PROGRESS_MS + 1;
+    let later = t0 + ringback::store::STALE_IN_PROGRESS + ringback::time::Millis::from_ms(1);
     let answers = join_all((0..8).map(|_| store.begin_idempotent("t", "k", "h", later))).await;
     let fresh = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::Fresh))).count();
     let waiting = answers.iter().filter(|a| matches!(a, Ok(IdempotencyBegin::InProgress))).count();

@@ -12,7 +12,7 @@ use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::store::{AuditEntry, CallInFilter, CallInRecord};
-use crate::time::{format_utc, now_ms};
+use crate::time::{format_utc, Moment};
 
 fn parse_query(query: &str) -> Result<CallInFilter, ApiError> {
     let mut filter = CallInFilter { limit: 100, ..Default::default() };
@@ -42,7 +42,7 @@ fn parse_query(query: &str) -> Result<CallInFilter, ApiError> {
     }
 }
 
-fn view(r: CallInRecord, now: i64) -> Value {
+fn view(r: CallInRecord, now: Moment) -> Value {
     json!({ "id": r.id, "groupName": r.group_name, "state": r.state.as_seen(r.expires_ms, now).as_str(),
         "toPhoneNumber": r.to_number, "accessCode": r.access_code, "fromPhoneNumber": r.from_number,
         "callbackId": r.callback_id, "userData": r.user_data, "expirationTime": format_utc(r.expires_ms),
@@ -58,11 +58,11 @@ pub async fn list(
     let tenant = existing_tenant(&state, &path).await?;
     let filter = parse_query(req.query_string())?;
     let limit = filter.limit;
-    let now = now_ms();
+    let now = crate::time::now();
     let mut records = state.store.list_callins(&tenant.id, &CallInFilter { limit: limit + 1, ..filter }, now).await?;
     let next_cursor = if records.len() as i64 > limit {
         records.truncate(limit as usize);
-        records.last().map(|r| format!("{}:{}", r.created_ms, r.id))
+        records.last().map(|r| format!("{}:{}", r.created_ms.as_ms(), r.id))
     } else {
         None
     };

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::existing_tenant;
-use crate::domain::callback::{Actor, State};
+use crate::domain::callback::{Actor, CompletionReason, State};
 use crate::error::ApiError;
 use crate::http::callback_views::{page_of, parse_list_query, view};
 use crate::http::callbacks::{check_edit, CheckedEdit};
@@ -15,7 +15,7 @@ use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::store::AuditEntry;
 use crate::store::{CallbackRecord, CancelOutcome, HistoryEntry, RedriveOutcome, Tenant};
-use crate::time::{format_utc, parse_instant};
+use crate::time::{format_utc, parse_instant, Moment};
 
 use super::MAX_IDS;
 
@@ -200,12 +200,13 @@ pub async fn redrive(
     let b = &body.value;
     let ids = match (&b.ids, &b.reason) {
         (Some(ids), None) => super::bounded_ids(ids)?.to_vec(),
-        (None, Some(reason)) if reason == "SUBMIT_FAILED" || reason == "FAIL_TIMEOUT_TTL" => {
+        (None, Some(text)) if text == "SUBMIT_FAILED" || text == "FAIL_TIMEOUT_TTL" => {
+            let reason = CompletionReason::parse(text);
             let since = match &b.since {
                 Some(t) => parse_instant("since", t).map_err(|p| ApiError::field("since", p))?,
-                None => 0,
+                None => Moment::from_ms(0),
             };
-            state.store.list_completed_with_reason(&tenant.id, reason, since, MAX_IDS as i64).await?
+            state.store.list_completed_with_reason(&tenant.id, &reason, since, MAX_IDS as i64).await?
         }
         (None, Some(_)) => return Err(ApiError::field("reason", "must be SUBMIT_FAILED or FAIL_TIMEOUT_TTL")),
         _ => return Err(ApiError::field("ids", "send either ids or reason (with an optional since)")),
@@ -223,7 +224,7 @@ pub async fn redrive(
         }
     }
     if !requeued.is_empty() {
-        state.dispatch_wake.notify_one();
+        state.handoff_wake.notify_one();
     }
     Ok(envelope::ok(json!({ "requeued": requeued, "notFound": not_found, "notEligible": not_eligible })))
 }

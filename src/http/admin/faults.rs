@@ -13,7 +13,7 @@ use crate::http::envelope;
 use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::AppState;
 use crate::telemetry::{event_loop, faults};
-use crate::time::now_ms;
+use crate::time::Millis;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,7 @@ pub async fn stall_log_writer(_admin: AdminAuth, body: JsonBody<Stall>) -> Resul
     if body.value.lines > 1_000_000 {
         return Err(ApiError::field("lines", "must be at most 1000000"));
     }
-    faults::stall_log_writer_until(now_ms() + pause.as_millis() as i64);
+    faults::stall_log_writer_until(crate::time::now() + Millis::from_std(pause));
     for n in 0..body.value.lines {
         tracing::warn!(n, "fault injection: log line written while the writer is stalled");
     }

@@ -11,9 +11,7 @@ use crate::error::ApiError;
 use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
 use crate::ops::AppState;
-use crate::time::{format_utc, now_ms};
-
-const HOUR_MS: i64 = 3_600_000;
+use crate::time::{format_utc, Millis};
 
 pub async fn get(
     state: web::Data<AppState>,
@@ -21,16 +19,16 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let now = now_ms();
+    let now = crate::time::now();
     let services: Vec<Value> = state
         .store
-        .list_service_overview(&tenant.id, now, now - HOUR_MS)
+        .list_service_overview(&tenant.id, now, now - crate::time::HOUR)
         .await?
         .into_iter()
         .map(|s| {
             json!({ "name": s.name, "paused": s.paused, "active": s.active, "dueNotHandedOver": s.due,
                 "oldestDueTime": s.oldest_due_ms.map(format_utc),
-                "oldestDueAgeSeconds": s.oldest_due_ms.map(|ms| (now - ms).max(0) / 1000),
+                "oldestDueAgeSeconds": s.oldest_due_ms.map(|t| (now - t).max(Millis::ZERO).as_secs()),
                 "failedLastHour": s.failed })
         })
         .collect();

@@ -14,9 +14,8 @@ use crate::error::{ApiError, FieldProblem};
 use crate::http::envelope;
 use crate::http::extractors::AdminAuth;
 use crate::ops::AppState;
-use crate::time::{format_utc, now_ms, parse_instant, DAY_MS};
+use crate::time::{format_utc, parse_instant, Millis, Moment, DAY, HOUR};
 
-const HOUR_MS: i64 = 3_600_000;
 /// The histogram buckets' upper bounds (seconds), as the roll-up's trigger labels them.
 const LATENCY_BOUNDS: [&str; 11] = ["1", "5", "15", "60", "300", "900", "3600", "14400", "86400", "604800", "+Inf"];
 /// Longest range one report reads.
@@ -24,13 +23,13 @@ const MAX_RANGE_DAYS: i64 = 400;
 
 struct Query {
     service: Option<String>,
-    from: i64,
-    to: i64,
-    step: i64,
+    from: Moment,
+    to: Moment,
+    step: Millis,
 }
 
-fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
-    let (mut service, mut from, mut to, mut step) = (None, None, None, DAY_MS);
+fn parse_query(query: &str, now: Moment) -> Result<Query, ApiError> {
+    let (mut service, mut from, mut to, mut step) = (None, None, None, DAY);
     let mut problems = Vec::new();
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
@@ -41,8 +40,8 @@ fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
                 Err(p) => problems.push(FieldProblem::new(k.to_string(), p)),
             },
             "groupBy" => match v.as_ref() {
-                "day" => step = DAY_MS,
-                "hour" => step = HOUR_MS,
+                "day" => step = DAY,
+                "hour" => step = HOUR,
                 _ => problems.push(FieldProblem::new("groupBy", "must be day or hour")),
             },
             _ => {}
@@ -50,12 +49,12 @@ fn parse_query(query: &str, now: i64) -> Result<Query, ApiError> {
     }
     // Whole buckets: the range is widened to the steps that hold it.
     let to = to.unwrap_or(now);
-    let from = from.unwrap_or(to - 7 * DAY_MS);
-    let (from, to) = (from.div_euclid(step) * step, (to + step - 1).div_euclid(step) * step);
+    let from = from.unwrap_or(to - DAY * 7);
+    let (from, to) = (from.truncate(step), (to + step - Millis::from_ms(1)).truncate(step));
     if problems.is_empty() && to <= from {
         problems.push(FieldProblem::new("to", "must be after from"));
     }
-    if problems.is_empty() && to - from > MAX_RANGE_DAYS * DAY_MS {
+    if problems.is_empty() && to - from > DAY * MAX_RANGE_DAYS {
         problems.push(FieldProblem::new("to", format!("the range may span at most {MAX_RANGE_DAYS} days")));
     }
     if problems.is_empty() {
@@ -102,7 +101,7 @@ impl Bucket {
         None
     }
 
-    fn json(&self, start: i64) -> Value {
+    fn json(&self, start: Moment) -> Value {
         json!({
             "start": format_utc(start),
             "booked": self.total("booked"),
@@ -129,12 +128,12 @@ pub async fn outcomes(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = existing_tenant(&state, &path).await?;
-    let q = parse_query(req.query_string(), now_ms())?;
+    let q = parse_query(req.query_string(), crate::time::now())?;
     let rows = state.store.list_outcome_rows(&tenant.id, q.service.as_deref(), q.from, q.to).await?;
-    let mut buckets: BTreeMap<i64, Bucket> =
-        (0..(q.to - q.from) / q.step).map(|i| (q.from + i * q.step, Bucket::default())).collect();
+    let steps = (q.to - q.from).as_ms() / q.step.as_ms();
+    let mut buckets: BTreeMap<Moment, Bucket> = (0..steps).map(|i| (q.from + q.step * i, Bucket::default())).collect();
     for (hour, metric, label, n) in rows {
-        let start = hour.div_euclid(q.step) * q.step;
+        let start = hour.truncate(q.step);
         *buckets.entry(start).or_default().counts.entry((metric, label)).or_default() += n;
     }
     let items: Vec<Value> = buckets.iter().map(|(start, b)| b.json(*start)).collect();
@@ -142,7 +141,7 @@ pub async fn outcomes(
         return Ok(csv(&items));
     }
     Ok(envelope::ok(json!({ "service": q.service, "from": format_utc(q.from), "to": format_utc(q.to),
-        "groupBy": if q.step == DAY_MS { "day" } else { "hour" }, "buckets": items })))
+        "groupBy": if q.step == DAY { "day" } else { "hour" }, "buckets": items })))
 }
 
 /// The buckets as CSV: the totals, then one column per reason seen (`refused_<reason>`,

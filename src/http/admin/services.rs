@@ -12,7 +12,6 @@ use crate::http::extractors::{AdminAuth, JsonBody};
 use crate::ops::{configuration, AppState};
 use crate::store::AuditEntry;
 use crate::store::ServiceRecord;
-use crate::time::now_ms;
 
 fn service_json(record: &ServiceRecord) -> Value {
     let mut body = serde_json::to_value(&record.config).unwrap_or_else(|_| json!({}));
@@ -97,8 +96,8 @@ pub async fn slots(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_name, name) = path.into_inner();
     let tenant = existing_tenant(&state, &tenant_name).await?;
-    let now = now_ms();
-    let (mut from, mut to) = (now, now + 7 * crate::time::DAY_MS);
+    let now = crate::time::now();
+    let (mut from, mut to) = (now, now + crate::time::DAY * 7);
     let mut problems = Vec::new();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
         let target = match k.as_ref() {
@@ -114,7 +113,7 @@ pub async fn slots(
     if problems.is_empty() && to <= from {
         problems.push(crate::error::FieldProblem::new("to", "must be after from"));
     }
-    if problems.is_empty() && to - from > SLOTS_MAX_DAYS * crate::time::DAY_MS {
+    if problems.is_empty() && to - from > crate::time::DAY * SLOTS_MAX_DAYS {
         problems
             .push(crate::error::FieldProblem::new("to", format!("the range may span at most {SLOTS_MAX_DAYS} days")));
     }
