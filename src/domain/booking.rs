@@ -3,21 +3,20 @@
 //! counters, are applied after this by the store and coordination layers.
 
 use jiff::{tz::TimeZone, Span, Timestamp};
+use serde_json::{Map, Value};
+
+use crate::domain::calendar::Hours;
+use crate::domain::callback::{Kind, State};
+use crate::domain::capacity::Grid;
+use crate::domain::phone::{PhoneRejection, PhoneRules, E164};
+use crate::domain::service::{parse_max_future, ServiceConfig};
+use crate::error::{ApiError, FieldProblem, Reason};
+use crate::time::{Millis, Moment};
 
 /// An `Idempotency-Key` still "in progress" this long after it began belongs to a request that can
 /// no longer commit (its deadline, a statement timeout and a read-back are validated to fit well
 /// inside it: `config`): a retry may take it over.
 pub const IDEMPOTENCY_TAKEOVER: Millis = Millis::from_ms(60_000);
-
-use crate::domain::calendar::Hours;
-use crate::domain::capacity::Grid;
-use serde_json::{Map, Value};
-
-use crate::domain::callback::{Kind, State};
-use crate::domain::phone::{PhoneRejection, PhoneRules, E164};
-use crate::domain::service::{parse_max_future, ServiceConfig};
-use crate::error::{ApiError, FieldProblem, Reason};
-use crate::time::{Millis, Moment};
 
 /// A create request after field validation (types are right, required fields present).
 #[derive(Debug, Clone)]

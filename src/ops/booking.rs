@@ -217,7 +217,7 @@ async fn book_valid(
         tenant_id: tenant.id.clone(),
         service_name: service.name().to_string(),
         state: decision.initial_state,
-        phone: phone.to_string(),
+        phone: decision.phone.clone(),
         desired_ms: decision.desired_ms,
         due_ms: decision.due_ms,
         priority: decision.priority,
@@ -302,7 +302,7 @@ pub async fn dry_run(
             return verdict(with_proposals(e, state, tenant, &service, desired, now).await);
         }
     };
-    let (unfinished, active) = state.store.booking_room(&tenant.id, service.name(), decision.phone.as_str()).await?;
+    let (unfinished, active) = state.store.booking_room(&tenant.id, service.name(), &decision.phone).await?;
     if throttle::in_queue_limit(config.in_queue_checking).is_some_and(|limit| unfinished >= limit) {
         return verdict(already_queued());
     }

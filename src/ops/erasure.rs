@@ -22,12 +22,12 @@ pub async fn erase(state: &AppState, tenant: &Tenant, raw_number: &str, actor: &
         disallow_premium_numbers: false,
         ..ServiceConfig::default()
     };
-    let number = crate::domain::booking::parse_phone(raw_number, &lenient)?.as_str().to_string();
+    let number = crate::domain::booking::parse_phone(raw_number, &lenient)?;
     let audit = AuditEntry::new(actor, "POST", format!("tenants/{}/erasure", tenant.name), None);
     let erased = state.store.erase_number(&tenant.id, &tenant.name, &number, &audit, crate::time::now()).await?;
     super::lifecycle::erased(tenant, &erased.cancelled_in);
     let mut incomplete = Vec::new();
-    let keys = throttle_keys(state, tenant, &number).await?;
+    let keys = throttle_keys(state, tenant, number.as_str()).await?;
     let throttle_keys = state.throttles.forget(&keys).await.unwrap_or_else(|e| {
         incomplete.push(format!("throttle counters: {e}"));
         0

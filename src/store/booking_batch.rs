@@ -355,7 +355,7 @@ fn bind_rows<'q>(query: AnyQuery<'q>, admitted: &[&Booking]) -> AnyQuery<'q> {
         let claimed = new.claimed_by.is_some();
         bind_text(bind_text(bind_text(query, &new.id), &new.tenant_id), &new.service_name)
             .bind(new.state.as_str())
-            .bind(new.phone.clone())
+            .bind(new.phone.as_str().to_string())
             .bind(new.desired_ms)
             .bind(new.due_ms)
             .bind(new.priority)

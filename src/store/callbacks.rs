@@ -9,6 +9,8 @@ use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State};
+use crate::domain::phone::E164;
+use crate::time::{seconds, Millis, Moment};
 /// A booking ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewCallback {
@@ -16,7 +18,7 @@ pub struct NewCallback {
     pub tenant_id: String,
     pub service_name: String,
     pub state: State,
-    pub phone: String,
+    pub phone: E164,
     pub desired_ms: Moment,
     pub due_ms: Moment,
     pub priority: i64,
@@ -37,8 +39,6 @@ pub struct Ttls {
     pub queued: Millis,
     pub finished: Millis,
 }
-
-use crate::time::{seconds, Millis, Moment};
 
 impl Ttls {
     pub fn of(config: &crate::domain::service::ServiceConfig) -> Ttls {
@@ -250,7 +250,7 @@ impl Store {
 
     /// What a booking's guards would read now (the dry run): the number's unfinished callbacks in
     /// the service, and the service's active ones.
-    pub async fn booking_room(&self, tenant_id: &str, service: &str, phone: &str) -> StoreResult<(i64, i64)> {
+    pub async fn booking_room(&self, tenant_id: &str, service: &str, phone: &E164) -> StoreResult<(i64, i64)> {
         self.timed(async {
             let row = sqlx::query(
                 "SELECT
@@ -261,7 +261,7 @@ impl Store {
             )
             .bind(tenant_id)
             .bind(service)
-            .bind(phone)
+            .bind(phone.as_str())
             .fetch_one(&self.reader)
             .await?;
             Ok((row.try_get("unfinished")?, row.try_get("active")?))

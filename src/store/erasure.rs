@@ -15,6 +15,7 @@ use super::callbacks::{append_noted_history_rows, fetch_in_tx};
 use super::error::StoreResult;
 use super::handle::Store;
 use crate::domain::callback::{Actor, State, REASON_ERASED};
+use crate::domain::phone::E164;
 use crate::domain::webhook::LifecycleEvent;
 use crate::time::Moment;
 
@@ -85,7 +86,7 @@ impl Store {
         &self,
         tenant_id: &str,
         tenant_name: &str,
-        number: &str,
+        number: &E164,
         audit: &AuditEntry,
         now: Moment,
     ) -> StoreResult<Erased> {
@@ -94,7 +95,7 @@ impl Store {
             let mut erased = Erased::default();
             let rows = sqlx::query("SELECT id FROM callbacks WHERE tenant_id = $1 AND phone = $2")
                 .bind(tenant_id)
-                .bind(number)
+                .bind(number.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
             for r in &rows {
@@ -122,7 +123,7 @@ impl Store {
             }
             // Anything else that quotes the number itself (a refused create's stored answer, an
             // admin body), written with or without its `+`.
-            let digits = format!("%{}%", number.trim_start_matches('+'));
+            let digits = format!("%{}%", number.as_str().trim_start_matches('+'));
             let done = sqlx::query("DELETE FROM idempotency WHERE tenant_id = $1 AND response LIKE $2")
                 .bind(tenant_id)
                 .bind(&digits)
@@ -177,7 +178,7 @@ impl Store {
             // Call-in requests from the number, or for its callbacks.
             let mut requests = sqlx::query("SELECT id FROM callin_requests WHERE tenant_id = $1 AND from_number = $2")
                 .bind(tenant_id)
-                .bind(number)
+                .bind(number.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
             for id in &erased.callback_ids {
