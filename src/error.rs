@@ -144,8 +144,9 @@ impl ApiError {
         ApiError::new(Reason::Internal, "internal error; quote the corrId when reporting it")
     }
 
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after_seconds = Some(seconds);
+    /// `Retry-After` in whole seconds, rounded up (at least 1).
+    pub fn with_retry_after(mut self, after: crate::time::Millis) -> Self {
+        self.retry_after_seconds = Some((after.as_ms().max(1) as u64).div_ceil(1000));
         self
     }
 

@@ -286,7 +286,8 @@ pub fn at_rest(secrets: Option<&SecretBox>, plaintext: &str) -> String {
 
 /// The `webhook-timestamp` header of a request sent at `at`: whole seconds since the epoch.
 pub fn timestamp_header(at: Moment) -> String {
-    at.as_ms().div_euclid(1000).to_string()
+    // Whole seconds, truncated toward zero (as `jiff::Timestamp::as_second`).
+    (at.as_ms() / 1000).to_string()
 }
 
 /// The `webhook-signature` header of a request sent at `at`: one `v1,<signature>` per secret,

@@ -58,15 +58,15 @@ pub async fn request_telemetry(
                     .map(|t| t.0.clone())
                     .unwrap_or_else(|| "undefined".to_string());
                 let status = res.status().as_u16();
-                let seconds = started.elapsed().as_secs_f64();
-                record_metrics(&route, &method, &tenant, status, seconds);
+                let took = started.elapsed();
+                record_metrics(&route, &method, &tenant, status, took);
                 let span = tracing::Span::current();
                 span.record("route", route.as_str());
                 if otlp::enabled() && trace.sampled {
                     otlp::rename(&span, format!("{method} {route}"));
                 }
                 span.record("status", status);
-                span.record("latencyMs", (seconds * 1000.0 * 1000.0).round() / 1000.0);
+                span.record("latencyMs", (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
                 if status >= 500 {
                     tracing::warn!(stage = "responded", "request failed");
                 } else {
@@ -183,14 +183,15 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Spa
 }
 
 /// The request's series, through handles resolved once per label set (`telemetry::handles`).
-fn record_metrics(route: &str, method: &str, tenant: &str, status: u16, seconds: f64) {
+fn record_metrics(route: &str, method: &str, tenant: &str, status: u16, took: std::time::Duration) {
     let code = itoa_status(status);
     let code = code.as_str();
     handles::counter(HTTP_REQUESTS, &[("path", route), ("method", method), ("tenant", tenant)]).increment(1);
     if status >= 400 {
         handles::counter(HTTP_FAILED, &[("path", route), ("httpCode", code), ("tenant", tenant)]).increment(1);
     }
-    handles::histogram(HTTP_DURATION, &[("path", route), ("method", method), ("httpCode", code)]).record(seconds);
+    handles::histogram(HTTP_DURATION, &[("path", route), ("method", method), ("httpCode", code)])
+        .record(took.as_secs_f64());
 }
 
 /// A status code's three digits without allocating.

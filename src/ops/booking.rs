@@ -115,7 +115,7 @@ async fn create_to_end(
                 Reason::IdempotencyInProgress,
                 "a request with this Idempotency-Key is still being processed",
             )
-            .with_retry_after(1))
+            .with_retry_after(Millis::from_secs(1)))
         }
     }
     let answer = book(state, caller, request, Some(key)).await;
@@ -332,7 +332,7 @@ fn admit_widget_booking(state: &AppState, tenant: &Tenant, client: IpAddr) -> Re
     tracing::info!(tenant = %tenant.name, "widget bookings from one client address past their limit");
     let seconds = wait.as_secs().max(1);
     Err(ApiError::new(Reason::Throttled, format!("too many bookings from this address; retry in {seconds} s"))
-        .with_retry_after(seconds)
+        .with_retry_after(Millis::from_secs(seconds))
         .with_slots(json!({})))
 }
 
@@ -350,9 +350,10 @@ pub(super) fn throttled(spec: &CounterSpec, tenant: &Tenant, retry_after: Millis
         CounterKind::ServiceWindow => (CB_TTL_LIMIT_REACHED, "the service is taking no more requests for now"),
     };
     metrics::counter!(alarm, "tenant" => tenant.name.clone()).increment(1);
-    let seconds = (retry_after.as_ms().max(1000) as u64).div_ceil(1000);
+    let retry_after = retry_after.max(Millis::from_secs(1));
+    let seconds = (retry_after.as_ms() as u64).div_ceil(1000);
     ApiError::new(Reason::Throttled, format!("{message}; retry in {seconds} s"))
-        .with_retry_after(seconds)
+        .with_retry_after(retry_after)
         .with_slots(json!({}))
 }
 

@@ -115,7 +115,7 @@ async fn issue(
                 Reason::PoolExhausted,
                 "every number (and access code) of this group is in use; retry shortly",
             )
-            .with_retry_after(1))
+            .with_retry_after(crate::time::Millis::from_secs(1)))
         }
     }
 }
