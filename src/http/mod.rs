@@ -10,6 +10,7 @@ pub mod clean_input;
 pub mod client_address;
 pub mod console;
 pub mod corr_id;
+pub mod create_request;
 pub mod envelope;
 pub mod extractors;
 pub mod health;

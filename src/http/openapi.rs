@@ -10,7 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Reason;
-use crate::http::{availability, call_in, callback_views, callbacks, internal, platform, queues};
+use crate::http::{availability, call_in, callback_views, callbacks, create_request, internal, platform, queues};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,7 @@ use crate::http::{availability, call_in, callback_views, callbacks, internal, pl
         availability::availability, availability::open_for, queues::queue_status, queues::estimated_wait_time, queues::estimated_wait_time_of_queue,
         call_in::create, call_in::retrieve, call_in::cancel, platform::report_state, platform::queue_stats),
     components(schemas(
-        callbacks::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::UpdateParms, callbacks::ValidateData, callbacks::IdData,
+        create_request::CreateCallbackParms, callbacks::IdParms, callbacks::RescheduleParms, callbacks::UpdateParms, callbacks::ValidateData, callbacks::IdData,
         callback_views::CallbackView, callback_views::HistoryView, callback_views::CallbackPage, callbacks::RescheduleData,
         availability::SlotView, availability::AvailabilityData, queues::QueueStatusData, queues::EwtEntry,
         call_in::CreateCallInParms, call_in::CallInIdParms, call_in::CallInView,

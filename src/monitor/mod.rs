@@ -5,6 +5,7 @@
 
 mod events;
 mod handoff;
+mod handoff_memory;
 mod message;
 mod recovery;
 
@@ -26,9 +27,9 @@ const EVENTS_TICK: Duration = Duration::from_millis(200);
 /// Start the passes, each restarted if it panics (`UNCAUGHT_EXCEPTION`): the dispatch pass unless
 /// `monitor.dispatch = "none"`, the recovery pass always. They run until the process stops.
 pub fn spawn(state: AppState, handoff_stream: HandOffStream) -> Vec<JoinHandle<()>> {
-    handoff::Raise::register_all();
+    handoff_memory::Raise::register_all();
     let directory = state.directory.clone();
-    let memory = handoff::HandOffMemory::default();
+    let memory = handoff_memory::HandOffMemory::default();
     // `monitor.dispatch = "none"`: this replica claims and hands over nothing; housekeeping runs.
     let dispatches = state.settings.monitor.dispatch != crate::config::DispatchMode::None;
     let dispatch = dispatches.then(|| {
