@@ -187,6 +187,31 @@ await scenario("the console on a 360 px phone", async (page, requests) => {
   onlyTo(requests, rb.internal);
 }, { width: 360, height: 740 });
 
+await scenario("an answer that arrives after the operator moved on never covers the page shown", async (page, requests) => {
+  await signIn(page, supervisor);
+  await page.goto(`${consoleUrl}#/now`);
+  await page.getByRole("row", { name: /demo-callbacks/ }).waitFor();
+  // The callbacks page's first read (the tenant's services) is held until the operator has opened
+  // one callback; when it is answered, the callbacks page it belonged to must draw nothing.
+  const servicesPath = "/admin/v1/tenants/demo/services";
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route((url) => url.pathname === servicesPath, async (r) => { await held; await r.continue(); });
+  await page.goto(`${consoleUrl}#/callbacks`);
+  await page.waitForRequest((r) => new URL(r.url()).pathname === servicesPath);
+  await page.goto(`${consoleUrl}#/callback/${failedId}`);
+  await page.locator("#timeline li").first().waitFor();
+  // The left-behind page draws its frame on that answer, then reads its list: once the list is
+  // asked for, it has drawn, if it draws at all.
+  const listRead = page.waitForRequest((r) => /\/tenants\/demo\/callbacks\?/.test(r.url()));
+  release();
+  await listRead;
+  assert.ok(await page.locator("#timeline li").first().isVisible(), "the callback's page is still shown");
+  assert.equal(await page.getByRole("heading", { name: "Callbacks", exact: true }).count(), 0, "the callbacks page did not cover it");
+  allRequests.push(...requests);
+  onlyTo(requests, rb.internal);
+});
+
 await scenario("the console is not on the external listener and uses only documented admin routes", async () => {
   assert.equal((await fetch(`${rb.origin}/console/`)).status, 404);
   assert.equal((await fetch(`${rb.origin}/console/main.js`)).status, 404);

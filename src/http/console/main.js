@@ -36,8 +36,9 @@ async function start() {
     if (!tenants.includes(session.tenant)) session.tenant = tenants[0] || "";
     header(tenants);
     if (!tenants.length) { main.replaceChildren(el("p", { text: S.noTenants })); return; }
+    // Setting the hash routes (hashchange); routing here as well drew the page twice at once.
     if (!location.hash) location.hash = "#/callbacks";
-    route();
+    else route();
   } catch (e) {
     if (e instanceof ApiError && e.code === 401) { session.token = ""; signInForm(S.badToken); } else fail(e);
   }
@@ -67,8 +68,13 @@ async function route() {
     if (a.dataset.nav === section || (section === "callback" && a.dataset.nav === "callbacks")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  const ctx = { main, tenant: session.tenant, me, every, go: (hash) => { location.hash = hash; } };
-  main.replaceChildren(el("p", { text: S.loading }));
+  // Each navigation draws into a view of its own: an earlier view whose answers arrive late draws
+  // into its detached element and starts no timer, so it can never cover the one now shown.
+  const view = el("div");
+  main.replaceChildren(view);
+  const poll = (ms, fn) => { if (view.isConnected) every(ms, fn); };
+  const ctx = { main: view, tenant: session.tenant, me, every: poll, go: (hash) => { location.hash = hash; } };
+  view.replaceChildren(el("p", { text: S.loading }));
   say("");
   try {
     if (section === "callback" && id) await callbackView(ctx, decodeURIComponent(id));
