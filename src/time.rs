@@ -4,7 +4,7 @@
 //! so an instant can never be passed where a duration is meant, nor either as a bare number.
 //! A bottom layer: everything may use it, it uses nothing of the crate.
 
-use std::ops::{Add, AddAssign, Mul, Sub, SubAssign};
+use std::ops::{Add, Mul, Sub};
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -25,13 +25,8 @@ pub const DAY: Millis = Millis(86_400_000);
 pub const HOUR: Millis = Millis(3_600_000);
 
 impl Moment {
-    /// The earliest and latest instants (open ends of a range).
-    pub const MIN: Moment = Moment(i64::MIN);
+    /// The latest instant (an open end of a range).
     pub const MAX: Moment = Moment(i64::MAX);
-
-    pub fn now() -> Moment {
-        Moment(Timestamp::now().as_millisecond())
-    }
 
     /// From epoch milliseconds (a stored column, a cursor, a test's fixture).
     pub const fn from_ms(ms: i64) -> Moment {
@@ -69,7 +64,6 @@ impl Moment {
 
 impl Millis {
     pub const ZERO: Millis = Millis(0);
-    pub const MAX: Millis = Millis(i64::MAX);
 
     pub const fn from_ms(ms: i64) -> Millis {
         Millis(ms)
@@ -82,11 +76,6 @@ impl Millis {
     /// A configured number of seconds (saturating: no setting overflows an instant).
     pub fn from_secs(seconds: u64) -> Millis {
         Millis(i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX))
-    }
-
-    /// Signed seconds (a report's or a rule's seconds, which may be negative or huge).
-    pub fn from_secs_i64(seconds: i64) -> Millis {
-        Millis(seconds.saturating_mul(1000))
     }
 
     /// Whole seconds, rounded down.
@@ -126,18 +115,6 @@ impl Sub<Millis> for Moment {
     }
 }
 
-impl AddAssign<Millis> for Moment {
-    fn add_assign(&mut self, d: Millis) {
-        self.0 += d.0;
-    }
-}
-
-impl SubAssign<Millis> for Moment {
-    fn sub_assign(&mut self, d: Millis) {
-        self.0 -= d.0;
-    }
-}
-
 impl Sub for Moment {
     type Output = Millis;
     fn sub(self, other: Moment) -> Millis {
@@ -166,19 +143,9 @@ impl Mul<i64> for Millis {
     }
 }
 
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ms", self.0)
-    }
-}
-
-/// A configured number of seconds as a length of time.
-pub fn seconds(seconds: u64) -> Millis {
-    Millis::from_secs(seconds)
-}
-
+/// The current instant: read at the edge or in the operation and passed down.
 pub fn now() -> Moment {
-    Moment::now()
+    Moment(Timestamp::now().as_millisecond())
 }
 
 /// Parse an ISO 8601 / RFC 3339 date-time that carries `Z` or an offset.
@@ -219,8 +186,8 @@ mod tests {
     #[test]
     fn instants_and_lengths_keep_their_kinds() {
         let t = Moment::from_ms(1_000);
-        assert_eq!(t + seconds(2) - t, Millis::from_ms(2_000));
-        assert_eq!((t - seconds(3)).as_ms(), -2_000);
+        assert_eq!(t + Millis::from_secs(2) - t, Millis::from_ms(2_000));
+        assert_eq!((t - Millis::from_secs(3)).as_ms(), -2_000);
         assert_eq!(Moment::MAX.saturating_add(DAY), Moment::MAX);
         assert_eq!(Millis::from_ms(-5).to_std(), std::time::Duration::ZERO);
         assert_eq!(serde_json::to_string(&t).unwrap(), "1000");

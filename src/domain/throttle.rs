@@ -60,7 +60,7 @@ pub fn counters(tenant_id: &str, service: &str, number: &str, config: &ServiceCo
 }
 
 fn counter(key: String, limit: &RateLimit, kind: CounterKind) -> CounterSpec {
-    CounterSpec { key, limit: limit.limit, window: crate::time::seconds(limit.window_seconds), kind }
+    CounterSpec { key, limit: limit.limit, window: crate::time::Millis::from_secs(limit.window_seconds), kind }
 }
 
 /// The counters a call-in request consumes (issue 22): per `fromPhoneNumber` when one is given,

@@ -102,7 +102,7 @@ async fn claim_and_start(state: &AppState, busy: &Busy) -> anyhow::Result<bool> 
 
 async fn claim(state: &AppState, scope: &ClaimScope) -> anyhow::Result<Vec<PendingEvent>> {
     let now = crate::time::now();
-    let seen_after = now - crate::time::seconds(state.settings.monitor.claim_lease_seconds);
+    let seen_after = now - crate::time::Millis::from_secs(state.settings.monitor.claim_lease_seconds);
     Ok(state.store.claim_events(&state.replica_id, now, LEASE, seen_after, scope, BATCH).await?)
 }
 

@@ -51,7 +51,7 @@ async fn run(
         return Ok(());
     }
     let now = crate::time::now();
-    let lease = crate::time::seconds(state.settings.monitor.claim_lease_seconds);
+    let lease = crate::time::Millis::from_secs(state.settings.monitor.claim_lease_seconds);
     // Publish what we hold, then claim one batch at a time and publish it before claiming more,
     // so no claim waits longer than one batch for its publication.
     if !publish_own_claims(state, handoff_stream, directory, memory).await? {
@@ -141,7 +141,7 @@ async fn publish(
     let marks: Vec<(String, i64, Moment)> = batch
         .iter()
         .zip(&configs)
-        .map(|(h, config)| (h.id.clone(), h.attempt, now + crate::time::seconds(config.ack_timeout_seconds)))
+        .map(|(h, config)| (h.id.clone(), h.attempt, now + crate::time::Millis::from_secs(config.ack_timeout_seconds)))
         .collect();
     let marked = state.store.mark_published(&state.replica_id, &marks, now).await?;
     let marked: Vec<(&HandOff, &ServiceConfig)> =
@@ -201,7 +201,7 @@ fn count_published(kind: HandOffKind, n: u64) {
 fn handed_over(state: &AppState, h: &HandOff, handoff_trace: Option<&str>, now: Moment) {
     let delay = (now - h.due_ms).max(Millis::ZERO);
     metrics::histogram!(MONITOR_DISPATCH_DELAY).record(delay.as_secs_f64());
-    if delay > crate::time::seconds(state.settings.monitor.lag_threshold_seconds) {
+    if delay > crate::time::Millis::from_secs(state.settings.monitor.lag_threshold_seconds) {
         metrics::counter!(MONITOR_LAGGING_BEHIND).increment(1);
     }
     // Parsed only when the line is written: every hand-off passes here.
@@ -303,7 +303,8 @@ async fn refused(
     now: Moment,
 ) -> anyhow::Result<()> {
     let backoff_s = (1_u64 << h.failed_attempts.clamp(0, 5)).min(30);
-    let Some(failed) = state.store.mark_publish_failed(&h.id, h.attempt, now + crate::time::seconds(backoff_s)).await?
+    let Some(failed) =
+        state.store.mark_publish_failed(&h.id, h.attempt, now + crate::time::Millis::from_secs(backoff_s)).await?
     else {
         return Ok(());
     };

@@ -62,7 +62,7 @@ impl Store {
             tx.commit().await?;
             return Ok(Attempt::Done(CreateCallInOutcome::Exhausted(expired)));
         };
-        let expires_ms = now + crate::time::seconds(config.expiry_seconds);
+        let expires_ms = now + crate::time::Millis::from_secs(config.expiry_seconds);
         let inserted = sqlx::query(
             "INSERT INTO callin_requests (id, tenant_id, group_name, state, to_number, slot, access_code, from_number,
                  require_caller, callback_id, user_data, expires_ms, created_ms, updated_ms)

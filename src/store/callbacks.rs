@@ -10,7 +10,7 @@ use super::handle::Store;
 use crate::domain::booking::CapacityClaim;
 use crate::domain::callback::{Actor, State};
 use crate::domain::phone::E164;
-use crate::time::{seconds, Millis, Moment};
+use crate::time::{Millis, Moment};
 /// A booking ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewCallback {
@@ -42,7 +42,7 @@ pub struct Ttls {
 
 impl Ttls {
     pub fn of(config: &crate::domain::service::ServiceConfig) -> Ttls {
-        Ttls { queued: seconds(config.queued_ttl_seconds), finished: seconds(config.ttl_seconds) }
+        Ttls { queued: Millis::from_secs(config.queued_ttl_seconds), finished: Millis::from_secs(config.ttl_seconds) }
     }
 }
 
