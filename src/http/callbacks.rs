@@ -212,7 +212,7 @@ pub async fn cancel(
     body: JsonBody<IdParms>,
 ) -> Result<HttpResponse, ApiError> {
     let id = required_id(body.value.id)?;
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     lifecycle::cancel(&state, &auth.tenant, &id).await?;
     Ok(envelope::ok(IdData { id }))
 }
@@ -249,7 +249,7 @@ pub async fn reschedule(
         return Err(ApiError::validation(problems));
     }
     let (id, desired) = (id.unwrap_or_default(), desired.unwrap_or_default());
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     let record = lifecycle::reschedule(&state, &auth.tenant, &id, desired).await?;
     Ok(envelope::ok(RescheduleData { id, desired_time: format_utc(record.desired_ms) }))
 }
@@ -310,7 +310,7 @@ pub async fn update(
     }
     let edit = check_edit(desired_time, user_data, problems)?;
     let id = id.unwrap_or_default();
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     let record = lifecycle::edit(&state, &auth.tenant, &id, edit.desired, edit.user_data, Actor::Api, None).await?;
     Ok(envelope::ok(view(record, None)))
 }

@@ -1,7 +1,5 @@
 //! The request's correlation id: taken from `x-correlation-id` when it is 1–64 of
-//! `[A-Za-z0-9._-]`, else a new UUID v7. Held for the request by `telemetry::corr_id`.
-
-pub use crate::telemetry::corr_id::{current, scope};
+//! `[A-Za-z0-9._-]`, else a new UUID v7. Held for the request by `telemetry::request_context`.
 
 pub const HEADER: &str = "x-correlation-id";
 

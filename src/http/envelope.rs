@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::http::corr_id;
+use crate::telemetry::request_context;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> actix_web::http::StatusCode {
@@ -17,7 +17,7 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_seconds {
             builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        builder.json(self.body(&corr_id::current()))
+        builder.json(self.body(&request_context::corr_id()))
     }
 }
 
@@ -28,5 +28,5 @@ pub fn ok(data: impl Serialize) -> HttpResponse {
 
 pub fn ok_body(data: impl Serialize) -> serde_json::Value {
     // Data types here always serialise (no maps with non-string keys).
-    crate::error::success_body(serde_json::to_value(data).unwrap_or_default(), &corr_id::current())
+    crate::error::success_body(serde_json::to_value(data).unwrap_or_default(), &request_context::corr_id())
 }

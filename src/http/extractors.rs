@@ -212,7 +212,7 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiKeyAuth, ApiError> {
         req.extensions_mut().insert(OriginAllowed);
     }
     tracing::trace!(stage = "authenticated", tenant = %tenant.name, "API key accepted");
-    tracing::Span::current().record("tenant", tenant.name.as_str());
+    crate::telemetry::request_context::record_tenant(&tenant.name);
     Ok(ApiKeyAuth { tenant, scope, client })
 }
 

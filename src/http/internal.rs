@@ -74,7 +74,7 @@ pub async fn report_state(
     body: JsonBody<StateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     apply_report(&state, &id, &body.value.into_report()?).await
 }
 

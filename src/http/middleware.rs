@@ -1,8 +1,9 @@
-//! One middleware around every request: correlation id, W3C trace context, the request span (its fields are
-//! flattened into every log line), the `received`/`responded` log stages, the HTTP metrics with
+//! One middleware around every request: correlation id, W3C trace context, the request context (its
+//! fields are flattened into every log line; a span only when the request is exported), the `received`/`responded` log stages, the HTTP metrics with
 //! exactly the labels of observability.md, and CORS.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -20,6 +21,7 @@ use crate::http::extractors::{OriginAllowed, RequestDeadline, TenantLabel, DEFAU
 use crate::http::Surface;
 use crate::ops::AppState;
 use crate::telemetry::catalogue::{HTTP_DURATION, HTTP_FAILED, HTTP_IN_FLIGHT, HTTP_REQUESTS, UNCAUGHT_EXCEPTION};
+use crate::telemetry::request_context::{self, RequestContext};
 use crate::telemetry::trace_context::{self, TraceContext};
 use crate::telemetry::{handles, otlp};
 
@@ -31,9 +33,11 @@ pub async fn request_telemetry(
     let corr = corr_id::from_header(req.headers().get(corr_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().as_str().to_string();
     let (span, trace) = request_span(&req, &corr, &method);
+    let context = Arc::new(RequestContext::new(corr, trace, method.clone(), span.clone()));
     metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
     let origin = req.headers().get(header::ORIGIN).cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let exported = span.clone();
 
     let work = async move {
         // Preflights carry no API key: answer them here for the union of tenants' origins.
@@ -60,13 +64,11 @@ pub async fn request_telemetry(
                 let status = res.status().as_u16();
                 let took = started.elapsed();
                 record_metrics(&route, &method, &tenant, status, took);
-                let span = tracing::Span::current();
-                span.record("route", route.as_str());
-                if otlp::enabled() && trace.sampled {
-                    otlp::rename(&span, format!("{method} {route}"));
+                let latency_ms = (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+                request_context::with_current(|c| c.record_response(&route, status, latency_ms));
+                if let Some(span) = &exported {
+                    otlp::rename(span, format!("{method} {route}"));
                 }
-                span.record("status", status);
-                span.record("latencyMs", (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
                 if status >= 500 {
                     tracing::warn!(stage = "responded", "request failed");
                 } else {
@@ -74,7 +76,7 @@ pub async fn request_telemetry(
                 }
                 let origin_allowed = res.request().extensions().get::<OriginAllowed>().is_some();
                 let headers = res.headers_mut();
-                if let Ok(value) = HeaderValue::from_str(&corr_id::current()) {
+                if let Ok(value) = HeaderValue::from_str(&request_context::corr_id()) {
                     headers.insert(header::HeaderName::from_static(corr_id::HEADER), value);
                 }
                 if let Some(origin) = origin {
@@ -85,7 +87,8 @@ pub async fn request_telemetry(
             Err(e) => Err(e),
         }
     };
-    let result = corr_id::scope(corr.clone(), work.instrument(span)).await;
+    // Only an exported request has a span: the log lines read the context.
+    let result = request_context::scope(Some(context), work.instrument(span.unwrap_or_else(tracing::Span::none))).await;
     metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
     result
 }
@@ -130,13 +133,13 @@ pub fn route_label(pattern: &str) -> String {
     out
 }
 
-/// The request span and its W3C trace context: a child of the caller's `traceparent` (the trace
-/// continued), or a new trace. On the external listener the caller's sampled flag is not obeyed —
-/// any client could otherwise ask for every request to be recorded — so the decision is ours (the
-/// export's ratio; "not sampled" when nothing is exported). Internal callers (the platform,
-/// operators) are trusted. A sampled request's span is exported, and its ids are the exported
-/// span's; any other request's span is a log context only.
-fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Span, TraceContext) {
+/// The request's W3C trace context, and its span when the request is exported: a child of the
+/// caller's `traceparent` (the trace continued), or a new trace. On the external listener the
+/// caller's sampled flag is not obeyed — any client could otherwise ask for every request to be
+/// recorded — so the decision is ours (the export's ratio; "not sampled" when nothing is
+/// exported). Internal callers (the platform, operators) are trusted. A sampled request's ids are
+/// its exported span's; any other request has no span (its log lines read `RequestContext`).
+fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (Option<tracing::Span>, TraceContext) {
     let external = req.app_data::<Surface>() == Some(&Surface::External);
     let mut parent =
         req.headers().get(trace_context::HEADER).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
@@ -151,35 +154,29 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (tracing::Spa
         },
         |p| p.child(),
     );
-    // Two call sites, one exported: the span's name is its call site's.
-    macro_rules! span {
-        ($name:literal, $trace_id:expr, $span_id:expr) => {
-            tracing::info_span!(
-                $name,
-                corrId = %corr,
-                traceId = $trace_id,
-                spanId = $span_id,
-                method = %method,
-                route = tracing::field::Empty,
-                tenant = tracing::field::Empty,
-                service = tracing::field::Empty,
-                callbackId = tracing::field::Empty,
-                status = tracing::field::Empty,
-                latencyMs = tracing::field::Empty,
-                otel.kind = "server",
-            )
-        };
-    }
     if !own.sampled || !otlp::enabled() {
-        let (trace_id, span_id) = (own.trace_id_hex(), own.span_id_hex());
-        return (span!("request", tracing::field::display(trace_id), tracing::field::display(span_id)), own);
+        return (None, own);
     }
-    let span = span!("sampled_request", tracing::field::Empty, tracing::field::Empty);
+    // The exported span's fields are its attributes.
+    let span = tracing::info_span!(
+        "sampled_request",
+        corrId = %corr,
+        traceId = tracing::field::Empty,
+        spanId = tracing::field::Empty,
+        method = %method,
+        route = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+        service = tracing::field::Empty,
+        callbackId = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latencyMs = tracing::field::Empty,
+        otel.kind = "server",
+    );
     let tracestate = req.headers().get(trace_context::STATE_HEADER).and_then(|v| v.to_str().ok());
     let trace = otlp::start_request(&span, parent, tracestate).unwrap_or(own);
     span.record("traceId", trace.trace_id_hex());
     span.record("spanId", trace.span_id_hex());
-    (span, trace)
+    (Some(span), trace)
 }
 
 /// The request's series, through handles resolved once per label set (`telemetry::handles`).

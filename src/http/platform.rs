@@ -48,7 +48,7 @@ pub async fn report_state(
     body: JsonBody<StateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     let report = body.value.into_report()?;
     if state.store.get_callback(&auth.tenant.id, &id).await?.is_none() {
         return Err(ApiError::not_found("callback"));

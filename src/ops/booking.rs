@@ -74,15 +74,15 @@ pub async fn create(
         }
     }
     let state = state.clone();
-    let corr_id = crate::telemetry::corr_id::current();
+    let context = crate::telemetry::request_context::current();
     let sampled = caller.trace.is_some_and(|t| t.sampled);
     let work = async move { create_to_end(&state, &caller, request, idempotency).await };
     // Exported traces show the booking as an operation of its own inside the request.
     let span = match crate::telemetry::otlp::enabled() && sampled {
         true => tracing::info_span!("create_callback", otel.kind = "internal"),
-        false => tracing::Span::current(),
+        false => tracing::Span::none(),
     };
-    let task = tokio::spawn(crate::telemetry::corr_id::scope(corr_id, work.instrument(span)));
+    let task = tokio::spawn(crate::telemetry::request_context::scope(context, work.instrument(span)));
     task.await.unwrap_or_else(|_| {
         // The panic hook logged where; the request gets the 500 envelope a handler panic gets.
         metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);
@@ -126,7 +126,7 @@ async fn create_to_end(
                 tenant_id: tenant.id.clone(),
                 key: key.to_string(),
                 status: 400,
-                body: e.body(&crate::telemetry::corr_id::current()).to_string(),
+                body: e.body(&crate::telemetry::request_context::corr_id()).to_string(),
             };
             state.store.finish_idempotent(&result).await
         } else {
@@ -173,7 +173,7 @@ async fn book_valid(
     let tenant = &caller.tenant;
     let service = service_context::load(&state.store, &state.services, tenant, &request.service_name).await?;
     *service_label = Some(service.name().to_string());
-    tracing::Span::current().record("service", service.name());
+    crate::telemetry::request_context::record_service(service.name());
     let rules = service.rules();
     let config = &service.record.config;
     let now = crate::time::now();
@@ -199,7 +199,7 @@ async fn book_valid(
     // Steps 5 and 6: capacity, guards and the insert in one transaction (shared with the
     // bookings that arrived meanwhile: `store::writer`).
     let id = state.store.faults().take_booking_id_collision(phone).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let body = crate::error::success_body(json!({ "id": id }), &crate::telemetry::corr_id::current());
+    let body = crate::error::success_body(json!({ "id": id }), &crate::telemetry::request_context::corr_id());
     let replay = idempotency_key.map(|key| IdempotencyResult {
         tenant_id: tenant.id.clone(),
         key: key.to_string(),
@@ -221,7 +221,7 @@ async fn book_valid(
         desired_ms: decision.desired_ms,
         due_ms: decision.due_ms,
         priority: decision.priority,
-        corr_id: crate::telemetry::corr_id::current(),
+        corr_id: crate::telemetry::request_context::corr_id(),
         claimed_by: decision.claimed.then(|| state.replica_id.clone()),
         details: request.details,
         now,
@@ -253,7 +253,7 @@ async fn book_valid(
     if decision.claimed {
         state.handoff_wake.notify_one();
     }
-    crate::telemetry::record_callback_id(&id);
+    crate::telemetry::request_context::record_callback_id(&id);
     tracing::trace!(stage = "stored", callbackId = %id, state = decision.initial_state.as_str(), "callback stored");
     let labels = [("tenant", tenant.name.as_str()), ("service", service.name()), ("type", decision.kind.as_label())];
     crate::telemetry::handles::counter(CALLBACKS_CREATED, &labels).increment(1);

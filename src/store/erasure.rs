@@ -204,7 +204,7 @@ impl Store {
             // The audit entry keeps the count and the request's corrId only: a hash of the number
             // could be brute-forced.
             let audit = AuditEntry {
-                body: Some(serde_json::json!({ "records": erased.total(), "corrId": crate::telemetry::corr_id::current() }).to_string()),
+                body: Some(serde_json::json!({ "records": erased.total(), "corrId": crate::telemetry::request_context::corr_id() }).to_string()),
                 ..audit.clone()
             };
             append_audit(&mut tx, &audit, now).await?;

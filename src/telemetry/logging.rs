@@ -1,5 +1,5 @@
-//! JSON logs on stdout: one valid object per line, span fields flattened to the top level
-//! (`corrId`, `tenant`, `service`, `callbackId`, `route`, ...), long values cut at `log.max_len`,
+//! JSON logs on stdout: one valid object per line, the request's fields (`request_context`) and
+//! span fields flattened to the top level (`corrId`, `tenant`, `service`, `callbackId`, `route`, ...), long values cut at `log.max_len`,
 //! written through a non-blocking writer so a slow stdout never stalls a request. A line the
 //! writer has to drop counts `LOGGING_FAILURE`.
 
@@ -19,6 +19,7 @@ use tracing_subscriber::{reload, Layer, Registry};
 use crate::config::parse_log_filter;
 use crate::telemetry::catalogue::LOGGING_FAILURE;
 use crate::telemetry::log_writer::{self, LineSender};
+use crate::telemetry::request_context::{self, RequestContext};
 
 /// Runtime control of the log filter (`PUT /admin/v1/log-level`).
 #[derive(Clone)]
@@ -198,6 +199,36 @@ impl Rendered {
         });
     }
 
+    /// The request's fields (`telemetry::request_context`), rendered for this line: before any
+    /// span's or the event's own, so theirs win.
+    fn push_request(&mut self, request: &RequestContext, max_len: usize) {
+        self.push_str("corrId", &request.corr_id, max_len);
+        self.push_with("traceId", |out| push_hex(out, &request.trace.trace_id));
+        self.push_with("spanId", |out| push_hex(out, &request.trace.span_id));
+        self.push_str("method", &request.method, max_len);
+        let recorded = request.recorded();
+        for (key, value) in [
+            ("route", &recorded.route),
+            ("tenant", &recorded.tenant),
+            ("service", &recorded.service),
+            ("callbackId", &recorded.callback_id),
+        ] {
+            if let Some(value) = value {
+                self.push_str(key, value, max_len);
+            }
+        }
+        if let Some(status) = recorded.status {
+            self.push_with("status", |out| {
+                let _ = write!(out, "{status}");
+            });
+        }
+        if let Some(latency) = recorded.latency_ms {
+            self.push_with("latencyMs", |out| {
+                let _ = serde_json::to_writer(out, &latency);
+            });
+        }
+    }
+
     /// Copy `other`'s fields (already rendered) after ours.
     fn extend_from(&mut self, other: &Rendered) {
         for (key, range) in &other.fields {
@@ -231,6 +262,13 @@ impl Rendered {
         }
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// Lower-case hex in quotes, as W3C Trace Context writes ids.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(hex::encode(bytes).as_bytes());
+    out.push(b'"');
 }
 
 /// Span fields, rendered when the span is created (and again for a field recorded later).
@@ -359,6 +397,7 @@ impl JsonLayer {
         fields.push_with("target", |out| {
             let _ = serde_json::to_writer(out, meta.target());
         });
+        request_context::with_current(|request| fields.push_request(request, self.max_len));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(span_fields) = span.extensions().get::<SpanFields>() {

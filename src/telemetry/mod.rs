@@ -1,7 +1,6 @@
 //! Observability: the metric catalogue, alarms, logs.
 
 pub mod catalogue;
-pub mod corr_id;
 pub mod dns;
 pub mod event_loop;
 pub mod faults;
@@ -10,6 +9,7 @@ pub mod log_writer;
 pub mod logging;
 pub mod otlp;
 pub mod process;
+pub mod request_context;
 pub mod supervise;
 pub mod trace_context;
 
@@ -32,14 +32,4 @@ pub fn publish_tolerances(alerts: &AlertSettings) {
     for (name, value) in pairs {
         metrics::gauge!(name).set(value);
     }
-}
-
-/// Ids written into the request span are cut to this many characters: a client-sent id is input,
-/// and every log line of the request repeats it (issue 23).
-pub const SPAN_ID_MAX: usize = 64;
-
-/// Record `id` (a callback id from a request) as the span's `callbackId`, cut to `SPAN_ID_MAX`.
-pub fn record_callback_id(id: &str) {
-    let cut = id.char_indices().nth(SPAN_ID_MAX).map_or(id, |(at, _)| &id[..at]);
-    tracing::Span::current().record("callbackId", cut);
 }

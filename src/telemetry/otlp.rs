@@ -6,7 +6,7 @@
 //! `opentelemetry-otlp` sends them. Ours are thin pieces around them:
 //! - sampling is decided where a trace enters (parent-based, the ratio for new traces: the SDK's
 //!   `TraceIdRatioBased` on our trace id), *before* any exported span exists: an unsampled request
-//!   creates none (its span is a log context only), so at a ratio of 0.01 the other 99 % cost what
+//!   creates no span at all (its log lines read `request_context`), so at a ratio of 0.01 the other 99 % cost what
 //!   they cost without export. Exported spans are therefore all sampled: the SDK's sampler is
 //!   parent-based over always-on. A hand-off or batch span exists when a booking it links to was
 //!   sampled;
@@ -37,7 +37,7 @@ use crate::telemetry::trace_context::TraceContext;
 /// The spans that become OpenTelemetry spans; every other span stays a log context only (the
 /// exporter's cost is paid for these alone).
 pub const EXPORTED_SPANS: &[&str] = &[REQUEST_SPAN, BOOKING_SPAN, BATCH_SPAN, HANDOFF_SPAN];
-/// A sampled request's span (an unsampled one is named `request` and never exported).
+/// A sampled request's span (an unsampled request has none).
 pub const REQUEST_SPAN: &str = "sampled_request";
 pub const BOOKING_SPAN: &str = "create_callback";
 pub const BATCH_SPAN: &str = "booking_batch";

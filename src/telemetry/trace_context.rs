@@ -1,6 +1,6 @@
 //! W3C Trace Context (issue 25): the `traceparent` header parsed, continued or started
-//! (www.w3.org/TR/trace-context). A request's trace id and its own span id are fields of the
-//! request span, so every log line of the request carries `traceId` and `spanId`.
+//! (www.w3.org/TR/trace-context). A request's trace id and its own span id are held in its
+//! `request_context`, so every log line of the request carries `traceId` and `spanId`.
 
 use rand::RngCore;
 
