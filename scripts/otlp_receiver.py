@@ -35,6 +35,9 @@ def attributes(attrs):
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Connections kept alive, as a collector keeps them: an exporter is not charged a connect per batch.
+    protocol_version = "HTTP/1.1"
+
     def log_message(self, *args):
         pass
 
@@ -42,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
             self.send_response(400)
+            self.send_header("content-length", "0")
             self.end_headers()
             return
         request = ExportTraceServiceRequest()

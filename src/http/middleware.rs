@@ -13,7 +13,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
-use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::http::corr_id;
@@ -33,11 +32,10 @@ pub async fn request_telemetry(
     let corr = corr_id::from_header(req.headers().get(corr_id::HEADER).and_then(|v| v.to_str().ok()));
     let method = req.method().as_str().to_string();
     let (span, trace) = request_span(&req, &corr, &method);
-    let context = Arc::new(RequestContext::new(corr, trace, method.clone(), span.clone()));
+    let context = Arc::new(RequestContext::new(corr, trace, method.clone(), span));
     metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
     let origin = req.headers().get(header::ORIGIN).cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let exported = span.clone();
 
     let work = async move {
         // Preflights carry no API key: answer them here for the union of tenants' origins.
@@ -66,9 +64,6 @@ pub async fn request_telemetry(
                 record_metrics(&route, &method, &tenant, status, took);
                 let latency_ms = (took.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
                 request_context::with_current(|c| c.record_response(&route, status, latency_ms));
-                if let Some(span) = &exported {
-                    otlp::rename(span, format!("{method} {route}"));
-                }
                 if status >= 500 {
                     tracing::warn!(stage = "responded", "request failed");
                 } else {
@@ -87,8 +82,8 @@ pub async fn request_telemetry(
             Err(e) => Err(e),
         }
     };
-    // Only an exported request has a span: the log lines read the context.
-    let result = request_context::scope(Some(context), work.instrument(span.unwrap_or_else(tracing::Span::none))).await;
+    // The exported span (if any) is held by the context and ends with it; never entered.
+    let result = request_context::scope(Some(context), work).await;
     metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
     result
 }
@@ -157,25 +152,20 @@ fn request_span(req: &ServiceRequest, corr: &str, method: &str) -> (Option<traci
     if !own.sampled || !otlp::enabled() {
         return (None, own);
     }
-    // The exported span's fields are its attributes.
+    // The exported span's fields are its attributes (its ids and duration are the span's own).
     let span = tracing::info_span!(
         "sampled_request",
         corrId = %corr,
-        traceId = tracing::field::Empty,
-        spanId = tracing::field::Empty,
         method = %method,
         route = tracing::field::Empty,
         tenant = tracing::field::Empty,
         service = tracing::field::Empty,
         callbackId = tracing::field::Empty,
         status = tracing::field::Empty,
-        latencyMs = tracing::field::Empty,
         otel.kind = "server",
     );
     let tracestate = req.headers().get(trace_context::STATE_HEADER).and_then(|v| v.to_str().ok());
     let trace = otlp::start_request(&span, parent, tracestate).unwrap_or(own);
-    span.record("traceId", trace.trace_id_hex());
-    span.record("spanId", trace.span_id_hex());
     (Some(span), trace)
 }
 

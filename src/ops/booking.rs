@@ -7,8 +7,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::Instrument;
-
 use serde_json::{json, Map, Value};
 
 use super::service_context::{self, ServiceContext};
@@ -75,14 +73,17 @@ pub async fn create(
     }
     let state = state.clone();
     let context = crate::telemetry::request_context::current();
-    let sampled = caller.trace.is_some_and(|t| t.sampled);
-    let work = async move { create_to_end(&state, &caller, request, idempotency).await };
-    // Exported traces show the booking as an operation of its own inside the request.
-    let span = match crate::telemetry::otlp::enabled() && sampled {
-        true => tracing::info_span!("create_callback", otel.kind = "internal"),
-        false => tracing::Span::none(),
+    // Exported traces show the booking as an operation of its own inside the request: a span that
+    // lasts as long as the task (not entered: see `request_context` for why no span is).
+    let span = context
+        .as_ref()
+        .and_then(|c| c.exported())
+        .map(|request| tracing::info_span!(parent: request, "create_callback", otel.kind = "internal"));
+    let work = async move {
+        let _span = span;
+        create_to_end(&state, &caller, request, idempotency).await
     };
-    let task = tokio::spawn(crate::telemetry::request_context::scope(context, work.instrument(span)));
+    let task = tokio::spawn(crate::telemetry::request_context::scope(context, work));
     task.await.unwrap_or_else(|_| {
         // The panic hook logged where; the request gets the 500 envelope a handler panic gets.
         metrics::counter!(UNCAUGHT_EXCEPTION).increment(1);

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, FilterExt};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -74,6 +74,11 @@ pub fn init(
     let (writer, guard) = log_writer::spawn(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) }, 64 * 1024)
         .map_err(|e| format!("cannot start the log writer: {e}"))?;
     let (filter, handle) = reload::Layer::new(filter);
+    // The exported spans are the exporter's: the request's log fields come from its
+    // `request_context`, and rendering a sampled span's attributes again would only cost.
+    let filter = filter.and(tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.is_span() && crate::telemetry::otlp::EXPORTED_SPANS.contains(&meta.name()))
+    }));
     let layer = JsonLayer { writer, max_len };
     let exported = export.map(|tracer| {
         tracing_opentelemetry::layer()

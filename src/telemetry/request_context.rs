@@ -9,10 +9,14 @@
 //! recorded — whether or not a line is ever written. At `info` a booking writes one line, and that
 //! bookkeeping cost more than the line. Here a field is a value stored once; the log layer
 //! (`telemetry::logging`) renders the fields only into a line it writes. A request whose trace is
-//! exported still has a span for the exporter: fields recorded here are recorded on it too.
+//! exported still has a span for the exporter: fields recorded here are recorded on it too. Even
+//! that span is never entered: nothing needs it current (its children name it as their parent,
+//! and the log layer reads this context), it ends when it is dropped, and an entered span costs
+//! the subscriber's bookkeeping and the exporter's clock read on every poll.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::telemetry::otlp;
 use crate::telemetry::trace_context::TraceContext;
 
 /// Ids written into the context are cut to this many characters: a client-sent id is input, and
@@ -49,22 +53,28 @@ impl RequestContext {
         RequestContext { corr_id, trace, method, recorded: Mutex::new(Recorded::default()), exported }
     }
 
+    /// The request's exported span, the parent of the spans its work exports.
+    pub fn exported(&self) -> Option<&tracing::Span> {
+        self.exported.as_ref()
+    }
+
     /// The fields recorded so far (the log layer renders them into a line).
     pub fn recorded(&self) -> MutexGuard<'_, Recorded> {
         // A panic while a field was stored leaves plain values: still fit to log.
         self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The route, status and latency, known when the response is.
+    /// The route, status and latency, known when the response is (the exported span is named
+    /// after the route then: it is known only after routing).
     pub fn record_response(&self, route: &str, status: u16, latency_ms: f64) {
         let mut recorded = self.recorded();
         recorded.route = Some(route.to_string());
         recorded.status = Some(status);
         recorded.latency_ms = Some(latency_ms);
         if let Some(span) = &self.exported {
+            otlp::rename(span, format!("{} {route}", self.method));
             span.record("route", route);
             span.record("status", status);
-            span.record("latencyMs", latency_ms);
         }
     }
 }
