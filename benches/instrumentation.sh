@@ -6,7 +6,8 @@
 # measured in one run with the modes interleaved (ROUNDS rounds) so machine noise hits all alike;
 # then the event-loop probes' idle cost and the /metrics render time with 10,000 series (criterion
 # bench `metrics_render`). Prints the medians and each mode's cost over off (medians: one disturbed round moves a
-# mean by more than the 5 % budget on this machine). CPU per booking, not throughput: on 2 cores
+# mean by more than the 5 % budget on this machine), and the median of each round's own ratios (a round's
+# runs are seconds apart; rounds are minutes apart and the machine drifts between them). CPU per booking, not throughput: on 2 cores
 # the client, PostgreSQL and Ringback share the machine, and throughput mostly measures them.
 #
 #   benches/instrumentation.sh [seconds per run] [rounds] [connections]   (SKIP_RENDER=1: no render bench)
@@ -62,13 +63,20 @@ run() {
 }
 
 MODES=${MODES:-off info trace otlp-0.01 otlp-1}
-declare -A CPU
+declare -A CPU ROUND RATIO_OFF RATIO_INFO
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
     read -r cpu rps < <(run "$mode")
     lines=$(wc -l <"$WORK/server-$mode.log")
     echo "round $round, logs $mode: ${cpu} µs CPU per booking, $rps bookings/s ($lines log lines)"
     CPU[$mode]="${CPU[$mode]:-} $cpu"
+    ROUND[$mode]=$cpu
+  done
+  # This round's ratios: modes run minutes apart drift together, so a round's pair is the
+  # steadier comparison; their median is reported beside the median of each mode's figures.
+  for mode in $MODES; do
+    RATIO_OFF[$mode]="${RATIO_OFF[$mode]:-} $(awk -v x="${ROUND[$mode]}" -v o="${ROUND[off]:-0}" 'BEGIN { print (o > 0) ? x / o : 0 }')"
+    RATIO_INFO[$mode]="${RATIO_INFO[$mode]:-} $(awk -v x="${ROUND[$mode]}" -v i="${ROUND[info]:-0}" 'BEGIN { print (i > 0) ? x / i : 0 }')"
   done
 done
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
@@ -78,11 +86,12 @@ for mode in $MODES; do MEDIAN[$mode]=$(echo "${CPU[$mode]}" | median); done
 
 echo
 echo "spans the receiver decoded: $(curl -s "$COLLECTOR_URL/spans")"
-echo "| mode | CPU µs per booking (median of $ROUNDS × ${DURATION}s, interleaved) | vs off | vs info |"
-echo "|---|---|---|---|"
+echo "| mode | CPU µs per booking (median of $ROUNDS × ${DURATION}s, interleaved) | vs off | vs info | median of the rounds' own ratios: vs off | vs info |"
+echo "|---|---|---|---|---|---|"
 for mode in $MODES; do
-  awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" -v i="${MEDIAN[info]}" \
-    'BEGIN { printf "| %s | %.1f | %+.1f %% | %+.1f %% |\n", m, x, (x / o - 1) * 100, (x / i - 1) * 100 }'
+  r_off=$(echo "${RATIO_OFF[$mode]}" | median); r_info=$(echo "${RATIO_INFO[$mode]}" | median)
+  awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" -v i="${MEDIAN[info]}" -v ro="$r_off" -v ri="$r_info" \
+    'BEGIN { printf "| %s | %.1f | %+.1f %% | %+.1f %% | %+.1f %% | %+.1f %% |\n", m, x, (x / o - 1) * 100, (x / i - 1) * 100, (ro - 1) * 100, (ri - 1) * 100 }'
 done
 awk -v i="${MEDIAN[info]:-0}" -v t="${MEDIAN[trace]:-0}" -v o="${MEDIAN[off]:-1}" -v a="${MEDIAN[otlp-0.01]:-0}" -v b="${MEDIAN[otlp-1]:-0}" \
   'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%), OTLP 0.01 %+.1f %% over info (target <= 3 %%), OTLP 1.0 %+.1f %% over info (target <= 25 %%)\n", (i / o - 1) * 100, (t / o - 1) * 100, (a / i - 1) * 100, (b / i - 1) * 100 }'

@@ -71,8 +71,8 @@ pub fn init(
         return Ok((control.clone(), None));
     }
     let filter = parse_log_filter(level)?;
-    let (writer, guard) = log_writer::spawn(StdoutSink { pending: Vec::with_capacity(SINK_BATCH_BYTES) }, 64 * 1024)
-        .map_err(|e| format!("cannot start the log writer: {e}"))?;
+    let (writer, guard) =
+        log_writer::spawn(StdoutSink, WRITER_BUFFER_BYTES).map_err(|e| format!("cannot start the log writer: {e}"))?;
     let (filter, handle) = reload::Layer::new(filter);
     // The exported spans are the exporter's: the request's log fields come from its
     // `request_context`, and rendering a sampled span's attributes again would only cost.
@@ -106,48 +106,31 @@ pub fn init(
     Ok((control, Some(LogGuard { _guard: guard })))
 }
 
-/// Stdout as the writer thread (`log_writer`) sees it. Lines are gathered while the writer drains
-/// its queue and written with one `write` when the queue is drained (it flushes then) or the batch
-/// passes `SINK_BATCH_BYTES`: one syscall for many lines under load. Lines arrive
-/// whole and leave whole, so none is interleaved or cut. A batch that cannot be written (stdout
+/// Stdout as the writer thread (`log_writer`) sees it: each batch of whole lines the writer takes
+/// leaves in one `write`, so none is interleaved or cut. A batch that cannot be written (stdout
 /// closed, a broken pipe) counts `LOGGING_FAILURE` once per line — the writer thread would
 /// otherwise drop it silently. Fault injection can make it stall like a stuck terminal.
-struct StdoutSink {
-    pending: Vec<u8>,
-}
+struct StdoutSink;
 
-const SINK_BATCH_BYTES: usize = 64 * 1024;
+/// Lines waiting for the writer, at most: about 1.5 s of `trace` logging under full load.
+const WRITER_BUFFER_BYTES: usize = 16 << 20;
 
 impl std::io::Write for StdoutSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        if self.pending.len() >= SINK_BATCH_BYTES {
-            self.flush()?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
+    fn write(&mut self, batch: &[u8]) -> std::io::Result<usize> {
         if let Some(stall) = crate::telemetry::faults::log_writer_stall() {
             std::thread::sleep(stall);
         }
         let mut out = std::io::stdout().lock();
         // `write_all` retries an interrupted write: nothing is lost to a signal.
-        if out.write_all(&self.pending).and_then(|()| out.flush()).is_err() {
-            let lines = self.pending.iter().filter(|b| **b == b'\n').count();
+        if out.write_all(batch).and_then(|()| out.flush()).is_err() {
+            let lines = batch.iter().filter(|b| **b == b'\n').count();
             metrics::counter!(LOGGING_FAILURE).increment(lines as u64);
         }
-        self.pending.clear();
-        Ok(())
+        Ok(batch.len())
     }
-}
 
-impl Drop for StdoutSink {
-    fn drop(&mut self) {
-        let _ = std::io::Write::flush(self);
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -269,6 +252,22 @@ impl Rendered {
     }
 }
 
+/// `"2026-12-07T01:32:39.958Z"`, as `time::format_utc` writes it: the text up to the second is
+/// formatted once a second per thread (formatting a date is most of a short line's cost).
+fn push_timestamp(out: &mut Vec<u8>, at: crate::time::Moment) {
+    let (second, milli) = (at.as_ms().div_euclid(1000), at.as_ms().rem_euclid(1000));
+    SECOND_TEXT.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != Some(second) {
+            let text = crate::time::format_utc(crate::time::Moment::from_ms(second * 1000));
+            *cached = (Some(second), text.trim_end_matches(".000Z").to_string());
+        }
+        out.push(b'"');
+        out.extend_from_slice(cached.1.as_bytes());
+        let _ = write!(out, ".{milli:03}Z\"");
+    });
+}
+
 /// Lower-case hex in quotes, as W3C Trace Context writes ids.
 fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
@@ -344,6 +343,8 @@ thread_local! {
     /// Reused per thread: a line's fields and its text, and a `Debug` value's text.
     static LINE: RefCell<(Rendered, Vec<u8>)> = RefCell::new((Rendered::default(), Vec::with_capacity(1024)));
     static DEBUG_TEXT: RefCell<String> = RefCell::new(String::with_capacity(256));
+    /// The last second a line was stamped with, and its text up to the seconds.
+    static SECOND_TEXT: RefCell<(Option<i64>, String)> = const { RefCell::new((None, String::new())) };
 }
 
 impl<S> Layer<S> for JsonLayer
@@ -388,9 +389,7 @@ impl JsonLayer {
         fields.clear();
         text.clear();
         let meta = event.metadata();
-        fields.push_with("timestamp", |out| {
-            let _ = serde_json::to_writer(out, &crate::time::format_utc(crate::time::now()));
-        });
+        fields.push_with("timestamp", |out| push_timestamp(out, crate::time::now()));
         let level: &[u8] = match *meta.level() {
             tracing::Level::TRACE => b"\"trace\"",
             tracing::Level::DEBUG => b"\"debug\"",
@@ -426,6 +425,16 @@ mod tests {
         assert!(parse_log_filter("warn,ringback::http=debug").is_ok());
         assert!(parse_log_filter("").is_err());
         assert!(parse_log_filter("loud=[").is_err());
+    }
+
+    #[test]
+    fn timestamps_read_as_format_utc_writes_them_within_a_second_and_across_seconds() {
+        for ms in [0, 999, 1_000, 1_796_000_123_456, 1_796_000_123_007, 1_796_000_124_000] {
+            let at = crate::time::Moment::from_ms(ms);
+            let mut out = Vec::new();
+            push_timestamp(&mut out, at);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("\"{}\"", crate::time::format_utc(at)));
+        }
     }
 
     #[test]

@@ -126,3 +126,28 @@ fn record(name: &'static str, value: &str, field: impl FnOnce(&mut Recorded) -> 
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_a_task_the_request_spawns_records_reaches_the_requests_context() {
+        let context = Arc::new(RequestContext::new("c-1".into(), TraceContext::root(false), "POST".into(), None));
+        scope(Some(context.clone()), async {
+            record_tenant("acme");
+            let booking = scope(current(), async {
+                record_service("sales");
+                record_callback_id(&"é".repeat(100));
+                corr_id()
+            });
+            assert_eq!(tokio::spawn(booking).await.unwrap(), "c-1");
+        })
+        .await;
+        let recorded = context.recorded();
+        assert_eq!(recorded.tenant.as_deref(), Some("acme"));
+        assert_eq!(recorded.service.as_deref(), Some("sales"));
+        assert_eq!(recorded.callback_id.as_ref().map(|id| id.chars().count()), Some(ID_MAX));
+        assert_eq!(corr_id(), "-", "outside the request");
+    }
+}

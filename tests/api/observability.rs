@@ -136,7 +136,7 @@ async fn oversized_bodies_count_invalid_content_length_each() {
 async fn a_stalled_log_writer_drops_lines_counts_them_and_stalls_no_request() {
     let s = Subject::start(&[]).await;
     assert_eq!(s.alarm("LOGGING_FAILURE").await, 0.0);
-    // More lines than the writer's 64 Ki-line buffer while it is stuck: the request still returns.
+    // More lines (~300 bytes each) than the writer's 16 MiB buffer while it is stuck: the request still returns.
     let (status, body) = s.admin(Method::POST, "/faults/stall-log-writer", json!({ "ms": 3000, "lines": 80000 })).await;
     assert_eq!(status, 200, "{body}");
     let dropped = s.alarm("LOGGING_FAILURE").await;
