@@ -1,7 +1,8 @@
 # Shared by the HTTP benchmarks (sourced, not run): start the release binary on a PostgreSQL
 # database, provision the `bench` tenant with its `load` service (limits raised out of the way:
 # these measure the booking pipeline, not refusals), and the wrk script for scheduled bookings.
-# Expects PORT, TOKEN, CONNECTIONS and WORK to be set by the caller; BENCH_REDIS_URL, when set, is
+# Expects PORT, TOKEN, CONNECTIONS and WORK to be set by the caller (DB_POOL, when set, is the
+# server's database pool, else CONNECTIONS); BENCH_REDIS_URL, when set, is
 # the cache Redis (throttles) and dispatch stream.
 
 BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
@@ -9,7 +10,7 @@ BENCH_BIN="${CARGO_TARGET_DIR:-target}/release/ringback"
 # start_bench_server DATABASE_URL LOG_LEVEL LOG_FILE: sets SERVER, returns once ready.
 start_bench_server() {
   RINGBACK__DATABASE__URL="$1" RINGBACK__LISTEN__INTERNAL="127.0.0.1:$PORT" RINGBACK__LISTEN__EXTERNAL="" \
-  RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="$CONNECTIONS" RINGBACK_LOG="$2" \
+  RINGBACK__ADMIN__TOKENS="$TOKEN" RINGBACK__DATABASE__MAX_CONNECTIONS="${DB_POOL:-$CONNECTIONS}" RINGBACK_LOG="$2" \
   RINGBACK__REDIS__URL="${BENCH_REDIS_URL:-}" RINGBACK__MONITOR__DISPATCH="$([ -n "${BENCH_REDIS_URL:-}" ] && echo stream || echo none)" \
     "$BENCH_BIN" serve >"$3" 2>&1 &
   SERVER=$!

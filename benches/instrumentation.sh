@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Cost of instrumentation (on demand, not in CI): the server's CPU per acknowledged booking
 # (PostgreSQL + Redis throttles, CONNECTIONS connections, the log written to a file as a container
-# runtime would) with logs off, at info, at trace, and at info with OpenTelemetry export to a
-# local OTLP receiver (scripts/otlp-receiver.sh --count-only) at sample ratio 0.01 and 1.0,
-# measured in one run with the modes interleaved (ROUNDS rounds) so machine noise hits all alike;
-# then the event-loop probes' idle cost and the /metrics render time with 10,000 series (criterion
-# bench `metrics_render`). Prints the medians and each mode's cost over off (medians: one disturbed round moves a
-# mean by more than the 5 % budget on this machine), and the median of each round's own ratios (a round's
-# runs are seconds apart; rounds are minutes apart and the machine drifts between them). CPU per booking, not throughput: on 2 cores
-# the client, PostgreSQL and Ringback share the machine, and throughput mostly measures them.
+# runtime would) at info, at trace, and at info with OpenTelemetry export to a local OTLP receiver
+# (scripts/otlp-receiver.sh --count-only) at sample ratio 0.01 and 1.0, each measured side by side
+# with a server whose logs are off (two servers, two databases, two wrk clients at once), ROUNDS
+# rounds of all modes: machine noise hits a pair alike, where runs seconds apart can differ by
+# ±20 % on these VMs. Prints each mode's median ratio over its off twin, and OTLP's over info (each
+# round's OTLP ratio over its info ratio); then the event-loop probes' idle cost and the /metrics
+# render time with 10,000 series (criterion bench `metrics_render`). CPU per booking, not
+# throughput: on 2 cores the clients, PostgreSQL and Ringback share the machine, and throughput
+# mostly measures them.
 #
 #   benches/instrumentation.sh [seconds per run] [rounds] [connections]   (SKIP_RENDER=1: no render bench)
 # Targets (issue 25): info within 5 % of off, trace within 30 %, OTLP at 0.01 within 3 % of info,
@@ -39,62 +40,85 @@ COLLECTOR_URL="http://127.0.0.1:$(cat "$WORK/otlp.port")"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 
-# One measured run: a fresh database, the server in mode $1 (a log level, or otlp-<ratio>: info
-# and spans exported at that ratio) writing its log to a file, wrk for DURATION seconds. Prints
-# the server's CPU µs per booking answered 2xx, and bookings/s.
-run() {
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
-  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+# A server in mode $1 (a log level, or otlp-<ratio>: info and spans exported at that ratio) on
+# port $2, database $3 and Redis database $4, writing its log to a file; sets SERVER and writes
+# the wrk script for its tenant to $WORK/create-$2.lua.
+start_mode() {
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $3" -c "CREATE DATABASE $3" >/dev/null
+  redis-cli -p "$REDIS_PORT" -n "$4" flushdb >/dev/null
+  PORT=$2
   case "$1" in
-    otlp-*) RINGBACK__TELEMETRY__OTLP__ENDPOINT="$COLLECTOR_URL" RINGBACK__TELEMETRY__OTLP__SAMPLE_RATIO="${1#otlp-}" \
-              start_bench_server "$PG/$DB" info "$WORK/server-$1.log" ;;
-    *) start_bench_server "$PG/$DB" "$1" "$WORK/server-$1.log" ;;
+    otlp-*) BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/$4" RINGBACK__TELEMETRY__OTLP__ENDPOINT="$COLLECTOR_URL" \
+              RINGBACK__TELEMETRY__OTLP__SAMPLE_RATIO="${1#otlp-}" start_bench_server "$PG/$3" info "$WORK/server-$1.log" ;;
+    *) BENCH_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/$4" start_bench_server "$PG/$3" "$1" "$WORK/server-$1.log" ;;
   esac
-  write_create_lua "$WORK/create.lua" "$(provision_bench_tenant)"
-  local before after total non2xx
-  before=$(cpu_ticks "$SERVER")
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.txt"
-  after=$(cpu_ticks "$SERVER")
-  stop_bench_server
-  total=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.txt")
-  awk -v t="$((after - before))" -v hz="$TICKS" -v n="$((total - ${non2xx:-0}))" -v d="$DURATION" \
-    'BEGIN { printf "%.1f %.0f\n", t * 1e6 / hz / n, n / d }'
+  write_create_lua "$WORK/create-$2.lua" "$(provision_bench_tenant)"
 }
 
-MODES=${MODES:-off info trace otlp-0.01 otlp-1}
-declare -A CPU ROUND RATIO_OFF RATIO_INFO
+# One measured pair: logs off and mode $1 side by side, each on its own database with its own wrk
+# (CONNECTIONS connections each) for DURATION seconds, so whatever the machine does in those
+# seconds (these VMs drift by ±20 % between runs minutes apart) befalls both. Prints each
+# server's CPU µs per booking answered 2xx and bookings/s: "off_cpu mode_cpu off_rps mode_rps".
+pair() {
+  start_mode off "$PORT_A" "${DB}_a" 1; local a=$SERVER
+  start_mode "$1" "$PORT_B" "${DB}_b" 2; local b=$SERVER
+  local a0 b0 a1 b1
+  a0=$(cpu_ticks "$a"); b0=$(cpu_ticks "$b")
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create-$PORT_A.lua" "http://127.0.0.1:$PORT_A" >"$WORK/wrk-a.txt" &
+  local wa=$!
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create-$PORT_B.lua" "http://127.0.0.1:$PORT_B" >"$WORK/wrk-b.txt"
+  wait "$wa"
+  a1=$(cpu_ticks "$a"); b1=$(cpu_ticks "$b")
+  SERVER=$a stop_bench_server; SERVER=$b stop_bench_server
+  per_booking() { # ticks wrk-output
+    local total non2xx
+    total=$(awk '/requests in/ {print $1}' "$2"); non2xx=$(awk '/Non-2xx/ {print $5}' "$2")
+    awk -v t="$1" -v hz="$TICKS" -v n="$((total - ${non2xx:-0}))" -v d="$DURATION" 'BEGIN { printf "%.1f %.0f\n", t * 1e6 / hz / n, n / d }'
+  }
+  read -r ca ra < <(per_booking "$((a1 - a0))" "$WORK/wrk-a.txt")
+  read -r cb rb < <(per_booking "$((b1 - b0))" "$WORK/wrk-b.txt")
+  echo "$ca $cb $ra $rb"
+}
+
+PORT_A=$PORT
+# Two pools side by side stay within PostgreSQL's default 100 connections.
+export DB_POOL=${DB_POOL:-40}
+PORT_B=$((PORT + 2))
+MODES=${MODES:-info trace otlp-0.01 otlp-1}
+declare -A CPU RATIO
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
-    read -r cpu rps < <(run "$mode")
-    lines=$(wc -l <"$WORK/server-$mode.log")
-    echo "round $round, logs $mode: ${cpu} µs CPU per booking, $rps bookings/s ($lines log lines)"
+    read -r off cpu off_rps rps < <(pair "$mode" | tail -1)
+    echo "round $round, logs off beside $mode: ${off} · ${cpu} µs CPU per booking (×$(awk -v a="$off" -v b="$cpu" 'BEGIN { printf "%.3f", b / a }')), $off_rps · $rps bookings/s ($(wc -l <"$WORK/server-$mode.log") log lines)"
+    CPU[off]="${CPU[off]:-} $off"
     CPU[$mode]="${CPU[$mode]:-} $cpu"
-    ROUND[$mode]=$cpu
-  done
-  # This round's ratios: modes run minutes apart drift together, so a round's pair is the
-  # steadier comparison; their median is reported beside the median of each mode's figures.
-  for mode in $MODES; do
-    RATIO_OFF[$mode]="${RATIO_OFF[$mode]:-} $(awk -v x="${ROUND[$mode]}" -v o="${ROUND[off]:-0}" 'BEGIN { print (o > 0) ? x / o : 0 }')"
-    RATIO_INFO[$mode]="${RATIO_INFO[$mode]:-} $(awk -v x="${ROUND[$mode]}" -v i="${ROUND[info]:-0}" 'BEGIN { print (i > 0) ? x / i : 0 }')"
+    RATIO[$mode]="${RATIO[$mode]:-} $(awk -v a="$off" -v b="$cpu" 'BEGIN { print b / a }')"
   done
 done
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
+for db in "${DB}_a" "${DB}_b"; do psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A MEDIAN
-for mode in $MODES; do MEDIAN[$mode]=$(echo "${CPU[$mode]}" | median); done
+for mode in $MODES; do MEDIAN[$mode]=$(echo "${RATIO[$mode]}" | median); done
+# OTLP over info: each round's OTLP ratio over that round's info ratio (both against off).
+over_info() { # mode
+  local r i n=0 out=""
+  read -ra r <<<"${RATIO[$1]}"; read -ra i <<<"${RATIO[info]}"
+  for n in "${!r[@]}"; do out="$out $(awk -v x="${r[$n]}" -v y="${i[$n]}" 'BEGIN { print x / y }')"; done
+  echo "$out" | median
+}
 
 echo
 echo "spans the receiver decoded: $(curl -s "$COLLECTOR_URL/spans")"
-echo "| mode | CPU µs per booking (median of $ROUNDS × ${DURATION}s, interleaved) | vs off | vs info | median of the rounds' own ratios: vs off | vs info |"
-echo "|---|---|---|---|---|---|"
+echo "| mode | CPU µs per booking, median (off: of all pairs) | its pairs' ratio over off, median of $ROUNDS × ${DURATION}s |"
+echo "|---|---|---|"
+echo "| off | $(echo "${CPU[off]}" | median) | — |"
 for mode in $MODES; do
-  r_off=$(echo "${RATIO_OFF[$mode]}" | median); r_info=$(echo "${RATIO_INFO[$mode]}" | median)
-  awk -v m="$mode" -v x="${MEDIAN[$mode]}" -v o="${MEDIAN[off]}" -v i="${MEDIAN[info]}" -v ro="$r_off" -v ri="$r_info" \
-    'BEGIN { printf "| %s | %.1f | %+.1f %% | %+.1f %% | %+.1f %% | %+.1f %% |\n", m, x, (x / o - 1) * 100, (x / i - 1) * 100, (ro - 1) * 100, (ri - 1) * 100 }'
+  awk -v m="$mode" -v x="$(echo "${CPU[$mode]}" | median)" -v r="${MEDIAN[$mode]}" 'BEGIN { printf "| %s | %.1f | %+.1f %% |\n", m, x, (r - 1) * 100 }'
 done
-awk -v i="${MEDIAN[info]:-0}" -v t="${MEDIAN[trace]:-0}" -v o="${MEDIAN[off]:-1}" -v a="${MEDIAN[otlp-0.01]:-0}" -v b="${MEDIAN[otlp-1]:-0}" \
-  'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%), OTLP 0.01 %+.1f %% over info (target <= 3 %%), OTLP 1.0 %+.1f %% over info (target <= 25 %%)\n", (i / o - 1) * 100, (t / o - 1) * 100, (a / i - 1) * 100, (b / i - 1) * 100 }'
+if [ "$MODES" = "info trace otlp-0.01 otlp-1" ]; then
+  awk -v i="${MEDIAN[info]}" -v t="${MEDIAN[trace]:-1}" -v a="$(over_info otlp-0.01 2>/dev/null || echo 1)" -v b="$(over_info otlp-1 2>/dev/null || echo 1)" \
+    'BEGIN { printf "cost: info %+.1f %% (target <= 5 %%), trace %+.1f %% (target <= 30 %%), OTLP 0.01 %+.1f %% over info (target <= 3 %%), OTLP 1.0 %+.1f %% over info (target <= 25 %%)\n", (i - 1) * 100, (t - 1) * 100, (a - 1) * 100, (b - 1) * 100 }'
+fi
 
 # Event-loop probe cost: an idle server's CPU over IDLE seconds with the probes at their default
 # 100 ms period and nearly off (10 s), against the floor: as many bare single-threaded tokio
