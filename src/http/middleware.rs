@@ -1,6 +1,7 @@
-//! One middleware around every request: correlation id, W3C trace context, the request context (its
-//! fields are flattened into every log line; a span only when the request is exported), the `received`/`responded` log stages, the HTTP metrics with
-//! exactly the labels of observability.md, and CORS.
+//! One middleware around every request: correlation id, W3C trace context, the request context
+//! (its fields are flattened into every log line; a span only when the request is exported), the
+//! `received`/`responded` log stages, the HTTP metrics with exactly the labels of
+//! observability.md, and CORS.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

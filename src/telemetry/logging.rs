@@ -1,5 +1,6 @@
 //! JSON logs on stdout: one valid object per line, the request's fields (`request_context`) and
-//! span fields flattened to the top level (`corrId`, `tenant`, `service`, `callbackId`, `route`, ...), long values cut at `log.max_len`,
+//! span fields flattened to the top level (`corrId`, `tenant`, `service`, `callbackId`, `route`,
+//! ...), long values cut at `log.max_len`,
 //! written through a non-blocking writer so a slow stdout never stalls a request. A line the
 //! writer has to drop counts `LOGGING_FAILURE`.
 
