@@ -192,8 +192,8 @@ impl Rendered {
     /// span's or the event's own, so theirs win.
     fn push_request(&mut self, request: &RequestContext, max_len: usize) {
         self.push_str("corrId", &request.corr_id, max_len);
-        self.push_with("traceId", |out| push_hex(out, &request.trace.trace_id));
-        self.push_with("spanId", |out| push_hex(out, &request.trace.span_id));
+        self.push_str("traceId", &request.trace.trace_id_hex(), max_len);
+        self.push_str("spanId", &request.trace.span_id_hex(), max_len);
         self.push_str("method", &request.method, max_len);
         let recorded = request.recorded();
         for (key, value) in [
@@ -267,13 +267,6 @@ fn push_timestamp(out: &mut Vec<u8>, at: crate::time::Moment) {
         out.extend_from_slice(cached.1.as_bytes());
         let _ = write!(out, ".{milli:03}Z\"");
     });
-}
-
-/// Lower-case hex in quotes, as W3C Trace Context writes ids.
-fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.push(b'"');
-    out.extend_from_slice(hex::encode(bytes).as_bytes());
-    out.push(b'"');
 }
 
 /// Span fields, rendered when the span is created (and again for a field recorded later).

@@ -34,7 +34,7 @@ pub struct RequestContext {
 }
 
 /// What is learnt while the request runs.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Recorded {
     pub route: Option<String>,
     pub tenant: Option<String>,
